@@ -1,0 +1,83 @@
+"""Every error workbench raises, rooted at :class:`WorkbenchError`.
+
+Each error also subclasses the builtin a caller would naturally catch, so
+``except FileNotFoundError`` keeps working::
+
+    WorkbenchError
+    ├── InvalidInputError (ValueError)        bad source data: names file, row, column
+    │   ├── UnsafeInputError                  pickled / object data we refuse to read
+    │   └── TransformError                    a transform returned the wrong dtype/shape
+    ├── SourceNotFoundError (FileNotFoundError)
+    ├── DatasetNotFoundError (FileNotFoundError)
+    ├── DatasetExistsError (FileExistsError)
+    ├── CorruptDatasetError (OSError)         sizes, checksums or manifest disagree
+    ├── IncompatibleResumeError (ValueError)  resume=True but source or options changed
+    └── LoaderError (RuntimeError)
+        ├── WorkerError                       a worker raised; names the batch indices
+        └── LoaderTimeoutError (TimeoutError) a worker died or hung
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptDatasetError",
+    "DatasetExistsError",
+    "DatasetNotFoundError",
+    "IncompatibleResumeError",
+    "InvalidInputError",
+    "LoaderError",
+    "LoaderTimeoutError",
+    "SourceNotFoundError",
+    "TransformError",
+    "UnsafeInputError",
+    "WorkbenchError",
+    "WorkerError",
+]
+
+
+class WorkbenchError(Exception):
+    """Root of every error raised by workbench."""
+
+
+class InvalidInputError(WorkbenchError, ValueError):
+    """The source data cannot be converted as given; the message says where and what to do."""
+
+
+class UnsafeInputError(InvalidInputError):
+    """The input would need pickle or arbitrary objects to read; workbench refuses."""
+
+
+class TransformError(InvalidInputError):
+    """A user transform raised, or returned columns whose dtype or shape changed."""
+
+
+class SourceNotFoundError(WorkbenchError, FileNotFoundError):
+    """A source file, folder or HDF5 key does not exist."""
+
+
+class DatasetNotFoundError(WorkbenchError, FileNotFoundError):
+    """No committed dataset lives at the given path."""
+
+
+class DatasetExistsError(WorkbenchError, FileExistsError):
+    """The destination already holds a dataset and ``overwrite`` was not given."""
+
+
+class CorruptDatasetError(WorkbenchError, OSError):
+    """A dataset's files disagree with its manifest (size, checksum, header, schema)."""
+
+
+class IncompatibleResumeError(WorkbenchError, ValueError):
+    """``resume=True`` was asked but the source or the options changed since the interrupted run."""
+
+
+class LoaderError(WorkbenchError, RuntimeError):
+    """Loading batches failed."""
+
+
+class WorkerError(LoaderError):
+    """Reading a batch raised inside a worker; the message names the indices."""
+
+
+class LoaderTimeoutError(LoaderError, TimeoutError):
+    """A loader worker died or produced nothing within the timeout."""
