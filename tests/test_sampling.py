@@ -1,0 +1,218 @@
+"""Properties of workbench.sampling: coverage, reproducibility, rank split, resume, locality."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.errors import IncompatibleResumeError, InvalidInputError
+from workbench.sampling import ORDERS, BatchSampler, epoch_order
+
+shapes = st.tuples(
+    st.integers(0, 300),               # num_rows
+    st.integers(1, 40),                # batch_size
+    st.integers(1, 33),                # block_rows
+    st.integers(1, 5),                 # window
+    st.sampled_from(ORDERS),
+    st.integers(0, 2**32),             # seed
+    st.integers(0, 50),                # epoch
+)
+FAST = settings(max_examples=150, deadline=None)
+
+
+def make(n, b, br, w, order, seed, epoch, **kw):
+    s = BatchSampler(n, b, order=order, seed=seed, block_rows=br, window=w, **kw)
+    s.set_epoch(epoch)
+    return s
+
+
+def blocks_touched(batch, block_rows):
+    return len(np.unique(batch // block_rows))
+
+
+@FAST
+@given(shapes, st.booleans())
+def test_single_rank_covers_each_row_once_sorted_full_batches(shape, drop_last):
+    n, b = shape[0], shape[1]
+    s = make(*shape, drop_last=drop_last)
+    batches = list(s)
+    assert len(batches) == len(s)
+    for batch in batches:
+        assert batch.dtype == np.int64
+        assert np.all(np.diff(batch) > 0)  # sorted ascending, no duplicates
+    sizes = [len(x) for x in batches]
+    assert all(size == b for size in sizes[:-1])
+    flat = np.concatenate(batches) if batches else np.zeros(0, np.int64)
+    if drop_last:
+        assert len(batches) == n // b and all(size == b for size in sizes)
+        assert len(np.unique(flat)) == len(flat) == (n // b) * b
+        assert np.all((flat >= 0) & (flat < n))
+    else:
+        assert len(batches) == -(-n // b)
+        assert np.array_equal(np.sort(flat), np.arange(n))
+
+
+@FAST
+@given(shapes)
+def test_batches_are_cut_from_epoch_order(shape):
+    n, b, br, w, order, seed, epoch = shape
+    g = epoch_order(n, order, seed, epoch, br, w, batch_size=b)
+    assert np.array_equal(np.sort(g), np.arange(n))
+    for k, batch in enumerate(make(*shape)):
+        assert np.array_equal(batch, np.sort(g[k * b:(k + 1) * b]))
+
+
+@pytest.mark.parametrize("order", ["full", "block"])
+def test_epochs_differ_and_reproduce(order):
+    args = dict(block_rows=16, window=3, seed=7)
+    a, b, c = (epoch_order(1000, order, epoch=e, **args) for e in (0, 1, 0))
+    assert np.array_equal(a, c)
+    assert not np.array_equal(a, b)
+    assert not np.array_equal(a, epoch_order(1000, order, epoch=0, **{**args, "seed": 8}))
+    s1, s2 = BatchSampler(1000, 32, order, **args), BatchSampler(1000, 32, order, **args)
+    s1.set_epoch(5), s2.set_epoch(5)
+    assert all(np.array_equal(x, y) for x, y in zip(s1, s2))
+
+
+def test_sequential_is_contiguous():
+    assert [b.tolist() for b in BatchSampler(7, 3, "sequential")] == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+@FAST
+@given(shapes, st.integers(1, 6), st.booleans())
+def test_ranks_equal_counts_disjoint_except_padding(shape, world, drop_last):
+    n, b, br, w, order, seed, epoch = shape
+    per_rank = [list(make(*shape, rank=r, world_size=world, drop_last=drop_last))
+                for r in range(world)]
+    counts = {len(x) for x in per_rank}
+    assert len(counts) == 1
+    for k in range(counts.pop()):  # the k-th batch has the same size on every rank
+        assert len({len(x[k]) for x in per_rank}) == 1
+    flat = np.concatenate([np.zeros(0, np.int64)] + [b_ for x in per_rank for b_ in x])
+    g = epoch_order(n, order, seed, epoch, br, w, batch_size=b)
+    if drop_last:
+        kept = (n // (world * b)) * world * b
+        assert len(np.unique(flat)) == len(flat) == kept
+        assert np.array_equal(np.sort(flat), np.sort(g[:kept]))  # the skipped rows are the tail
+    else:
+        pad = -(-n // world) * world - n
+        assert make(*shape, world_size=world).padded_rows == pad
+        # every row once, plus exactly the first `pad` rows of the epoch's order (wrapping) again
+        expected = np.concatenate([np.arange(n), np.resize(g, pad) if n else g[:0]])
+        assert np.array_equal(np.sort(flat), np.sort(expected))
+        assert pad < world
+
+
+@FAST
+@given(shapes, st.integers(1, 3), st.booleans(), st.data())
+def test_resume_from_state_matches_uninterrupted(shape, world, drop_last, data):
+    rank = data.draw(st.integers(0, world - 1))
+    kw = dict(rank=rank, world_size=world, drop_last=drop_last)
+    full = list(make(*shape, **kw))
+    k = data.draw(st.integers(0, len(full)))
+    first = make(*shape, **kw)
+    it = iter(first)
+    head = [next(it) for _ in range(k)]
+    state = json.loads(json.dumps(first.state_dict()))
+    assert state["batches_done"] == k and state["epoch"] == shape[-1]
+    fresh = BatchSampler(shape[0], shape[1], order=shape[4], seed=shape[5], block_rows=shape[2],
+                         window=shape[3], **kw)
+    fresh.load_state_dict(state)
+    fresh.set_epoch(shape[-1])  # a training loop calling set_epoch(same epoch) must keep the resume
+    rest = list(fresh)
+    assert len(head) + len(rest) == len(full)
+    assert all(np.array_equal(x, y) for x, y in zip(head + rest, full))
+    assert len(list(fresh)) == len(full)  # the resume point is used once; next pass is whole
+
+
+def test_set_epoch_to_new_epoch_discards_resume_point():
+    s = BatchSampler(100, 10, "full", seed=3)
+    s.load_state_dict({"epoch": 2, "batches_done": 4})
+    s.set_epoch(3)
+    assert len(list(s)) == 10
+
+
+@FAST
+@given(st.integers(1, 400), st.integers(1, 40), st.integers(1, 33), st.integers(1, 5),
+       st.integers(0, 1000), st.booleans(), st.integers(1, 3), st.data())
+def test_block_locality(n, b, br, w, seed, drop_last, world, data):
+    rank = data.draw(st.integers(0, world - 1))
+    s = BatchSampler(n, b, "block", seed=seed, block_rows=br, window=w, drop_last=drop_last,
+                     rank=rank, world_size=world)
+    bound = max(w, -(-b // br)) + 1
+    for batch in s:
+        if len(batch) == b or world == 1:  # documented: a partial batch on W>1 may straddle
+            assert blocks_touched(batch, br) <= bound
+
+
+def test_block_locality_is_tight_for_realistic_shapes():
+    s = BatchSampler(100_000, 256, "block", seed=0, block_rows=1024, window=4)
+    touched = [blocks_touched(x, 1024) for x in s]
+    assert max(touched) <= 5
+    assert np.mean(touched) > 3  # rows do spread over the window's blocks, not one block each
+    rows_full = [blocks_touched(x, 1024) for x in BatchSampler(100_000, 256, "full", seed=0)]
+    assert min(rows_full) > 50  # contrast: uniform shuffling scatters each batch
+
+
+def test_block_mixes_across_epochs():
+    s = BatchSampler(20_000, 128, "block", seed=1, block_rows=512, window=4)
+    firsts, compositions = [], []
+    for e in range(4):
+        s.set_epoch(e)
+        batches = list(s)
+        firsts.append(frozenset(batches[0].tolist()))
+        compositions.append({frozenset(x.tolist()) for x in batches})
+    assert len(set(firsts)) == 4
+    for a, c in zip(compositions, compositions[1:]):
+        assert len(a & c) == 0  # no batch of one epoch reappears whole in the next
+
+
+def test_large_n_is_lazy_and_fast():
+    import time
+    s = BatchSampler(50_000_000, 1024, "block", seed=0, block_rows=4096, window=8, world_size=4,
+                     rank=3)
+    t = time.perf_counter()
+    it = iter(s)
+    for _ in range(50):
+        batch = next(it)
+    assert time.perf_counter() - t < 2.0
+    assert len(batch) == 1024 and len(s) == 50_000_000 // 4 // 1024 + 1
+
+
+def test_works_as_torch_batch_sampler():
+    torch = pytest.importorskip("torch")
+    ds = torch.utils.data.TensorDataset(torch.arange(50))
+    s = BatchSampler(50, 8, "block", seed=0, block_rows=8, window=2)
+    got = [x[0].tolist() for x in torch.utils.data.DataLoader(ds, batch_sampler=s)]
+    assert got == [b.tolist() for b in s]
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(batch_size=0), "batch_size"),
+    (dict(block_rows=0), "block_rows"),
+    (dict(window=0), "window"),
+    (dict(rank=2, world_size=2), "rank"),
+    (dict(rank=-1), "rank"),
+    (dict(world_size=0), "world_size"),
+    (dict(order="random"), "order"),
+    (dict(num_rows=-1), "num_rows"),
+    (dict(seed=-3), "seed"),
+    (dict(batch_size=2.5), "batch_size"),
+])
+def test_invalid_arguments(kw, word):
+    args = {"num_rows": 10, "batch_size": 2, **kw}
+    with pytest.raises(InvalidInputError, match=word) as e:
+        BatchSampler(**args)
+    assert "pass" in str(e.value)
+
+
+def test_incompatible_state_rejected():
+    state = BatchSampler(100, 10, "full").state_dict()
+    with pytest.raises(IncompatibleResumeError, match="batch_size"):
+        BatchSampler(100, 20, "full").load_state_dict(state)
+    with pytest.raises(InvalidInputError, match="batches_done"):
+        BatchSampler(100, 10, "full").load_state_dict({**state, "batches_done": 11})
