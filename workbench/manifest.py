@@ -100,6 +100,11 @@ class Manifest:
         """Row offset of each shard, plus the total at the end (length ``len(shards) + 1``)."""
         return np.concatenate([[0], np.cumsum([s.rows for s in self.shards])]).astype(np.int64)
 
+    def __repr__(self) -> str:
+        cols = ", ".join(f"{c.name}:{'csr' if c.sparse else c.dtype}{list(c.shape)}" for c in self.columns)
+        return (f"Manifest(layout={self.layout!r}, rows={self.num_rows}, shards={len(self.shards)}, "
+                f"bytes={self.nbytes}, columns=[{cols}])")
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 

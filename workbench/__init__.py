@@ -1,0 +1,61 @@
+"""workbench: train PyTorch models on datasets larger than RAM, from JupyterLab.
+
+>>> import workbench as wb
+>>> wb.convert("data.csv", "data.store", target="label"); ds = wb.open_dataset("data.store")
+
+Names load on first use (PEP 562), so ``import workbench`` and the CLI stay fast and never pull
+torch, ipywidgets or distributed until a function that needs them is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._version import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "BatchSampler": "sampling",
+    "CSR": "sparse",
+    "CorruptDatasetError": "errors",
+    "DatasetExistsError": "errors",
+    "DatasetNotFoundError": "errors",
+    "IncompatibleResumeError": "errors",
+    "InvalidInputError": "errors",
+    "Loader": "loader",
+    "LoaderError": "errors",
+    "LoaderTimeoutError": "errors",
+    "Manifest": "manifest",
+    "SourceNotFoundError": "errors",
+    "TransformError": "errors",
+    "UnsafeInputError": "errors",
+    "VerifyReport": "verify",
+    "WorkbenchError": "errors",
+    "WorkerError": "errors",
+    "as_dask": "daskarray",
+    "convert": "convert",
+    "info": "summary",
+    "loader": "loader",
+    "local_client": "cluster",
+    "make_demo": "demo",
+    "open_dataset": "datasets",
+    "read_manifest": "catalog",
+    "to_device": "device",
+    "verify": "verify",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,132 @@
+"""Write shards: one job per shard, run in-process or as Dask tasks, with a progress bar.
+
+A job is self-contained (it pickles: a splittable source plus a row range, or the shard's raw
+chunks), so the same function runs on a ``distributed`` worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._schema import check_chunk, chunk_rows
+from .errors import TransformError, WorkbenchError
+from .formats import writer_class
+from .manifest import Column, Shard
+
+MAX_IN_FLIGHT_PER_WORKER = 2
+
+
+def apply_transform(transform: Callable[[dict[str, Any]], dict[str, Any]] | None,
+                    chunk: dict[str, Any], first_row: int, where: str) -> dict[str, Any]:
+    """Run the user's transform on one chunk; any exception becomes a TransformError naming rows."""
+    if transform is None:
+        return chunk
+    n = chunk_rows(chunk)
+    try:
+        return transform(chunk)
+    except WorkbenchError:
+        raise
+    except Exception as e:
+        raise TransformError(f"{where}: transform raised on rows {first_row}..{first_row + n - 1}: "
+                             f"{type(e).__name__}: {e}") from e
+
+
+@dataclass
+class ShardJob:
+    index: int
+    layout: str
+    folder: Path
+    columns: tuple[Column, ...]
+    options: dict[str, Any]
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None
+    nan: str
+    where: str
+    chunk_rows: int
+    start: int
+    stop: int | None = None
+    source: Any = None
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+    def raw_chunks(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        if self.source is not None:
+            assert self.stop is not None
+            for a in range(self.start, self.stop, self.chunk_rows):
+                yield a, self.source.read(a, min(a + self.chunk_rows, self.stop))
+        else:
+            row = self.start
+            for c in self.chunks:
+                yield row, c
+                row += chunk_rows(c)
+
+
+def write_shard(job: ShardJob) -> tuple[int, Shard]:
+    """Transform, validate and write one shard; returns ``(index, Shard)`` with its file digests."""
+    writer = writer_class(job.layout)(job.folder, job.index, job.columns, job.options)
+    rows = 0
+    for row, raw in job.raw_chunks():
+        n_in = chunk_rows(raw)
+        chunk = apply_transform(job.transform, raw, row, job.where)
+        n = check_chunk(chunk, job.columns, row, job.where, job.transform is not None, job.nan)
+        if n != n_in:
+            raise TransformError(f"{job.where}: transform turned {n_in} rows (from row {row}) into {n}; "
+                                 "a transform must return one output row per input row")
+        writer.write(chunk)
+        rows += n
+    return job.index, Shard(rows=rows, files=writer.close())
+
+
+def run_jobs(jobs: Iterable[ShardJob], *, client: Any = None, workers: int | None = None,
+             total: int | None, done_rows: int, progress: bool, desc: str) -> Iterator[tuple[int, Shard]]:
+    """Yield finished shards; in-process, or on Dask with a bounded number of jobs in flight."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=done_rows, unit="row", unit_scale=True, desc=desc,
+               disable=not progress, dynamic_ncols=True)
+    own = None
+    try:
+        if client is None and workers:
+            from .cluster import local_client
+
+            client = own = local_client(workers)
+        if client is None:
+            for job in jobs:
+                index, shard = write_shard(job)
+                bar.update(shard.rows)
+                yield index, shard
+            return
+        yield from _run_dask(client, jobs, bar)
+    finally:
+        bar.close()
+        if own is not None:
+            from .cluster import close_client
+
+            close_client(own)
+
+
+def _run_dask(client: Any, jobs: Iterable[ShardJob], bar: Any) -> Iterator[tuple[int, Shard]]:
+    from distributed import as_completed
+
+    limit = MAX_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
+    pending = as_completed()
+    in_flight = 0
+    it = iter(jobs)
+    exhausted = False
+    while True:
+        while not exhausted and in_flight < limit:
+            try:
+                job = next(it)
+            except StopIteration:
+                exhausted = True
+                break
+            pending.add(client.submit(write_shard, job, pure=False, key=f"workbench-shard-{job.index}-{id(job)}"))
+            in_flight += 1
+        if in_flight == 0:
+            return
+        fut = next(pending)
+        in_flight -= 1
+        index, shard = fut.result()  # re-raises the task's WorkbenchError here
+        bar.update(shard.rows)
+        yield index, shard

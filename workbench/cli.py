@@ -1,0 +1,109 @@
+"""``workbench`` command line: a thin shell over the public functions.
+
+Exit codes: 0 ok, 1 failed (bad input, corrupt dataset), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .errors import WorkbenchError
+
+
+def _sparse(items: list[str]) -> dict[str, int]:
+    out = {}
+    for item in items:
+        name, _, dim = item.partition("=")
+        if not dim.isdigit():
+            raise argparse.ArgumentTypeError(f"--sparse {item!r}: use COLUMN=WIDTH, e.g. tokens=1000")
+        out[name] = int(dim)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("convert", help="convert CSV/Parquet/.npy/HDF5 into a dataset")
+    c.add_argument("src")
+    c.add_argument("dst")
+    c.add_argument("--format", default="store", choices=["store", "hdf5", "parquet"])
+    c.add_argument("--target", help="label column, kept apart from the packed features")
+    c.add_argument("--key", help="HDF5 dataset key")
+    c.add_argument("--columns", help="comma-separated source columns to keep")
+    c.add_argument("--drop", help="comma-separated source columns to drop")
+    c.add_argument("--sparse", action="append", default=[], metavar="COL=WIDTH",
+                   help="a column of nonzero-index lists, e.g. tokens=1000 (repeatable)")
+    c.add_argument("--nan", default="error", choices=["error", "allow"])
+    c.add_argument("--dtype", help="dtype of packed features (default float32)")
+    c.add_argument("--shard-mb", type=float, default=256.0)
+    c.add_argument("--workers", type=int, help="convert shards on a local Dask cluster of N workers")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing dataset atomically")
+    c.add_argument("--resume", action="store_true", help="continue an interrupted conversion")
+    c.add_argument("--no-progress", action="store_true")
+
+    v = sub.add_parser("verify", help="check sizes, checksums and format checks of a dataset")
+    v.add_argument("path")
+    i = sub.add_parser("info", help="print a dataset's manifest as a summary")
+    i.add_argument("path")
+
+    d = sub.add_parser("demo", help="generate demo data, convert, verify, load and summarize")
+    d.add_argument("--rows", type=int, default=20_000)
+    d.add_argument("--out", default="demo_data")
+    d.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except WorkbenchError as e:
+        print(f"workbench {args.cmd}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"workbench {args.cmd}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.cmd == "convert":
+        from .convert import convert
+        from .summary import describe
+
+        try:
+            sparse = _sparse(args.sparse)
+        except argparse.ArgumentTypeError as e:
+            print(f"workbench convert: {e}", file=sys.stderr)
+            return 2
+        m = convert(args.src, args.dst, format=args.format, target=args.target, key=args.key,
+                    columns=args.columns.split(",") if args.columns else None,
+                    drop=args.drop.split(",") if args.drop else None, sparse=sparse or None,
+                    nan=args.nan, dtype=args.dtype, shard_bytes=int(args.shard_mb * 2**20),
+                    workers=args.workers, overwrite=args.overwrite, resume=args.resume,
+                    progress=not args.no_progress)
+        print(describe(m, args.dst))
+        return 0
+    if args.cmd == "verify":
+        from .verify import verify
+
+        report = verify(args.path, strict=False)
+        print(report)
+        return 0 if report.ok else 1
+    if args.cmd == "info":
+        from .summary import info
+
+        print(info(args.path))
+        return 0
+    if args.cmd == "demo":
+        from .tour import run_tour
+
+        run_tour(args.out, rows=args.rows, progress=not args.no_progress, echo=print)
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Source -> validated chunks -> shards -> manifest -> atomic commit. No format bytes, no UI.
+
+>>> import workbench as wb
+>>> wb.convert("demo_data/demo.csv", "demo_data/demo.store", target="label", sparse={"tokens": 1000})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import _commit
+from ._hashing import file_digest
+from ._schema import chunk_rows, est_row_bytes, infer_columns, slice_chunk
+from ._shards import ShardJob, apply_transform, run_jobs
+from ._version import __version__
+from .errors import IncompatibleResumeError, InvalidInputError, WorkbenchError
+from .manifest import LAYOUTS, Column, Manifest, Shard
+from .sources import Source, open_source
+
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+DEFAULT_SHARD_BYTES = 256 << 20
+DEFAULT_CHUNK_BYTES = 8 << 20      # rows read and transformed at a time
+DEFAULT_ROW_GROUP_BYTES = 4 << 20  # parquet: one block-shuffle block
+DEFAULT_HDF5_CHUNK_BYTES = 1 << 20
+
+
+def convert(
+    source: Any, dest: str | os.PathLike[str], *, format: str = "store", target: str | None = None,
+    transform: Transform | None = None, columns: list[str] | None = None,
+    drop: list[str] | None = None, sparse: dict[str, int] | None = None, key: Any = None,
+    nan: str = "error", dtype: str | None = None, iterable: str | None = None,
+    shard_bytes: int = DEFAULT_SHARD_BYTES, chunk_rows: int | None = None,
+    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES, hdf5_chunk_bytes: int = DEFAULT_HDF5_CHUNK_BYTES,
+    compression: str | None = None, overwrite: bool = False, resume: bool = False,
+    client: Any = None, workers: int | None = None, progress: bool = True, durable: bool = False,
+) -> Manifest:
+    """Convert ``source`` into a dataset at ``dest`` out of core, and commit it atomically.
+
+    ``format`` is "store" (sharded .npy), "hdf5" or "parquet". ``transform(chunk) -> chunk`` runs once
+    per chunk of rows at conversion time. ``client`` (a ``distributed.Client``) or ``workers`` (a
+    count: a local cluster) converts shards as Dask tasks. Returns the committed manifest.
+
+    >>> m = convert(np.zeros((1000, 8), "float32"), "x.store", progress=False)
+    >>> m.num_rows
+    1000
+    """
+    if format not in LAYOUTS:
+        raise InvalidInputError(f"format={format!r}; choose one of {', '.join(LAYOUTS)}")
+    if nan not in ("error", "allow"):
+        raise InvalidInputError(f"nan={nan!r}; choose 'error' or 'allow'")
+    dest = Path(dest)
+    src = open_source(source, key=key, columns=columns, drop=drop, target=target, sparse=sparse,
+                      nan=nan, dtype=dtype, iterable=iterable)
+    where = src.path or src.description
+    fingerprint = src.fingerprint()
+    if resume and fingerprint is None:
+        raise IncompatibleResumeError(
+            f"{where}: a one-shot iterable cannot be resumed; convert it again without resume=True")
+
+    rows_per_chunk = chunk_rows or 8192
+    stream = src.chunks(rows_per_chunk, start=0)
+    try:
+        raw_first = next(stream)
+    except StopIteration:
+        raise InvalidInputError(f"{where}: the source has no rows; nothing to convert") from None
+    first = apply_transform(transform, raw_first[1], raw_first[0], where)
+    cols = infer_columns(first, where, None if transform else src.feature_names)
+    if target is not None and target not in {c.name for c in cols}:
+        raise InvalidInputError(f"{where}: target {target!r} is not among the columns "
+                                f"{[c.name for c in cols]} (did the transform drop it?)")
+    row_bytes = est_row_bytes(cols, first)
+    if chunk_rows is None and fingerprint is not None:
+        rows_per_chunk = max(64, min(1 << 20, DEFAULT_CHUNK_BYTES // row_bytes))
+    shard_rows = max(1, shard_bytes // row_bytes)
+    options: dict[str, Any] = {"shard_rows": shard_rows, "chunk_rows": rows_per_chunk}
+    if format == "parquet":
+        options.update(row_group_rows=max(1, min(shard_rows, row_group_bytes // row_bytes)),
+                       compression=compression)
+    if format == "hdf5":
+        options["chunk_bytes"] = hdf5_chunk_bytes
+    tdesc = describe_transform(transform)
+    key_ = {"fingerprint": fingerprint, "layout": format, "options": options, "target": target,
+            "columns": [asdict(c) for c in cols], "transform": tdesc}
+    staging = _commit.begin(dest, key_, overwrite=overwrite, resume=resume, durable=durable)
+    opts = {**options, "durable": durable}
+    try:
+        done = _reusable(staging)
+        if fingerprint is not None:  # re-iterable: restart the stream at the first missing row
+            stream = None  # type: ignore[assignment]
+        jobs = _jobs(src, stream, raw_first, done, cols, format, staging.folder, opts,
+                     shard_rows, rows_per_chunk, transform, nan, where)
+        for index, shard in run_jobs(jobs, client=client, workers=workers, total=src.num_rows,
+                                     done_rows=sum(s.rows for s in done.values()),
+                                     progress=progress, desc=f"convert -> {dest.name}"):
+            staging.record(index, shard)
+    except WorkbenchError:
+        _commit.abort(staging)
+        raise
+    shards = tuple(staging.done[i] for i in sorted(staging.done))
+    manifest = Manifest(
+        layout=format, columns=cols, shards=shards, target=target, options=options,
+        source={"description": src.description, "fingerprint": fingerprint},
+        transform=tdesc, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        workbench_version=__version__)
+    _commit.commit(staging, manifest)
+    return manifest
+
+
+def describe_transform(transform: Transform | None) -> dict[str, Any] | None:
+    """Name and source digest of a transform: recorded in the manifest, and a resume key."""
+    if transform is None:
+        return None
+    name = f"{getattr(transform, '__module__', '?')}.{getattr(transform, '__qualname__', repr(transform))}"
+    try:
+        code = inspect.getsource(transform)
+    except (OSError, TypeError):
+        code = repr(transform)
+    return {"name": name, "source_sha256": hashlib.sha256(code.encode()).hexdigest(),
+            "doc": (inspect.getdoc(transform) or "").split("\n")[0]}
+
+
+def _reusable(staging: _commit.Staging) -> dict[int, Shard]:
+    """Journaled shards whose files still have their recorded size and digest."""
+    good = {}
+    for i, shard in sorted(staging.done.items()):
+        ok = True
+        for f in shard.files:
+            p = staging.folder / f.path
+            if not p.is_file() or file_digest(p) != (f.bytes, f.xxh3):
+                ok = False
+                break
+        if ok:
+            good[i] = shard
+    staging.done = dict(good)
+    return good
+
+
+def _jobs(src: Source, stream: Iterator[tuple[int, dict[str, Any]]] | None,
+          first: tuple[int, dict[str, Any]], done: dict[int, Shard], cols: tuple[Column, ...],
+          layout: str, folder: Path, opts: dict[str, Any], shard_rows: int, rows_per_chunk: int,
+          transform: Transform | None, nan: str, where: str) -> Iterator[ShardJob]:
+    """One job per shard still to write: a row range (splittable sources) or the shard's chunks."""
+    common = dict(layout=layout, folder=folder, columns=cols, options=opts, transform=transform,
+                  nan=nan, where=where, chunk_rows=rows_per_chunk)
+    if src.splittable and src.num_rows is not None:
+        for i, a in enumerate(range(0, src.num_rows, shard_rows)):
+            if i not in done:
+                yield ShardJob(index=i, source=src, start=a, stop=min(a + shard_rows, src.num_rows), **common)
+        return
+    # Streams: the first missing shard starts after the contiguous prefix of reusable shards.
+    skip = 0
+    while skip in done:
+        skip += 1
+    for extra in [i for i in done if i >= skip]:
+        del done[extra]
+    start = skip * shard_rows
+    stream = src.chunks(rows_per_chunk, start=start) if stream is None else _chain_first(first, stream)
+    index, pending, have = skip, [], 0
+    for _row, chunk in stream:
+        n = chunk_rows(chunk)
+        a = 0
+        while a < n:
+            take = min(n - a, shard_rows - have)
+            pending.append(slice_chunk(chunk, a, a + take))
+            have, a = have + take, a + take
+            if have == shard_rows:
+                yield ShardJob(index=index, chunks=pending, start=index * shard_rows, **common)
+                index, pending, have = index + 1, [], 0
+    if pending:
+        yield ShardJob(index=index, chunks=pending, start=index * shard_rows, **common)
+
+
+def _chain_first(first: tuple[int, dict[str, Any]],
+                 rest: Iterator[tuple[int, dict[str, Any]]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    yield first
+    yield from rest

@@ -1,0 +1,374 @@
+"""Built-in synthetic demo data: one tabular dataset written as CSV, NPY, HDF5 and Parquet.
+
+Rows hold ``features`` dense float32 columns (a few informative ones shifted by a per-class
+centroid, one correlated copy, the rest noise; every column with its own scale and offset), an
+int64 ``label`` and a sparse ``tokens`` column of sorted, unique nonzero indices whose counts
+vary around ``nnz`` and whose values lean towards a per-class range. A small model learns it.
+
+Everything is generated and appended ``chunk_rows`` at a time, so memory is bounded by the chunk
+size and ``rows`` may exceed RAM. For a set larger than this machine's 24 GiB of RAM (about
+72 bytes per row at 16 features and nnz=8 in NPY form)::
+
+    make_demo("big_demo", rows=400_000_000, formats=("npy",))   # ~29 GiB on disk, ~40 MiB RAM
+
+The values depend only on the arguments that shape the data (``rows``, ``features``,
+``classes``, ``sparse_dim``, ``nnz``, ``seed``), not on ``chunk_rows``; the file bytes are
+identical for identical arguments.
+
+>>> files = make_demo("demo_data", rows=20_000, formats=("npy", "parquet"))
+>>> files.npy, files.parquet   # Path('demo_data/features.npy'), Path('demo_data/demo.parquet')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import CorruptDatasetError, InvalidInputError
+
+__all__ = ["FORMATS", "DemoFiles", "make_demo"]
+
+FORMATS = ("csv", "npy", "hdf5", "parquet")
+# Rows per independently seeded generator block: the unit that keeps values independent of chunk_rows.
+_BLOCK_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class DemoFiles:
+    """Where :func:`make_demo` wrote each format (None for formats not asked) and what it holds."""
+
+    out_dir: Path
+    rows: int
+    features: int
+    classes: int
+    sparse_dim: int
+    nnz_total: int
+    csv: Path | None = None
+    npy: Path | None = None            # features.npy; the other .npy files sit beside it
+    labels_npy: Path | None = None
+    tokens_indptr_npy: Path | None = None
+    tokens_indices_npy: Path | None = None
+    hdf5: Path | None = None
+    parquet: Path | None = None
+    feature_names: tuple[str, ...] = field(default=())
+
+    @property
+    def paths(self) -> list[Path]:
+        """Every file written, in a fixed order."""
+        found = (self.csv, self.npy, self.labels_npy, self.tokens_indptr_npy,
+                 self.tokens_indices_npy, self.hdf5, self.parquet)
+        return [p for p in found if p is not None]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes on disk over all files written."""
+        return sum(p.stat().st_size for p in self.paths)
+
+    @property
+    def data_nbytes(self) -> int:
+        """Bytes of the data itself in memory form: float32 features, int64 labels, CSR tokens."""
+        return self.rows * (4 * self.features + 8) + 8 * (self.rows + 1) + 4 * self.nnz_total
+
+
+@dataclass(frozen=True)
+class _Params:
+    """Per-seed constants shared by every block: class centroids and per-column scale/offset."""
+
+    classes: int
+    informative: int
+    centroids: np.ndarray   # (classes, informative) float32
+    scale: np.ndarray       # (features,) float32
+    offset: np.ndarray      # (features,) float32
+
+    @classmethod
+    def make(cls, seed: int, features: int, classes: int) -> _Params:
+        rng = np.random.default_rng([seed, 0])
+        informative = min(features, max(2, features // 4))
+        centroids = rng.normal(0.0, 1.5, (classes, informative)).astype(np.float32)
+        scale = (10.0 ** rng.uniform(-2.0, 3.0, features)).astype(np.float32)
+        offset = (rng.normal(0.0, 2.0, features) * scale).astype(np.float32)
+        return cls(classes, informative, centroids, scale, offset)
+
+
+def _block(p: _Params, seed: int, b: int, n: int, dim: int, nnz: int) -> dict[str, np.ndarray]:
+    """Rows of generator block ``b`` (``n`` rows): the same values whatever the chunking."""
+    rng = np.random.default_rng([seed, 1, b])
+    k = len(p.scale)
+    y = rng.integers(0, p.classes, n, dtype=np.int64)
+    x = rng.standard_normal((n, k), dtype=np.float32)
+    x[:, :p.informative] += p.centroids[y]
+    if k > p.informative:   # a redundant column correlated with f0, as real tables have
+        x[:, p.informative] = 0.7 * x[:, 0] + 0.7 * x[:, p.informative]
+    x *= p.scale
+    x += p.offset
+
+    counts = rng.poisson(nnz, n)
+    row = np.repeat(np.arange(n, dtype=np.int64), counts)
+    total = len(row)
+    width = max(1, dim // p.classes)
+    topical = ((y * dim) // p.classes)[row] + rng.integers(0, width, total, dtype=np.int64)
+    background = (dim * rng.random(total) ** 3).astype(np.int64)   # power law: low ids common
+    tok = np.minimum(np.where(rng.random(total) < 0.6, topical, background), dim - 1)
+    keys = np.sort(row * dim + tok)   # sorts within each row, rows stay in order
+    keep = np.ones(len(keys), dtype=bool)
+    keep[1:] = keys[1:] != keys[:-1]
+    keys = keys[keep]   # drop repeats
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys // dim, minlength=n), out=indptr[1:])
+    return {"features": x, "label": y, "indptr": indptr, "indices": (keys % dim).astype(np.int32)}
+
+
+def _chunks(rows: int, chunk_rows: int, seed: int, features: int, classes: int, dim: int,
+            nnz: int) -> Iterator[dict[str, np.ndarray]]:
+    """Yield rows ``[start, start + chunk_rows)`` in order, cut from fixed-size generator blocks."""
+    p = _Params.make(seed, features, classes)
+    cached: tuple[int, dict[str, np.ndarray]] | None = None
+    for start in range(0, rows, chunk_rows):
+        stop = min(rows, start + chunk_rows)
+        parts = []
+        for b in range(start // _BLOCK_ROWS, (stop - 1) // _BLOCK_ROWS + 1):
+            if cached is None or cached[0] != b:
+                n = min(_BLOCK_ROWS, rows - b * _BLOCK_ROWS)
+                cached = (b, _block(p, seed, b, n, dim, nnz))
+            lo = max(start - b * _BLOCK_ROWS, 0)
+            hi = min(stop - b * _BLOCK_ROWS, _BLOCK_ROWS)
+            parts.append(_cut(cached[1], lo, hi))
+        yield _join(parts)
+
+
+def _cut(blk: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
+    ptr = blk["indptr"]
+    return {"features": blk["features"][lo:hi], "label": blk["label"][lo:hi],
+            "indptr": ptr[lo:hi + 1] - ptr[lo], "indices": blk["indices"][ptr[lo]:ptr[hi]]}
+
+
+def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0] + [int(q["indptr"][-1]) for q in parts[:-1]])
+    return {
+        "features": np.concatenate([q["features"] for q in parts]),
+        "label": np.concatenate([q["label"] for q in parts]),
+        "indptr": np.concatenate([parts[0]["indptr"][:1]]
+                                 + [q["indptr"][1:] + o for q, o in zip(parts, offsets)]),
+        "indices": np.concatenate([q["indices"] for q in parts]),
+    }
+
+
+def _check(name: str, value: int, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidInputError(f"make_demo: {name}={value!r} is not an integer >= {low}; pass one.")
+
+
+def make_demo(
+    out_dir: str | os.PathLike[str], rows: int = 20_000, features: int = 16, classes: int = 4,
+    sparse_dim: int = 1000, nnz: int = 8, formats: Sequence[str] = FORMATS, seed: int = 0,
+    chunk_rows: int = 65_536, progress: Callable[[int, int], None] | None = None,
+) -> DemoFiles:
+    """Write the demo dataset into ``out_dir`` in each of ``formats``, ``chunk_rows`` at a time.
+
+    Files: ``demo.csv``; ``features.npy``, ``labels.npy``, ``tokens.indptr.npy``,
+    ``tokens.indices.npy``; ``demo.h5``; ``demo.parquet``. Each is written under a ``.partial``
+    name and renamed when complete, so an interrupted run leaves no file that looks finished.
+    ``progress(rows_done, rows_total)`` is called after every chunk.
+
+    >>> files = make_demo("demo_data", rows=1000, formats=("hdf5",))
+    >>> files.hdf5   # Path('demo_data/demo.h5')
+    """
+    for name, value, low in (("rows", rows, 1), ("features", features, 1), ("classes", classes, 2),
+                             ("sparse_dim", sparse_dim, 1), ("nnz", nnz, 0),
+                             ("chunk_rows", chunk_rows, 1), ("seed", seed, 0)):
+        _check(name, value, low)
+    formats = tuple(formats)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise InvalidInputError(f"make_demo: formats={formats!r} must be a non-empty subset of "
+                                f"{FORMATS}; drop {unknown or 'nothing'} and name at least one.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = tuple(f"f{j}" for j in range(features))
+    paths: dict[str, Path] = {}
+    writers: list[_Writer] = []
+    finished = False
+    try:
+        for fmt in dict.fromkeys(formats):
+            writers.append(_WRITERS[fmt](out, rows, names, sparse_dim))
+            paths.update(writers[-1].paths)
+        done = nnz_total = 0
+        for chunk in _chunks(rows, chunk_rows, seed, features, classes, sparse_dim, nnz):
+            for w in writers:
+                w.append(chunk)
+            done += len(chunk["label"])
+            nnz_total += len(chunk["indices"])
+            if progress is not None:
+                progress(done, rows)
+        for w in writers:
+            w.close()
+        finished = True
+    finally:
+        if not finished:   # never leave half-written files behind, even on KeyboardInterrupt
+            for w in writers:
+                w.close()
+            for final in paths.values():
+                _partial(final).unlink(missing_ok=True)
+    for final in paths.values():
+        os.replace(_partial(final), final)
+    return DemoFiles(out, rows, features, classes, sparse_dim, nnz_total, feature_names=names,
+                     **paths)
+
+
+def _partial(final: Path) -> Path:
+    return final.with_name(final.name + ".partial")
+
+
+class _Writer:
+    """Appends chunks to one format's files, under their ``.partial`` names."""
+
+    paths: dict[str, Path]
+
+    def append(self, c: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush and close; safe to call twice."""
+        raise NotImplementedError
+
+
+def _arrow_columns(c: dict[str, np.ndarray]) -> list:
+    import pyarrow as pa
+    x = c["features"]
+    cols = [pa.array(np.ascontiguousarray(x[:, j])) for j in range(x.shape[1])]
+    tokens = pa.ListArray.from_arrays(pa.array(c["indptr"].astype(np.int32)), pa.array(c["indices"]))
+    return cols + [pa.array(c["label"]), tokens]
+
+
+class _CsvWriter(_Writer):
+    def __init__(self, out: Path, rows: int, names: tuple[str, ...], dim: int) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        self.paths = {"csv": out / "demo.csv"}
+        self.f = open(_partial(self.paths["csv"]), "wb")
+        # Arrow would quote the header names, so write it here; values need no quotes.
+        self.f.write((",".join(names + ("label", "tokens")) + "\n").encode())
+        self.schema = pa.schema([(n, pa.float32()) for n in names]
+                                + [("label", pa.int64()), ("tokens", pa.string())])
+        opts = pcsv.WriteOptions(include_header=False, quoting_style="none")
+        self.w = pcsv.CSVWriter(self.f, self.schema, write_options=opts)
+
+    def append(self, c: dict[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        cols = _arrow_columns(c)
+        # Arrow prints each float32 in its shortest round-tripping form, and fast
+        cols[-1] = pc.binary_join(cols[-1].cast(pa.list_(pa.string())), " ")
+        self.w.write_table(pa.Table.from_arrays(cols, schema=self.schema))
+
+    def close(self) -> None:
+        self.w.close()
+        self.f.close()
+
+
+class _NpyWriter(_Writer):
+    def __init__(self, out: Path, rows: int, names: tuple[str, ...], dim: int) -> None:
+        from numpy.lib.format import open_memmap
+        self.paths = {"npy": out / "features.npy", "labels_npy": out / "labels.npy",
+                      "tokens_indptr_npy": out / "tokens.indptr.npy",
+                      "tokens_indices_npy": out / "tokens.indices.npy"}
+        p = {k: _partial(v) for k, v in self.paths.items()}
+        self.x = open_memmap(p["npy"], "w+", np.float32, (rows, len(names)))
+        self.y = open_memmap(p["labels_npy"], "w+", np.int64, (rows,))
+        self.ptr = open_memmap(p["tokens_indptr_npy"], "w+", np.int64, (rows + 1,))
+        self.ptr[0] = 0
+        # The indices' length is known only at the end: stream raw bytes after a header that
+        # close() rewrites. numpy pads the header for 21 digits of the first axis, so the
+        # rewritten one has the same size (checked).
+        self.ind = open(p["tokens_indices_npy"], "wb")
+        self.header_len = self._header(0)
+        self.row = self.nnz = 0
+
+    def _header(self, n: int) -> int:
+        self.ind.seek(0)
+        np.lib.format.write_array_header_1_0(
+            self.ind, {"descr": "<i4", "fortran_order": False, "shape": (n,)})
+        return self.ind.tell()
+
+    def append(self, c: dict[str, np.ndarray]) -> None:
+        n, r = len(c["label"]), self.row
+        self.x[r:r + n] = c["features"]
+        self.y[r:r + n] = c["label"]
+        self.ptr[r + 1:r + n + 1] = c["indptr"][1:] + self.nnz
+        c["indices"].astype("<i4", copy=False).tofile(self.ind)
+        self.row += n
+        self.nnz += len(c["indices"])
+
+    def close(self) -> None:
+        for m in (self.x, self.y, self.ptr):
+            m.flush()
+        if self.ind.closed:
+            return
+        n = self._header(self.nnz)
+        self.ind.close()
+        if n != self.header_len:
+            raise CorruptDatasetError(
+                f"{self.paths['tokens_indices_npy']}: the rewritten .npy header changed size with "
+                "this numpy version; leave 'npy' out of formats or pin numpy>=1.24,<3.")
+
+
+class _Hdf5Writer(_Writer):
+    def __init__(self, out: Path, rows: int, names: tuple[str, ...], dim: int) -> None:
+        import h5py
+        self.paths = {"hdf5": out / "demo.h5"}
+        self.f = h5py.File(_partial(self.paths["hdf5"]), "w")
+        k, g = len(names), self.f.create_group("tokens")
+        g.attrs["dim"] = dim
+        # track_times=False keeps the bytes identical between runs
+        make = dict(track_times=False)
+        self.x = self.f.create_dataset("features", (rows, k), np.float32,
+                                       chunks=(min(rows, 1024), k), **make)
+        self.y = self.f.create_dataset("label", (rows,), np.int64,
+                                       chunks=(min(rows, 65_536),), **make)
+        self.ptr = g.create_dataset("indptr", (rows + 1,), np.int64,
+                                    chunks=(min(rows + 1, 65_536),), **make)
+        self.ind = g.create_dataset("indices", (0,), np.int32, maxshape=(None,),
+                                    chunks=(65_536,), **make)
+        self.ptr[0] = 0
+        self.row = self.nnz = 0
+
+    def append(self, c: dict[str, np.ndarray]) -> None:
+        n, m, r = len(c["label"]), len(c["indices"]), self.row
+        self.x[r:r + n] = c["features"]
+        self.y[r:r + n] = c["label"]
+        self.ptr[r + 1:r + n + 1] = c["indptr"][1:] + self.nnz
+        self.ind.resize((self.nnz + m,))
+        self.ind[self.nnz:self.nnz + m] = c["indices"]
+        self.row += n
+        self.nnz += m
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class _ParquetWriter(_Writer):
+    def __init__(self, out: Path, rows: int, names: tuple[str, ...], dim: int) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        self.paths = {"parquet": out / "demo.parquet"}
+        self.schema = pa.schema([(n, pa.float32()) for n in names]
+                                + [("label", pa.int64()), ("tokens", pa.list_(pa.int32()))])
+        self.w = pq.ParquetWriter(_partial(self.paths["parquet"]), self.schema)
+
+    def append(self, c: dict[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        table = pa.Table.from_arrays(_arrow_columns(c), schema=self.schema)
+        self.w.write_table(table, row_group_size=len(c["label"]))   # one row group per chunk
+
+    def close(self) -> None:
+        self.w.close()
+
+
+_WRITERS: dict[str, type[_Writer]] = {
+    "csv": _CsvWriter, "npy": _NpyWriter, "hdf5": _Hdf5Writer, "parquet": _ParquetWriter}
