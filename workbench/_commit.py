@@ -56,6 +56,7 @@ class Staging:
 
 def begin(dest: Path, key: dict[str, Any], *, overwrite: bool, resume: bool, durable: bool) -> Staging:
     """Refuse to clobber, or find the interrupted run to resume, or start a fresh staging folder."""
+    key = json.loads(json.dumps(key))  # compare in the journal's own (JSON) form
     if dest.exists() and not dest.is_dir():
         raise DatasetExistsError(f"{dest} exists and is a file; choose another destination")
     if is_dataset_dir(dest) and not (overwrite or resume):

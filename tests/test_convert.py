@@ -1,0 +1,269 @@
+"""convert(): exact round trips, transforms, overwrite, resume, Dask, and bad input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import workbench as wb
+from workbench.catalog import read_manifest
+from workbench.errors import (
+    DatasetExistsError, DatasetNotFoundError, IncompatibleResumeError, InvalidInputError,
+    TransformError, UnsafeInputError,
+)
+from workbench.sparse import CSR
+
+from oracle import assert_columns_equal, read_dataset
+
+DTYPES = ["float32", "float64", "float16", "int8", "int32", "int64", "uint8", "uint16", "bool"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    dtype=st.sampled_from(DTYPES),
+    row_shape=st.sampled_from([(), (1,), (3,), (2, 3)]),
+    rows=st.integers(1, 300),
+    shard_bytes=st.integers(1, 4096),
+    chunk_rows=st.integers(1, 97),
+    layout=st.sampled_from(["store", "hdf5", "parquet"]),
+    data=st.data(),
+)
+def test_round_trip_is_exact(tmp_path_factory, dtype, row_shape, rows, shard_bytes, chunk_rows,
+                             layout, data):
+    x = data.draw(hnp.arrays(np.dtype(dtype), (rows, *row_shape),
+                             elements=hnp.from_dtype(np.dtype(dtype), allow_nan=False,
+                                                     allow_infinity=False)))
+    y = np.arange(rows, dtype=np.int64)
+    dest = tmp_path_factory.mktemp("rt") / "d"
+    m = wb.convert({"x": x, "y": y}, dest, format=layout, shard_bytes=shard_bytes,
+                   chunk_rows=chunk_rows, progress=False)
+    assert m.num_rows == rows
+    assert all(s.rows > 0 for s in m.shards)
+    assert_columns_equal(read_dataset(dest), {"x": x, "y": y})
+    wb.verify(dest)
+
+
+@pytest.mark.parametrize("values", [True, False])
+def test_sparse_round_trip(tmp_path, layout, values):
+    rng = np.random.default_rng(0)
+    rows = [sorted(rng.choice(50, size=rng.integers(0, 6), replace=False).tolist()) for _ in range(500)]
+    vals = [rng.random(len(r)).astype("float32").tolist() for r in rows] if values else None
+    csr = CSR.from_lists(rows, dim=50, values=vals, index_dtype="int32")
+    x = rng.random((500, 4)).astype("float32")
+    m = wb.convert({"x": x, "tok": csr}, tmp_path / "d", format=layout, shard_bytes=1500,
+                   chunk_rows=37, progress=False)
+    col = m.column("tok")
+    assert col.sparse and col.shape == (50,) and col.has_values == values
+    assert len(m.shards) > 3
+    assert_columns_equal(read_dataset(tmp_path / "d"), {"x": x, "tok": csr})
+    wb.verify(tmp_path / "d")
+
+
+def test_store_shards_open_with_plain_numpy(tmp_path):
+    x = np.arange(40_000, dtype="float32").reshape(-1, 4)
+    wb.convert(x, tmp_path / "d", shard_bytes=32_000, progress=False)
+    version, m = read_manifest(tmp_path / "d")
+    first = np.load(version / m.shards[0].files[0].path, mmap_mode="r", allow_pickle=False)
+    assert isinstance(first, np.memmap) and first.shape == (m.shards[0].rows, 4)
+    np.testing.assert_array_equal(first, x[: m.shards[0].rows])
+
+
+def test_shards_are_sized_by_bytes(tmp_path):
+    x = np.zeros((10_000, 25), "float32")  # 100 bytes per row
+    m = wb.convert(x, tmp_path / "d", shard_bytes=100_000, progress=False)
+    assert [s.rows for s in m.shards] == [1000] * 10
+
+
+def test_transform_runs_once_per_chunk_at_conversion(tmp_path):
+    calls = []
+
+    def add_norm(chunk):
+        """Append the row norm."""
+        calls.append(len(chunk["x"]))
+        x = chunk["x"]
+        return {"x": x, "norm": np.linalg.norm(x, axis=1).astype("float32")}
+
+    x = np.random.default_rng(1).random((1000, 3)).astype("float32")
+    m = wb.convert(x, tmp_path / "d", transform=add_norm, chunk_rows=100, progress=False)
+    got = read_dataset(tmp_path / "d")
+    np.testing.assert_allclose(got["norm"], np.linalg.norm(x, axis=1), rtol=1e-6)
+    assert sum(calls[1:]) == 1000  # calls[0] is the schema probe on the first chunk
+    assert m.transform["name"].endswith("add_norm") and m.transform["doc"] == "Append the row norm."
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (lambda c: {"x": c["x"].astype("float64") if c["x"][0, 0] >= 500 else c["x"]}, "float64"),
+    (lambda c: {"x": c["x"][:, :2] if c["x"][0, 0] >= 500 else c["x"]}, "per row"),
+    (lambda c: {"x": c["x"][:-1]}, "one output row per input row"),
+    (lambda c: {"x": c["x"] / (c["x"] - c["x"])}, "NaN"),
+    (lambda c: 1 / 0 if c["x"][0, 0] >= 500 else c, "ZeroDivisionError"),
+])
+def test_bad_transform_is_named_and_nothing_is_committed(tmp_path, bad, msg):
+    x = np.repeat(np.arange(1000, dtype="float32")[:, None], 3, axis=1)
+    with pytest.raises(TransformError, match=msg) as e:
+        wb.convert(x, tmp_path / "d", transform=bad, chunk_rows=100, progress=False)
+    assert "rows" in str(e.value) or "row" in str(e.value)
+    with pytest.raises(DatasetNotFoundError):
+        read_manifest(tmp_path / "d")
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+def test_existing_dataset_needs_overwrite_and_is_replaced_atomically(tmp_path):
+    wb.convert(np.zeros((10, 2), "float32"), tmp_path / "d", progress=False)
+    with pytest.raises(DatasetExistsError, match="overwrite=True"):
+        wb.convert(np.ones((10, 2), "float32"), tmp_path / "d", progress=False)
+    wb.convert(np.ones((7, 2), "float32"), tmp_path / "d", overwrite=True, progress=False)
+    assert read_dataset(tmp_path / "d")["x"].shape == (7, 2)
+    assert [p.name for p in (tmp_path / "d").iterdir() if p.name.startswith("v-")].__len__() == 1
+
+
+class _Interrupt(BaseException):
+    """Stands in for a kill that Python code can see (KeyboardInterrupt-like)."""
+
+
+def _interrupting(after_rows):
+    def t(chunk):
+        if chunk["x"][0, 0] >= after_rows:
+            raise _Interrupt
+        return chunk
+    return t
+
+
+@pytest.mark.parametrize("layout_", ["store", "parquet"])
+def test_resume_equals_clean_run_and_reuses_finished_shards(tmp_path, layout_):
+    x = np.repeat(np.arange(5000, dtype="float32")[:, None], 4, axis=1)
+    npy = tmp_path / "x.npy"
+    np.save(npy, x)
+    kw = dict(format=layout_, shard_bytes=16 * 500, chunk_rows=100, progress=False)
+    clean = wb.convert(npy, tmp_path / "clean", **kw)
+    with pytest.raises(_Interrupt):
+        wb.convert(npy, tmp_path / "d", transform=_interrupting(3000), **kw)
+    partial = next((tmp_path / "d").glob("v-*.partial"))
+    kept = sorted(partial.rglob("00000*"))
+    assert kept, "finished shards must survive an interruption"
+    inode = {p: p.stat().st_ino for p in kept}
+    with pytest.raises(DatasetNotFoundError):
+        read_manifest(tmp_path / "d")
+    # a different transform is a different conversion: refused
+    with pytest.raises(IncompatibleResumeError, match="transform"):
+        wb.convert(npy, tmp_path / "d", resume=True, **kw)
+    resumed = wb.convert(npy, tmp_path / "d", transform=_interrupting(10**9), resume=True, **kw)
+    assert [s.files for s in resumed.shards] == [s.files for s in clean.shards]
+    version, _ = read_manifest(tmp_path / "d")
+    for p, ino in inode.items():
+        assert (version / p.relative_to(partial)).stat().st_ino == ino
+    assert_columns_equal(read_dataset(tmp_path / "d"), {"x": x})
+
+
+def test_resume_refuses_a_changed_source(tmp_path):
+    npy = tmp_path / "x.npy"
+    x = np.repeat(np.arange(3000, dtype="float32")[:, None], 4, axis=1)
+    np.save(npy, x)
+    kw = dict(shard_bytes=16 * 500, chunk_rows=100, progress=False, transform=_interrupting(2000))
+    with pytest.raises(_Interrupt):
+        wb.convert(npy, tmp_path / "d", **kw)
+    np.save(npy, x + 0.5)
+    with pytest.raises(IncompatibleResumeError, match="source changed"):
+        wb.convert(npy, tmp_path / "d", resume=True, **kw)
+
+
+def test_generator_source_streams_and_cannot_resume(tmp_path):
+    def rows():
+        for i in range(2500):
+            yield {"x": np.full(3, i, "float32"), "y": i % 7}
+
+    m = wb.convert(rows(), tmp_path / "d", target="y", shard_bytes=2000, progress=False)
+    got = read_dataset(tmp_path / "d")
+    np.testing.assert_array_equal(got["x"][:, 0], np.arange(2500))
+    np.testing.assert_array_equal(got["y"], np.arange(2500) % 7)
+    assert m.source["fingerprint"] is None
+    with pytest.raises(IncompatibleResumeError, match="one-shot"):
+        wb.convert(rows(), tmp_path / "e", resume=True, progress=False)
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    client = wb.local_client(2)
+    yield client
+    from workbench.cluster import close_client
+
+    close_client(client)
+
+
+@pytest.mark.parametrize("splittable", [True, False])
+def test_dask_conversion_equals_in_process(tmp_path, dask_client, splittable):
+    x = np.random.default_rng(3).random((6000, 8)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    src = (lambda: str(tmp_path / "x.npy")) if splittable else (lambda: iter(list(x)))
+
+    def double(chunk):
+        return {"x": chunk["x"] * 2}
+
+    kw = dict(shard_bytes=32 * 400, chunk_rows=250, transform=double, progress=False)
+    local = wb.convert(src(), tmp_path / "local", **kw)
+    remote = wb.convert(src(), tmp_path / "dask", client=dask_client, **kw)
+    assert len(remote.shards) == 15
+    assert [s.files for s in remote.shards] == [s.files for s in local.shards]
+    assert_columns_equal(read_dataset(tmp_path / "dask"), {"x": x * 2})
+
+
+def test_dask_task_errors_surface_and_commit_nothing(tmp_path, dask_client):
+    x = np.zeros((3000, 2), "float32")
+
+    def boom(chunk):
+        raise ValueError("bad row")
+
+    with pytest.raises(TransformError, match="bad row"):
+        wb.convert(x, tmp_path / "d", transform=boom, client=dask_client, shard_bytes=800,
+                   progress=False)
+    with pytest.raises(DatasetNotFoundError):
+        read_manifest(tmp_path / "d")
+
+
+@pytest.mark.parametrize("source, err, fragment", [
+    (lambda p: p / "missing.csv", FileNotFoundError, "missing.csv"),
+    (lambda p: np.empty((0, 3), "float32"), InvalidInputError, "zero rows"),
+    (lambda p: np.array([[1, "a"]], dtype=object), UnsafeInputError, "object"),
+    (lambda p: np.array([[1.0, np.nan]], dtype="float32"), InvalidInputError, "NaN"),
+    (lambda p: {"a": np.zeros(3), "b": np.zeros(4)}, InvalidInputError, "b"),
+    (lambda p: iter([{"x": [0.0, 1.0]}, {"x": [0.0, 1.0, 2.0]}]), InvalidInputError, "x"),
+])
+def test_bad_inputs_name_the_problem_and_commit_nothing(tmp_path, source, err, fragment):
+    with pytest.raises(err, match=fragment):
+        wb.convert(source(tmp_path), tmp_path / "d", progress=False)
+    with pytest.raises(DatasetNotFoundError):
+        read_manifest(tmp_path / "d")
+
+
+def test_bad_options_are_refused(tmp_path):
+    with pytest.raises(InvalidInputError, match="format"):
+        wb.convert(np.zeros((2, 2)), tmp_path / "d", format="zarr")
+    with pytest.raises(InvalidInputError, match="nan"):
+        wb.convert(np.zeros((2, 2)), tmp_path / "d", nan="drop")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInputError, match="not a workbench dataset"):
+        wb.convert(np.zeros((2, 2)), tmp_path / "full", progress=False)
+    assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
+
+
+def test_nan_allow_keeps_values(tmp_path):
+    x = np.array([[1.0, np.nan], [np.inf, 2.0]], "float32")
+    wb.convert(x, tmp_path / "d", nan="allow", progress=False)
+    np.testing.assert_array_equal(read_dataset(tmp_path / "d")["x"], x)
+
+
+def test_manifest_records_source_and_version(tmp_path):
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.zeros((5, 2), "float32"))
+    m = wb.convert(npy, tmp_path / "d", progress=False)
+    assert str(npy) in m.source["description"] and m.source["fingerprint"]
+    assert m.workbench_version == wb.__version__
+    text = (read_manifest(tmp_path / "d")[0] / "manifest.json").read_text()
+    assert "pickle" not in text and Path(npy).name in text
