@@ -63,8 +63,7 @@ def begin(dest: Path, key: dict[str, Any], *, overwrite: bool, resume: bool, dur
         raise DatasetExistsError(
             f"{dest} already holds a dataset; pass overwrite=True (--overwrite) to replace it "
             "atomically, or choose another destination")
-    if dest.is_dir() and not is_dataset_dir(dest) and any(
-            not p.name.endswith(PARTIAL) for p in dest.iterdir()):
+    if dest.is_dir() and not is_dataset_dir(dest) and not all(_ours(p) for p in dest.iterdir()):
         raise InvalidInputError(
             f"{dest} is a non-empty folder that is not a workbench dataset; choose an empty or new path")
     dest.mkdir(parents=True, exist_ok=True)
@@ -75,6 +74,11 @@ def begin(dest: Path, key: dict[str, Any], *, overwrite: bool, resume: bool, dur
     folder = dest / f"v-{secrets.token_hex(6)}{PARTIAL}"
     folder.mkdir()
     return Staging(dest, folder, key, durable)
+
+
+def _ours(p: Path) -> bool:
+    """Debris an interrupted conversion may leave: version folders and pointer temp files."""
+    return (p.name.startswith("v-") and p.is_dir()) or p.name.startswith(f".{CURRENT_NAME}.")
 
 
 def _find_resumable(dest: Path, key: dict[str, Any], durable: bool) -> Staging | None:
