@@ -1,0 +1,1 @@
+"""Naive loaders the benchmarks compare workbench against (see ``seeds``)."""
