@@ -18,10 +18,13 @@ import numpy as np
 
 from ..errors import InvalidInputError, SourceNotFoundError
 from ..sparse import CSR
-from .arrays import _is_dask, _is_scipy_sparse, _is_torch, dict_source, h5_source, single_source
+from .arrays import _is_dask, _is_scipy_sparse, _is_torch, dict_source, single_source
 from .base import Chunk, Source
+from .csvfile import CsvSource
+from .hdf5 import h5_source
 from .iterables import IterableSource, detect
-from .tabular import FEATURES, ArrowTableSource, CsvSource, ParquetSource
+from .parquet import ParquetSource
+from .tabular import FEATURES, ArrowTableSource
 
 __all__ = ["FEATURES", "Chunk", "Source", "detect", "open_source"]
 
@@ -73,6 +76,11 @@ def open_source(obj: Any, key: str | list[str] | None = None, columns: list[str]
     if isinstance(obj, CSR) or _is_scipy_sparse(obj) or isinstance(obj, np.ndarray) \
             or _is_torch(obj) or _is_dask(obj):
         return single_source(obj, nan=nan, dtype=dtype, target=target)
+    if type(obj).__module__.startswith("dask") and hasattr(obj, "npartitions"):
+        raise InvalidInputError(
+            "cannot read a dask DataFrame directly: write it with df.to_parquet(folder) and pass "
+            "the folder, or pass df.to_dask_array(lengths=True)"
+        )
     table = _as_arrow(obj)
     if table is not None:
         kind = "pandas DataFrame" if type(obj).__module__.startswith("pandas") else "Arrow table"

@@ -1,5 +1,5 @@
 """Array-like sources: NumPy arrays and memmaps, ``.npy`` files, torch tensors, dask arrays,
-sparse matrices, dicts of those, and HDF5 files; every column is read by row range.
+sparse matrices and dicts of those; every column is read by row range.
 
 >>> src = open_source({"x": np.load("x.npy", mmap_mode="r"), "y": labels})
 >>> src.read(0, 100)["y"].shape        # (100,)
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -57,8 +57,9 @@ class MemmapCol(Col):
 
     small = True
 
-    def __init__(self, path: str, dtype: np.dtype, offset: int, shape: tuple[int, ...], kind: str):
-        self.path, self.dtype, self.offset, self.shape = path, dtype, offset, shape
+    def __init__(self, path: str, dtype: np.dtype, offset: int, shape: tuple[int, ...], kind: str,
+                 order: str = "C"):
+        self.path, self.dtype, self.offset, self.shape, self.order = path, dtype, offset, shape, order
         self.n, self.kind, self._a = shape[0], kind, None
 
     def __getstate__(self) -> dict:
@@ -67,7 +68,8 @@ class MemmapCol(Col):
     @property
     def a(self) -> np.ndarray:
         if self._a is None:
-            self._a = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape)
+            self._a = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                                shape=self.shape, order=self.order)
         return self._a
 
     def read(self, a: int, b: int) -> np.ndarray:
@@ -110,10 +112,8 @@ def npy_col(path: str, name: str) -> Col:
     if a.ndim == 0:
         raise InvalidInputError(f"{path}: the .npy holds a single value, not rows; save an array")
     check_numeric(path, name, a.dtype)
-    order_ok = a.flags.c_contiguous
-    if not order_ok:
-        raise InvalidInputError(f"{path}: the .npy is Fortran-ordered; save it with np.ascontiguousarray")
-    return MemmapCol(path, a.dtype, int(a.offset), a.shape, f"NumPy file {path} {a.shape} {a.dtype}")
+    order = "C" if a.flags.c_contiguous else "F"  # Fortran order works, but row reads are strided
+    return MemmapCol(path, a.dtype, int(a.offset), a.shape, f"NumPy file {path} {a.shape} {a.dtype}", order)
 
 
 class CsrCol(Col):
@@ -241,6 +241,7 @@ class ColumnsSource(Source):
             raise InvalidInputError(f"{where}: the input has zero rows; give it data")
         self.num_rows = n
         self.splittable = all(c.small for c in cols.values())
+        self.block_offsets = next((c.boundaries() for c in cols.values() if c.boundaries() is not None), None)
 
     def fingerprint(self) -> str | None:
         return array_fingerprint([(k, np.frombuffer(c.fingerprint().encode(), np.uint8))
@@ -260,7 +261,7 @@ class ColumnsSource(Source):
 
     def _chunks(self, chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:
         n = self.num_rows or 0
-        blocks = next((c.boundaries() for c in self.cols.values() if c.boundaries() is not None), None)
+        blocks = self.block_offsets
         if blocks is None:
             yield from super()._chunks(chunk_rows, start)
             return
@@ -302,96 +303,3 @@ def _describe(obj: Any, col: Col) -> str:
     if _is_torch(obj):
         return f"torch tensor {tuple(obj.shape)} {obj.dtype}"
     return col.kind[0].upper() + col.kind[1:] if col.kind.startswith("sparse") else col.kind
-
-
-# ---- HDF5 ---------------------------------------------------------------------------------------
-
-
-class H5Col(Col):
-    small = True
-
-    def __init__(self, path: str, key: str, n: int, kind: str, dim: int | None = None,
-                 values: str | None = None):
-        self.path, self.key, self.n, self.kind, self.dim, self.values = path, key, n, kind, dim, values
-
-    def read(self, a: int, b: int) -> np.ndarray | CSR:
-        import h5py
-
-        with h5py.File(self.path, "r") as f:
-            if self.dim is None:
-                return f[self.key][a:b]
-            g = f[self.key]
-            ip = g["indptr"][a:b + 1].astype(np.int64)
-            lo, hi = int(ip[0]), int(ip[-1])
-            vals = None if self.values is None else g[self.values][lo:hi]
-            return CSR(ip - lo, g["indices"][lo:hi], vals, self.dim)
-
-    def fingerprint(self) -> str:
-        return file_fingerprint([self.path]) + self.key
-
-
-def h5_source(path: str, key: str | Sequence[str] | None, *, columns=None, drop=None, target=None,
-              sparse=None, nan="error", dtype=None) -> ColumnsSource:
-    import h5py
-
-    sparse = dict(sparse or {})
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InvalidInputError(f"{path}: not a readable HDF5 file ({e}); it may be truncated or "
-                                "not HDF5: write it again") from None
-    with f:
-        def is_csr(node: Any) -> bool:
-            return isinstance(node, h5py.Group) and "indptr" in node and "indices" in node
-
-        if key is None:
-            keys = [k for k, v in f.items() if (isinstance(v, h5py.Dataset) and v.ndim > 0) or is_csr(v)]
-            if not keys:
-                raise InvalidInputError(f"{path}: no top-level datasets; pass key= with a dataset path")
-        else:
-            keys = [key] if isinstance(key, str) else list(key)
-            for k in keys:
-                node = f.get(k)
-                if not (isinstance(node, h5py.Dataset) or is_csr(node)):
-                    found: list[str] = []
-                    f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) or is_csr(o) else None)
-                    raise SourceNotFoundError(
-                        f"{path}: no dataset {k!r}; the datasets are {found}; pass one of them as key="
-                    )
-        cols: dict[str, Col] = {}
-        names = [k.rstrip("/").split("/")[-1] for k in keys]
-        if len(set(names)) != len(names):
-            raise InvalidInputError(f"{path}: keys {keys} end in the same name; pick keys with distinct names")
-        chosen = set(select(path, names, columns, drop, [*([target] if target in names else []), *sparse]))
-        for k, name in zip(keys, names):
-            if name not in chosen:
-                continue
-            node = f[k]
-            if isinstance(node, h5py.Dataset):
-                if h5py.check_string_dtype(node.dtype) is not None or node.dtype.kind in "OSUV":
-                    raise InvalidInputError(f"{path}: dataset {k!r} is not numeric ({node.dtype}); "
-                                            f"drop it (drop=[{name!r}]) or encode it to numbers first")
-                check_numeric(path, name, node.dtype)
-                if node.ndim == 0:
-                    raise InvalidInputError(f"{path}: dataset {k!r} is a single value, not rows")
-                cols[name] = H5Col(path, k, node.shape[0], f"{k} {node.shape} {node.dtype}")
-            else:
-                dim = node.attrs.get("dim", None)
-                if dim is None and "shape" in node.attrs:
-                    dim = node.attrs["shape"][-1]
-                dim = sparse.get(name, dim)
-                if dim is None:
-                    raise InvalidInputError(f"{path}: sparse group {k!r} has no 'dim' or 'shape' "
-                                            f"attribute; pass sparse={{{name!r}: width}}")
-                vals = "values" if "values" in node else "data" if "data" in node else None
-                check_numeric(path, name, node["indices"].dtype)
-                cols[name] = H5Col(path, k, node["indptr"].shape[0] - 1, f"{k} sparse", int(dim), vals)
-        if key is None and len({c.n for c in cols.values()}) > 1:
-            raise InvalidInputError(
-                f"{path}: top-level datasets have different lengths "
-                f"{ {k: c.n for k, c in cols.items()} }; pass key= with the datasets of one table"
-            )
-    src = ColumnsSource(cols, where=path, description=f"HDF5 file {path} [{', '.join(keys)}]",
-                        nan=nan, dtype=dtype, target=target)
-    src.path = path
-    return src

@@ -34,6 +34,9 @@ class Source:
     num_rows: int | None = None
     splittable: bool = False
     nan: str = "error"
+    # Row offsets of storage blocks (Parquet row groups, dask blocks), ending with num_rows, or
+    # None: read() ranges aligned to them avoid decoding a block twice.
+    block_offsets: np.ndarray | None = None
 
     def __init__(self) -> None:
         self.feature_names: dict[str, tuple[str, ...]] = {}

@@ -69,7 +69,9 @@ class IterableSource(Source):
         self._used = False
         self._opts = (columns, drop, target, dict(sparse or {}))
         self._dtype = None if dtype is None else np.dtype(dtype)
-        self._names: list[str] | None = None
+        self._names: list[str] | None = None  # output columns, fixed by the first row/batch
+        self._keys: set[str] = set()
+        self._dict_rows = False
         self._row_specs: dict[str, tuple[np.dtype, tuple]] = {}
         if isinstance(obj, Sequence) and len(obj) and (mode or detect(obj[0])) == "rows":
             self.num_rows = len(obj)

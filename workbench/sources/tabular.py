@@ -1,4 +1,4 @@
-"""Tables (CSV, Parquet, Arrow, pandas) packed into workbench columns.
+"""Tables (CSV, Parquet, Arrow, pandas) packed into workbench columns; in-memory Arrow tables.
 
 Packing rule: every numeric column that is not the target and not declared sparse goes into one
 dense ``"features"`` column of shape ``(k,)``; ``fixed_size_list`` columns stay their own dense
@@ -10,22 +10,17 @@ dense ``"features"`` column of shape ``(k,)``; ``fixed_size_list`` columns stay 
 
 from __future__ import annotations
 
-import gzip
-import os
 import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import xxhash
 
-from ..errors import InvalidInputError, SourceNotFoundError
+from ..errors import InvalidInputError
 from ..sparse import CSR
-from .base import Chunk, Source, concat_chunks, file_fingerprint, rebatch, select, slice_chunk
+from .base import Chunk, Source, select
 
 FEATURES = "features"
 
@@ -196,211 +191,6 @@ def _numbers(col: pa.Array) -> np.ndarray:
     return col.to_numpy(zero_copy_only=False)
 
 
-def _csv_delimiter(path: str) -> str:
-    return "\t" if path.endswith((".tsv", ".tsv.gz")) else ","
-
-
-class CsvSource(Source):
-    """A CSV/TSV file (optionally ``.gz``), streamed block by block with ``pyarrow.csv.open_csv``."""
-
-    def __init__(self, path: str, *, columns=None, drop=None, target=None, sparse=None,
-                 nan="error", dtype=None, encoding="utf8"):
-        super().__init__()
-        self.path = self.where = path
-        self.nan, self.encoding = nan, encoding
-        self.description = f"CSV file {path}"
-        self._parse = pacsv.ParseOptions(delimiter=_csv_delimiter(path))
-        sparse_types = {s: pa.string() for s in (sparse or {})}
-        # Peek at one block: column names and inferred types; later blocks are read with these fixed.
-        with self._arrow_errors(None):
-            reader = pacsv.open_csv(
-                path, read_options=self._read_opts(1 << 20, 0), parse_options=self._parse,
-                convert_options=pacsv.ConvertOptions(column_types=sparse_types))
-            try:
-                first = reader.read_next_batch()
-            except StopIteration:
-                first = None
-            schema = reader.schema
-            reader.close()
-        if first is None or first.num_rows == 0:
-            raise InvalidInputError(f"{path}: the CSV has a header but no rows; give it data rows")
-        self._header = schema.names
-        hint = (" (re-encode the file as UTF-8, or pass encoding='latin-1' or the file's encoding)")
-        self._packer = TablePacker(path, schema, columns, drop, target, sparse, dtype, hint)
-        self.feature_names = self._packer.feature_names
-        types = {c: pa.float64() for c in self._packer.features}
-        if target is not None:
-            tt = schema.field(target).type
-            types[target] = pa.float64() if pa.types.is_null(tt) else tt
-        self._convert = pacsv.ConvertOptions(
-            include_columns=self._packer.inputs, column_types={**types, **sparse_types})
-
-    def _read_opts(self, block_size: int, skip: int) -> pacsv.ReadOptions:
-        # use_threads=False makes pyarrow report the line number of a parse error
-        return pacsv.ReadOptions(block_size=block_size, use_threads=False,
-                                 skip_rows_after_names=skip, encoding=self.encoding)
-
-    def fingerprint(self) -> str | None:
-        return file_fingerprint([self.path])  # type: ignore[list-item]
-
-    def _arrow_errors(self, rows_done: int | None):
-        src = self
-
-        class _Ctx:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, et, e, tb):
-                if e is None or not isinstance(e, (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError)):
-                    return False
-                msg = str(e)
-                m = re.match(r"In CSV column #(\d+): ", msg)
-                if m and int(m.group(1)) < len(getattr(src, "_header", ())):
-                    msg = f"column {src._header[int(m.group(1))]!r}: " + msg[m.end():]
-                where = "" if rows_done is None else f" (after data row {rows_done})"
-                raise InvalidInputError(
-                    f"{src.path}{where}: {msg} ('Row #' is the line number in the file); fix that "
-                    "line, or drop the column if it is not numeric"
-                ) from None
-
-        return _Ctx()
-
-    def _block_size(self, chunk_rows: int) -> int:
-        opener = gzip.open if self.path.endswith(".gz") else open  # type: ignore[union-attr]
-        with opener(self.path, "rb") as f:
-            sample = f.read(1 << 16)
-        lines = sample.split(b"\n")
-        per_row = len(sample) / max(1, len(lines) - 1)
-        longest = max(len(s) for s in lines)
-        return int(min(256 << 20, max(1 << 20, 4 * longest, 1.2 * per_row * chunk_rows)))
-
-    def _chunks(self, chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:
-        def pieces() -> Iterator[Chunk]:
-            done = start
-            with self._arrow_errors(done):
-                reader = pacsv.open_csv(
-                    self.path, read_options=self._read_opts(self._block_size(chunk_rows), start),
-                    parse_options=self._parse, convert_options=self._convert)
-            while True:
-                with self._arrow_errors(done):
-                    try:
-                        batch = reader.read_next_batch()
-                    except StopIteration:
-                        return
-                if batch.num_rows:
-                    yield self._packer.pack(batch, done)
-                    done += batch.num_rows
-
-        return rebatch(pieces(), chunk_rows, start)
-
-
-def _parquet_files(path: str) -> list[str]:
-    if os.path.isfile(path):
-        return [path]
-    files = sorted(str(p) for p in Path(path).rglob("*.parquet") if p.is_file())
-    if not files:
-        raise SourceNotFoundError(f"{path}: the folder holds no .parquet files; point at a file or "
-                                  "a folder of .parquet files")
-    return files
-
-
-class ParquetSource(Source):
-    """A Parquet file or folder of them, read row group by row group (random access via metadata)."""
-
-    splittable = True
-
-    def __init__(self, path: str, *, columns=None, drop=None, target=None, sparse=None,
-                 nan="error", dtype=None):
-        super().__init__()
-        self.path = self.where = path
-        self.nan = nan
-        self.files = _parquet_files(path)
-        rows, schema = [], None
-        for i, f in enumerate(self.files):
-            with self._errors(f):
-                pf = pq.ParquetFile(f)
-                s = pf.schema_arrow
-                rows += [(i, g, pf.metadata.row_group(g).num_rows) for g in range(pf.num_row_groups)]
-            if schema is None:
-                schema = s
-            elif not s.equals(schema):
-                raise InvalidInputError(
-                    f"{f}: its schema differs from {self.files[0]} ({s} vs {schema}); give every "
-                    "file of the folder the same columns and types"
-                )
-        self._groups = [(i, g) for i, g, _ in rows]
-        self._offsets = np.concatenate([[0], np.cumsum([r for _, _, r in rows])]).astype(np.int64)
-        self.num_rows = int(self._offsets[-1])
-        if self.num_rows == 0:
-            raise InvalidInputError(f"{path}: the Parquet data has no rows; give it data")
-        kind = "file" if len(self.files) == 1 and self.files[0] == path else f"folder ({len(self.files)} files)"
-        self.description = f"Parquet {kind} {path}"
-        self._packer = TablePacker(path, schema, columns, drop, target, sparse, dtype)  # type: ignore[arg-type]
-        self.feature_names = self._packer.feature_names
-
-    def _errors(self, f: str):
-        class _Ctx:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, et, e, tb):
-                if e is None or isinstance(e, InvalidInputError) or not isinstance(e, (OSError, pa.ArrowException)):
-                    return False
-                raise InvalidInputError(
-                    f"{f}: cannot read Parquet data ({type(e).__name__}: {e}); the file is damaged or "
-                    "not Parquet: re-create it"
-                ) from None
-
-        return _Ctx()
-
-    def _open(self, i: int) -> pq.ParquetFile:
-        return pq.ParquetFile(self.files[i], page_checksum_verification=True)
-
-    def fingerprint(self) -> str | None:
-        return file_fingerprint(self.files)
-
-    def _group_at(self, row: int) -> int:
-        return int(np.searchsorted(self._offsets, row, side="right")) - 1
-
-    def _read(self, start: int, stop: int) -> Chunk:
-        parts = []
-        if stop == start:
-            return slice_chunk(self._read_group(self._group_at(0)), 0, 0)
-        for gi in range(self._group_at(start), self._group_at(stop - 1) + 1):
-            chunk = self._read_group(gi)
-            lo = int(self._offsets[gi])
-            parts.append(slice_chunk(chunk, max(start - lo, 0), min(stop, int(self._offsets[gi + 1])) - lo))
-        return concat_chunks(parts)
-
-    def _read_group(self, gi: int) -> Chunk:
-        i, g = self._groups[gi]
-        with self._errors(self.files[i]):
-            table = self._open(i).read_row_group(g, columns=self._packer.inputs)
-        return self._packer.pack(table, int(self._offsets[gi]))
-
-    def _chunks(self, chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:
-        def pieces() -> Iterator[Chunk]:
-            if start >= self.num_rows:
-                return
-            g0 = self._group_at(start)
-            row = int(self._offsets[g0])
-            for i in range(self._groups[g0][0], len(self.files)):
-                groups = [g for fi, g in self._groups[g0:] if fi == i]
-                if not groups:
-                    continue
-                with self._errors(self.files[i]):
-                    it = self._open(i).iter_batches(batch_size=chunk_rows, row_groups=groups,
-                                                    columns=self._packer.inputs)
-                    for batch in it:
-                        n = batch.num_rows
-                        if row + n > start:
-                            skip = max(0, start - row)
-                            yield self._packer.pack(batch.slice(skip), row + skip)
-                        row += n
-
-        return rebatch(pieces(), chunk_rows, start)
-
-
 class ArrowTableSource(Source):
     """An in-memory ``pyarrow.Table`` or pandas DataFrame (the same packing as CSV/Parquet)."""
 
@@ -427,3 +217,4 @@ class ArrowTableSource(Source):
 
     def _read(self, start: int, stop: int) -> Chunk:
         return self._packer.pack(self._table.slice(start, stop - start), start)
+
