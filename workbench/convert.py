@@ -92,7 +92,8 @@ def convert(
     opts = {**options, "durable": durable}
     try:
         done = _reusable(staging)
-        if fingerprint is not None:  # re-iterable: restart the stream at the first missing row
+        if fingerprint is not None:  # re-iterable: restart at the first missing row, free the probe
+            stream.close()  # type: ignore[attr-defined]
             stream = None  # type: ignore[assignment]
         jobs = _jobs(src, stream, raw_first, done, cols, format, staging.folder, opts,
                      shard_rows, rows_per_chunk, transform, nan, where)
@@ -162,19 +163,35 @@ def _jobs(src: Source, stream: Iterator[tuple[int, dict[str, Any]]] | None,
         del done[extra]
     start = skip * shard_rows
     stream = src.chunks(rows_per_chunk, start=start) if stream is None else _chain_first(first, stream)
-    index, pending, have = skip, [], 0
-    for _row, chunk in stream:
-        n = chunk_rows(chunk)
-        a = 0
-        while a < n:
-            take = min(n - a, shard_rows - have)
-            pending.append(slice_chunk(chunk, a, a + take))
-            have, a = have + take, a + take
-            if have == shard_rows:
-                yield ShardJob(index=index, chunks=pending, start=index * shard_rows, **common)
-                index, pending, have = index + 1, [], 0
-    if pending:
-        yield ShardJob(index=index, chunks=pending, start=index * shard_rows, **common)
+    rows = _RowStream(stream)
+    index = skip
+    while rows.more():
+        # chunks stream lazily into the writer: memory is one chunk, not one shard
+        yield ShardJob(index=index, chunks=rows.take(shard_rows), start=index * shard_rows, **common)
+        index += 1
+
+
+class _RowStream:
+    """Cuts a stream of chunks into consecutive runs of exactly ``n`` rows (the last may be short)."""
+
+    def __init__(self, stream: Iterator[tuple[int, dict[str, Any]]]) -> None:
+        self.stream, self.left = stream, None
+
+    def more(self) -> bool:
+        while self.left is None or chunk_rows(self.left) == 0:
+            nxt = next(self.stream, None)
+            if nxt is None:
+                return False
+            self.left = nxt[1]
+        return True
+
+    def take(self, n: int) -> Iterator[dict[str, Any]]:
+        while n > 0 and self.more():
+            chunk = self.left
+            k = min(n, chunk_rows(chunk))
+            self.left = slice_chunk(chunk, k, chunk_rows(chunk)) if k < chunk_rows(chunk) else None
+            n -= k
+            yield slice_chunk(chunk, 0, k) if self.left is not None else chunk
 
 
 def _chain_first(first: tuple[int, dict[str, Any]],

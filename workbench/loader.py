@@ -22,21 +22,20 @@ import torch
 import torch.utils.data
 
 from .errors import InvalidInputError, LoaderTimeoutError, WorkerError
-from .sampling import BatchSampler
+from .sampling import ORDERS, BatchSampler
 
 __all__ = ["Loader", "LoaderStats", "loader"]
 
-# Threads beat processes on every cell measured (2-core box, 1 GiB memmap): process workers copy each
-# batch through shared memory and fall to 5-40 % of in-process speed; see docs for the table.
+# Why (1 GiB memmap, 2-core box): processes ran at 11-77 % of threads (each batch copied via shm).
 DEFAULT_WORKER_TYPE = "thread"
-DEFAULT_NUM_WORKERS = 2
-_SHUFFLE = {"sequential": "sequential", "full": "full", "block": "block"}
+DEFAULT_NUM_WORKERS = 2  # 0/1/2 threads were within noise (2 won 5 of 12); 2 overlaps read and use
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
 
 
 @dataclass
 class LoaderStats:
-    """Running counters; ``wait_s`` is time the consumer spent blocked on data, ``total_s`` wall time."""
+    """Running counters: ``wait_s`` is time the consumer spent blocked on data, ``total_s`` wall
+    time from the start of each pass to its latest batch (summed over passes)."""
 
     batches: int = 0
     samples: int = 0
@@ -44,17 +43,12 @@ class LoaderStats:
     wait_s: float = 0.0
     total_s: float = 0.0
 
-    @property
-    def samples_per_s(self) -> float:
-        return self.samples / self.total_s if self.total_s else 0.0
+    def _per_s(self, amount: float) -> float:
+        return amount / self.total_s if self.total_s else 0.0
 
-    @property
-    def mb_per_s(self) -> float:
-        return self.bytes / 1e6 / self.total_s if self.total_s else 0.0
-
-    @property
-    def wait_fraction(self) -> float:
-        return self.wait_s / self.total_s if self.total_s else 0.0
+    samples_per_s = property(lambda self: self._per_s(self.samples))
+    mb_per_s = property(lambda self: self._per_s(self.bytes / 1e6))
+    wait_fraction = property(lambda self: self._per_s(self.wait_s))
 
     def as_dict(self) -> dict[str, float]:
         return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s,
@@ -65,28 +59,31 @@ class LoaderStats:
         self.wait_s = self.total_s = 0.0
 
 
-def _nbytes(obj: Any) -> int:
+def _map(obj: Any, fn: Any) -> Any:
     if isinstance(obj, torch.Tensor):
-        if obj.layout == torch.sparse_coo:
-            return _nbytes(obj._indices()) + _nbytes(obj._values())
-        if obj.layout == torch.sparse_csr:
-            return sum(_nbytes(t) for t in (obj.crow_indices(), obj.col_indices(), obj.values()))
-        return obj.element_size() * obj.nelement()
+        return fn(obj)
     if isinstance(obj, dict):
-        return sum(_nbytes(v) for v in obj.values())
+        return {k: _map(v, fn) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return sum(_nbytes(v) for v in obj)
-    return 0
-
-
-def _pin(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.pin_memory()
-    if isinstance(obj, dict):
-        return {k: _pin(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_pin(v) for v in obj)
+        return type(obj)(_map(v, fn) for v in obj)
     return obj
+
+
+def _nbytes(batch: Any) -> int:
+    sizes: list[int] = []
+
+    def size(t: torch.Tensor) -> None:
+        parts = {torch.sparse_coo: lambda: (t._indices(), t._values()),
+                 torch.sparse_csr: lambda: (t.crow_indices(), t.col_indices(), t.values())}
+        for p in parts.get(t.layout, lambda: (t,))():
+            sizes.append(p.element_size() * p.nelement())
+
+    _map(batch, size)
+    return sum(sizes)
+
+
+def _pin(batch: Any) -> Any:
+    return _map(batch, lambda t: t.pin_memory())
 
 
 def _describe(idx: np.ndarray) -> str:
@@ -97,12 +94,18 @@ def _describe(idx: np.ndarray) -> str:
 
 def _read_error(exc: BaseException, idx: np.ndarray, where: str) -> WorkerError:
     lines = str(exc).strip().splitlines()
-    # torch re-raises worker errors as "Caught X in DataLoader worker ... Original Traceback ... X: msg"
+    # torch re-raises worker errors as "Caught X in DataLoader worker ... Traceback ... X: msg"
     original = lines[-1] if lines and "Traceback" in str(exc) else f"{type(exc).__name__}: {exc}"
     return WorkerError(
         f"reading {_describe(idx)} failed {where}: {original}. Fix the dataset, or run with "
         "num_workers=0 to debug the read in the main process"
     )
+
+
+def _timeout(idx: np.ndarray, timeout: float | None, where: str) -> LoaderTimeoutError:
+    return LoaderTimeoutError(
+        f"reading {_describe(idx)} took longer than timeout={timeout}s in {where}; the storage is "
+        "hung or far too slow: check it, or pass a larger timeout=")
 
 
 def _identity(batch: Any) -> Any:
@@ -113,19 +116,10 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
 
 
-class _Batches:
-    """The index batches of one epoch as lists, remembering those sent and not yet delivered."""
-
-    def __init__(self, batches: Iterator[np.ndarray], length: int, sent: collections.deque) -> None:
-        self._batches, self._length, self._sent = batches, length, sent
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for idx in self._batches:
-            self._sent.append(idx)
-            yield idx.tolist()
-
-    def __len__(self) -> int:
-        return self._length
+def _index_lists(batches: Iterator[np.ndarray], sent: collections.deque) -> Iterator[list[int]]:
+    for idx in batches:
+        sent.append(idx)  # sent to the workers and not yet delivered, oldest first
+        yield idx.tolist()
 
 
 def _read_loop(dataset: Any, tasks: queue.SimpleQueue, stop: threading.Event, pin: bool) -> None:
@@ -232,10 +226,7 @@ class _ThreadIter(_Iter):
         try:
             return fut.result(timeout=timeout), len(idx)
         except FutureTimeout:
-            raise LoaderTimeoutError(
-                f"reading {_describe(idx)} took longer than timeout={timeout}s in a loader thread; "
-                "the storage is hung or far too slow: check it, or pass a larger timeout="
-            ) from None
+            raise _timeout(idx, timeout, "a loader thread") from None
         except Exception as exc:
             raise _read_error(exc, idx, "in a loader thread") from exc
 
@@ -258,9 +249,9 @@ class _ThreadIter(_Iter):
 class _ProcessIter(_Iter):
     def __init__(self, owner: Loader, batches: Iterator[np.ndarray]) -> None:
         super().__init__(owner, batches)
-        self._sent: collections.deque = collections.deque()  # sent to workers, not yet delivered
+        self._sent: collections.deque = collections.deque()
         dl = torch.utils.data.DataLoader(
-            owner.dataset, batch_sampler=_Batches(batches, len(owner.sampler), self._sent),
+            owner.dataset, batch_sampler=_index_lists(batches, self._sent),
             collate_fn=_identity, num_workers=owner.num_workers, pin_memory=owner._pin,
             prefetch_factor=owner.prefetch_factor, timeout=owner.timeout or 0,
             persistent_workers=False, multiprocessing_context=owner.multiprocessing_context,
@@ -273,20 +264,15 @@ class _ProcessIter(_Iter):
             batch = next(self._it)
         except StopIteration:
             raise
-        except RuntimeError as exc:
-            msg = str(exc)
-            if msg.startswith("DataLoader timed out"):
-                raise LoaderTimeoutError(
-                    f"reading {_describe(self._head())} took longer than timeout={self._owner.timeout}s in a worker "
-                    "process; the storage is hung or far too slow: check it, or pass a larger timeout="
-                ) from exc
-            if "DataLoader worker (pid" in msg:
-                raise LoaderTimeoutError(
-                    f"a loader worker process died ({msg}); it was killed from outside, often by the "
-                    "out-of-memory killer: use a smaller batch_size, fewer workers or worker_type='thread'"
-                ) from exc
-            raise _read_error(exc, self._head(), "in a worker process") from exc
         except Exception as exc:
+            msg = str(exc) if isinstance(exc, RuntimeError) else ""
+            if msg.startswith("DataLoader timed out"):
+                raise _timeout(self._head(), self._owner.timeout, "a worker process") from exc
+            if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
+                raise LoaderTimeoutError(
+                    f"a loader worker process died ({msg}); something killed it, often the "
+                    "out-of-memory killer: use a smaller batch_size, fewer workers or "
+                    "worker_type='thread'") from exc
             raise _read_error(exc, self._head(), "in a worker process") from exc
         return batch, len(self._sent.popleft())
 
@@ -321,19 +307,19 @@ class Loader:
                  prefetch_factor: int = 2, timeout: float | None = 30.0, drop_last: bool = False,
                  rank: int = 0, world_size: int = 1, window: int = 8,
                  multiprocessing_context: Any = None) -> None:
-        order = {True: "block", False: "sequential"}.get(shuffle) if isinstance(shuffle, bool) \
-            else _SHUFFLE.get(shuffle)
-        if order is None:
-            raise InvalidInputError(
-                f"shuffle={shuffle!r} is not understood; use 'sequential', 'full', 'block', True or False")
+        order = ("block" if shuffle else "sequential") if isinstance(shuffle, bool) else shuffle
+        if order not in ORDERS:
+            raise InvalidInputError(f"shuffle={shuffle!r} is not understood; use one of {ORDERS}, "
+                                    "True (block) or False (sequential)")
         if worker_type not in ("thread", "process"):
             raise InvalidInputError(f"worker_type={worker_type!r}; use 'thread' or 'process'")
         if num_workers < 0 or prefetch_factor < 1:
             raise InvalidInputError(
-                f"num_workers={num_workers}, prefetch_factor={prefetch_factor}; use num_workers >= 0 "
-                "and prefetch_factor >= 1")
+                f"num_workers={num_workers}, prefetch_factor={prefetch_factor}; use "
+                "num_workers >= 0 and prefetch_factor >= 1")
         self.dataset, self.order, self.seed, self.batch_size = dataset, order, seed, batch_size
-        self.num_workers, self.worker_type, self.prefetch_factor = num_workers, worker_type, prefetch_factor
+        self.num_workers, self.worker_type = num_workers, worker_type
+        self.prefetch_factor = prefetch_factor
         self.timeout = timeout if timeout and timeout > 0 else None
         self.multiprocessing_context = multiprocessing_context
         self._pin = bool(pin_memory) and torch.cuda.is_available()  # no CUDA: nothing to pin for
@@ -348,7 +334,7 @@ class Loader:
         return len(self.sampler)
 
     def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch``'s order for the next pass (a resumed position is kept for the same epoch)."""
+        """Use ``epoch``'s order for the next pass (a resumed position in that epoch is kept)."""
         self.sampler.set_epoch(epoch)
         if epoch != self._epoch:
             self._position = 0
@@ -357,7 +343,7 @@ class Loader:
     def __iter__(self) -> Iterator[Any]:
         self.close()
         self.sampler.set_epoch(self._epoch)
-        batches = iter(self.sampler)  # starts after the resumed batches, if load_state_dict was used
+        batches = iter(self.sampler)  # after the resumed batches, if load_state_dict was used
         self._position = self.sampler.batches_done
         if self.num_workers == 0:
             it: _Iter = _SyncIter(self, batches)

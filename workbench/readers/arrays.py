@@ -48,7 +48,7 @@ class ArraysDataset(BaseDataset):
         self._count(1)
         if plan.contiguous:
             a = plan.lo - base
-            b = a + plan.idx.size
+            b = a + plan.k
             return {c.name: _view(arrays[c.name], a, b, self.share_views) for c in self._cols}
         local = plan.idx - base if base else plan.idx
         return {c.name: _take(arrays[c.name], local) for c in self._cols}

@@ -58,9 +58,13 @@ class ReadStats:
 
 
 class Plan:
-    """Facts about one batch of indices, computed once: order, span, contiguity."""
+    """Facts about one batch of indices, computed once: order, span, contiguity.
 
-    __slots__ = ("idx", "lo", "hi", "strict", "ascending", "contiguous", "_u")
+    ``idx`` (int64, negatives already wrapped) is built lazily for a contiguous run given as a
+    list or range, so the zero-copy path never materialises an index array.
+    """
+
+    __slots__ = ("_idx", "k", "lo", "hi", "strict", "ascending", "contiguous", "_u")
 
     def __init__(self, idx: np.ndarray, n: int, where: str) -> None:
         strict, ascending, lo, hi = _order_facts(idx)
@@ -70,10 +74,25 @@ class Plan:
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
             raise IndexError(f"{where}: row {bad} out of range for {n} rows; use -len(ds) <= i < len(ds)")
-        self.idx, self.lo, self.hi = idx, lo, hi
+        self._idx, self.k, self.lo, self.hi = idx, idx.size, lo, hi
         self.strict, self.ascending = strict, ascending
         self.contiguous = strict and hi - lo == idx.size - 1
         self._u: tuple[np.ndarray, np.ndarray | None] | None = None
+
+    @classmethod
+    def run(cls, lo: int, k: int) -> Plan:
+        """The ascending run ``lo, lo+1, ..., lo+k-1`` (already bounds-checked)."""
+        p = cls.__new__(cls)
+        p._idx, p.k, p.lo, p.hi = None, k, lo, lo + k - 1
+        p.strict = p.ascending = p.contiguous = True
+        p._u = None
+        return p
+
+    @property
+    def idx(self) -> np.ndarray:
+        if self._idx is None:
+            self._idx = np.arange(self.lo, self.hi + 1, dtype=np.int64)
+        return self._idx
 
     def unique(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Sorted unique rows ``u`` and ``inv`` with ``u[inv] == idx`` (None when idx is ``u``)."""
@@ -88,14 +107,28 @@ class Plan:
 
 def _order_facts(idx: np.ndarray) -> tuple[bool, bool, int, int]:
     if idx.size > 1:
-        d = np.diff(idx)
-        strict = bool((d > 0).all())
-        ascending = strict or bool((d >= 0).all())
+        strict = bool((idx[1:] > idx[:-1]).all())
+        ascending = strict or bool((idx[1:] >= idx[:-1]).all())
     else:
         strict = ascending = True
     if ascending:
         return strict, ascending, int(idx[0]), int(idx[-1])
     return strict, ascending, int(idx.min()), int(idx.max())
+
+
+def plan_for(indices: Any, n: int, where: str) -> Plan:
+    """A :class:`Plan`; a list or range holding one ascending run skips numpy entirely."""
+    if isinstance(indices, range) and indices.step == 1 and len(indices):
+        lo, k = indices.start, len(indices)
+        if 0 <= lo and lo + k <= n:
+            return Plan.run(lo, k)
+    elif type(indices) is list and indices:
+        lo, k = indices[0], len(indices)
+        # cheap pre-check, then one C-level list comparison
+        if (type(lo) is int and 0 <= lo and lo + k <= n and indices[-1] - lo == k - 1
+                and indices == list(range(lo, lo + k))):
+            return Plan.run(lo, k)
+    return Plan(as_index(indices), n, where)
 
 
 def as_index(indices: Any) -> np.ndarray:
@@ -104,6 +137,11 @@ def as_index(indices: Any) -> np.ndarray:
         return np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
     if isinstance(indices, torch.Tensor):
         indices = indices.cpu().numpy()
+    if type(indices) is list:
+        try:
+            return np.fromiter(indices, np.int64, len(indices))
+        except (TypeError, ValueError):
+            pass  # not plain ints: let numpy say what it is
     idx = np.asarray(indices)
     if idx.dtype != np.int64:
         if idx.size and idx.dtype.kind not in "iu":
@@ -177,16 +215,16 @@ class BaseDataset(Dataset):
             i += self._n
         if not 0 <= i < self._n:
             raise IndexError(f"{self.where}: row {i} out of range for {self._n} rows")
-        chunk = self._read(Plan(np.array([i], dtype=np.int64), self._n, self.where))
+        chunk = self._read(Plan.run(i, 1))
         return {k: v[0] for k, v in self._to_torch(chunk, "dense").items()}
 
     def __getitems__(self, indices: Any) -> dict[str, torch.Tensor]:
-        idx = as_index(indices)
         self.stats.batches += 1
-        self.stats.rows += idx.size
-        if idx.size == 0:
+        if not len(indices):
             return self._to_torch(empty_chunk(self._cols), self.sparse)
-        return self._to_torch(self._read(Plan(idx, self._n, self.where)), self.sparse)
+        plan = plan_for(indices, self._n, self.where)
+        self.stats.rows += plan.k
+        return self._to_torch(self._read(plan), self.sparse)
 
     def _read(self, plan: Plan) -> dict[str, Any]:
         raise NotImplementedError
@@ -215,10 +253,16 @@ class BaseDataset(Dataset):
         vals = torch.from_numpy(np.ones(nnz, dt) if c.values is None else np.array(c.values, dtype=dt))
         cols = torch.from_numpy(np.array(c.indices, dtype=np.int64))
         indptr = np.asarray(c.indptr, dtype=np.int64)
+        # invariants hold by construction (CSR.take / compact); checking them would cost a pass
         if sparse == "csr":
-            return torch.sparse_csr_tensor(torch.from_numpy(indptr), cols, vals, size=(n, c.dim))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta",
+                                        category=UserWarning)
+                return torch.sparse_csr_tensor(torch.from_numpy(indptr), cols, vals, size=(n, c.dim),
+                                               check_invariants=False)
         rows = torch.from_numpy(np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)))
-        return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, size=(n, c.dim))
+        return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, size=(n, c.dim),
+                                       check_invariants=False)
 
     # -- display --------------------------------------------------------------------------
     def describe_source(self) -> str:

@@ -11,6 +11,7 @@ is the one shared with the array readers. Batches are always copies (cached bloc
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from typing import Any
 
@@ -33,26 +34,29 @@ class BlockDataset(ArraysDataset):
         self._set_shards(rows)
         self._cache: OrderedDict[int, dict[str, Array]] = OrderedDict()
         self._cache_pid = os.getpid()
+        self._lock = threading.Lock()
 
     def _count(self, n: int) -> None:
         pass  # reads are counted where a block is really loaded
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache": OrderedDict(), "_cache_pid": None}
+        return {**self.__dict__, "_cache": OrderedDict(), "_cache_pid": None, "_lock": None}
 
     def _shard(self, b: int) -> dict[str, Array]:
-        if self._cache_pid != os.getpid():
-            self._cache, self._cache_pid = OrderedDict(), os.getpid()
-        got = self._cache.get(b)
-        if got is not None:
-            self._cache.move_to_end(b)
-            self.stats.cache_hits += 1
-            return got
-        got = self._load_block(b)
-        self.stats.reads += 1
-        self._cache[b] = got
-        while len(self._cache) > CACHED_BLOCKS:
-            self._cache.popitem(last=False)
+        if self._cache_pid != os.getpid():  # forked or unpickled: start an empty cache
+            self._cache, self._cache_pid, self._lock = OrderedDict(), os.getpid(), threading.Lock()
+        with self._lock:  # the loader reads ahead in threads
+            got = self._cache.get(b)
+            if got is not None:
+                self._cache.move_to_end(b)
+                self.stats.cache_hits += 1
+                return got
+        got = self._load_block(b)  # outside the lock: other threads keep gathering meanwhile
+        with self._lock:
+            self.stats.reads += 1
+            self._cache[b] = got
+            while len(self._cache) > CACHED_BLOCKS:
+                self._cache.popitem(last=False)
         return got
 
     def _load_block(self, b: int) -> dict[str, Array]:

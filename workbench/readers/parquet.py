@@ -101,7 +101,10 @@ def _dense(arr: pa.Array, c: Column, where: str) -> np.ndarray:
     n = len(arr)
     while pa.types.is_fixed_size_list(arr.type):
         arr = arr.flatten()  # respects slicing; zero-copy
-    a = arr.to_numpy(zero_copy_only=False)
+    try:
+        a = arr.to_numpy(zero_copy_only=True)  # no nulls: a view of the Arrow buffer
+    except pa.ArrowInvalid:
+        a = arr.to_numpy(zero_copy_only=False)  # bit-packed booleans
     if a.dtype != np.dtype(c.dtype):
         a = a.astype(c.dtype)
     return a.reshape(n, *c.shape)

@@ -114,8 +114,8 @@ class CsvSource(Source):
         lines = sample.split(b"\n")
         per_row = len(sample) / max(1, len(lines) - 1)
         longest = max(len(s) for s in lines)
-        # pyarrow keeps ~READAHEAD_BLOCKS blocks queued: size them so the queue is ~8 chunks
-        block = per_row * chunk_rows * 8 / READAHEAD_BLOCKS
+        # pyarrow keeps ~READAHEAD_BLOCKS blocks queued: size them so the queue is ~2 chunks
+        block = per_row * chunk_rows * 2 / READAHEAD_BLOCKS
         return int(min(MAX_BLOCK, max(MIN_BLOCK, 4 * longest, block)))
 
     def _chunks(self, chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:

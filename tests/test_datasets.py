@@ -1,0 +1,343 @@
+"""workbench.open_dataset: every source kind and layout returns exactly the source rows, fast paths hold."""
+
+from __future__ import annotations
+
+import pickle
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import workbench as wb
+from workbench.daskarray import as_dask
+from workbench.datasets import open_dataset
+from workbench.errors import (CorruptDatasetError, DatasetNotFoundError, InvalidInputError,
+                              SourceNotFoundError, UnsafeInputError)
+from workbench.manifest import Column, FileEntry, Manifest, Shard
+from workbench.sparse import CSR
+
+N = 600
+rng = np.random.default_rng(7)
+X = rng.standard_normal((N, 3, 2)).astype(np.float32)
+Y = np.arange(N, dtype=np.int64) * 3
+_rows = [np.sort(rng.choice(40, size=rng.integers(0, 6), replace=False)).tolist() for _ in range(N)]
+S = CSR.from_lists(_rows, 40, [rng.random(len(r)).astype(np.float32).tolist() for r in _rows])
+T = CSR.from_lists(_rows[::-1], 40)  # implicit ones
+REF = {"x": X, "y": Y, "s": S.to_dense(), "t": T.to_dense()}
+IDX = {
+    "seq": list(range(10, 40)),
+    "unsorted": [599, 3, 250, 17, 0, 411, 12],
+    "repeated": [5, 5, 3, 3, 598, 5],
+    "cross": list(range(90, 230)),          # crosses several shards / chunks / row groups
+    "negative": [-1, -600, 4],
+    "range": range(100, 150),
+    "array": np.array([7, 1, 300]),
+}
+
+
+def identity(batch):
+    return batch
+
+
+def _convert(tmp, fmt):
+    dest = tmp / f"conv-{fmt}"
+    if dest.exists():
+        return dest
+    wb.convert({"x": X, "y": Y, "s": S, "t": T}, dest, format=fmt, progress=False, shard_bytes=8000,
+            row_group_bytes=2000, hdf5_chunk_bytes=600)
+    return dest
+
+
+def _hand_store(tmp):
+    """The store layout written by hand per docs/CONTRACTS.md (pins the contract, not the writer)."""
+    root = tmp / "hand-store"
+    vdir = root / "v-test"
+    shards = []
+    for i, (a, b) in enumerate([(0, 250), (250, 251), (251, 600)]):
+        files = []
+        for col, part, arr in [("x", "data", X[a:b]), ("y", "data", Y[a:b])] + [
+                (c, p, v) for c, m in (("s", S), ("t", T))
+                for p, v in zip(("indptr", "indices", "values"), _csr_arrays(m.slice(a, b).compact()))
+                if v is not None]:
+            rel = f"{i:05d}/{col}.npy" if part == "data" else f"{i:05d}/{col}.{part}.npy"
+            (vdir / f"{i:05d}").mkdir(parents=True, exist_ok=True)
+            np.save(vdir / rel, arr)
+            files.append(FileEntry(rel, (vdir / rel).stat().st_size, "0", col, part))
+        shards.append(Shard(b - a, tuple(files)))
+    cols = (Column("x", "float32", (3, 2)), Column("y", "int64"),
+            Column("s", "float32", (40,), sparse=True), Column("t", "float32", (40,), sparse=True,
+                                                               has_values=False))
+    (vdir / "manifest.json").write_text(Manifest("store", cols, tuple(shards), target="y").to_json())
+    (root / "CURRENT").write_text("v-test")
+    return root
+
+
+def _csr_arrays(c):
+    return c.indptr.astype(np.int64), c.indices.astype(np.int64), c.values
+
+
+def _foreign_h5(tmp):
+    p = tmp / "foreign.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("x", data=X, chunks=(32, 3, 2))
+        f.create_dataset("y", data=Y.astype(">i8"))  # big-endian on disk
+        for name, m, vname in (("s", S, "data"), ("t", T, None)):
+            g = f.create_group(name)
+            g.attrs["dim"] = 40
+            g["indptr"], g["indices"] = m.indptr, m.indices
+            if vname:
+                g[vname] = m.values
+        f.attrs["note"] = "scalars and attrs are not columns"
+        f["meta/version"] = 3
+    return p
+
+
+def _foreign_parquet(tmp, folder=False):
+    def table(a, b):
+        c = S.slice(a, b).compact()
+        t = T.slice(a, b).compact()
+        return pa.table({
+            "x": pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(X[a:b].reshape(-1), 2), 3),
+            "y": Y[a:b],
+            "s": pa.ListArray.from_arrays(c.indptr.astype(np.int32), c.indices.astype(np.int32)),
+            "s.values": pa.ListArray.from_arrays(c.indptr.astype(np.int32), c.values),
+            "t": pa.LargeListArray.from_arrays(t.indptr, t.indices)})
+    if not folder:
+        p = tmp / "foreign.parquet"
+        pq.write_table(table(0, N), p, row_group_size=64)
+        return p
+    p = tmp / "pqfolder"
+    p.mkdir(exist_ok=True)
+    for i, (a, b) in enumerate([(0, 200), (200, 450), (450, 600)]):
+        pq.write_table(table(a, b), p / f"part-{i}.parquet", row_group_size=100)
+    return p
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("ds")
+
+
+@pytest.fixture(scope="module")
+def sources(tmp):
+    dense = {"x": X, "y": Y}
+    np.save(tmp / "x.npy", X)
+    return {
+        "store": lambda **k: open_dataset(_convert(tmp, "store"), **k),
+        "hdf5": lambda **k: open_dataset(_convert(tmp, "hdf5"), **k),
+        "parquet": lambda **k: open_dataset(_convert(tmp, "parquet"), **k),
+        "hand-store": lambda **k: open_dataset(_hand_store(tmp), **k),
+        "foreign-h5": lambda **k: open_dataset(_foreign_h5(tmp), **k),
+        "foreign-pq": lambda **k: open_dataset(_foreign_parquet(tmp), sparse_dims={"s": 40, "t": 40}, **k),
+        "pq-folder": lambda **k: open_dataset(_foreign_parquet(tmp, True), sparse_dims={"s": 40, "t": 40}, **k),
+        "dict": lambda **k: open_dataset({**dense, "s": S, "t": T}, **k),
+        "npy": lambda **k: open_dataset(tmp / "x.npy", **k),
+        "numpy": lambda **k: open_dataset(X.copy(), **k),
+        "memmap": lambda **k: open_dataset(np.load(tmp / "x.npy", mmap_mode="r"), **k),
+        "tensor": lambda **k: open_dataset(torch.from_numpy(X), **k),
+        "dask": lambda **k: _dask_ds(**k),
+    }
+
+
+def _dask_ds(**k):
+    import dask.array as da
+
+    return open_dataset(da.from_array(X, chunks=(70, 3, 2)), **k)
+
+
+def ref_for(ds):
+    return {c: REF[c] for c in ds.columns}
+
+
+KINDS = ["store", "hdf5", "parquet", "hand-store", "foreign-h5", "foreign-pq", "pq-folder", "dict",
+         "npy", "numpy", "memmap", "tensor", "dask"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batches_equal_source_rows(sources, kind):
+    ds = sources[kind]()
+    assert len(ds) == N
+    ref = ref_for(ds)
+    for name, idx in IDX.items():
+        batch = ds.__getitems__(idx)
+        want_idx = np.asarray(list(idx))
+        assert set(batch) == set(ds.columns)
+        for c, t in batch.items():
+            assert isinstance(t, torch.Tensor) and not t.is_sparse
+            np.testing.assert_array_equal(t.numpy(), ref[c][want_idx], err_msg=f"{kind} {name} {c}")
+            if c in ("s", "t"):
+                assert t.dtype == torch.float32 and t.shape == (len(want_idx), 40)
+    for i in (0, 251, N - 1, -2):
+        row = ds[i]
+        for c, t in row.items():
+            np.testing.assert_array_equal(t.numpy(), ref[c][i])
+    assert ds.__getitems__([])["x"].shape == (0, 3, 2)
+    with pytest.raises(IndexError):
+        ds.__getitems__([0, N])
+    with pytest.raises(IndexError):
+        ds[N]
+
+
+@pytest.mark.parametrize("kind", ["store", "hdf5", "parquet", "hand-store", "foreign-h5", "foreign-pq", "dict"])
+@pytest.mark.parametrize("mode", ["coo", "csr"])
+def test_sparse_tensors_equal_dense_rows(sources, kind, mode):
+    ds = sources[kind](columns=["s", "t", "y"], sparse=mode)
+    assert ds.columns == ("s", "t", "y")
+    for idx in (IDX["seq"], IDX["unsorted"], IDX["repeated"], IDX["cross"]):
+        b = ds.__getitems__(idx)
+        for c in ("s", "t"):
+            assert b[c].layout == (torch.sparse_coo if mode == "coo" else torch.sparse_csr)
+            assert b[c].shape == (len(idx), 40)
+            np.testing.assert_array_equal(b[c].to_dense().numpy(), REF[c][idx])
+        np.testing.assert_array_equal(b["y"].numpy(), Y[idx])
+    np.testing.assert_array_equal(ds[5]["s"].numpy(), REF["s"][5])  # one row is always dense
+
+
+def test_columns_dtype_and_repr(sources):
+    ds = sources["store"](columns="x", dtype=torch.float16)
+    assert ds.columns == ("x",)
+    assert ds.__getitems__([1, 2])["x"].dtype == torch.float16
+    full = sources["store"](dtype="float64")
+    b = full.__getitems__([3, 4])
+    assert b["x"].dtype == torch.float64 and b["y"].dtype == torch.int64 and b["s"].dtype == torch.float64
+    text = repr(full)
+    assert "600 rows" in text and "x: float32" in text and "sparse dim=40" in text
+    assert full.manifest is not None and sources["dict"]().manifest is None
+    with pytest.raises(InvalidInputError, match="available"):
+        sources["hdf5"](columns=["nope"])
+    with pytest.raises(InvalidInputError, match="sparse="):
+        sources["store"](sparse="dok")
+
+
+def test_store_contiguous_batch_is_zero_copy(sources):
+    ds = sources["store"](columns=["x"])
+    mm = ds._shard(0)["x"]
+    t = ds.__getitems__(list(range(2, 40)))["x"]
+    assert np.shares_memory(t.numpy(), mm) and not mm.flags.writeable
+    assert not np.shares_memory(ds.__getitems__([2, 4, 6])["x"].numpy(), mm)
+    # a writable in-memory source is never shared (edits of a batch must not reach the caller's array)
+    src = X.copy()
+    assert not np.shares_memory(open_dataset(src).__getitems__(range(0, 10))["x"].numpy(), src)
+
+
+def test_read_counts(tmp):
+    big = np.arange(8192 * 4, dtype=np.float32).reshape(8192, 4)
+    conv = {}
+    for fmt in ("store", "hdf5", "parquet"):
+        conv[fmt] = tmp / f"count-{fmt}"
+        wb.convert({"x": big}, conv[fmt], format=fmt, progress=False, hdf5_chunk_bytes=64 * 16,
+                row_group_bytes=512 * 16)
+    scattered = np.sort(np.random.default_rng(0).choice(4096, 256, replace=False)).tolist()
+    for fmt, unit in (("store", None), ("hdf5", 64), ("parquet", 512)):
+        ds = open_dataset(conv[fmt])
+        ds.__getitems__(list(range(1024, 1280)))  # inside one row group (512 rows) / shard
+        assert ds.stats.reads == 1, fmt
+        ds.stats.reset()
+        np.testing.assert_array_equal(ds.__getitems__(scattered)["x"].numpy(), big[scattered])
+        touched = 1 if unit is None else len({i // unit for i in scattered})
+        assert 1 <= ds.stats.reads <= touched, (fmt, ds.stats.reads, touched)
+    ds = open_dataset(conv["parquet"])
+    ds.__getitems__(list(range(0, 100)))
+    ds.__getitems__(list(range(100, 200)))  # same row group: served from the cache
+    assert ds.stats.reads == 1 and ds.stats.cache_hits >= 1
+    assert ds.block_rows == 512
+    h = open_dataset(conv["hdf5"])
+    assert h.block_rows % 64 == 0 and h.block_rows * h.row_nbytes >= 1 << 20
+    s = open_dataset(conv["store"])
+    assert s.block_rows >= 64 and s.block_rows & (s.block_rows - 1) == 0
+
+
+@pytest.mark.parametrize("ctx", ["fork", "spawn"])
+def test_hdf5_dataloader_workers(sources, ctx):
+    ds = sources["hdf5"](columns=["x", "s"])
+    ds.__getitems__([1, 2])  # handles opened in the parent must not leak into the workers
+    batches = [[0, 1, 2], [599, 300, 5], list(range(100, 180)), [7, 7]]
+    dl = DataLoader(ds, batch_sampler=batches, num_workers=2, collate_fn=identity,
+                    multiprocessing_context=ctx)
+    got = list(dl)
+    for idx, b in zip(batches, got):
+        np.testing.assert_array_equal(b["x"].numpy(), X[idx])
+        np.testing.assert_array_equal(b["s"].numpy(), REF["s"][idx])
+
+
+@pytest.mark.parametrize("kind", ["store", "hdf5", "parquet", "foreign-h5", "pq-folder", "npy", "memmap"])
+def test_file_sources_pickle_small(sources, kind):
+    ds = sources[kind]()
+    ds.__getitems__([0, 300, 599])  # open handles / caches first
+    blob = pickle.dumps(ds)
+    assert len(blob) < 10_000, (kind, len(blob))
+    back = pickle.loads(blob)
+    np.testing.assert_array_equal(back.__getitems__([599, 0])["x"].numpy(), X[[599, 0]])
+
+
+def test_memmap_view_pickles_as_file_reference(tmp):
+    np.save(tmp / "mv.npy", X)
+    view = np.load(tmp / "mv.npy", mmap_mode="r")[100:400]
+    blob = pickle.dumps(open_dataset(view))
+    assert len(blob) < 10_000
+    np.testing.assert_array_equal(pickle.loads(blob).__getitems__([0, 299])["x"].numpy(), X[[100, 399]])
+
+
+def test_errors(tmp, sources):
+    with pytest.raises(DatasetNotFoundError):
+        open_dataset(tmp / "missing")
+    (tmp / "emptydir").mkdir()
+    with pytest.raises(DatasetNotFoundError):
+        open_dataset(tmp / "emptydir")
+    (tmp / "notes.txt").write_text("hello")
+    with pytest.raises(InvalidInputError, match="Parquet"):
+        open_dataset(tmp / "notes.txt")
+    with pytest.raises(InvalidInputError, match="dict of arrays"):
+        open_dataset(object())
+    with pytest.raises(InvalidInputError, match="sparse_dims"):
+        open_dataset(_foreign_parquet(tmp))
+    with pytest.raises(SourceNotFoundError):
+        open_dataset(tmp / "foreign.h5", key="nope")
+    np.save(tmp / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UnsafeInputError):
+        open_dataset(tmp / "obj.npy")
+    with pytest.raises(InvalidInputError, match="differ in length"):
+        open_dataset({"a": np.zeros(3), "b": np.zeros(4)})
+    dest = tmp / "corrupt"
+    wb.convert({"x": X}, dest, progress=False)
+    victim = next(dest.glob("v-*/00000/x.npy"))
+    with open(victim, "ab") as f:
+        f.write(b"junk")
+    with pytest.raises(CorruptDatasetError):
+        open_dataset(dest)
+
+
+def test_foreign_hdf5_key_and_parquet_columns(tmp, sources):
+    sources["foreign-h5"]()  # writes the file
+    ds = open_dataset(tmp / "foreign.h5", key="x")
+    assert ds.columns == ("x",) and ds.manifest is None
+    np.testing.assert_array_equal(ds.__getitems__([4, 2])["x"].numpy(), X[[4, 2]])
+    pqds = open_dataset(tmp / "foreign.parquet", columns=["y", "x"])  # list columns left out: fine
+    assert pqds.columns == ("y", "x") and pqds.block_rows == 64
+
+
+def test_dask_source_one_compute_per_block(sources):
+    ds = sources["dask"]()
+    ds.__getitems__(list(range(0, 50)))
+    assert ds.stats.reads == 1
+    ds.stats.reset()
+    ds.__getitems__([1, 75, 150, 151, 599])  # blocks of 70 rows: 0 (cached), 1, 2, 8
+    assert ds.stats.reads == 3 and ds.block_rows == 70
+
+
+def test_as_dask(tmp):
+    for fmt in ("store", "hdf5"):
+        dest = _convert(tmp, fmt)
+        arr = as_dask(dest, "x", chunk_bytes=1000)
+        assert arr.shape == X.shape and arr.numblocks[0] > 2
+        np.testing.assert_array_equal(arr.compute(), X)
+        np.testing.assert_array_equal(arr[250:260].compute(), X[250:260])
+        assert len(pickle.dumps(arr)) < 50_000
+        with pytest.raises(InvalidInputError, match="sparse"):
+            as_dask(dest, "s")
+    with pytest.raises(InvalidInputError, match="parquet"):
+        as_dask(_convert(tmp, "parquet"), "x")

@@ -1,0 +1,242 @@
+"""workbench.loader: right rows in every mode, resume, bounded read-ahead, errors that neither hang
+nor leak threads or processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from workbench.datasets import open_dataset
+from workbench.errors import (IncompatibleResumeError, InvalidInputError, LoaderError,
+                              LoaderTimeoutError, WorkerError)
+from workbench.loader import Loader, loader
+from workbench.sampling import BatchSampler
+
+N, D = 960, 3
+MODES = [("thread", 0), ("thread", 2), ("process", 2)]
+
+
+@pytest.fixture
+def npy(tmp_path: Path) -> Path:
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(N * D, dtype=np.float64).reshape(N, D))  # row i starts with i*D
+    return path
+
+
+def rows_of(batch: dict[str, torch.Tensor]) -> np.ndarray:
+    return (batch["x"][:, 0] // D).long().numpy()
+
+
+class Wrapped(torch.utils.data.Dataset):
+    """A real memmap dataset with a hook run before each batch read (module level: forkable)."""
+
+    def __init__(self, path: Path) -> None:
+        self.inner = open_dataset(path)
+        self.block_rows, self.columns = 64, self.inner.columns
+        self.row_nbytes = self.inner.row_nbytes
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        self.hook(indices)
+        return self.inner.__getitems__(indices)
+
+    def hook(self, indices: list[int]) -> None:
+        pass
+
+
+class Raising(Wrapped):
+    def hook(self, indices: list[int]) -> None:
+        if 500 in indices:
+            raise ValueError("disk says no")
+
+
+class Killing(Wrapped):
+    def hook(self, indices: list[int]) -> None:
+        if torch.utils.data.get_worker_info() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Hanging(Wrapped):
+    release = threading.Event()
+
+    def hook(self, indices: list[int]) -> None:
+        if 500 in indices:
+            self.release.wait(60)
+
+
+class Counting(Wrapped):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.lock, self.active, self.max_active, self.started = threading.Lock(), 0, 0, 0
+
+    def hook(self, indices: list[int]) -> None:
+        with self.lock:
+            self.active += 1
+            self.started += 1
+            self.max_active = max(self.max_active, self.active)
+        time.sleep(0.01)
+        with self.lock:
+            self.active -= 1
+
+
+def children() -> int:
+    return len(psutil.Process().children(recursive=True))
+
+
+def settles(probe, target: int, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while probe() > target and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return probe() <= target
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type,workers", MODES)
+@pytest.mark.parametrize("order", ["sequential", "full", "block"])
+def test_batches_are_the_samplers_rows_in_order(npy, order, worker_type, workers):
+    data = np.load(npy)
+    dl = loader(open_dataset(npy), batch_size=100, shuffle=order, seed=3, num_workers=workers,
+                worker_type=worker_type)
+    expected = BatchSampler(N, 100, order=order, seed=3, block_rows=open_dataset(npy).block_rows)
+    got = list(dl)
+    assert len(got) == len(dl) == len(expected) == 10
+    for batch, idx in zip(got, expected):
+        assert np.array_equal(batch["x"].numpy(), data[idx])
+    assert np.array_equal(np.sort(np.concatenate([rows_of(b) for b in got])), np.arange(N))
+
+
+def test_shuffle_aliases_and_epochs_advance(npy):
+    ds = open_dataset(npy)
+    seq = [rows_of(b) for b in loader(ds, batch_size=64, shuffle=False)]
+    assert np.array_equal(np.concatenate(seq), np.arange(N))
+    dl = loader(ds, batch_size=64, shuffle=True, seed=1)
+    assert dl.order == "block"
+    first, second = [np.concatenate([rows_of(b) for b in dl]) for _ in range(2)]
+    assert not np.array_equal(first, second)  # each full pass moves to the next epoch
+    dl.set_epoch(0)
+    assert np.array_equal(np.concatenate([rows_of(b) for b in dl]), first)
+    with pytest.raises(InvalidInputError, match="shuffle"):
+        loader(ds, shuffle="random")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_ranks_split_the_rows(npy, worker_type):
+    parts = [np.concatenate([rows_of(b) for b in loader(open_dataset(npy), batch_size=50,
+             shuffle="full", rank=r, world_size=3, worker_type=worker_type)]) for r in range(3)]
+    assert [len(p) for p in parts] == [N // 3] * 3
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(N))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_mid_epoch_equals_uninterrupted(npy, workers):
+    kw = dict(batch_size=64, shuffle="block", seed=7, num_workers=workers, prefetch_factor=3)
+    full = loader(open_dataset(npy), **kw)
+    full.set_epoch(2)
+    whole = [rows_of(b) for b in full]
+    dl = loader(open_dataset(npy), **kw)
+    dl.set_epoch(2)
+    it = iter(dl)
+    head = [rows_of(next(it)) for _ in range(4)]  # threads have read further ahead than this
+    state = json.loads(json.dumps(dl.state_dict()))
+    assert (state["epoch"], state["batches_done"]) == (2, 4)
+    dl.close()
+    again = loader(open_dataset(npy), **kw)
+    again.load_state_dict(state)
+    again.set_epoch(2)  # the usual training loop calls this; it must keep the resume point
+    tail = [rows_of(b) for b in again]
+    assert np.array_equal(np.concatenate(head + tail), np.concatenate(whole))
+    assert again.state_dict()["epoch"] == 3 and again.state_dict()["batches_done"] == 0
+    with pytest.raises(IncompatibleResumeError):
+        loader(open_dataset(npy), **{**kw, "seed": 8}).load_state_dict(state)
+
+
+def test_read_ahead_is_bounded(npy):
+    ds = Counting(npy)
+    dl = loader(ds, batch_size=32, num_workers=2, prefetch_factor=3, shuffle="full")
+    consumed = 0
+    for _ in dl:
+        consumed += 1
+        time.sleep(0.002)
+        assert ds.started <= consumed + 2 * 3 - 1  # started counts the one just handed out too
+    assert consumed == ds.started == len(dl)
+    assert ds.max_active == 2  # both threads read at once, never more
+
+
+def test_stats_count_samples_bytes_and_time(npy):
+    dl = loader(open_dataset(npy), batch_size=100)
+    list(dl)
+    s = dl.stats
+    assert (s.batches, s.samples, s.bytes) == (10, N, N * D * 8)
+    assert 0 < s.wait_s <= s.total_s and s.samples_per_s > 0 and s.mb_per_s > 0
+    assert set(s.as_dict()) >= {"samples_per_s", "mb_per_s", "wait_fraction"}
+    s.reset()
+    assert s.samples == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type,workers", MODES)
+def test_raising_dataset_names_the_batch(npy, worker_type, workers):
+    procs, threads = children(), threading.active_count()
+    dl = loader(Raising(npy), batch_size=100, shuffle="sequential", num_workers=workers,
+                worker_type=worker_type)
+    with pytest.raises(WorkerError) as err:
+        list(dl)
+    msg = str(err.value)
+    assert "rows [500, 501, 502, 503, ..., 597, 598, 599] (100 rows)" in msg
+    assert "ValueError: disk says no" in msg and "num_workers=0" in msg
+    assert err.value.__cause__ is not None
+    assert settles(children, procs) and settles(threading.active_count, threads)
+
+
+@pytest.mark.timeout(60)
+def test_killed_worker_process_is_reported_fast(npy):
+    procs = children()
+    dl = loader(Killing(npy), batch_size=100, worker_type="process", num_workers=2, timeout=60)
+    start = time.monotonic()
+    with pytest.raises(LoaderError, match="worker process died"):
+        list(dl)
+    assert time.monotonic() - start < 15
+    assert settles(children, procs)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_hung_read_times_out(npy, worker_type):
+    procs, threads = children(), threading.active_count()
+    Hanging.release.clear()
+    dl = loader(Hanging(npy), batch_size=100, shuffle="sequential", worker_type=worker_type,
+                num_workers=2, timeout=2)
+    start = time.monotonic()
+    with pytest.raises(LoaderTimeoutError, match=r"rows \[500, .*timeout=2"):
+        list(dl)
+    assert time.monotonic() - start < 5
+    assert settles(children, procs)
+    Hanging.release.set()  # a hung thread can't be killed; it must stop once its read returns
+    assert settles(threading.active_count, threads)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_close_and_gc_stop_workers(npy, worker_type):
+    procs, threads = children(), threading.active_count()
+    with loader(open_dataset(npy), batch_size=10, worker_type=worker_type) as dl:
+        it = iter(dl)
+        next(it)
+        assert children() > procs or threading.active_count() > threads
+    assert settles(children, procs) and settles(threading.active_count, threads)
+    dl2: Loader = loader(open_dataset(npy), batch_size=10, worker_type=worker_type)
+    for _ in dl2:
+        break  # the abandoned iterator is garbage: its workers must go with it
+    assert settles(children, procs) and settles(threading.active_count, threads)

@@ -1,0 +1,158 @@
+"""Move batches to the GPU while the previous one is in use: reusable pinned staging buffers,
+copies on a side CUDA stream, one batch of look-ahead, and stream sync so nothing is read or
+reused too early.
+
+>>> for batch in to_device(loader(ds), "cuda"):
+...     loss = model(batch["x"]).sum()
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+
+__all__ = ["measure_h2d", "to_device"]
+
+_GROW = 1.25  # headroom when a staging buffer grows: a slowly growing batch won't realloc each time
+
+
+class _Sparse:
+    """A sparse tensor that moves with ``.to()`` at hand-off, on the consumer's stream."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+
+def _map(obj: Any, fn: Callable[[tuple, Any], Any], path: tuple = ()) -> Any:
+    if isinstance(obj, dict):
+        return {k: _map(v, fn, path + (k,)) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_map(v, fn, path + (i,)) for i, v in enumerate(obj))
+    return fn(path, obj)
+
+
+class _Staging:
+    """Pinned host buffers for one batch in flight, kept per column and dtype and reused."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.buffers: dict[tuple, torch.Tensor] = {}
+        self.event = torch.cuda.Event()
+        self.copies: list[torch.Tensor] = []
+        self.held: list[torch.Tensor] = []  # already-pinned sources copied directly: keep alive
+
+    def _pinned(self, path: tuple, t: torch.Tensor) -> torch.Tensor:
+        key, n = (path, t.dtype), t.numel()
+        buf = self.buffers.get(key)
+        if buf is None or buf.numel() < n:
+            buf = torch.empty(max(n, int(n * _GROW) if buf is not None else n), dtype=t.dtype,
+                              pin_memory=True)
+            self.buffers[key] = buf
+        view = buf[:n].view(t.shape)
+        view.copy_(t)
+        return view
+
+    def _move(self, path: tuple, t: Any) -> Any:
+        if not isinstance(t, torch.Tensor) or t.device == self.device:
+            return t
+        if t.layout != torch.strided:
+            return _Sparse(t)
+        if t.device.type != "cpu" or t.is_pinned():
+            src = t
+            self.held.append(t)
+        else:
+            src = self._pinned(path, t)
+        out = torch.empty(t.shape, dtype=t.dtype, device=self.device)
+        out.copy_(src, non_blocking=True)
+        self.copies.append(out)
+        return out
+
+    def stage(self, batch: Any, stream: torch.cuda.Stream) -> Any:
+        """Start copying ``batch`` on ``stream``; its device tensors are not safe to read yet."""
+        self.event.synchronize()  # the copy that last read these buffers has finished
+        self.copies, self.held = [], []
+        with torch.cuda.stream(stream):
+            moved = _map(batch, self._move)
+        self.event.record(stream)
+        return moved
+
+    def hand_off(self, moved: Any) -> Any:
+        """Make the consumer's current stream wait for the copy, then give the batch out."""
+        current = torch.cuda.current_stream(self.device)
+        current.wait_event(self.event)
+        for t in self.copies:  # side-stream memory: keep until the consumer is done
+            t.record_stream(current)
+        return _map(moved, lambda _, x: x.tensor.to(self.device) if isinstance(x, _Sparse) else x)
+
+
+def _cuda_batches(batches: Iterable[Any], device: torch.device) -> Iterator[Any]:
+    stream = torch.cuda.Stream(device)
+    slots = [_Staging(device), _Staging(device)]  # two, so staging batch i+1 never waits on batch i
+    pending: tuple[_Staging, Any] | None = None
+    for i, batch in enumerate(batches):
+        slot = slots[i % 2]
+        moved = slot.stage(batch, stream)
+        if pending is not None:
+            yield pending[0].hand_off(pending[1])
+        pending = (slot, moved)
+    if pending is not None:
+        yield pending[0].hand_off(pending[1])
+
+
+def to_device(batches: Iterable[Any], device: str | torch.device = "cuda") -> Iterator[Any]:
+    """Yield each batch (tensor, or dict/list/tuple of them) on ``device``, copying one batch ahead.
+
+    On a CPU device, or when CUDA is not available, batches pass through unchanged (same objects).
+
+    >>> for batch in to_device(dl, "cuda"):
+    ...     out = model(batch["x"])
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda" and torch.cuda.is_available():
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+        return _cuda_batches(batches, dev)
+    if dev.type in ("cpu", "cuda"):
+        return iter(batches)
+    return (_map(b, lambda _, x: x.to(dev) if isinstance(x, torch.Tensor) else x) for b in batches)
+
+
+def measure_h2d(nbytes: int = 256 << 20, repeats: int = 10,
+                device: str | torch.device = "cuda") -> dict[str, Any]:
+    """Host-to-device GB/s of :func:`to_device` from pageable memory vs a plain pinned ``copy_``.
+
+    >>> r = measure_h2d(64 << 20)
+    >>> r["to_device_gbps"] / r["pinned_copy_gbps"]   # near 1 when staging costs little
+    """
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return {"available": False}
+    src = torch.ones(nbytes // 4, dtype=torch.float32)
+    pinned, dst = src.pin_memory(), torch.empty(src.shape, dtype=src.dtype, device=dev)
+
+    def gbps(step: Callable[[], None]) -> float:
+        step()  # warm-up: allocations, pinned buffers, CUDA context
+        torch.cuda.synchronize(dev)
+        start = time.perf_counter()
+        step()
+        torch.cuda.synchronize(dev)
+        return nbytes * repeats / (time.perf_counter() - start) / 1e9
+
+    def ours() -> None:
+        for _ in to_device(({"x": src} for _ in range(repeats)), dev):
+            pass
+
+    def plain() -> None:
+        for _ in range(repeats):
+            dst.copy_(pinned, non_blocking=True)
+
+    def pageable() -> None:
+        for _ in range(repeats):
+            dst.copy_(src)
+
+    ours_gbps, plain_gbps, pageable_gbps = gbps(ours), gbps(plain), gbps(pageable)
+    return {"available": True, "device": torch.cuda.get_device_name(dev), "nbytes": nbytes,
+            "repeats": repeats, "to_device_gbps": ours_gbps, "pinned_copy_gbps": plain_gbps,
+            "pageable_copy_gbps": pageable_gbps, "ratio_to_pinned": ours_gbps / plain_gbps}
