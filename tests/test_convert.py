@@ -267,3 +267,36 @@ def test_manifest_records_source_and_version(tmp_path):
     assert m.workbench_version == wb.__version__
     text = (read_manifest(tmp_path / "d")[0] / "manifest.json").read_text()
     assert "pickle" not in text and Path(npy).name in text
+
+
+_PEAK_CHILD = """
+import sys, workbench as wb
+# small chunks so both inputs are many chunks long: memory must then depend on the chunk only
+wb.convert(sys.argv[1], sys.argv[2], target="label", sparse={"tokens": 1000}, format=sys.argv[3],
+           chunk_rows=4096, shard_bytes=8 << 20, progress=False)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec from the (big) test process
+print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0])
+"""
+
+
+@pytest.mark.parametrize("layout_", ["store", "parquet"])
+def test_peak_memory_is_flat_when_the_input_grows_4x(tmp_path, layout_):
+    import subprocess
+    import sys
+
+    from workbench.demo import make_demo
+
+    peaks, sizes = [], []
+    for rows in (60_000, 240_000):
+        raw = make_demo(tmp_path / f"raw{rows}", rows=rows, formats=("csv",))
+        sizes.append(raw.csv.stat().st_size)
+        os.sync()  # dirty page cache of the fresh CSV otherwise shows up in the child's peak
+        out = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(raw.csv),
+                              str(tmp_path / f"d{rows}"), layout_],
+                             capture_output=True, text=True, timeout=300, check=True)
+        peaks.append(int(out.stdout.split()[-1]) * 1024)
+    grew_input = sizes[1] - sizes[0]
+    grew_peak = peaks[1] - peaks[0]
+    assert grew_input > 30e6
+    # The whole input growth is ~35 MB; a reader that held the file would grow by more than that.
+    assert grew_peak < 0.25 * grew_input, (peaks, sizes)

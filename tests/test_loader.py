@@ -18,7 +18,7 @@ import torch
 from workbench.datasets import open_dataset
 from workbench.errors import (IncompatibleResumeError, InvalidInputError, LoaderError,
                               LoaderTimeoutError, WorkerError)
-from workbench.loader import Loader, loader
+from workbench.loading import Loader, loader
 from workbench.sampling import BatchSampler
 
 N, D = 960, 3

@@ -48,7 +48,7 @@ class ShardJob:
     start: int
     stop: int | None = None
     source: Any = None
-    chunks: list[dict[str, Any]] = field(default_factory=list)
+    chunks: Iterable[dict[str, Any]] = field(default_factory=list)
 
     def raw_chunks(self) -> Iterator[tuple[int, dict[str, Any]]]:
         if self.source is not None:
@@ -121,6 +121,7 @@ def _run_dask(client: Any, jobs: Iterable[ShardJob], bar: Any) -> Iterator[tuple
             except StopIteration:
                 exhausted = True
                 break
+            job.chunks = list(job.chunks)  # ship the shard's rows to the worker
             pending.add(client.submit(write_shard, job, pure=False, key=f"workbench-shard-{job.index}-{id(job)}"))
             in_flight += 1
         if in_flight == 0:

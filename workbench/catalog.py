@@ -44,7 +44,11 @@ def resolve(path: str | os.PathLike[str]) -> Path:
 
 
 def read_manifest(path: str | os.PathLike[str], check_sizes: bool = True) -> tuple[Path, Manifest]:
-    """Resolve ``path``, parse its manifest and (cheaply) check every file's size."""
+    """Resolve ``path``, parse its manifest and (cheaply) check every file's size.
+
+    >>> version_dir, manifest = read_manifest("demo_data/demo.store")
+    >>> manifest.num_rows, [c.name for c in manifest.columns]
+    """
     version = resolve(path)
     mpath = version / MANIFEST_NAME
     try:

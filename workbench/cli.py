@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.cmd == "convert":
-        from .convert import convert
+        from .conversion import convert
         from .summary import describe
 
         try:
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         print(describe(m, args.dst))
         return 0
     if args.cmd == "verify":
-        from .verify import verify
+        from .integrity import verify
 
         report = verify(args.path, strict=False)
         print(report)

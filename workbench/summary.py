@@ -43,6 +43,10 @@ def describe(m: Manifest, where: str = "") -> str:
 
 
 def info(path: str | os.PathLike[str]) -> str:
-    """Summary of the committed dataset at ``path``."""
+    """Summary of the committed dataset at ``path``.
+
+    >>> print(info("demo_data/demo.store"))
+    workbench dataset demo_data/demo.store (v-...)
+    """
     version, m = read_manifest(path)
     return describe(m, f"{path} ({version.name})")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import read_manifest
-from .convert import convert
+from .conversion import convert
 from .demo import make_demo
 from .summary import describe, human_bytes
-from .verify import verify
+from .integrity import verify
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _load(store: Path, seconds: float) -> list[dict[str, Any]]:
     import numpy as np
 
     from .datasets import open_dataset
-    from .loader import loader
+    from .loading import loader
     from .throughput import measure, memcpy_mb_per_s, sequential_mb_per_s
 
     version, m = read_manifest(store)
