@@ -28,11 +28,10 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
-from workbench.errors import CorruptDatasetError, InvalidInputError
+from .errors import InvalidInputError
 
 __all__ = ["FORMATS", "DemoFiles", "make_demo"]
 
@@ -289,49 +288,31 @@ class _CsvWriter(_Writer):
 
 
 class _NpyWriter(_Writer):
-    """Streams each array's bytes after its header. Plain appends, unlike a memmap, keep the
-    written pages out of this process's RSS."""
+    """Streams each array's bytes after a reserved header, with the store format's appender:
+    plain appends, unlike a memmap, keep the written pages out of this process's RSS."""
 
     def __init__(self, paths: dict[str, Path], rows: int, names: tuple[str, ...], dim: int) -> None:
-        self.indices_path = paths["tokens_indices_npy"]
-        shapes = {"npy": ("<f4", (rows, len(names))), "labels_npy": ("<i8", (rows,)),
-                  "tokens_indptr_npy": ("<i8", (rows + 1,)), "tokens_indices_npy": ("<i4", (0,))}
-        self.files = {}
-        for key, (descr, shape) in shapes.items():
-            self.files[key] = open(_partial(paths[key]), "wb")
-            _npy_header(self.files[key], descr, shape)
-        np.zeros(1, "<i8").tofile(self.files["tokens_indptr_npy"])
-        # The indices' length is known only at the end, when close() rewrites their header.
-        # numpy pads headers for 21 digits of the first axis, so it keeps its size (checked).
-        self.header_len = self.files["tokens_indices_npy"].tell()
+        from .formats.store import NpyAppender
+
+        specs = {"npy": ("<f4", (len(names),)), "labels_npy": ("<i8", ()),
+                 "tokens_indptr_npy": ("<i8", ()), "tokens_indices_npy": ("<i4", ())}
+        self.files = {k: NpyAppender(_partial(paths[k]), np.dtype(d), shape)
+                      for k, (d, shape) in specs.items()}
+        self.files["tokens_indptr_npy"].append(np.zeros(1, "<i8"))
         self.nnz = 0
 
     def append(self, c: dict[str, np.ndarray]) -> None:
         f = self.files
-        c["features"].astype("<f4", copy=False).tofile(f["npy"])
-        c["label"].astype("<i8", copy=False).tofile(f["labels_npy"])
-        (c["indptr"][1:] + self.nnz).astype("<i8", copy=False).tofile(f["tokens_indptr_npy"])
-        c["indices"].astype("<i4", copy=False).tofile(f["tokens_indices_npy"])
+        f["npy"].append(c["features"])
+        f["labels_npy"].append(c["label"])
+        f["tokens_indptr_npy"].append(c["indptr"][1:] + self.nnz)
+        f["tokens_indices_npy"].append(c["indices"])
         self.nnz += len(c["indices"])
 
     def close(self) -> None:
-        ind = self.files["tokens_indices_npy"]
-        header_len = self.header_len if ind.closed else _npy_header(ind, "<i4", (self.nnz,))
         for f in self.files.values():
-            f.close()
-        if header_len != self.header_len:
-            raise CorruptDatasetError(
-                f"{self.indices_path}: the rewritten .npy header changed size with this numpy "
-                "version; leave 'npy' out of formats or use numpy>=1.24,<3.")
-
-
-def _npy_header(f: BinaryIO, descr: str, shape: tuple[int, ...]) -> int:
-    f.seek(0)
-    np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False,
-                                             "shape": shape})
-    end = f.tell()
-    f.seek(0, os.SEEK_END)
-    return end
+            if not f.f.closed:
+                f.finish(durable=False)
 
 
 class _Hdf5Writer(_Writer):

@@ -31,7 +31,7 @@ def npy_header(dtype: np.dtype, shape: tuple[int, ...], total: int | None = None
     return _MAGIC + len(body).to_bytes(2, "little") + body
 
 
-class _NpyAppender:
+class NpyAppender:
     """Appends rows of one array to a ``.npy`` file; ``finish`` writes the true header."""
 
     def __init__(self, path: Path, dtype: np.dtype, row_shape: tuple[int, ...]) -> None:
@@ -61,7 +61,7 @@ class StoreWriter:
         self.root, self.columns, self.durable = version_dir, columns, bool(options.get("durable"))
         self.prefix = f"{index:05d}"
         (version_dir / self.prefix).mkdir(parents=True, exist_ok=True)
-        self.files: dict[tuple[str, str], tuple[str, _NpyAppender]] = {}
+        self.files: dict[tuple[str, str], tuple[str, NpyAppender]] = {}
         self.nnz: dict[str, int] = {}
         for c in columns:
             if c.sparse:
@@ -77,7 +77,7 @@ class StoreWriter:
 
     def _open(self, col: str, part: str, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> None:
         rel = f"{self.prefix}/{name}"
-        self.files[(col, part)] = (rel, _NpyAppender(self.root / rel, dtype, shape))
+        self.files[(col, part)] = (rel, NpyAppender(self.root / rel, dtype, shape))
 
     def write(self, chunk: Chunk) -> None:
         for c in self.columns:
