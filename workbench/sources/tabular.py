@@ -139,21 +139,7 @@ class TablePacker:
                 first: int) -> CSR:
         col = _column(batch, name)
         if not _is_list(col.type):  # CSV text: "3 17 42"
-            col = pc.utf8_split_whitespace(col.fill_null(""))
-            flat = pc.list_flatten(col)
-            keep = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
-            parent = pc.list_parent_indices(col).to_numpy()[keep]
-            tokens = flat.filter(pa.array(keep))
-            lengths = np.bincount(parent, minlength=len(col))
-            try:
-                indices = tokens.cast(pa.int64()).to_numpy()
-            except (pa.ArrowInvalid, ValueError):
-                bad = next(i for i, s in enumerate(tokens.to_pylist()) if not re.fullmatch(r"[+-]?\d+", s))
-                raise InvalidInputError(
-                    f"{self.where}: row {first + int(parent[bad])}, column {name!r}: "
-                    f"{tokens[bad].as_py()!r} is not an integer index; write nonzero indices as "
-                    "space-separated integers like \"3 17 42\""
-                ) from None
+            lengths, indices = _digit_tokens(col) or self._split_text(col, name, first)
         else:
             if not (pa.types.is_integer(col.type.value_type) or pa.types.is_null(col.type.value_type)):
                 raise InvalidInputError(
@@ -177,6 +163,66 @@ class TablePacker:
             vdt = self.feature_dtype if self.feature_dtype.kind == "f" else np.dtype("float32")
             values = vcol.flatten().to_numpy(zero_copy_only=False).astype(vdt, copy=False)
         return CSR(indptr, indices, values, dim)
+
+
+    def _split_text(self, col: pa.Array, name: str, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row token counts and int64 indices of whitespace-separated index text (any text)."""
+        col = pc.utf8_split_whitespace(col.fill_null(""))
+        flat = pc.list_flatten(col)
+        keep = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
+        parent = pc.list_parent_indices(col).to_numpy()[keep]
+        tokens = flat.filter(pa.array(keep))
+        lengths = np.bincount(parent, minlength=len(col))
+        try:
+            return lengths, tokens.cast(pa.int64()).to_numpy()
+        except (pa.ArrowInvalid, ValueError):
+            bad = next(i for i, s in enumerate(tokens.to_pylist()) if not re.fullmatch(r"[+-]?\d+", s))
+            raise InvalidInputError(
+                f"{self.where}: row {first + int(parent[bad])}, column {name!r}: "
+                f"{tokens[bad].as_py()!r} is not an integer index; write nonzero indices as "
+                "space-separated integers like \"3 17 42\""
+            ) from None
+
+
+# ASCII whitespace: the one-byte characters utf8_split_whitespace splits on
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[[9, 10, 11, 12, 13, 32]] = True
+_MAX_DIGITS = 18  # a run of at most 18 digits always fits int64
+
+
+def _digit_tokens(col: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fast path of :meth:`TablePacker._split_text` for text of only ASCII digits and whitespace
+    (what CSV index columns hold): per-row counts and int64 indices parsed with NumPy straight
+    from the string bytes, ~2x faster than Arrow's split + cast. None: take the general path."""
+    if col.null_count or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return None
+    odt = np.dtype(np.int32 if pa.types.is_string(col.type) else np.int64)
+    _, obuf, dbuf = col.buffers()
+    offsets = np.frombuffer(obuf, odt, len(col) + 1, col.offset * odt.itemsize).astype(np.int64)
+    lo, hi = int(offsets[0]), int(offsets[-1])
+    b = np.frombuffer(dbuf, np.uint8, hi - lo, lo) if hi > lo else np.zeros(0, np.uint8)
+    offsets -= lo
+    d = b - np.uint8(48)  # wraps around: every non-digit becomes >= 10
+    digit = d < 10
+    if not (digit | _SPACE[b]).all():
+        return None
+    # a token starts at a digit after a non-digit or at a row's first byte; it ends likewise
+    start, end = digit.copy(), digit.copy()
+    start[1:] &= ~digit[:-1]
+    end[:-1] &= ~digit[1:]
+    row_first, row_last = offsets[offsets < len(b)], offsets[offsets > 0] - 1
+    start[row_first] = digit[row_first]
+    end[row_last] = digit[row_last]
+    s = np.flatnonzero(start)
+    size = np.flatnonzero(end) + 1 - s
+    longest = int(size.max()) if len(s) else 0
+    if longest > _MAX_DIGITS:
+        return None
+    indices = np.zeros(len(s), dtype=np.int64)
+    for k in range(longest):  # digit k of every token at once
+        more = size > k
+        indices = np.where(more, indices * 10 + d[np.where(more, s + k, s)], indices)
+    return np.diff(np.searchsorted(s, offsets)), indices
 
 
 def _numbers(col: pa.Array) -> np.ndarray:
