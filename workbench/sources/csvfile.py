@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import gzip
 import io
+import queue
+import threading
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -120,20 +122,64 @@ class CsvSource(Source):
 
     def _chunks(self, chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:
         def pieces() -> Iterator[Chunk]:
-            done = start
             with self._file() as f:
-                with self._arrow_errors(done):
+                with self._arrow_errors(start):
                     reader = pacsv.open_csv(
                         f, read_options=self._read_opts(self._block_size(chunk_rows), start),
                         parse_options=self._parse, convert_options=self._convert)
-                while True:
-                    with self._arrow_errors(done):
-                        try:
-                            batch = reader.read_next_batch()
-                        except StopIteration:
-                            return
-                    if batch.num_rows:
-                        yield self._packer.pack(batch, done)
-                        done += batch.num_rows
+                yield from _read_ahead(lambda: self._parsed(reader, start))
 
         return rebatch(pieces(), chunk_rows, start)
+
+    def _parsed(self, reader: Any, done: int) -> Iterator[Chunk]:
+        while True:
+            with self._arrow_errors(done):
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+            if batch.num_rows:
+                yield self._packer.pack(batch, done)
+                done += batch.num_rows
+
+
+_END = object()
+
+
+def _read_ahead(make: Callable[[], Iterator[Chunk]], depth: int = 2) -> Iterator[Chunk]:
+    """Run ``make()`` (parse + pack, which release the GIL) on a thread, ``depth`` chunks ahead,
+    so parsing overlaps the caller's validation and writing. Errors re-raise here, in order."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for chunk in make():
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as e:  # handed to the consumer, raised there
+            put(e)
+
+    t = threading.Thread(target=work, name="workbench-csv-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join()  # the file must outlive the thread that reads it
