@@ -95,8 +95,9 @@ def sequential_mb_per_s(array: np.ndarray, batch_rows: int, max_seconds: float =
     """Zero-copy batch-sized slices of a (memory-mapped) array, each summed: the ceiling for
     contiguous batches from that file."""
     def slices() -> Iterable[torch.Tensor]:
-        for a in range(0, len(array), batch_rows):
-            yield torch.from_numpy(np.asarray(array[a:a + batch_rows]))
+        while True:  # whole passes until max_seconds: a small array must not end the clock early
+            for a in range(0, len(array), batch_rows):
+                yield torch.from_numpy(np.asarray(array[a:a + batch_rows]))
     import warnings
 
     with warnings.catch_warnings():
