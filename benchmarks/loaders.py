@@ -1,0 +1,435 @@
+"""Loader throughput and memory: workbench's loader against the physical limits, the seeds'
+Dataset classes and Hugging Face ``datasets``, on the same data, in one run.
+
+    .venv/bin/python benchmarks/loaders.py --quick                  # smoke run (64 MiB, ~2 min)
+    .venv/bin/python benchmarks/loaders.py --gib 2                  # warm page cache
+    .venv/bin/python benchmarks/loaders.py --gib 2 --cold           # + dropped-cache section (root)
+
+Data: N rows × 256 float32 (1 KiB) + int64 label, written once under ``bench_data/loaders-<N>/``
+(see ``_loadmeasure.ensure_data``). Every contender runs in a fresh Python process (its own
+imports and memory), consumes each batch the same way (``workbench.throughput.consume``: a sum
+of every tensor), and reports the median of 3 runs after a warm-up; a run stops after
+``--seconds`` or one epoch. Rates count from the first batch; samples/s is the primary figure,
+MB/s counts the bytes consumed (1,032 B per sample). Batch 256 everywhere unless noted.
+"full" order is ``workbench.sampling.epoch_order(N, "full", seed=0)`` for every contender
+(per-item baselines get it as a torch Sampler; our loader yields the same rows per batch, sorted).
+The seed's fixed-batch classes can only shuffle whole batches; their "full" is a shuffled batch
+order. Memory: Σ over the process and its workers of anonymous + shmem PSS (real memory), peak;
+Σ RSS (which counts page cache once per process mapping it) for reference.
+The table is also written to ``bench_data/loaders-<date>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:
+    from . import _loadmeasure as lm
+    from . import _measure
+except ImportError:  # run as a script, or imported by path in a measured child
+    import _loadmeasure as lm
+    import _measure
+
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parent.parent
+warnings.filterwarnings("ignore", message=".*not writable.*")
+warnings.filterwarnings("ignore", message=".*pin_memory.*")
+
+GOAL_ANON_GIB = 0.7
+
+
+def _paths(root: str) -> dict[str, Path]:
+    r = Path(root)
+    return {k: r / v for k, v in dict(features="features.npy", labels="labels.npy", store="store",
+                                      h5="data.h5", fsl="fsl.parquet", wide="wide.parquet",
+                                      hf_cache="hf_cache").items()}
+
+
+def _full_order(n: int) -> np.ndarray:
+    from workbench.sampling import epoch_order
+
+    return epoch_order(n, "full", seed=0)
+
+
+def _torch(a: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(a)
+
+
+# ---- contenders: each runs in a fresh child process via _measure.run_child -------------------
+
+def limit_zero_copy(root: str, batch: int, seconds: float, cold: bool = False) -> dict[str, Any]:
+    """Zero-copy batch-sized slices of the memmaps in file order (features + labels), summed."""
+    p = _paths(root)
+    warm = None if cold else (np.load(p["features"], mmap_mode="r"), np.load(p["labels"], mmap_mode="r"))
+
+    def make() -> Any:
+        x, y = warm if warm is not None else (np.load(p["features"], mmap_mode="r"),
+                                              np.load(p["labels"], mmap_mode="r"))
+        for a in range(0, len(x), batch):
+            yield _torch(x[a:a + batch]), _torch(y[a:a + batch])
+
+    return lm.median_of(make, seconds=seconds, cold=cold)
+
+
+def limit_memcpy(root: str, batch: int, seconds: float) -> dict[str, Any]:
+    """memcpy of the same bytes: each batch-sized slice copied into a reused buffer, summed."""
+    from workbench.throughput import memcpy_mb_per_s
+
+    p = _paths(root)
+    x, y = np.load(p["features"], mmap_mode="r"), np.load(p["labels"], mmap_mode="r")
+    bx, by = np.empty((batch, x.shape[1]), x.dtype), np.empty(batch, y.dtype)
+
+    def make() -> Any:
+        for a in range(0, len(x) - batch + 1, batch):
+            np.copyto(bx, x[a:a + batch])
+            np.copyto(by, y[a:a + batch])
+            yield _torch(bx), _torch(by)
+
+    return {**lm.median_of(make, seconds=seconds), "note": f"np.copyto 256 MiB: {memcpy_mb_per_s():,.0f} MB/s"}
+
+
+def cold_read(root: str, seconds: float) -> dict[str, Any]:
+    """dd-like: ``os.readv`` of 64 MiB pieces of features.npy into a page-aligned buffer (no sum)."""
+    import mmap
+
+    p = _paths(root)
+    buf = mmap.mmap(-1, 64 << 20)
+
+    def make() -> Any:
+        with open(p["features"], "rb", buffering=0) as f:
+            while True:
+                n = os.readv(f.fileno(), [buf])
+                if n <= 0:
+                    return
+                yield n // (lm.FEATURES * 4)
+
+    def run() -> Any:
+        for rows in make():
+            yield _torch(np.zeros(rows, np.int8))  # consume() counts rows; the bytes are not summed
+
+    r = lm.median_of(run, seconds=seconds, cold=True)
+    return {**r, "mb_per_s": r["samples_per_s"] * lm.FEATURES * 4 / 1e6, "note": "features.npy only, no sum"}
+
+
+def ours(root: str, batch: int, order: str, workers: int, worker_type: str, seconds: float,
+         cold: bool = False) -> dict[str, Any]:
+    """``workbench.loader(workbench.open_dataset(store), ...)``."""
+    import workbench
+
+    store = str(_paths(root)["store"])
+    warm = None if cold else workbench.open_dataset(store)
+
+    def make() -> Any:
+        ds = warm if warm is not None else workbench.open_dataset(store)  # cold: new mapping
+        return iter(workbench.loader(ds, batch_size=batch, shuffle=order, seed=0,
+                                     num_workers=workers, worker_type=worker_type))
+
+    return lm.median_of(make, seconds=seconds, cold=cold)
+
+
+def _dataloader(ds: Any, order: str, workers: int, **kw: Any) -> Any:
+    from torch.utils.data import DataLoader
+
+    sampler = lm.OrderSampler(_full_order(len(ds))) if order == "full" else None
+    return DataLoader(ds, sampler=sampler, num_workers=workers,
+                      persistent_workers=False, **kw)
+
+
+def seed_hdf5(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
+    """Seed 000 HDF5Dataset: one h5py read per item, DataLoader(batch_size=256)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.baselines.seeds import HDF5Dataset
+
+    ds = HDF5Dataset(_paths(root)["h5"], "features", "label", lazy_open=workers > 0)
+    return lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=batch), seconds=seconds)
+
+
+def seed_memmap_item(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
+    """Per-item memmap Dataset (seed 001 pattern): ``np.array(X[i])`` per item, default_collate."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.baselines.seeds import MemmapPerItemDataset
+
+    p = _paths(root)
+    ds = MemmapPerItemDataset(p["features"], p["labels"])
+    return lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=batch), seconds=seconds)
+
+
+def seed_memmap_batched(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
+    """Seed 000 MemoryMappedDataset: fixed contiguous batches, ``DataLoader(batch_size=None)``."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.baselines.seeds import MemoryMappedDataset
+
+    p = _paths(root)
+    ds = MemoryMappedDataset(p["features"], p["labels"], batch)
+    return lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=None), seconds=seconds)
+
+
+def seed_dask(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
+    """Seed 000 ParquetDaskDataset: ``ddf.loc[a:b].compute()`` per batch (batch+1 rows: seed flaw)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.baselines.seeds import ParquetDaskDataset
+
+    ds = ParquetDaskDataset(_paths(root)["wide"], batch, [f"f{j}" for j in range(lm.FEATURES)],
+                            "label", scheduler="synchronous" if workers else None)
+    return lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=None),
+                        seconds=seconds, warmup_s=seconds / 3, rows_per_batch=batch)
+
+
+def seed_simple(root: str, batch: int, order: str, workers: int, seconds: float,
+                subset: int) -> dict[str, Any]:
+    """Seed 001 SimpleDataset (one in-RAM tensor per row), built on the first ``subset`` rows."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.baselines.seeds import SimpleDataset
+
+    p = _paths(root)
+    x, y = np.load(p["features"], mmap_mode="r"), np.load(p["labels"])
+    t = time.perf_counter()
+    ds = SimpleDataset(x[:subset], y[:subset])
+    build = time.perf_counter() - t
+    r = lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=batch), seconds=seconds)
+    return {**r, "note": f"{subset:,} rows, build {build:.1f} s"}
+
+
+def hf(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
+    """Hugging Face datasets (from fsl.parquet) ``.with_format("torch")`` in a DataLoader."""
+    ds = lm.hf_dataset(_paths(root))
+    return lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=batch), seconds=seconds)
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+def _row(name: str, func: str, order: str, workers: str, bsz: int, /, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "func": func, "order": order, "workers": workers, "batch": bsz, "kw": kw}
+
+
+def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[dict[str, Any]]:
+    b, s = args.batch, args.seconds
+    common = dict(root=root, batch=b, seconds=s)
+    out = [_row("limit: zero-copy sequential read", "limit_zero_copy", "sequential", "-", b, **common),
+           _row("limit: memcpy of the same bytes", "limit_memcpy", "sequential", "-", b, **common)]
+    for wt, w in (("thread", 0), ("thread", 2), ("process", 2)):
+        for order in ("sequential", "block", "full"):
+            out.append(_row("workbench loader", "ours", order, f"{wt} {w}", b, order=order,
+                            workers=w, worker_type=wt, **common))
+    for order in ("block", "full"):
+        out.append(_row("workbench loader", "ours", order, "thread 0", 4096, root=root, batch=4096,
+                        seconds=s, order=order, workers=0, worker_type="thread"))
+    for func, name, cfgs in (
+            ("seed_hdf5", "seed HDF5Dataset (per item)", [("full", 0), ("full", 2)]),
+            ("seed_memmap_item", "per-item memmap Dataset", [("sequential", 0), ("full", 0), ("full", 2)]),
+            ("seed_memmap_batched", "seed MemoryMappedDataset (batched)", [("sequential", 0), ("full", 0), ("full", 2)]),
+            ("seed_dask", "seed ParquetDaskDataset (compute/batch)", [("sequential", 0), ("full", 0)])):
+        for order, w in cfgs:
+            out.append(_row(name, func, order, f"process {w}" if w else "0", b, order=order,
+                            workers=w, **common))
+    subset = min(rows, 1 << 18)
+    out.append(_row(f"seed SimpleDataset (in RAM, {subset:,}-row subset)", "seed_simple", "full", "0", b,
+                    order="full", workers=0, subset=subset, **common))
+    if not args.skip_hf:
+        for order, w in (("sequential", 0), ("full", 0), ("full", 2)):
+            out.append(_row("HF datasets with_format(torch) + DataLoader", "hf" if have_hf else "",
+                            order, f"process {w}" if w else "0", b, order=order, workers=w, **common))
+    return out
+
+
+def cold_plan(args: argparse.Namespace, root: str) -> list[dict[str, Any]]:
+    s = min(args.seconds, 4.0)
+    b = args.batch
+    out = [_row("cold: dd-like read (64 MiB readv)", "cold_read", "sequential", "-", 64 << 20 >> 10,
+                root=root, seconds=s),
+           _row("cold: zero-copy sequential memmap", "limit_zero_copy", "sequential", "-", b,
+                root=root, batch=b, seconds=s, cold=True)]
+    for order, wt, w, bb in (("sequential", "thread", 0, b), ("block", "thread", 0, b),
+                             ("block", "thread", 2, b), ("block", "thread", 0, 4096),
+                             ("full", "thread", 0, b), ("full", "thread", 2, b)):
+        out.append(_row("cold: workbench loader", "ours", order, f"{wt} {w}", bb, root=root,
+                        batch=bb, seconds=s, order=order, workers=w, worker_type=wt, cold=True))
+    return out
+
+
+def execute(rows_plan: list[dict[str, Any]], log: Any) -> None:
+    for r in rows_plan:
+        if not r["func"]:
+            r["res"] = None
+            log(f"  {r['name']:<48} {r['order']:<10} skipped (pip install -e .[bench])")
+            continue
+        t = time.perf_counter()
+        try:
+            r["res"] = _measure.run_child(SCRIPT, r["func"], r["kw"], sample_every=0.5, timeout=900)
+        except RuntimeError as e:
+            r["res"], r["error"] = None, str(e).strip().splitlines()[-1][:160]
+        res = r["res"]
+        got = f"{res['samples_per_s']:>12,.0f} samples/s" if res else f"FAILED: {r.get('error')}"
+        log(f"  {r['name']:<48} {r['order']:<10} {r['workers']:<9} bs={r['batch']:<5} {got}"
+            f"  ({time.perf_counter() - t:.0f} s)")
+
+
+def fmt_table(rows_plan: list[dict[str, Any]], zc: float, mc: float, ref_name: str = "zero-copy") -> str:
+    head = (f"| contender | order | workers | batch | samples/s | MB/s | ÷ {ref_name} | ÷ memcpy | "
+            "1st batch s | Σ anon peak GiB | anon growth GiB | Σ RSS peak GiB | runs (samples/s) | note |")
+    lines = [head, "|" + "---|" * 14]
+    for r in rows_plan:
+        res = r.get("res")
+        if not res:
+            why = r.get("error") or "skipped (pip install -e .[bench])"
+            lines.append(f"| {r['name']} | {r['order']} | {r['workers']} | {r['batch']} | {why} |"
+                         + " |" * 9)
+            continue
+        sps = res["samples_per_s"]
+        runs = ", ".join(f"{v:,.0f}" for v in res["runs"])
+        lines.append(
+            f"| {r['name']} | {r['order']} | {r['workers']} | {r['batch']} | {sps:,.0f} | "
+            f"{res['mb_per_s']:,.0f} | {sps / zc if zc else 0:.2f} | {sps / mc if mc else 0:.2f} | "
+            f"{res['first_batch_s']:.2f} | {res['peak_anon'] / lm.GIB:.2f} | "
+            f"{res['anon_growth'] / lm.GIB:.2f} | {res['peak_rss'] / lm.GIB:.2f} | {runs} | "
+            f"{res.get('note', '')} |")
+    return "\n".join(lines)
+
+
+def _get(rows_plan: list[dict[str, Any]], func: str, order: str | None = None,
+         workers: str | None = None, batch: int | None = None) -> list[dict[str, Any]]:
+    return [r for r in rows_plan if r["func"] == func and r.get("res")
+            and (order is None or r["order"] == order) and (workers is None or r["workers"] == workers)
+            and (batch is None or r["batch"] == batch)]
+
+
+def _best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(rows, key=lambda r: r["res"]["samples_per_s"]) if rows else None
+
+
+def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: int) -> str:
+    out: list[str] = []
+
+    def sps(r: dict[str, Any] | None) -> float:
+        return r["res"]["samples_per_s"] if r else 0.0
+
+    def label(r: dict[str, Any] | None) -> str:
+        return f"{r['name']} [{r['order']}, {r['workers']}, bs {r['batch']}]" if r else "n/a"
+
+    def check(goal: str, ours_r: Any, ref_r: Any, need: float) -> None:
+        a, b = sps(ours_r), sps(ref_r)
+        if not a or not b:
+            out.append(f"- n/a  {goal}: not measured")
+            return
+        ok = a >= need * b
+        out.append(f"- {'PASS' if ok else 'MISS'} {goal}: {a / b:.2f}× (need ≥ {need}×) — "
+                   f"{label(ours_r)} {a:,.0f} vs {label(ref_r)} {b:,.0f} samples/s")
+
+    zc = _best(_get(warm, "limit_zero_copy"))
+    mc = _best(_get(warm, "limit_memcpy"))
+    ours_bs = [r for r in _get(warm, "ours", batch=batch)]
+    seq = _best([r for r in ours_bs if r["order"] == "sequential"])
+    blk = _best([r for r in ours_bs if r["order"] == "block"])
+    full = _best([r for r in ours_bs if r["order"] == "full"])
+    out.append("Ours = the best of our configurations at batch %d for that order." % batch)
+    check("sequential ≥ 0.8× zero-copy read", seq, zc, 0.8)
+    check("block ≥ 0.8× memcpy", blk, mc, 0.8)
+    check("full shuffle ≥ 0.5× memcpy", full, mc, 0.5)
+    check("full ≥ 300× seed HDF5Dataset per item (full order, best of its configs)", full,
+          _best(_get(warm, "seed_hdf5", "full")), 300)
+    check("full ≥ 40× per-item memmap Dataset (full order, best)", full,
+          _best(_get(warm, "seed_memmap_item", "full")), 40)
+    check("full ≥ 40× HF datasets + DataLoader (full order, best)", full,
+          _best(_get(warm, "hf", "full")), 40)
+    check("block ≥ 1× seed MemoryMappedDataset (its shuffled batches, best)", blk,
+          _best(_get(warm, "seed_memmap_batched", "full")), 1.0)
+    mine = _get(warm, "ours")
+    if mine:
+        worst = max(mine, key=lambda r: r["res"]["peak_anon"])
+        grow = max(mine, key=lambda r: r["res"]["anon_growth"])
+        g = worst["res"]["peak_anon"] / lm.GIB
+        out.append(f"- {'PASS' if g <= GOAL_ANON_GIB else 'MISS'} anonymous memory ≤ {GOAL_ANON_GIB} GiB: "
+                   f"worst {g:.2f} GiB ({label(worst)}); largest growth after the first batch "
+                   f"{grow['res']['anon_growth'] / lm.GIB:.3f} GiB ({label(grow)})")
+    if cold is not None:
+        cseq = _best(_get(cold, "cold_read"))
+        cmm = _best(_get(cold, "limit_zero_copy"))
+        cblk = _best(_get(cold, "ours", "block", batch=batch))
+        check("cold block ≥ 0.7× cold sequential (dd-like read)", cblk, cseq, 0.7)
+        check("cold block ≥ 0.7× cold sequential (zero-copy memmap)", cblk, cmm, 0.7)
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--gib", type=float, default=2.0, help="feature bytes of the data set (GiB)")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--seconds", type=float, default=6.0, help="bound per timed run")
+    ap.add_argument("--cold", action="store_true", help="add the dropped-page-cache section (root)")
+    ap.add_argument("--skip-hf", action="store_true")
+    ap.add_argument("--skip-warm", action="store_true", help="only the cold section")
+    ap.add_argument("--quick", action="store_true", help="64 MiB, 1 s runs: a smoke run")
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch threads of the consuming process in every contender")
+    args = ap.parse_args(argv)
+    os.environ["WB_BENCH_TORCH_THREADS"] = str(args.torch_threads)
+    if args.quick:
+        args.gib, args.seconds = 1 / 16, 1.0
+    rows = max(4096, int(args.gib * lm.GIB) // (lm.FEATURES * 4) // 4096 * 4096)
+    root = ROOT / "bench_data" / f"loaders-{rows}"
+    report: list[str] = []
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    log(f"data: {rows:,} rows × {lm.FEATURES} float32 + int64 label "
+        f"({rows * lm.FEATURES * 4 / lm.GIB:.2f} GiB of features) in {root}")
+    lm.ensure_data(root, rows, log=log)
+    have_hf = importlib.util.find_spec("datasets") is not None
+    if have_hf and not args.skip_hf:
+        lm.hf_dataset(lm.ensure_data(root, rows, log=lambda _: None))  # build its Arrow cache once
+    cfg = (f"`benchmarks/loaders.py --gib {args.gib:g} --batch {args.batch} --seconds {args.seconds:g}"
+           f"{' --cold' if args.cold else ''}`: {rows:,} rows, {os.cpu_count()} cores, "
+           f"torch threads {args.torch_threads}, load average {os.getloadavg()[0]:.1f} at start, "
+           f"{datetime.datetime.now():%Y-%m-%d %H:%M}")
+    report.append(f"# Loader benchmark\n\n{cfg}\n")
+    warm: list[dict[str, Any]] = []
+    if not args.skip_warm:
+        warm = plan(args, str(root), rows, have_hf)
+        log("\nwarm page cache:")
+        execute(warm, log)
+        zc = _best(_get(warm, "limit_zero_copy"))
+        mc = _best(_get(warm, "limit_memcpy"))
+        table = fmt_table(warm, zc["res"]["samples_per_s"] if zc else 0, mc["res"]["samples_per_s"] if mc else 0)
+        report += ["## Warm page cache\n", table, ""]
+    cold = None
+    if args.cold:
+        cold = cold_plan(args, str(root))
+        log("\ncold (page cache dropped before every run, new mapping per run):")
+        execute(cold, log)
+        cs = _best(_get(cold, "cold_read"))
+        cm = _best(_get(cold, "limit_zero_copy"))
+        table = fmt_table(cold, cs["res"]["samples_per_s"] if cs else 0, 0, ref_name="cold dd")
+        table = table.replace("÷ memcpy", "÷ cold memmap seq")
+        if cm:  # second ratio column: against the cold zero-copy memmap read
+            fixed = []
+            for line, r in zip(table.splitlines()[2:], cold):
+                if r.get("res"):
+                    cells = line.split(" | ")
+                    cells[7] = f"{r['res']['samples_per_s'] / cm['res']['samples_per_s']:.2f}"
+                    line = " | ".join(cells)
+                fixed.append(line)
+            table = "\n".join(table.splitlines()[:2] + fixed)
+        report += ["## Cold page cache\n", table, ""]
+    report += ["## Goals\n", goals(warm, cold, args.batch), ""]
+    text = "\n".join(report)
+    print("\n" + text)
+    out = ROOT / "bench_data" / f"loaders-{datetime.date.today():%Y-%m-%d}.md"
+    out.write_text(text + "\n")
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()
