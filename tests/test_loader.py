@@ -231,12 +231,26 @@ def test_hung_read_times_out(npy, worker_type):
 @pytest.mark.parametrize("worker_type", ["thread", "process"])
 def test_close_and_gc_stop_workers(npy, worker_type):
     procs, threads = children(), threading.active_count()
-    with loader(open_dataset(npy), batch_size=10, worker_type=worker_type) as dl:
+    with loader(open_dataset(npy), batch_size=10, num_workers=2, worker_type=worker_type) as dl:
         it = iter(dl)
         next(it)
         assert children() > procs or threading.active_count() > threads
     assert settles(children, procs) and settles(threading.active_count, threads)
-    dl2: Loader = loader(open_dataset(npy), batch_size=10, worker_type=worker_type)
+    dl2: Loader = loader(open_dataset(npy), batch_size=10, num_workers=2, worker_type=worker_type)
     for _ in dl2:
         break  # the abandoned iterator is garbage: its workers must go with it
     assert settles(children, procs) and settles(threading.active_count, threads)
+
+
+def test_default_workers_follow_batch_bytes(tmp_path):
+    """In-process for small batches, read-ahead threads from 1 MiB per batch (the measured rule)."""
+    import numpy as np
+
+    import workbench as wb
+
+    np.save(tmp_path / "x.npy", np.zeros((10_000, 256), "float32"))  # 1 KiB rows
+    ds = wb.open_dataset(tmp_path / "x.npy")
+    assert wb.loader(ds, batch_size=256).num_workers == 0
+    assert wb.loader(ds, batch_size=4096).num_workers == 2
+    assert wb.loader(ds, batch_size=256, worker_type="process").num_workers == 2
+    assert wb.loader(ds, batch_size=256, num_workers=1).num_workers == 1

@@ -31,7 +31,11 @@ __all__ = ["Loader", "LoaderStats", "loader"]
 
 # Why (1 GiB memmap, 2-core box): processes ran at 11-77 % of threads (each batch copied via shm).
 DEFAULT_WORKER_TYPE = "thread"
-DEFAULT_NUM_WORKERS = 2  # 0/1/2 threads were within noise (2 won 5 of 12); 2 overlaps read and use
+# Threads hand each batch across the GIL (~150 us on 2 cores): for small batches that costs more
+# than it overlaps (2 GiB store, bs=256: block 1.8M rows/s in-process vs 0.7-0.8M with 1-2
+# threads); from ~1 MiB per batch two threads win (bs=4096: 4.0M vs 3.7M). None picks by that.
+AUTO_THREADS_FROM_BYTES = 1 << 20
+AUTO_THREADS = 2
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
 _MALLOC_TUNED = False
 
@@ -338,10 +342,15 @@ class Loader:
 
     Each full pass advances the epoch, so consecutive ``for`` loops see new orders; ``set_epoch``
     picks one explicitly. ``state_dict`` records batches delivered (not read ahead) in the epoch.
+
+    ``num_workers=None`` (default) reads in the caller's thread when a batch is under 1 MiB and
+    with 2 read-ahead threads above that (measured: see ``AUTO_THREADS_FROM_BYTES``);
+    ``worker_type="process"`` uses torch DataLoader worker processes, which copy every batch
+    through shared memory and are the slowest option for memory-mapped data.
     """
 
     def __init__(self, dataset: Any, *, batch_size: int = 256, shuffle: str | bool = "block",
-                 seed: int = 0, num_workers: int = DEFAULT_NUM_WORKERS,
+                 seed: int = 0, num_workers: int | None = None,
                  worker_type: str = DEFAULT_WORKER_TYPE, pin_memory: bool = False,
                  prefetch_factor: int = 2, timeout: float | None = 30.0, drop_last: bool = False,
                  rank: int = 0, world_size: int = 1, window: int = 8,
@@ -352,6 +361,10 @@ class Loader:
                                     "True (block) or False (sequential)")
         if worker_type not in ("thread", "process"):
             raise InvalidInputError(f"worker_type={worker_type!r}; use 'thread' or 'process'")
+        if num_workers is None:
+            batch_bytes = batch_size * int(getattr(dataset, "row_nbytes", 0))
+            big = worker_type == "process" or batch_bytes >= AUTO_THREADS_FROM_BYTES
+            num_workers = AUTO_THREADS if big else 0
         if num_workers < 0 or prefetch_factor < 1:
             raise InvalidInputError(
                 f"num_workers={num_workers}, prefetch_factor={prefetch_factor}; use "
