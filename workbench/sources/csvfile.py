@@ -127,11 +127,13 @@ class CsvSource(Source):
                     reader = pacsv.open_csv(
                         f, read_options=self._read_opts(self._block_size(chunk_rows), start),
                         parse_options=self._parse, convert_options=self._convert)
-                yield from _read_ahead(lambda: self._parsed(reader, start))
+                # parse on the read-ahead thread, pack here: the two overlap on 2 cores
+                for done, batch in _read_ahead(lambda: self._parsed(reader, start)):
+                    yield self._packer.pack(batch, done)
 
         return rebatch(pieces(), chunk_rows, start)
 
-    def _parsed(self, reader: Any, done: int) -> Iterator[Chunk]:
+    def _parsed(self, reader: Any, done: int) -> Iterator[tuple[int, pa.RecordBatch]]:
         while True:
             with self._arrow_errors(done):
                 try:
@@ -139,16 +141,16 @@ class CsvSource(Source):
                 except StopIteration:
                     return
             if batch.num_rows:
-                yield self._packer.pack(batch, done)
+                yield done, batch
                 done += batch.num_rows
 
 
 _END = object()
 
 
-def _read_ahead(make: Callable[[], Iterator[Chunk]], depth: int = 2) -> Iterator[Chunk]:
-    """Run ``make()`` (parse + pack, which release the GIL) on a thread, ``depth`` chunks ahead,
-    so parsing overlaps the caller's validation and writing. Errors re-raise here, in order."""
+def _read_ahead(make: Callable[[], Iterator[Any]], depth: int = 2) -> Iterator[Any]:
+    """Run ``make()`` (CSV parsing, which releases the GIL) on a thread, ``depth`` items ahead,
+    so parsing overlaps the caller's packing, validation and writing. Errors re-raise here."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
