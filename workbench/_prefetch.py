@@ -1,0 +1,298 @@
+"""How batches are fetched: in the caller, on read-ahead threads, or in DataLoader worker
+processes; and how failures become named errors. :mod:`workbench.loading` owns the public Loader.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import queue
+import sys
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from .errors import LoaderTimeoutError, WorkerError
+from .readers.base import BaseDataset
+
+if TYPE_CHECKING:
+    from .loading import Loader
+
+_JOIN_S = 1.0  # closing never waits longer than this on a read in progress
+_MALLOC_TUNED = False
+
+
+def _keep_batch_memory() -> None:
+    """Serve batch-sized buffers from the malloc heap instead of a fresh mmap per batch (glibc).
+
+    Why: glibc mmaps (and on free unmaps) each allocation above its threshold, so every gathered
+    batch page-faults its buffer in again (bs=256 full shuffle, in-process: 225 -> 116 us/batch).
+    Process-wide; keeps at most ~64 MiB of freed heap instead of returning it to the OS at once.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (32 MiB: glibc's maximum)
+        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc (musl, ...): keep its defaults
+
+
+def _map(obj: Any, fn: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map(v, fn) for v in obj)
+    return obj
+
+
+def _nbytes(batch: Any) -> int:
+    if type(batch) is dict and all(type(t) is torch.Tensor and t.layout == torch.strided
+                                   for t in batch.values()):
+        return sum(t.nbytes for t in batch.values())  # the common case, without _map (~10 us)
+    sizes: list[int] = []
+
+    def size(t: torch.Tensor) -> None:
+        parts = {torch.sparse_coo: lambda: (t._indices(), t._values()),
+                 torch.sparse_csr: lambda: (t.crow_indices(), t.col_indices(), t.values())}
+        for p in parts.get(t.layout, lambda: (t,))():
+            sizes.append(p.element_size() * p.nelement())
+
+    _map(batch, size)
+    return sum(sizes)
+
+
+def _pin(batch: Any) -> Any:
+    return _map(batch, lambda t: t.pin_memory())
+
+
+def _describe(idx: np.ndarray) -> str:
+    rows = idx.tolist()
+    shown = rows if len(rows) <= 8 else rows[:4] + ["..."] + rows[-3:]
+    return f"rows [{', '.join(map(str, shown))}] ({len(rows)} rows)"
+
+
+def _read_error(exc: BaseException, idx: np.ndarray, where: str) -> WorkerError:
+    lines = str(exc).strip().splitlines()
+    # torch re-raises worker errors as "Caught X in DataLoader worker ... Traceback ... X: msg"
+    original = lines[-1] if lines and "Traceback" in str(exc) else f"{type(exc).__name__}: {exc}"
+    return WorkerError(
+        f"reading {_describe(idx)} failed {where}: {original}. Fix the dataset, or run with "
+        "num_workers=0 to debug the read in the main process"
+    )
+
+
+def _timeout(idx: np.ndarray, timeout: float | None, where: str) -> LoaderTimeoutError:
+    return LoaderTimeoutError(
+        f"reading {_describe(idx)} took longer than timeout={timeout}s in {where}; the storage is "
+        "hung or far too slow: check it, or pass a larger timeout=")
+
+
+def _identity(batch: Any) -> Any:
+    return batch  # __getitems__ already returns a collated batch
+
+
+def _worker_init(_worker_id: int) -> None:
+    torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
+    _keep_batch_memory()
+
+
+def _indices(dataset: Any, idx: np.ndarray, contiguous: bool = False) -> Any:
+    # our readers take the sampler's int64 array as is (a list costs ~15 us/batch to build and
+    # re-check), or a range when every batch is one run (their zero-copy path, no numpy checks);
+    # foreign datasets get the list[int] of the Dataset protocol
+    if not isinstance(dataset, BaseDataset):
+        return idx.tolist()
+    return range(int(idx[0]), int(idx[-1]) + 1) if contiguous and len(idx) else idx
+
+
+def _index_lists(batches: Iterator[np.ndarray], sent: collections.deque) -> Iterator[list[int]]:
+    for idx in batches:
+        sent.append(idx)  # sent to the workers and not yet delivered, oldest first
+        yield idx.tolist()
+
+
+def _read_loop(dataset: Any, tasks: queue.SimpleQueue, stop: threading.Event, pin: bool,
+               contiguous: bool) -> None:
+    # Holds no reference to the iterator, so dropping the iterator lets GC stop the threads.
+    while True:
+        item = tasks.get()
+        if item is None or stop.is_set():
+            return
+        fut, idx = item
+        if not fut.set_running_or_notify_cancel():
+            continue
+        try:
+            batch = dataset.__getitems__(_indices(dataset, idx, contiguous))
+            fut.set_result(_pin(batch) if pin else batch)
+        except BaseException as exc:  # the consumer re-raises it as WorkerError
+            fut.set_exception(exc)
+
+
+class _Iter:
+    """One pass over an epoch; subclasses implement ``_fetch`` and ``close``."""
+
+    def __init__(self, owner: Loader, batches: Iterator[np.ndarray]) -> None:
+        self._owner, self._batches, self._done = owner, batches, False
+        self._last = time.perf_counter()
+
+    def __iter__(self) -> _Iter:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        start = time.perf_counter()
+        try:
+            batch, rows = self._fetch()
+        except StopIteration:
+            self.close()
+            self._owner._finish_epoch()
+            raise
+        except BaseException:
+            self.close(force=True)
+            raise
+        now = time.perf_counter()
+        stats = self._owner.stats
+        stats.batches += 1
+        stats.samples += rows
+        stats.bytes += _nbytes(batch)
+        stats.wait_s += now - start
+        stats.total_s += now - self._last
+        self._last = now
+        self._owner._position += 1
+        return batch
+
+    def _fetch(self) -> tuple[Any, int]:
+        raise NotImplementedError
+
+    def close(self, force: bool = False) -> None:
+        self._done = True
+
+    def __del__(self) -> None:
+        self.close(force=True)
+
+
+class _SyncIter(_Iter):
+    def _fetch(self) -> tuple[Any, int]:
+        idx = next(self._batches)
+        try:
+            batch = self._owner.dataset.__getitems__(
+                _indices(self._owner.dataset, idx, self._owner._contiguous))
+        except Exception as exc:
+            raise _read_error(exc, idx, "in the main process") from exc
+        return (_pin(batch) if self._owner._pin else batch), len(idx)
+
+
+class _ThreadIter(_Iter):
+    def __init__(self, owner: Loader, batches: Iterator[np.ndarray]) -> None:
+        super().__init__(owner, batches)
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._pending: collections.deque = collections.deque()  # (future, idx) in delivery order
+        self._depth = owner.num_workers * owner.prefetch_factor
+        self._threads = [
+            threading.Thread(target=_read_loop, name=f"workbench-loader-{i}", daemon=True,
+                             args=(owner.dataset, self._tasks, self._stop, owner._pin,
+                                   owner._contiguous))
+            for i in range(owner.num_workers)
+        ]
+        for t in self._threads:
+            t.start()
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._depth:
+            idx = next(self._batches, None)
+            if idx is None:
+                return
+            fut: Future = Future()
+            self._tasks.put((fut, idx))
+            self._pending.append((fut, idx))
+
+    def _fetch(self) -> tuple[Any, int]:
+        self._fill()
+        if not self._pending:
+            raise StopIteration
+        fut, idx = self._pending.popleft()
+        timeout = self._owner.timeout
+        try:
+            return fut.result(timeout=timeout), len(idx)
+        except FutureTimeout:
+            raise _timeout(idx, timeout, "a loader thread") from None
+        except Exception as exc:
+            raise _read_error(exc, idx, "in a loader thread") from exc
+
+    def close(self, force: bool = False) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._stop.set()
+        for fut, _ in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        for _ in self._threads:
+            self._tasks.put(None)
+        if not force:  # a hung read cannot be joined; its daemon thread exits once the read returns
+            deadline = time.monotonic() + _JOIN_S
+            for t in self._threads:
+                t.join(max(0.0, deadline - time.monotonic()))
+
+
+class _ProcessIter(_Iter):
+    def __init__(self, owner: Loader, batches: Iterator[np.ndarray]) -> None:
+        super().__init__(owner, batches)
+        self._sent: collections.deque = collections.deque()
+        dl = torch.utils.data.DataLoader(
+            owner.dataset, batch_sampler=_index_lists(batches, self._sent),
+            collate_fn=_identity, num_workers=owner.num_workers, pin_memory=owner._pin,
+            prefetch_factor=owner.prefetch_factor, timeout=owner.timeout or 0,
+            persistent_workers=False, multiprocessing_context=owner.multiprocessing_context,
+            worker_init_fn=_worker_init,
+        )
+        self._it: Any = iter(dl)
+
+    def _fetch(self) -> tuple[Any, int]:
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            msg = str(exc) if isinstance(exc, RuntimeError) else ""
+            if msg.startswith("DataLoader timed out"):
+                raise _timeout(self._head(), self._owner.timeout, "a worker process") from exc
+            if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
+                raise LoaderTimeoutError(
+                    f"a loader worker process died ({msg}); something killed it, often the "
+                    "out-of-memory killer: use a smaller batch_size, fewer workers or "
+                    "worker_type='thread'") from exc
+            raise _read_error(exc, self._head(), "in a worker process") from exc
+        return batch, len(self._sent.popleft())
+
+    def _head(self) -> np.ndarray:
+        # torch delivers in order, so the batch that failed is the oldest one not yet delivered
+        return self._sent[0] if self._sent else np.empty(0, np.int64)
+
+    def close(self, force: bool = False) -> None:
+        self._done = True
+        it, self._it = getattr(self, "_it", None), None
+        if it is None:
+            return
+        if force:  # after a hang or a death, don't wait out torch's 5 s join per worker
+            for w in getattr(it, "_workers", ()):
+                if w.is_alive():
+                    w.terminate()
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
