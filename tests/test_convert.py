@@ -300,3 +300,10 @@ def test_peak_memory_is_flat_when_the_input_grows_4x(tmp_path, layout_):
     assert grew_input > 50e6
     # The input grows by ~60 MB; a reader that held the file would grow by more than that.
     assert grew_peak < 0.25 * grew_input, (peaks, sizes)
+
+
+def test_durable_conversion_round_trips(tmp_path, layout):
+    x = np.arange(300, dtype="float32").reshape(100, 3)
+    wb.convert(x, tmp_path / "d", format=layout, durable=True, shard_bytes=400, progress=False)
+    assert_columns_equal(read_dataset(tmp_path / "d"), {"x": x})
+    assert wb.verify(tmp_path / "d").ok

@@ -39,6 +39,19 @@ def check_shard(layout: str, version_dir: Path, shard: Shard, columns: tuple[Col
     return mod.check_shard(version_dir, shard, columns)
 
 
+def shard_file_entry(version_dir: Path, rel: str, durable: bool) -> FileEntry:
+    """The entry of a whole-shard file (hdf5, parquet), fsynced first when ``durable``."""
+    if durable:
+        import os
+
+        fd = os.open(version_dir / rel, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return entry(version_dir, rel, None, "shard")
+
+
 def entry(version_dir: Path, rel: str, column: str | None, part: str) -> FileEntry:
     from .._hashing import file_digest
 

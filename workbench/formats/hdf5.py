@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..manifest import Column, FileEntry, Shard
-from . import Chunk, csr_parts, entry
+from . import Chunk, csr_parts, shard_file_entry
 
 DEFAULT_CHUNK_BYTES = 1 << 20
 
@@ -26,6 +26,7 @@ class HDF5Writer:
         import h5py
 
         self.root, self.columns = version_dir, columns
+        self.durable = bool(options.get("durable"))
         self.rel = f"{index:05d}.h5"
         self.chunk_bytes = int(options.get("chunk_bytes", DEFAULT_CHUNK_BYTES))
         self.max_rows = int(options.get("shard_rows", 1 << 62))
@@ -72,7 +73,7 @@ class HDF5Writer:
 
     def close(self) -> tuple[FileEntry, ...]:
         self.f.close()
-        return (entry(self.root, self.rel, None, "shard"),)
+        return (shard_file_entry(self.root, self.rel, self.durable),)
 
 
 def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:

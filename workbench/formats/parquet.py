@@ -6,7 +6,6 @@ Shaped dense columns are ``fixed_size_list`` (read back zero-copy); sparse colum
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..manifest import Column, FileEntry, Shard
-from . import Chunk, entry
+from . import Chunk, shard_file_entry
 
 DEFAULT_ROW_GROUP_BYTES = 4 << 20
 
@@ -90,11 +89,7 @@ class ParquetWriter:
         if self.pending:
             self._flush(final=True)
         self.w.close()
-        if self.durable:
-            fd = os.open(self.root / self.rel, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
-        return (entry(self.root, self.rel, None, "shard"),)
+        return (shard_file_entry(self.root, self.rel, self.durable),)
 
 
 def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
