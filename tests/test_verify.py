@@ -120,3 +120,14 @@ def test_clean_dataset_verifies(tmp_path, layout):
     report = wb.verify(dest)
     assert report.ok and report.shards == len(m.shards) > 2 and report.bytes == m.nbytes
     assert "OK" in str(report)
+
+
+def test_missing_shard_is_named_when_the_path_has_spaces(tmp_path, layout):
+    dest = tmp_path / "my data" / "d set"
+    wb.convert({"x": X}, dest, format=layout, shard_bytes=40 * 1000, progress=False)
+    version, m = read_manifest(dest)
+    victim = _victim(version, m)
+    victim.unlink()
+    with pytest.raises(CorruptDatasetError) as e:
+        wb.verify(dest)
+    assert f"{victim} is missing" in str(e.value)

@@ -60,23 +60,23 @@ def read_manifest(path: str | os.PathLike[str], check_sizes: bool = True) -> tup
         problems = size_problems(version, manifest)
         if problems:
             raise CorruptDatasetError(
-                f"{version}: {len(problems)} bad file(s): " + "; ".join(problems)
+                f"{version}: {len(problems)} bad file(s): " + "; ".join(problems.values())
                 + ". Run `workbench verify` for a full report, then convert again"
             )
     return version, manifest
 
 
-def size_problems(version: Path, manifest: Manifest) -> list[str]:
-    """One message per file that is missing or whose size differs from the manifest."""
-    out = []
+def size_problems(version: Path, manifest: Manifest) -> dict[Path, str]:
+    """A message for each file that is missing or whose size differs from the manifest."""
+    out = {}
     for shard in manifest.shards:
         for f in shard.files:
             fp = version / f.path
             try:
                 size = fp.stat().st_size
             except FileNotFoundError:
-                out.append(f"{fp} is missing")
+                out[fp] = f"{fp} is missing"
                 continue
             if size != f.bytes:
-                out.append(f"{fp} has {size} bytes, manifest says {f.bytes}")
+                out[fp] = f"{fp} has {size} bytes, manifest says {f.bytes}"
     return out

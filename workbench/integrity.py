@@ -53,15 +53,15 @@ def verify(path: str | os.PathLike[str], *, strict: bool = True) -> VerifyReport
     """
     t0 = time.perf_counter()
     version, m = read_manifest(path, check_sizes=False)
-    problems = size_problems(version, m)
-    bad_paths = {p.split(" ")[0] for p in problems}
+    bad_sizes = size_problems(version, m)
+    problems = list(bad_sizes.values())
     nbytes = nfiles = 0
     for i, shard in enumerate(m.shards):
         shard_ok = True
         for f in shard.files:
             fp = version / f.path
             nfiles += 1
-            if str(fp) in bad_paths:
+            if fp in bad_sizes:
                 shard_ok = False
                 continue
             size, digest = file_digest(fp)
