@@ -29,7 +29,6 @@ import argparse
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
