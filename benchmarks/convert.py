@@ -47,8 +47,8 @@ GOAL_RATIO, GOAL_RSS_X, GOAL_RSS_MIB = 0.8, 1.2, 50.0
 def _workbench_csv_options(csv: str) -> tuple[Any, Any, int]:
     """The parse/convert options and block size workbench's CSV source would use for ``csv``."""
     from workbench.conversion import DEFAULT_CHUNK_BYTES
-    from workbench._schema import est_row_bytes, infer_columns
-    from workbench.sources import open_source
+    from workbench.schema import est_row_bytes, infer_columns
+    from workbench.inputs import open_source
 
     src = open_source(csv, target=TARGET, sparse=SPARSE)
     first = next(src.chunks(8192))[1]

@@ -70,7 +70,7 @@ def _kill_at_boundary(n: int, layout: str, dest, src) -> None:
     os.rename = wrap(os.rename)
     shutil.rmtree = wrap(shutil.rmtree)
     commit_mod.Staging.record = wrap(commit_mod.Staging.record)
-    from workbench.formats import writer_class
+    from workbench.layouts import writer_class
 
     cls = writer_class(layout)
     cls.write = wrap(cls.write)

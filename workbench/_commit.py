@@ -15,30 +15,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ._files import fsync_path, write_atomic
 from .catalog import is_dataset_dir
 from .errors import DatasetExistsError, IncompatibleResumeError, InvalidInputError
 from .manifest import CURRENT_NAME, MANIFEST_NAME, FileEntry, Manifest, Shard
 
 JOURNAL_NAME = "journal.json"
 PARTIAL = ".partial"
-
-
-def _write_atomic(path: Path, text: str, durable: bool) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        if durable:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Staging:
@@ -51,7 +34,7 @@ class Staging:
     def record(self, index: int, shard: Shard) -> None:
         self.done[index] = shard
         body = {"key": self.key, "shards": {str(i): asdict(s) for i, s in sorted(self.done.items())}}
-        _write_atomic(self.folder / JOURNAL_NAME, json.dumps(body), self.durable)
+        write_atomic(self.folder / JOURNAL_NAME, json.dumps(body), self.durable)
 
 
 def begin(dest: Path, key: dict[str, Any], *, overwrite: bool, resume: bool, durable: bool) -> Staging:
@@ -111,14 +94,14 @@ def commit(staging: Staging, manifest: Manifest) -> Path:
     """Write the manifest, rename the staging folder, then swap CURRENT in one ``os.replace``."""
     folder = staging.folder
     (folder / JOURNAL_NAME).unlink(missing_ok=True)
-    _write_atomic(folder / MANIFEST_NAME, manifest.to_json(), staging.durable)
+    write_atomic(folder / MANIFEST_NAME, manifest.to_json(), staging.durable)
     final = folder.with_name(folder.name[: -len(PARTIAL)])
     os.rename(folder, final)
     if staging.durable:
-        _fsync_dir(staging.dest)
-    _write_atomic(staging.dest / CURRENT_NAME, final.name + "\n", staging.durable)
+        fsync_path(staging.dest)
+    write_atomic(staging.dest / CURRENT_NAME, final.name + "\n", staging.durable)
     if staging.durable:
-        _fsync_dir(staging.dest)
+        fsync_path(staging.dest)
     _remove_stale(staging.dest, keep=final.name)
     return final
 

@@ -1,5 +1,8 @@
 """How batches are fetched: in the caller, on read-ahead threads, or in DataLoader worker
-processes; and how failures become named errors. :mod:`workbench.loading` owns the public Loader.
+processes; and how failures become named errors.
+
+A pass gets a frozen :class:`FetchSpec` and reports each delivered batch through callbacks;
+it never sees the :class:`~workbench.loading.Loader` that made it.
 """
 
 from __future__ import annotations
@@ -12,23 +15,22 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.utils.data
 
 from .errors import LoaderTimeoutError, WorkerError
-from .readers.base import BaseDataset
-
-if TYPE_CHECKING:
-    from .loading import Loader
+from .datasets.base import BaseDataset
 
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
 _MALLOC_TUNED = False
 
 
-def _keep_batch_memory() -> None:
+def keep_batch_memory() -> None:
     """Serve batch-sized buffers from the malloc heap instead of a fresh mmap per batch (glibc).
 
     Why: glibc mmaps (and on free unmaps) each allocation above its threshold, so every gathered
@@ -57,7 +59,7 @@ def _map(obj: Any, fn: Any) -> Any:
     return obj
 
 
-def _nbytes(batch: Any) -> int:
+def batch_nbytes(batch: Any) -> int:
     if type(batch) is dict and all(type(t) is torch.Tensor and t.layout == torch.strided
                                    for t in batch.values()):
         return sum(t.nbytes for t in batch.values())  # the common case, without _map (~10 us)
@@ -105,7 +107,7 @@ def _identity(batch: Any) -> Any:
 
 def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
-    _keep_batch_memory()
+    keep_batch_memory()
 
 
 def _indices(dataset: Any, idx: np.ndarray, contiguous: bool = False) -> Any:
@@ -140,14 +142,33 @@ def _read_loop(dataset: Any, tasks: queue.SimpleQueue, stop: threading.Event, pi
             fut.set_exception(exc)
 
 
-class _Iter:
+@dataclass(frozen=True)
+class FetchSpec:
+    """What one pass needs to know; fixed for the pass."""
+
+    dataset: Any
+    num_workers: int
+    prefetch_factor: int
+    pin: bool
+    timeout: float | None
+    contiguous: bool  # every batch is one ascending run (sequential order on one rank)
+    multiprocessing_context: Any = None
+
+
+# (rows, batch, seconds the consumer waited, seconds since the previous batch)
+OnBatch = Callable[[int, Any, float, float], None]
+
+
+class Pass:
     """One pass over an epoch; subclasses implement ``_fetch`` and ``close``."""
 
-    def __init__(self, owner: Loader, batches: Iterator[np.ndarray]) -> None:
-        self._owner, self._batches, self._done = owner, batches, False
+    def __init__(self, spec: FetchSpec, batches: Iterator[np.ndarray], on_batch: OnBatch,
+                 on_end: Callable[[], None]) -> None:
+        self._spec, self._batches, self._done = spec, batches, False
+        self._on_batch, self._on_end = on_batch, on_end
         self._last = time.perf_counter()
 
-    def __iter__(self) -> _Iter:
+    def __iter__(self) -> Pass:
         return self
 
     def __next__(self) -> Any:
@@ -158,20 +179,14 @@ class _Iter:
             batch, rows = self._fetch()
         except StopIteration:
             self.close()
-            self._owner._finish_epoch()
+            self._on_end()
             raise
         except BaseException:
             self.close(force=True)
             raise
         now = time.perf_counter()
-        stats = self._owner.stats
-        stats.batches += 1
-        stats.samples += rows
-        stats.bytes += _nbytes(batch)
-        stats.wait_s += now - start
-        stats.total_s += now - self._last
+        self._on_batch(rows, batch, now - start, now - self._last)
         self._last = now
-        self._owner._position += 1
         return batch
 
     def _fetch(self) -> tuple[Any, int]:
@@ -184,29 +199,27 @@ class _Iter:
         self.close(force=True)
 
 
-class _SyncIter(_Iter):
+class SyncPass(Pass):
     def _fetch(self) -> tuple[Any, int]:
-        idx = next(self._batches)
+        idx, spec = next(self._batches), self._spec
         try:
-            batch = self._owner.dataset.__getitems__(
-                _indices(self._owner.dataset, idx, self._owner._contiguous))
+            batch = spec.dataset.__getitems__(_indices(spec.dataset, idx, spec.contiguous))
         except Exception as exc:
             raise _read_error(exc, idx, "in the main process") from exc
-        return (_pin(batch) if self._owner._pin else batch), len(idx)
+        return (_pin(batch) if spec.pin else batch), len(idx)
 
 
-class _ThreadIter(_Iter):
-    def __init__(self, owner: Loader, batches: Iterator[np.ndarray]) -> None:
-        super().__init__(owner, batches)
+class ThreadPass(Pass):
+    def __init__(self, spec: FetchSpec, *args: Any) -> None:
+        super().__init__(spec, *args)
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._pending: collections.deque = collections.deque()  # (future, idx) in delivery order
-        self._depth = owner.num_workers * owner.prefetch_factor
+        self._depth = spec.num_workers * spec.prefetch_factor
         self._threads = [
             threading.Thread(target=_read_loop, name=f"workbench-loader-{i}", daemon=True,
-                             args=(owner.dataset, self._tasks, self._stop, owner._pin,
-                                   owner._contiguous))
-            for i in range(owner.num_workers)
+                             args=(spec.dataset, self._tasks, self._stop, spec.pin, spec.contiguous))
+            for i in range(spec.num_workers)
         ]
         for t in self._threads:
             t.start()
@@ -226,7 +239,7 @@ class _ThreadIter(_Iter):
         if not self._pending:
             raise StopIteration
         fut, idx = self._pending.popleft()
-        timeout = self._owner.timeout
+        timeout = self._spec.timeout
         try:
             return fut.result(timeout=timeout), len(idx)
         except FutureTimeout:
@@ -250,15 +263,15 @@ class _ThreadIter(_Iter):
                 t.join(max(0.0, deadline - time.monotonic()))
 
 
-class _ProcessIter(_Iter):
-    def __init__(self, owner: Loader, batches: Iterator[np.ndarray]) -> None:
-        super().__init__(owner, batches)
+class ProcessPass(Pass):
+    def __init__(self, spec: FetchSpec, batches: Iterator[np.ndarray], *args: Any) -> None:
+        super().__init__(spec, batches, *args)
         self._sent: collections.deque = collections.deque()
         dl = torch.utils.data.DataLoader(
-            owner.dataset, batch_sampler=_index_lists(batches, self._sent),
-            collate_fn=_identity, num_workers=owner.num_workers, pin_memory=owner._pin,
-            prefetch_factor=owner.prefetch_factor, timeout=owner.timeout or 0,
-            persistent_workers=False, multiprocessing_context=owner.multiprocessing_context,
+            spec.dataset, batch_sampler=_index_lists(batches, self._sent),
+            collate_fn=_identity, num_workers=spec.num_workers, pin_memory=spec.pin,
+            prefetch_factor=spec.prefetch_factor, timeout=spec.timeout or 0,
+            persistent_workers=False, multiprocessing_context=spec.multiprocessing_context,
             worker_init_fn=_worker_init,
         )
         self._it: Any = iter(dl)
@@ -271,7 +284,7 @@ class _ProcessIter(_Iter):
         except Exception as exc:
             msg = str(exc) if isinstance(exc, RuntimeError) else ""
             if msg.startswith("DataLoader timed out"):
-                raise _timeout(self._head(), self._owner.timeout, "a worker process") from exc
+                raise _timeout(self._head(), self._spec.timeout, "a worker process") from exc
             if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
                 raise LoaderTimeoutError(
                     f"a loader worker process died ({msg}); something killed it, often the "

@@ -1,4 +1,4 @@
-"""Write shards: one job per shard, run in-process or as Dask tasks, with a progress bar.
+"""Write shards: one job per shard, run in-process or (through ``cluster``) as Dask tasks.
 
 A job is self-contained (it pickles: a splittable source plus a row range, or the shard's raw
 chunks), so the same function runs on a ``distributed`` worker.
@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._schema import check_chunk, chunk_rows
+from .chunks import chunk_rows
+from .schema import check_chunk
 from .errors import TransformError, WorkbenchError
-from .formats import writer_class
+from .layouts import writer_class
 from .manifest import Column, Shard
-
-MAX_IN_FLIGHT_PER_WORKER = 2
-
 
 def apply_transform(transform: Callable[[dict[str, Any]], dict[str, Any]] | None,
                     chunk: dict[str, Any], first_row: int, where: str) -> dict[str, Any]:
@@ -78,56 +76,14 @@ def write_shard(job: ShardJob) -> tuple[int, Shard]:
     return job.index, Shard(rows=rows, files=writer.close())
 
 
-def run_jobs(jobs: Iterable[ShardJob], *, client: Any = None, workers: int | None = None,
-             total: int | None, done_rows: int, progress: bool, desc: str) -> Iterator[tuple[int, Shard]]:
-    """Yield finished shards; in-process, or on Dask with a bounded number of jobs in flight."""
-    from tqdm.auto import tqdm
+def run_jobs(jobs: Iterable[ShardJob], *, client: Any = None,
+             workers: int | None = None) -> Iterator[tuple[int, Shard]]:
+    """Yield finished shards, in-process, or as tasks on a Dask cluster (``client``, or a local
+    one of ``workers`` processes) through :mod:`workbench.cluster`."""
+    if client is None and not workers:
+        for job in jobs:
+            yield write_shard(job)
+        return
+    from .cluster import run_shard_jobs
 
-    bar = tqdm(total=total, initial=done_rows, unit="row", unit_scale=True, desc=desc,
-               disable=not progress, dynamic_ncols=True)
-    own = None
-    try:
-        if client is None and workers:
-            from .cluster import local_client
-
-            client = own = local_client(workers)
-        if client is None:
-            for job in jobs:
-                index, shard = write_shard(job)
-                bar.update(shard.rows)
-                yield index, shard
-            return
-        yield from _run_dask(client, jobs, bar)
-    finally:
-        bar.close()
-        if own is not None:
-            from .cluster import close_client
-
-            close_client(own)
-
-
-def _run_dask(client: Any, jobs: Iterable[ShardJob], bar: Any) -> Iterator[tuple[int, Shard]]:
-    from distributed import as_completed
-
-    limit = MAX_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
-    pending = as_completed()
-    in_flight = 0
-    it = iter(jobs)
-    exhausted = False
-    while True:
-        while not exhausted and in_flight < limit:
-            try:
-                job = next(it)
-            except StopIteration:
-                exhausted = True
-                break
-            job.chunks = list(job.chunks)  # ship the shard's rows to the worker
-            pending.add(client.submit(write_shard, job, pure=False, key=f"workbench-shard-{job.index}-{id(job)}"))
-            in_flight += 1
-        if in_flight == 0:
-            return
-        fut = next(pending)
-        in_flight -= 1
-        index, shard = fut.result()  # re-raises the task's WorkbenchError here
-        bar.update(shard.rows)
-        yield index, shard
+    yield from run_shard_jobs(jobs, write_shard, client=client, workers=workers)

@@ -1,8 +1,18 @@
-"""The only importer of ``distributed``: a local cluster bound to loopback."""
+"""The only importer of ``distributed``: a local cluster bound to loopback, and shard jobs run on
+any cluster with a bounded number in flight.
+
+>>> client = local_client(2)
+>>> wb.convert("big.csv", "big.store", client=client)
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+__all__ = ["local_client"]
+
+MAX_IN_FLIGHT_PER_WORKER = 2  # enough to hide scheduling latency, few enough to bound memory
 
 
 def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: bool = True,
@@ -10,7 +20,8 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
     """A ``distributed.Client`` on a new LocalCluster; scheduler and dashboard on 127.0.0.1 only.
 
     >>> client = local_client(2)
-    >>> client.dashboard_link
+    >>> len(client.scheduler_info()["workers"])
+    2
     """
     from distributed import Client, LocalCluster
 
@@ -26,3 +37,43 @@ def close_client(client: Any) -> None:
     client.close()
     if cluster is not None:
         cluster.close()
+
+
+def run_shard_jobs(jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]], *,
+                   client: Any = None, workers: int | None = None) -> Iterator[tuple[int, Any]]:
+    """``write(job)`` for every job as Dask tasks, at most 2 per worker in flight; results in
+    completion order. Without ``client``, a local cluster of ``workers`` runs them and closes."""
+    own = None
+    if client is None:
+        client = own = local_client(workers or 2)
+    try:
+        yield from _run(client, jobs, write)
+    finally:
+        if own is not None:
+            close_client(own)
+
+
+def _run(client: Any, jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]]
+         ) -> Iterator[tuple[int, Any]]:
+    from distributed import as_completed
+
+    limit = MAX_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
+    pending = as_completed()
+    in_flight = 0
+    it = iter(jobs)
+    exhausted = False
+    while True:
+        while not exhausted and in_flight < limit:
+            job = next(it, None)
+            if job is None:
+                exhausted = True
+                break
+            job.chunks = list(job.chunks)  # ship the shard's rows to the worker
+            pending.add(client.submit(write, job, pure=False,
+                                      key=f"workbench-shard-{job.index}-{id(job)}"))
+            in_flight += 1
+        if in_flight == 0:
+            return
+        fut = next(pending)
+        in_flight -= 1
+        yield fut.result()  # re-raises the task's WorkbenchError here

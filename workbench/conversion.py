@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from . import _commit
-from ._hashing import file_digest
-from ._schema import chunk_rows, est_row_bytes, infer_columns, slice_chunk
+from ._files import file_digest
+from .chunks import chunk_rows, slice_chunk
+from .schema import est_row_bytes, infer_columns
 from ._shards import ShardJob, apply_transform, run_jobs
 from ._version import __version__
 from .errors import IncompatibleResumeError, InvalidInputError, WorkbenchError
 from .manifest import LAYOUTS, Column, Manifest, Shard
-from .sources import Source, open_source
+from .inputs import Source, open_source
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 DEFAULT_SHARD_BYTES = 256 << 20
 DEFAULT_CHUNK_BYTES = 8 << 20      # rows read and transformed at a time
-DEFAULT_ROW_GROUP_BYTES = 4 << 20  # parquet: one block-shuffle block
-DEFAULT_HDF5_CHUNK_BYTES = 1 << 20
 
 
 def convert(
@@ -37,15 +36,20 @@ def convert(
     drop: list[str] | None = None, sparse: dict[str, int] | None = None, key: Any = None,
     nan: str = "error", dtype: str | None = None, iterable: str | None = None,
     shard_bytes: int = DEFAULT_SHARD_BYTES, chunk_rows: int | None = None,
-    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES, hdf5_chunk_bytes: int = DEFAULT_HDF5_CHUNK_BYTES,
+    row_group_bytes: int | None = None, hdf5_chunk_bytes: int | None = None,
     compression: str | None = None, overwrite: bool = False, resume: bool = False,
-    client: Any = None, workers: int | None = None, progress: bool = True, durable: bool = False,
+    client: Any = None, workers: int | None = None, progress: bool | Callable[[int, int | None], None] = True,
+    durable: bool = False,
 ) -> Manifest:
     """Convert ``source`` into a dataset at ``dest`` out of core, and commit it atomically.
 
     ``format`` is "store" (sharded .npy), "hdf5" or "parquet". ``transform(chunk) -> chunk`` runs once
     per chunk of rows at conversion time. ``client`` (a ``distributed.Client``) or ``workers`` (a
-    count: a local cluster) converts shards as Dask tasks. Returns the committed manifest.
+    count: a local cluster) converts shards as Dask tasks. ``progress``: True draws a bar (tqdm's
+    meter; in a notebook, one display updated in place), False none, or a callable
+    ``progress(rows_done, rows_total_or_None)`` receives every update. ``row_group_bytes`` (parquet) and
+    ``hdf5_chunk_bytes`` default to the layout's own (4 MiB row groups, 1 MiB HDF5 chunks).
+    Returns the committed manifest.
 
     >>> m = convert(np.zeros((1000, 8), "float32"), "x.store", progress=False)
     >>> m.num_rows
@@ -81,10 +85,15 @@ def convert(
     shard_rows = max(1, shard_bytes // row_bytes)
     options: dict[str, Any] = {"shard_rows": shard_rows, "chunk_rows": rows_per_chunk}
     if format == "parquet":
-        options.update(row_group_rows=max(1, min(shard_rows, row_group_bytes // row_bytes)),
+        from .layouts.parquet.writer import DEFAULT_ROW_GROUP_BYTES
+
+        group_bytes = row_group_bytes or DEFAULT_ROW_GROUP_BYTES
+        options.update(row_group_rows=max(1, min(shard_rows, group_bytes // row_bytes)),
                        compression=compression)
     if format == "hdf5":
-        options["chunk_bytes"] = hdf5_chunk_bytes
+        from .layouts.hdf5.writer import DEFAULT_HDF5_CHUNK_BYTES
+
+        options["chunk_bytes"] = hdf5_chunk_bytes or DEFAULT_HDF5_CHUNK_BYTES
     tdesc = describe_transform(transform)
     key_ = {"fingerprint": fingerprint, "layout": format, "options": options, "target": target,
             "columns": [asdict(c) for c in cols], "transform": tdesc}
@@ -97,10 +106,19 @@ def convert(
             stream = None  # type: ignore[assignment]
         jobs = _jobs(src, stream, raw_first, done, cols, format, staging.folder, opts,
                      shard_rows, rows_per_chunk, transform, nan, where)
-        for index, shard in run_jobs(jobs, client=client, workers=workers, total=src.num_rows,
-                                     done_rows=sum(s.rows for s in done.values()),
-                                     progress=progress, desc=f"convert -> {dest.name}"):
-            staging.record(index, shard)
+        from .ui.progress import reporter
+
+        report = reporter(progress, f"convert -> {dest.name}")
+        done_rows = sum(s.rows for s in done.values())
+        total = src.num_rows or src.estimated_rows
+        try:
+            for index, shard in run_jobs(jobs, client=client, workers=workers):
+                staging.record(index, shard)
+                done_rows += shard.rows
+                report(done_rows, max(total or 0, done_rows) if total else None)
+            report(done_rows, done_rows)
+        finally:
+            report.close()
     except WorkbenchError:
         _commit.abort(staging)
         raise

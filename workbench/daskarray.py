@@ -19,7 +19,7 @@ import numpy as np
 from .catalog import read_manifest
 from .errors import InvalidInputError
 
-DEFAULT_CHUNK_BYTES = 96 << 20
+DEFAULT_DASK_CHUNK_BYTES = 96 << 20  # dask's own guidance: chunks of ~100 MiB
 
 
 class _NpyFile:
@@ -57,7 +57,7 @@ class _H5Column:
         return self._f[self.name][key]
 
 
-def as_dask(store: Any, column: str, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Any:
+def as_dask(store: Any, column: str, *, chunk_bytes: int = DEFAULT_DASK_CHUNK_BYTES) -> Any:
     """Column ``column`` of a "store" or "hdf5" dataset as a ``dask.array.Array`` (no data read).
 
     ``store`` is a dataset folder or a dataset returned by ``open_dataset``. Sparse columns and
@@ -68,8 +68,14 @@ def as_dask(store: Any, column: str, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) 
     """
     import dask.array as da
 
-    path = getattr(store, "_version", None) or store
-    version, manifest = read_manifest(path)
+    from .datasets.base import BaseDataset
+
+    if isinstance(store, BaseDataset):
+        if store.version_dir is None:
+            raise InvalidInputError(f"{store.where}: as_dask reads workbench datasets; this one is "
+                                    "a foreign input: convert it first, or use dask's own readers")
+        store = store.version_dir
+    version, manifest = read_manifest(store)
     try:
         col = manifest.column(column)
     except KeyError:

@@ -292,7 +292,7 @@ class _NpyWriter(_Writer):
     plain appends, unlike a memmap, keep the written pages out of this process's RSS."""
 
     def __init__(self, paths: dict[str, Path], rows: int, names: tuple[str, ...], dim: int) -> None:
-        from .formats.store import NpyAppender
+        from .layouts.store.writer import NpyAppender
 
         specs = {"npy": ("<f4", (len(names),)), "labels_npy": ("<i8", ()),
                  "tokens_indptr_npy": ("<i8", ()), "tokens_indices_npy": ("<i4", ())}

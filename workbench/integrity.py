@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._hashing import file_digest
+from ._files import file_digest
 from .catalog import read_manifest, size_problems
 from .errors import CorruptDatasetError
-from .formats import check_shard
+from .layouts import check_shard
 
 
 @dataclass(frozen=True)

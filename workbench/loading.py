@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ._prefetch import _Iter, _keep_batch_memory, _ProcessIter, _SyncIter, _ThreadIter
+from ._prefetch import FetchSpec, Pass, keep_batch_memory, batch_nbytes, ProcessPass, SyncPass, ThreadPass
 from .errors import InvalidInputError
 from .sampling import ORDERS, BatchSampler
 
@@ -116,18 +116,26 @@ class Loader:
 
     def __iter__(self) -> Iterator[Any]:
         self.close()
-        _keep_batch_memory()
+        keep_batch_memory()
         self.sampler.set_epoch(self._epoch)
         batches = iter(self.sampler)  # after the resumed batches, if load_state_dict was used
         self._position = self.sampler.batches_done
-        if self.num_workers == 0:
-            it: _Iter = _SyncIter(self, batches)
-        elif self.worker_type == "thread":
-            it = _ThreadIter(self, batches)
-        else:
-            it = _ProcessIter(self, batches)
+        spec = FetchSpec(self.dataset, self.num_workers, self.prefetch_factor, self._pin,
+                         self.timeout, self._contiguous, self.multiprocessing_context)
+        kind = SyncPass if self.num_workers == 0 else ThreadPass if self.worker_type == "thread" \
+            else ProcessPass
+        it: Pass = kind(spec, batches, self._delivered, self._finish_epoch)
         self._current = weakref.ref(it)
         return it
+
+    def _delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.samples += rows
+        stats.bytes += batch_nbytes(batch)
+        stats.wait_s += wait_s
+        stats.total_s += since_last_s
+        self._position += 1
 
     def _finish_epoch(self) -> None:
         self._epoch, self._position = self._epoch + 1, 0

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .readers.base import shared_tensor
+from .datasets.base import shared_tensor
 
 
 @dataclass(frozen=True)

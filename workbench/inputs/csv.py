@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import queue
 import threading
 import re
@@ -19,7 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import InvalidInputError
-from .base import Chunk, Source, file_fingerprint, rebatch
+from ..chunks import Chunk, rebatch
+from .base import Source, file_fingerprint
 from .tabular import TablePacker
 
 def _csv_delimiter(path: str) -> str:
@@ -54,6 +56,9 @@ class CsvSource(Source):
         if len(head) != PEEK_BYTES or b"\n" not in head:
             with self._arrow_errors(None), self._file() as f:
                 first, schema = self._peek(f, peek)
+        if head and not path.endswith(".gz"):
+            lines = head.count(b"\n") - 1  # minus the header
+            self.estimated_rows = max(1, int(os.path.getsize(path) * lines / len(head)))
         if first is None or first.num_rows == 0:
             raise InvalidInputError(f"{path}: the CSV has a header but no rows; give it data rows")
         self._header = schema.names

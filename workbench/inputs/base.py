@@ -13,10 +13,10 @@ from typing import Any, Union
 import numpy as np
 import xxhash
 
+from ..chunks import Chunk
 from ..errors import InvalidInputError, UnsafeInputError
-from ..sparse import CSR, concat
+from ..sparse import CSR
 
-Chunk = dict[str, Union[np.ndarray, CSR]]
 
 _NAN_HINT = "clean or fill it at the source, or pass nan='allow' to keep NaN/inf values"
 
@@ -32,6 +32,7 @@ class Source:
     path: str | None = None
     where: str = "in-memory array"  # how error messages name the input
     num_rows: int | None = None
+    estimated_rows: int | None = None  # a guess when num_rows is unknown (CSV: from its first MiB)
     splittable: bool = False
     nan: str = "error"
     # Row offsets of storage blocks (Parquet row groups, dask blocks), ending with num_rows, or
@@ -203,50 +204,6 @@ def check_indices(where: str, first: int, name: str, m: CSR) -> None:
 # ---- helpers shared by the source kinds ---------------------------------------------------------
 
 
-def slice_chunk(chunk: Chunk, a: int, b: int) -> Chunk:
-    return {k: (v.slice(a, b) if isinstance(v, CSR) else v[a:b]) for k, v in chunk.items()}
-
-
-def concat_chunks(parts: Sequence[Chunk]) -> Chunk:
-    if len(parts) == 1:
-        return parts[0]
-    out: Chunk = {}
-    for k, v in parts[0].items():
-        if isinstance(v, CSR):
-            out[k] = concat([p[k] for p in parts])  # type: ignore[misc]
-        else:
-            out[k] = np.concatenate([p[k] for p in parts])  # type: ignore[misc]
-    return out
-
-
-def chunk_len(chunk: Chunk) -> int:
-    return len(next(iter(chunk.values())))
-
-
-def rebatch(pieces: Iterable[Chunk], chunk_rows: int, first: int) -> Iterator[tuple[int, Chunk]]:
-    """Regroup chunks of any sizes into ``chunk_rows``-row chunks (the last one smaller).
-
-    Holds at most one output chunk plus one input piece, so memory stays bounded.
-    """
-    buf: list[Chunk] = []
-    have = 0
-    for piece in pieces:
-        n = chunk_len(piece)
-        pos = 0
-        while n - pos >= chunk_rows - have:
-            take = chunk_rows - have
-            buf.append(slice_chunk(piece, pos, pos + take))
-            yield first, concat_chunks(buf)
-            first += chunk_rows
-            pos += take
-            buf, have = [], 0
-        if pos < n:
-            buf.append(slice_chunk(piece, pos, n))
-            have += n - pos
-    if buf:
-        yield first, concat_chunks(buf)
-
-
 def file_fingerprint(paths: Sequence[str]) -> str:
     """Digest of names, sizes, mtimes and the first/last 64 KiB of each file (cheap, stable)."""
     h = xxhash.xxh3_64()
@@ -275,20 +232,3 @@ def array_fingerprint(parts: Iterable[tuple[str, Any]]) -> str:
             flat = a.reshape(-1).view(np.uint8) if a.size else a.tobytes()
             h.update(flat)
     return h.hexdigest()
-
-
-def select(where: str, names: Sequence[str], columns: Sequence[str] | None,
-           drop: Sequence[str] | None, keep: Sequence[str] = ()) -> list[str]:
-    """Apply ``columns=`` then ``drop=``; ``keep`` (target, sparse columns) survive ``columns=``."""
-    for opt, given in (("columns", columns), ("drop", drop), ("target/sparse", keep)):
-        missing = [c for c in (given or ()) if c not in names]
-        if missing:
-            raise InvalidInputError(
-                f"{where}: {opt}= names {missing}, which are not columns; the columns are {list(names)}"
-            )
-    chosen = list(names) if columns is None else list(dict.fromkeys([*columns, *keep]))
-    dropped = set(drop or ())
-    chosen = [c for c in chosen if c not in dropped]
-    if not chosen:
-        raise InvalidInputError(f"{where}: no columns left after columns=/drop=; keep at least one")
-    return chosen

@@ -24,16 +24,19 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from ..sparse import CSR, concat
-from .arrays import _is_scipy_sparse, _is_torch, torch_to_numpy
-from .base import Chunk, Source, check_numeric, rebatch, select
+from .arrays import torch_to_numpy
+from .kinds import is_scipy_sparse, is_torch
+from ..chunks import Chunk, rebatch
+from ..schema import select
+from .base import Source, check_numeric
 
 WHERE = "iterable"
 
 
 def _is_batch_value(v: Any) -> bool:
-    if isinstance(v, CSR) or _is_scipy_sparse(v):
+    if isinstance(v, CSR) or is_scipy_sparse(v):
         return True
-    return (isinstance(v, np.ndarray) or _is_torch(v)) and v.ndim >= 1
+    return (isinstance(v, np.ndarray) or is_torch(v)) and v.ndim >= 1
 
 
 def _length(v: Any) -> int:
@@ -47,9 +50,9 @@ def detect(item: Any) -> str:
         if vals and all(_is_batch_value(v) for v in vals) and len({_length(v) for v in vals}) == 1:
             return "batches"
         return "rows"
-    if isinstance(item, CSR) or _is_scipy_sparse(item):
+    if isinstance(item, CSR) or is_scipy_sparse(item):
         return "batches"
-    if (isinstance(item, np.ndarray) or _is_torch(item)) and item.ndim >= 2:
+    if (isinstance(item, np.ndarray) or is_torch(item)) and item.ndim >= 2:
         return "batches"
     return "rows"
 
@@ -171,10 +174,10 @@ class IterableSource(Source):
 
     def _sparse_rows(self, name: str, vals: list[Any], first: int) -> CSR:
         dim = self._opts[3][name]
-        if any(isinstance(v, CSR) or _is_scipy_sparse(v) for v in vals):
+        if any(isinstance(v, CSR) or is_scipy_sparse(v) for v in vals):
             parts = []
             for i, v in enumerate(vals):
-                m = CSR.from_scipy(v) if _is_scipy_sparse(v) else v
+                m = CSR.from_scipy(v) if is_scipy_sparse(v) else v
                 if not isinstance(m, CSR) or len(m) != 1 or m.dim != dim:
                     raise InvalidInputError(
                         f"iterable: row {first + i}, column {name!r}: expected one sparse row of "
@@ -224,8 +227,8 @@ class IterableSource(Source):
     def _batch(self, item: Any, row: int) -> Chunk:
         sparse = self._opts[3]
         if not isinstance(item, dict):
-            if not (isinstance(item, CSR) or _is_scipy_sparse(item)
-                    or ((isinstance(item, np.ndarray) or _is_torch(item)) and item.ndim >= 1)):
+            if not (isinstance(item, CSR) or is_scipy_sparse(item)
+                    or ((isinstance(item, np.ndarray) or is_torch(item)) and item.ndim >= 1)):
                 raise InvalidInputError(
                     f"iterable: the item at row {row} is a {type(item).__name__}, not a batch; yield "
                     "dicts of arrays or arrays, or pass iterable='rows'"
@@ -233,9 +236,9 @@ class IterableSource(Source):
             item = {"x": item}
         out: Chunk = {}
         for k, v in item.items():
-            if _is_scipy_sparse(v):
+            if is_scipy_sparse(v):
                 v = CSR.from_scipy(v)
-            elif _is_torch(v):
+            elif is_torch(v):
                 v = torch_to_numpy(v, WHERE, k)
             elif k in sparse and not isinstance(v, (CSR, np.ndarray)):
                 v = CSR.from_lists([list(r) for r in v], sparse[k])

@@ -11,6 +11,7 @@ order of ``plan.idx``); everything else (bounds, ordering facts, sparse expansio
 from __future__ import annotations
 
 import operator
+from pathlib import Path
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -150,20 +151,6 @@ def as_index(indices: Any) -> np.ndarray:
     return idx.reshape(-1)
 
 
-def check_columns(available: tuple[Column, ...], columns: Any, where: str) -> tuple[Column, ...]:
-    """The selected columns, in the order asked (a single name is allowed)."""
-    if columns is None:
-        return available
-    names = (columns,) if isinstance(columns, str) else tuple(columns)
-    by_name = {c.name: c for c in available}
-    missing = [c for c in names if c not in by_name]
-    if missing or not names:
-        raise InvalidInputError(
-            f"{where}: no column(s) {missing or names}; available: {list(by_name)}. "
-            "Pass columns= with names from that list")
-    return tuple(by_name[c] for c in names)
-
-
 def pow2_block_rows(row_nbytes: int, target: int = 4 << 20) -> int:
     """Rows in about ``target`` bytes, as a power of two, at least 64."""
     rows = max(1, target // max(1, row_nbytes))
@@ -184,14 +171,15 @@ def empty_chunk(cols: tuple[Column, ...]) -> dict[str, Any]:
 class BaseDataset(Dataset):
     """Map-style dataset over columns; subclasses implement ``_read(plan)``.
 
-    Attributes: ``columns``, ``block_rows``, ``row_nbytes``, ``manifest`` (None for foreign
-    sources), ``stats`` (:class:`ReadStats`, per process), ``sparse``, ``dtype``.
+    Attributes: ``columns``, ``block_rows``, ``row_nbytes``, ``manifest`` and ``version_dir``
+    (None for foreign sources), ``stats`` (:class:`ReadStats`, per process), ``sparse``, ``dtype``.
     """
 
     kind = "base"
 
     def __init__(self, cols: tuple[Column, ...], n: int, *, where: str, sparse: str = "dense",
-                 dtype: Any = None, manifest: Manifest | None = None) -> None:
+                 dtype: Any = None, manifest: Manifest | None = None,
+                 version_dir: Path | None = None) -> None:
         if sparse not in SPARSE_MODES:
             raise InvalidInputError(f"{where}: sparse={sparse!r}; use one of {SPARSE_MODES}")
         self._cols = cols
@@ -201,6 +189,7 @@ class BaseDataset(Dataset):
         self.sparse = sparse
         self.dtype = _numpy_dtype(dtype, where)
         self.manifest = manifest
+        self.version_dir = version_dir  # the committed version folder of a workbench dataset
         self.stats = ReadStats()
         self.block_rows = 64
         self.row_nbytes = sum(c.row_bytes for c in cols if not c.sparse)

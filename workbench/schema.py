@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .chunks import chunk_rows
 from .errors import InvalidInputError, TransformError, UnsafeInputError
 from .manifest import Column
 from .sparse import CSR
@@ -41,10 +43,6 @@ def infer_columns(chunk: dict[str, Any], where: str,
         cols.append(Column(name, a.dtype.name, tuple(int(s) for s in a.shape[1:]),
                            names=(names or {}).get(name)))
     return tuple(cols)
-
-
-def chunk_rows(chunk: dict[str, Any]) -> int:
-    return len(next(iter(chunk.values())))
 
 
 def check_chunk(chunk: Any, columns: tuple[Column, ...], first_row: int, where: str,
@@ -85,10 +83,6 @@ def check_chunk(chunk: Any, columns: tuple[Column, ...], first_row: int, where: 
     return int(n or 0)
 
 
-def slice_chunk(chunk: dict[str, Any], a: int, b: int) -> dict[str, Any]:
-    return {k: (v.slice(a, b) if isinstance(v, CSR) else v[a:b]) for k, v in chunk.items()}
-
-
 def est_row_bytes(columns: tuple[Column, ...], chunk: dict[str, Any]) -> int:
     """Bytes per row on disk, with sparse columns at the first chunk's mean nonzeros per row."""
     total = 0
@@ -101,3 +95,30 @@ def est_row_bytes(columns: tuple[Column, ...], chunk: dict[str, Any]) -> int:
         else:
             total += c.row_bytes
     return max(1, total)
+
+
+def select(where: str, names: Sequence[str], columns: str | Sequence[str] | None,
+           drop: Sequence[str] | None = None, keep: Sequence[str] = ()) -> list[str]:
+    """Apply ``columns=`` (in the order asked; one name allowed) then ``drop=``; ``keep`` (target,
+    sparse columns) survive ``columns=``. The one selection rule of convert and open_dataset."""
+    if isinstance(columns, str):
+        columns = [columns]
+    for opt, given in (("columns", columns), ("drop", drop), ("target/sparse", keep)):
+        missing = [c for c in (given or ()) if c not in names]
+        if missing:
+            raise InvalidInputError(
+                f"{where}: {opt}= names {missing}, which are not columns; the columns available "
+                f"are {list(names)}")
+    chosen = list(names) if columns is None else list(dict.fromkeys([*columns, *keep]))
+    dropped = set(drop or ())
+    chosen = [c for c in chosen if c not in dropped]
+    if not chosen:
+        raise InvalidInputError(f"{where}: no columns left after columns=/drop=; keep at least one")
+    return chosen
+
+
+def check_columns(available: tuple[Column, ...], columns: str | Sequence[str] | None,
+                  where: str) -> tuple[Column, ...]:
+    """The :class:`Column` of each selected name, in the order asked."""
+    by_name = {c.name: c for c in available}
+    return tuple(by_name[n] for n in select(where, list(by_name), columns))

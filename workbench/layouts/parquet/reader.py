@@ -1,4 +1,5 @@
-"""Parquet reader: the "parquet" layout (one file per shard) and foreign Parquet files / folders.
+"""The parquet layout's reader, also used for foreign Parquet files and folders (columns found by
+``inputs.parquet``).
 
 Rows map to row groups; a batch reads only the row groups it touches (only the selected columns),
 converts them to numpy once (``fixed_size_list`` zero-copy via its flattened child), and keeps the
@@ -18,12 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import CorruptDatasetError, InvalidInputError
-from ..manifest import Column, Manifest
-from ..sparse import CSR
-from .arrays import Array
-from .base import check_columns, sparse_row_nbytes
-from .blocks import BlockDataset
+from ...datasets.arrays import Array
+from ...datasets.base import sparse_row_nbytes
+from ...datasets.blocks import BlockDataset
+from ...errors import CorruptDatasetError, InvalidInputError
+from ...manifest import Column, Manifest
+from ...sparse import CSR
+from ..base import shard_paths
 
 
 class ParquetDataset(BlockDataset):
@@ -124,62 +126,6 @@ def _csr(t: pa.Table, c: Column, where: str) -> CSR:
     return CSR(indptr, indices, values, c.shape[0])
 
 
-def open_parquet_layout(version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> ParquetDataset:
-    files = [version / next(f.path for f in s.files if f.part == "shard") for s in manifest.shards]
-    return ParquetDataset(files, cols, where=str(version), manifest=manifest, **kw)
-
-
-def open_parquet_files(path: Path, columns: Any, sparse_dims: dict[str, int] | None, **kw: Any) -> ParquetDataset:
-    """A foreign Parquet file, or a folder of ``*.parquet`` files read in name order."""
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise InvalidInputError(f"{path}: folder holds no *.parquet files; point at a file or a "
-                                "folder of Parquet files")
-    try:
-        schema = pq.read_schema(files[0])
-    except (OSError, pa.ArrowException) as e:
-        raise InvalidInputError(f"{files[0]}: not a readable Parquet file ({e}); check the path") from None
-    sparse_dims = dict(sparse_dims or {})
-    names = list(schema.names)
-    companions = {n + ".values" for n in sparse_dims if n + ".values" in names}
-    avail = tuple(Column(n, "float32") for n in names if n not in companions)  # names only, for selection
-    picked = [c.name for c in check_columns(avail, columns, str(path))]
-    cols = tuple(_column(schema, n, sparse_dims, f"{files[0]}") for n in picked)
-    want = {n: schema.field(n).type for n in picked}
-    for f in files[1:]:
-        s = pq.read_schema(f)
-        bad = [n for n in picked if n not in s.names or s.field(n).type != want[n]]
-        if bad:
-            raise InvalidInputError(f"{f}: column(s) {bad} missing or typed differently from {files[0]}; "
-                                    "all files of a folder need the same schema")
-    return ParquetDataset(files, cols, where=str(path), **kw)
-
-
-def _column(schema: pa.Schema, name: str, sparse_dims: dict[str, int], where: str) -> Column:
-    t = schema.field(name).type
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        if name not in sparse_dims:
-            raise InvalidInputError(f"{where}: column {name!r} is a list column ({t}); pass "
-                                    f"sparse_dims={{{name!r}: <row width>}} to read it as sparse "
-                                    "indices, or leave it out with columns=[...]")
-        idx_t = t.value_type
-        if not pa.types.is_integer(idx_t):
-            raise InvalidInputError(f"{where}: list column {name!r} holds {idx_t}, sparse indices must "
-                                    "be integers")
-        has_values = name + ".values" in schema.names
-        vdt = (_numpy_dtype(schema.field(name + ".values").type.value_type, name, where)
-               if has_values else "float32")
-        return Column(name, vdt, (int(sparse_dims[name]),), sparse=True,
-                      index_dtype=str(np.dtype(idx_t.to_pandas_dtype())), has_values=has_values)
-    shape = []
-    while pa.types.is_fixed_size_list(t):
-        shape.append(t.list_size)
-        t = t.value_type
-    return Column(name, _numpy_dtype(t, name, where), tuple(shape))
-
-
-def _numpy_dtype(t: pa.DataType, name: str, where: str) -> str:
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-        return str(np.dtype(t.to_pandas_dtype()))
-    raise InvalidInputError(f"{where}: column {name!r} has type {t}, which is not numeric; leave it "
-                            "out with columns=[...]")
+def open_reader(version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> ParquetDataset:
+    return ParquetDataset(shard_paths(version, manifest), cols, where=str(version), manifest=manifest,
+                          version_dir=version, **kw)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,10 +17,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InvalidInputError, SourceNotFoundError
-from .base import Chunk, Source, concat_chunks, file_fingerprint, rebatch
+from ..manifest import Column
+from ..schema import check_columns
+from ..chunks import Chunk, concat_chunks, rebatch
+from .base import Source, file_fingerprint
 from .tabular import TablePacker
 
-def _parquet_files(path: str) -> list[str]:
+def parquet_files(path: str) -> list[str]:
+    """A Parquet file, or every ``.parquet`` file below a folder (partitioned layouts too), sorted."""
     if os.path.isfile(path):
         return [path]
     files = sorted(str(p) for p in Path(path).rglob("*.parquet") if p.is_file())
@@ -39,7 +44,7 @@ class ParquetSource(Source):
         super().__init__()
         self.path = self.where = path
         self.nan = nan
-        self.files = _parquet_files(path)
+        self.files = parquet_files(path)
         rows, schema = [], None
         for i, f in enumerate(self.files):
             with self._errors(f):
@@ -118,3 +123,59 @@ class ParquetSource(Source):
                         row += n
 
         return rebatch(pieces(), chunk_rows, start)
+
+
+def dataset_columns(path: str, columns: Any, sparse_dims: dict[str, int] | None
+                    ) -> tuple[list[str], tuple[Column, ...]]:
+    """``open_dataset``'s view of a foreign Parquet file or folder: its files and each selected
+    column as stored (no packing): scalars, ``fixed_size_list`` as shaped, list columns named in
+    ``sparse_dims`` as sparse indices (``<col>.values`` as their values)."""
+    files = parquet_files(path)
+    try:
+        schema = pq.read_schema(files[0])
+    except (OSError, pa.ArrowException) as e:
+        raise InvalidInputError(f"{files[0]}: not a readable Parquet file ({e}); check the path") from None
+    sparse_dims = dict(sparse_dims or {})
+    names = list(schema.names)
+    companions = {n + ".values" for n in sparse_dims if n + ".values" in names}
+    avail = tuple(Column(n, "float32") for n in names if n not in companions)  # names only, for selection
+    picked = [c.name for c in check_columns(avail, columns, path)]
+    cols = tuple(_column(schema, n, sparse_dims, f"{files[0]}") for n in picked)
+    want = {n: schema.field(n).type for n in picked}
+    for f in files[1:]:
+        s = pq.read_schema(f)
+        bad = [n for n in picked if n not in s.names or s.field(n).type != want[n]]
+        if bad:
+            raise InvalidInputError(f"{f}: column(s) {bad} missing or typed differently from {files[0]}; "
+                                    "all files of a folder need the same schema")
+    return files, cols
+
+
+def _column(schema: pa.Schema, name: str, sparse_dims: dict[str, int], where: str) -> Column:
+    t = schema.field(name).type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        if name not in sparse_dims:
+            raise InvalidInputError(f"{where}: column {name!r} is a list column ({t}); pass "
+                                    f"sparse_dims={{{name!r}: <row width>}} to read it as sparse "
+                                    "indices, or leave it out with columns=[...]")
+        idx_t = t.value_type
+        if not pa.types.is_integer(idx_t):
+            raise InvalidInputError(f"{where}: list column {name!r} holds {idx_t}, sparse indices must "
+                                    "be integers")
+        has_values = name + ".values" in schema.names
+        vdt = (_numpy_dtype(schema.field(name + ".values").type.value_type, name, where)
+               if has_values else "float32")
+        return Column(name, vdt, (int(sparse_dims[name]),), sparse=True,
+                      index_dtype=str(np.dtype(idx_t.to_pandas_dtype())), has_values=has_values)
+    shape = []
+    while pa.types.is_fixed_size_list(t):
+        shape.append(t.list_size)
+        t = t.value_type
+    return Column(name, _numpy_dtype(t, name, where), tuple(shape))
+
+
+def _numpy_dtype(t: pa.DataType, name: str, where: str) -> str:
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        return str(np.dtype(t.to_pandas_dtype()))
+    raise InvalidInputError(f"{where}: column {name!r} has type {t}, which is not numeric; leave it "
+                            "out with columns=[...]")

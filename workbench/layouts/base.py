@@ -1,4 +1,4 @@
-"""On-disk formats. Each module furnishes the same room: a ``ShardWriter`` and ``check_shard``.
+"""The furniture every layout room shares: the writer protocol and the file entries it returns.
 
 A writer receives validated chunks for one shard and returns its :class:`FileEntry` list on
 ``close()``; it knows nothing about commits, sources or progress.
@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._files import file_digest, fsync_path
+from ..chunks import Chunk
 from ..manifest import Column, FileEntry, Shard
 from ..sparse import CSR
-
-Chunk = dict[str, Any]
 
 
 class ShardWriter(Protocol):
@@ -24,39 +24,25 @@ class ShardWriter(Protocol):
     def close(self) -> tuple[FileEntry, ...]: ...
 
 
-def writer_class(layout: str) -> type[ShardWriter]:
-    from . import hdf5, parquet, store
-
-    return {"store": store.StoreWriter, "hdf5": hdf5.HDF5Writer,
-            "parquet": parquet.ParquetWriter}[layout]  # type: ignore[return-value]
-
-
-def check_shard(layout: str, version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
-    """Format-level checks beyond size and digest (headers, HDF5 fletcher32, Parquet page CRCs)."""
-    from . import hdf5, parquet, store
-
-    mod = {"store": store, "hdf5": hdf5, "parquet": parquet}[layout]
-    return mod.check_shard(version_dir, shard, columns)
+class ShardCheck(Protocol):
+    def __call__(self, version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]: ...
 
 
 def shard_file_entry(version_dir: Path, rel: str, durable: bool) -> FileEntry:
     """The entry of a whole-shard file (hdf5, parquet), fsynced first when ``durable``."""
     if durable:
-        import os
-
-        fd = os.open(version_dir / rel, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(version_dir / rel)
     return entry(version_dir, rel, None, "shard")
 
 
 def entry(version_dir: Path, rel: str, column: str | None, part: str) -> FileEntry:
-    from .._hashing import file_digest
-
     size, digest = file_digest(version_dir / rel)
     return FileEntry(path=rel, bytes=size, xxh3=digest, column=column, part=part)
+
+
+def shard_paths(version: Path, manifest: Any) -> list[Path]:
+    """The one file of each shard (layouts that keep a shard in one file)."""
+    return [version / next(f.path for f in s.files if f.part == "shard") for s in manifest.shards]
 
 
 def csr_parts(c: Column, value: CSR, offset: int) -> dict[str, Any]:

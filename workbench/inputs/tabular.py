@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from ..chunks import Chunk
 from ..errors import InvalidInputError
 from ..sparse import CSR
-from .base import Chunk, Source, select
+from ..schema import select
+from .base import Source
 
 FEATURES = "features"
 
@@ -264,3 +267,41 @@ class ArrowTableSource(Source):
     def _read(self, start: int, stop: int) -> Chunk:
         return self._packer.pack(self._table.slice(start, stop - start), start)
 
+
+
+def as_arrow(obj: Any) -> pa.Table:
+    """A pyarrow Table from an Arrow table or record batch, or a pandas DataFrame."""
+    if isinstance(obj, pa.RecordBatch):
+        return pa.Table.from_batches([obj])
+    if isinstance(obj, pa.Table):
+        return obj
+    try:
+        return pa.Table.from_pandas(obj, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InvalidInputError(
+            f"in-memory table: a column mixes types ({e}); give each column one type") from None
+
+
+def stored_columns(table: pa.Table, where: str) -> dict[str, np.ndarray]:
+    """``open_dataset``'s view of an in-memory table: each numeric or ``fixed_size_list`` column as
+    it is stored (no packing into ``"features"``); anything else is refused by name."""
+    out: dict[str, np.ndarray] = {}
+    for name in table.column_names:
+        col = _column(table, name)
+        t, shape = col.type, []
+        while pa.types.is_fixed_size_list(t):
+            shape.append(t.list_size)
+            t = t.value_type
+        if not (_is_number(t) and not pa.types.is_null(t) and not pa.types.is_decimal(t)):
+            raise InvalidInputError(
+                f"{where}: column {name!r} has type {col.type}; open_dataset reads numeric and "
+                "fixed-size list columns as stored: drop it, or convert the table first "
+                "(wb.convert(table, 'data.store', sparse=...)), which packs and encodes columns")
+        if col.null_count:
+            raise InvalidInputError(f"{where}: column {name!r} has {col.null_count} missing values; "
+                                    "fill them first")
+        flat = col
+        for _ in shape:
+            flat = flat.flatten()
+        out[name] = _numbers(flat).reshape(len(col), *shape)
+    return out

@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..manifest import Column, FileEntry, Shard
-from . import Chunk, shard_file_entry
+from ...chunks import Chunk
+from ...manifest import Column, FileEntry
+from ..base import shard_file_entry
 
-DEFAULT_ROW_GROUP_BYTES = 4 << 20
+DEFAULT_ROW_GROUP_BYTES = 4 << 20  # one row group: one block-shuffle block
 
 
 def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
@@ -90,19 +91,3 @@ class ParquetWriter:
             self._flush(final=True)
         self.w.close()
         return (shard_file_entry(self.root, self.rel, self.durable),)
-
-
-def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
-    """Read every row group with page-CRC verification and check the row count."""
-    problems = []
-    for f in shard.files:
-        path = version_dir / f.path
-        try:
-            pf = pq.ParquetFile(path, page_checksum_verification=True)
-            if pf.metadata.num_rows != shard.rows:
-                problems.append(f"{path}: {pf.metadata.num_rows} rows, manifest says {shard.rows}")
-            for g in range(pf.num_row_groups):
-                pf.read_row_group(g)
-        except (OSError, pa.ArrowException, ValueError) as e:
-            problems.append(f"{path}: {type(e).__name__}: {e}")
-    return problems

@@ -7,16 +7,20 @@ sparse matrices and dicts of those; every column is read by row range.
 
 from __future__ import annotations
 
-import mmap
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, SourceNotFoundError, UnsafeInputError
+from ..errors import InvalidInputError
+from ..manifest import Column
 from ..sparse import CSR
-from .base import Chunk, Source, array_fingerprint, check_numeric, file_fingerprint, rebatch, select
+from ..chunks import Chunk, rebatch
+from ..schema import select
+from .base import Source, array_fingerprint, check_numeric, file_fingerprint
+from .kinds import is_dask_array, is_scipy_sparse, is_torch
+from .memmaps import MemmapRef, load_npy, memmap_ref, reopen
 
 
 class Col:
@@ -53,14 +57,12 @@ class ArrayCol(Col):
 
 
 class MemmapCol(Col):
-    """A C-contiguous array inside a file: pickles as (path, dtype, offset, shape) and reopens lazily."""
+    """An array inside a file: pickles as its :data:`MemmapRef` and maps the file lazily."""
 
     small = True
 
-    def __init__(self, path: str, dtype: np.dtype, offset: int, shape: tuple[int, ...], kind: str,
-                 order: str = "C"):
-        self.path, self.dtype, self.offset, self.shape, self.order = path, dtype, offset, shape, order
-        self.n, self.kind, self._a = shape[0], kind, None
+    def __init__(self, ref: MemmapRef, kind: str):
+        self.ref, self.n, self.kind, self._a = ref, ref[3][0], kind, None
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_a": None}
@@ -68,52 +70,31 @@ class MemmapCol(Col):
     @property
     def a(self) -> np.ndarray:
         if self._a is None:
-            self._a = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                                shape=self.shape, order=self.order)
+            self._a = reopen(self.ref)
         return self._a
 
     def read(self, a: int, b: int) -> np.ndarray:
         return np.array(self.a[a:b])
 
     def fingerprint(self) -> str:
-        return file_fingerprint([self.path]) + f"{self.dtype}{self.offset}{self.shape}"
+        path, offset, dtype, shape, order = self.ref
+        return file_fingerprint([path]) + f"{dtype}{offset}{shape}{order}"
 
 
-def memmap_col(a: np.memmap, name: str, where: str) -> Col:
-    """Reopenable description of a read-only/shared memmap (or a view of one), else an ArrayCol."""
-    mm, fn = getattr(a, "_mmap", None), getattr(a, "filename", None)
-    if mm is None or fn is None or a.mode == "c" or not a.flags.c_contiguous or a.ndim == 0:
-        return ArrayCol(np.asarray(a), name, where)
+def memmap_col(a: np.ndarray, name: str, where: str) -> Col:
+    """A reopenable :class:`MemmapCol` for a file-backed memmap (or a view of one), else an ArrayCol."""
     check_numeric(where, name, a.dtype)
-    base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
-    offset = a.offset - a.offset % mmap.ALLOCATIONGRANULARITY + (a.ctypes.data - base)
-    col = MemmapCol(fn, a.dtype, offset, a.shape, f"memmap {a.shape} {a.dtype} of {fn}")
-    if len(a) and not (np.array_equal(col.a[:1], a[:1]) and np.array_equal(col.a[-1:], a[-1:])):
-        return ArrayCol(np.asarray(a), name, where)  # could not locate it in the file: keep in memory
-    return col
+    ref = memmap_ref(a)
+    if ref is None:
+        return ArrayCol(np.asarray(a), name, where)
+    return MemmapCol(ref, f"memmap {a.shape} {a.dtype} of {ref[0]}")
 
 
 def npy_col(path: str, name: str) -> Col:
-    try:
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except FileNotFoundError:
-        raise SourceNotFoundError(f"{path}: no such file; check the path") from None
-    except ValueError as e:
-        if "pickle" in str(e).lower() or "object" in str(e).lower():
-            raise UnsafeInputError(
-                f"{path}: the .npy holds Python objects (pickled data); workbench refuses to "
-                "unpickle: save a numeric array instead"
-            ) from None
-        raise InvalidInputError(
-            f"{path}: not a readable .npy file ({e}); it may be truncated: write it again"
-        ) from None
-    if not isinstance(a, np.ndarray):
-        raise InvalidInputError(f"{path}: not a single .npy array; use np.save for one array")
-    if a.ndim == 0:
-        raise InvalidInputError(f"{path}: the .npy holds a single value, not rows; save an array")
-    check_numeric(path, name, a.dtype)
-    order = "C" if a.flags.c_contiguous else "F"  # Fortran order works, but row reads are strided
-    return MemmapCol(path, a.dtype, int(a.offset), a.shape, f"NumPy file {path} {a.shape} {a.dtype}", order)
+    a = load_npy(path, name)
+    ref = memmap_ref(a)
+    assert ref is not None  # np.load(mmap_mode="r") always maps the file
+    return MemmapCol(ref, f"NumPy file {path} {a.shape} {a.dtype}")
 
 
 class CsrCol(Col):
@@ -164,18 +145,6 @@ class DaskCol(Col):
         return np.concatenate([[0], np.cumsum(self.arr.chunks[0])]).astype(np.int64)
 
 
-def _is_dask(obj: Any) -> bool:
-    return type(obj).__module__.startswith("dask") and hasattr(obj, "chunks") and hasattr(obj, "compute")
-
-
-def _is_torch(obj: Any) -> bool:
-    return type(obj).__module__.startswith("torch") and hasattr(obj, "detach")
-
-
-def _is_scipy_sparse(obj: Any) -> bool:
-    return type(obj).__module__.startswith("scipy.sparse") and hasattr(obj, "tocsr")
-
-
 def torch_to_numpy(t: Any, where: str, name: str) -> np.ndarray:
     try:
         return t.detach().cpu().numpy()
@@ -186,33 +155,79 @@ def torch_to_numpy(t: Any, where: str, name: str) -> np.ndarray:
         ) from None
 
 
-def make_col(v: Any, name: str, where: str, dim: int | None = None) -> Col:
-    """Wrap one column value of any supported in-memory kind (or a path to a .npy file)."""
+def column_array(v: Any, name: str, where: str, dim: int | None = None) -> Any:
+    """One column value of any in-memory kind (or a ``.npy`` path) as an ndarray, a CSR or a
+    dask array, checked: numeric, with a row axis, sparse widths as declared."""
     if isinstance(v, (str, os.PathLike)):
         path = os.fspath(v)
         if not path.endswith(".npy"):
             raise InvalidInputError(f"{where}: column {name!r} is a path {path!r}; only .npy paths work here")
-        return npy_col(path, name)
-    if _is_scipy_sparse(v):
+        return load_npy(path, name)
+    if is_scipy_sparse(v):
         v = CSR.from_scipy(v)
-    elif dim is not None and not isinstance(v, (CSR, np.ndarray)) and not _is_torch(v) and not _is_dask(v):
+    elif dim is not None and not isinstance(v, (CSR, np.ndarray)) and not is_torch(v) and not is_dask_array(v):
         v = CSR.from_lists(list(v), dim)  # a list of nonzero-index lists
     if isinstance(v, CSR):
         if dim is not None and v.dim != dim:
             raise InvalidInputError(f"{where}: column {name!r} has width {v.dim} but sparse= says {dim}")
-        return CsrCol(v, name, where)
-    if _is_dask(v):
-        return DaskCol(v, name, where)
-    if _is_torch(v):
+        check_numeric(where, name, v.indices.dtype)
+        if v.values is not None:
+            check_numeric(where, name, v.values.dtype)
+        return v
+    if is_dask_array(v):
+        return v
+    if is_torch(v):
         v = torch_to_numpy(v, where, name)
-    if isinstance(v, np.memmap):
-        return memmap_col(v, name, where)
     if not isinstance(v, np.ndarray):
         try:
             v = np.asarray(v)
         except ValueError as e:
             raise InvalidInputError(f"{where}: column {name!r} is ragged ({e}); give equal-length rows") from None
-    return ArrayCol(v, name, where)
+    check_numeric(where, name, v.dtype)
+    if v.ndim == 0:
+        raise InvalidInputError(f"{where}: column {name!r} is a 0-d array; give an array of rows")
+    return v
+
+
+def make_col(v: Any, name: str, where: str, dim: int | None = None) -> Col:
+    """Wrap one column value of any supported in-memory kind (or a path to a .npy file)."""
+    if isinstance(v, (str, os.PathLike)):
+        column_array(v, name, where)  # the suffix check
+        return npy_col(os.fspath(v), name)
+    v = column_array(v, name, where, dim)
+    if isinstance(v, CSR):
+        return CsrCol(v, name, where)
+    if is_dask_array(v):
+        return DaskCol(v, name, where)
+    return memmap_col(v, name, where)
+
+
+def columns_of(arrays: dict[str, Any], where: str) -> tuple[dict[str, Any], tuple[Column, ...]]:
+    """A dict of columns (arrays, memmaps, ``.npy`` paths, tensors, CSR / scipy.sparse) checked as
+    equal-length columns, with their :class:`Column` descriptions (``open_dataset``'s view)."""
+    if not arrays:
+        raise InvalidInputError(f"{where}: no arrays given; pass e.g. {{'x': X, 'y': y}}")
+    out: dict[str, Any] = {}
+    cols = []
+    for name, v in arrays.items():
+        if not isinstance(name, str):
+            raise InvalidInputError(f"{where}: column names must be strings, got {name!r}")
+        v = column_array(v, name, where)
+        if is_dask_array(v):
+            raise InvalidInputError(f"{where}: column {name!r} is a Dask array; open a Dask array on its "
+                                    "own (open_dataset(arr)), or convert the dict first")
+        if isinstance(v, CSR):
+            vdt = "float32" if v.values is None else str(v.values.dtype)
+            cols.append(Column(name, vdt, (v.dim,), sparse=True, index_dtype=str(v.indices.dtype),
+                               has_values=v.values is not None))
+        else:
+            cols.append(Column(name, str(v.dtype.newbyteorder("=")), tuple(v.shape[1:])))
+        out[name] = v
+    lengths = {k: len(v) for k, v in out.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidInputError(f"{where}: columns differ in length {lengths}; every column needs "
+                                "one entry per row")
+    return out, tuple(cols)
 
 
 class ColumnsSource(Source):
@@ -300,6 +315,6 @@ def single_source(obj: Any, *, nan="error", dtype=None, path: str | None = None,
 def _describe(obj: Any, col: Col) -> str:
     if isinstance(col, ArrayCol) and isinstance(obj, np.ndarray):
         return f"NumPy array {obj.shape} {obj.dtype}"
-    if _is_torch(obj):
+    if is_torch(obj):
         return f"torch tensor {tuple(obj.shape)} {obj.dtype}"
     return col.kind[0].upper() + col.kind[1:] if col.kind.startswith("sparse") else col.kind

@@ -15,9 +15,12 @@ import scipy.sparse as sp
 import torch
 
 from workbench.errors import InvalidInputError, SourceNotFoundError, UnsafeInputError
-from workbench.sources import FEATURES, Source, detect, open_source
+from workbench.inputs import open_source
+from workbench.inputs.base import Source
+from workbench.inputs.iterables import detect
+from workbench.inputs.tabular import FEATURES
 from workbench.sparse import CSR
-from workbench.sources.base import concat_chunks
+from workbench.chunks import concat_chunks
 
 RNG = np.random.default_rng(0)
 

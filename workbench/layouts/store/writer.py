@@ -12,8 +12,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..manifest import Column, FileEntry, Shard
-from . import Chunk, csr_parts, entry
+from ...chunks import Chunk
+from ...errors import InvalidInputError
+from ...manifest import Column, FileEntry
+from ..base import csr_parts, entry
 
 _MAGIC = b"\x93NUMPY\x01\x00"
 
@@ -26,7 +28,8 @@ def npy_header(dtype: np.dtype, shape: tuple[int, ...], total: int | None = None
         total = -(-(len(_MAGIC) + 2 + len(d) + 1) // 64) * 64
     pad = total - len(_MAGIC) - 2 - len(d) - 1
     if pad < 0:
-        raise ValueError("reserved .npy header too small")
+        raise InvalidInputError(f"shape {tuple(shape)}: too large for a .npy header of {total} bytes; "
+                                "split the array into smaller columns")
     body = (d + " " * pad + "\n").encode("latin1")
     return _MAGIC + len(body).to_bytes(2, "little") + body
 
@@ -95,27 +98,3 @@ class StoreWriter:
             app.finish(self.durable)
             out.append(entry(self.root, rel, col, part))
         return tuple(out)
-
-
-def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
-    """Each .npy header must parse and agree with the manifest's dtype and row count."""
-    problems = []
-    by_name = {c.name: c for c in columns}
-    for f in shard.files:
-        path = version_dir / f.path
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as e:
-            problems.append(f"{path}: unreadable .npy ({e})")
-            continue
-        c = by_name.get(f.column or "")
-        if c is None:
-            problems.append(f"{path}: column {f.column!r} is not in the manifest")
-            continue
-        want_rows = shard.rows + 1 if f.part == "indptr" else shard.rows
-        if f.part == "data" and (arr.shape != (want_rows, *c.shape) or arr.dtype != np.dtype(c.dtype)):
-            problems.append(f"{path}: holds {arr.dtype}{arr.shape}, manifest says "
-                            f"{c.dtype}{(want_rows, *c.shape)}")
-        elif f.part == "indptr" and arr.shape != (want_rows,):
-            problems.append(f"{path}: indptr has {arr.shape[0]} entries, expected {want_rows}")
-    return problems

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ..manifest import Column, FileEntry, Shard
-from . import Chunk, csr_parts, shard_file_entry
+from ...chunks import Chunk
+from ...manifest import Column, FileEntry
+from ..base import csr_parts, shard_file_entry
 
-DEFAULT_CHUNK_BYTES = 1 << 20
+DEFAULT_HDF5_CHUNK_BYTES = 1 << 20  # one chunk: one efficient read, about one block-shuffle unit
 
 
 def chunk_rows_for(row_bytes: int, chunk_bytes: int) -> int:
@@ -28,7 +29,7 @@ class HDF5Writer:
         self.root, self.columns = version_dir, columns
         self.durable = bool(options.get("durable"))
         self.rel = f"{index:05d}.h5"
-        self.chunk_bytes = int(options.get("chunk_bytes", DEFAULT_CHUNK_BYTES))
+        self.chunk_bytes = int(options.get("chunk_bytes", DEFAULT_HDF5_CHUNK_BYTES))
         self.max_rows = int(options.get("shard_rows", 1 << 62))
         self.f = h5py.File(version_dir / self.rel, "w")
         self.nnz: dict[str, int] = {}
@@ -74,29 +75,3 @@ class HDF5Writer:
     def close(self) -> tuple[FileEntry, ...]:
         self.f.close()
         return (shard_file_entry(self.root, self.rel, self.durable),)
-
-
-def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
-    """Open every dataset and read it whole chunk by chunk: fletcher32 catches flipped bytes."""
-    import h5py
-
-    problems = []
-    for f in shard.files:
-        path = version_dir / f.path
-        try:
-            with h5py.File(path, "r") as h:
-                for c in columns:
-                    names = ([f"{c.name}/indptr", f"{c.name}/indices"]
-                             + ([f"{c.name}/values"] if c.has_values else [])) if c.sparse else [c.name]
-                    for name in names:
-                        d = h[name]
-                        rows = d.shape[0]
-                        want = shard.rows + 1 if name.endswith("/indptr") else shard.rows
-                        if (not c.sparse or name.endswith("/indptr")) and rows != want:
-                            problems.append(f"{path}:{name} has {rows} rows, manifest says {want}")
-                        step = max(1, (d.chunks or (rows,))[0]) * 64
-                        for a in range(0, rows, step):
-                            d[a:a + step]
-        except (OSError, KeyError, ValueError) as e:
-            problems.append(f"{path}: {type(e).__name__}: {e}")
-    return problems

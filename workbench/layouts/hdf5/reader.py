@@ -1,4 +1,4 @@
-"""HDF5 reader: the "hdf5" layout (one file per shard) and foreign HDF5 files.
+"""The hdf5 layout's reader, also used for foreign HDF5 files (columns found by ``inputs.hdf5``).
 
 Per batch, the sorted unique rows are cut into segments: rows in the same or adjacent chunks share
 one ``read_direct`` (so every byte read lies in a chunk the batch touches anyway, and
@@ -20,10 +20,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ..errors import CorruptDatasetError, InvalidInputError, SourceNotFoundError
-from ..manifest import Column, Manifest
-from ..sparse import CSR
-from .base import BaseDataset, Plan, check_columns, pow2_block_rows, sparse_row_nbytes
+from ...datasets.base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
+from ...errors import CorruptDatasetError
+from ...manifest import Column, Manifest
+from ...sparse import CSR
+from ..base import shard_paths
 
 _CACHE_BYTES = 8 << 20  # HDF5 chunk cache per open file: holds the chunks a sequential batch spans
 
@@ -31,11 +32,11 @@ _CACHE_BYTES = 8 << 20  # HDF5 chunk cache per open file: holds the chunks a seq
 class Hdf5Dataset(BaseDataset):
     kind = "hdf5"
 
-    def __init__(self, files: list[Path], group: str, cols: tuple[Column, ...], rows: list[int], *,
+    def __init__(self, files: list[Path], keys: dict[str, str], cols: tuple[Column, ...], rows: list[int], *,
                  where: str, values_name: dict[str, str] | None = None, **kw: Any) -> None:
         super().__init__(cols, sum(rows), where=where, **kw)
         self._files = [str(f) for f in files]
-        self._group = group
+        self._key = keys  # column -> dataset (or CSR group) path in every file
         self._offsets = np.concatenate([[0], np.cumsum(rows, dtype=np.int64)]).astype(np.int64)
         self._offs = self._offsets.tolist()
         self._vname = values_name or {c.name: "values" for c in cols if c.sparse}
@@ -43,7 +44,7 @@ class Hdf5Dataset(BaseDataset):
         self._drop_handles()
         self._chunk_rows = self._probe_chunk_rows()
         for c in (c for c in cols if c.sparse):
-            nnz = sum(self._node(s, c.name + "/indices").shape[0] for s in range(len(rows)))
+            nnz = sum(self._node(s, keys[c.name] + "/indices").shape[0] for s in range(len(rows)))
             self.row_nbytes += sparse_row_nbytes(c, nnz, self._n)
         if self._chunk_rows:
             per_chunk = max(1, self._chunk_rows * self.row_nbytes)
@@ -76,22 +77,23 @@ class Hdf5Dataset(BaseDataset):
                     raise CorruptDatasetError(f"{self._files[s]}: cannot open ({e}); check the file "
                                               "or convert again") from None
             try:
-                node = self._nodes[(s, name)] = f[self._group][name]
+                node = self._nodes[(s, name)] = f[name]
             except KeyError:
-                raise CorruptDatasetError(f"{self._files[s]}: no dataset {self._group}/{name}; "
+                raise CorruptDatasetError(f"{self._files[s]}: no dataset {name!r}; "
                                           "run `workbench verify`, then convert again") from None
         return node
 
     def _probe_chunk_rows(self) -> int:
         if not self._files:
             return 0
-        rows = [self._node(0, c.name).chunks for c in self._cols if not c.sparse]
+        rows = [self._node(0, self._key[c.name]).chunks for c in self._cols if not c.sparse]
         chunked = [ch[0] for ch in rows if ch]
         return min(chunked) if chunked else 0
 
     def describe_source(self) -> str:
         shards = f" ({len(self._files)} shard files)" if len(self._files) > 1 else ""
-        return f"{self.where}{shards}" + (f" key={self._group!r}" if self._group != "/" else "")
+        keys = [k.lstrip("/") for c, k in self._key.items() if k.lstrip("/") != c]
+        return f"{self.where}{shards}" + (f" keys={keys}" if keys else "")
 
     # -- reading ---------------------------------------------------------------------------
     def _read(self, plan: Plan) -> dict[str, Any]:
@@ -102,7 +104,7 @@ class Hdf5Dataset(BaseDataset):
             out = {}
             for c in self._cols:
                 out[c.name] = buf = np.empty((plan.k, *c.shape), c.dtype)
-                self._read_into(s, c.name, buf, lo, lo + plan.k, 0)
+                self._read_into(s, self._key[c.name], buf, lo, lo + plan.k, 0)
             return out
         u, inv = plan.unique()
         sid = (np.zeros(u.size, np.int64) if len(self._offs) == 2
@@ -139,7 +141,7 @@ class Hdf5Dataset(BaseDataset):
         for c in cols:
             buf = np.empty((total, *c.shape), c.dtype)
             for s, lo, hi, o in segs:
-                self._read_into(s, c.name, buf, lo, hi, o)
+                self._read_into(s, self._key[c.name], buf, lo, hi, o)
             out[c.name] = buf if sel is None else np.take(buf, sel, axis=0, mode="clip")
         return out
 
@@ -164,10 +166,10 @@ class Hdf5Dataset(BaseDataset):
         bounds = np.flatnonzero(np.diff(sid)) + 1
         for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), u.size]):
             s = int(sid[a])
-            ip = self._indptr_of(s, c.name)
+            ip = self._indptr_of(s, self._key[c.name])
             local = u[a:b] - self._offs[s]
             starts[a:b], ends[a:b] = ip[local], ip[local + 1]
-        egap = (self._node(0, c.name + "/indices").chunks or (4096,))[0]
+        egap = (self._node(0, self._key[c.name] + "/indices").chunks or (4096,))[0]
         brk = np.flatnonzero((starts[1:] - ends[:-1] > egap) | (np.diff(sid) != 0)) + 1
         first = np.concatenate(([0], brk))
         last = np.concatenate((brk, [u.size])) - 1
@@ -179,9 +181,9 @@ class Hdf5Dataset(BaseDataset):
         ibuf = np.empty(total, c.index_dtype)
         vbuf = np.empty(total, c.dtype) if c.has_values else None
         for s, lo, hi, o in segs:
-            self._read_into(s, c.name + "/indices", ibuf, lo, hi, o)
+            self._read_into(s, self._key[c.name] + "/indices", ibuf, lo, hi, o)
             if vbuf is not None:
-                self._read_into(s, f"{c.name}/{self._vname[c.name]}", vbuf, lo, hi, o)
+                self._read_into(s, f"{self._key[c.name]}/{self._vname[c.name]}", vbuf, lo, hi, o)
         seg = np.repeat(np.arange(first.size), last - first + 1)
         bstart = starts - seg_lo[seg] + buf_off[seg]
         lengths = ends - starts
@@ -193,64 +195,7 @@ class Hdf5Dataset(BaseDataset):
         return CSR(indptr, ibuf[pos], None if vbuf is None else vbuf[pos], c.shape[0])
 
 
-def open_hdf5_layout(version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> Hdf5Dataset:
-    files = [version / next(f.path for f in s.files if f.part == "shard") for s in manifest.shards]
-    return Hdf5Dataset(files, "/", cols, [s.rows for s in manifest.shards], where=str(version),
-                       manifest=manifest, **kw)
-
-
-def open_hdf5_file(path: Path, key: str | None, columns: Any, **kw: Any) -> Hdf5Dataset:
-    """A foreign HDF5 file: datasets of a group (or the one named by ``key``) become columns."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InvalidInputError(f"{path}: not a readable HDF5 file ({e}); check the path") from None
-    with f:
-        node = f if key is None else f.get(key)
-        if node is None:
-            raise SourceNotFoundError(f"{path}: no key {key!r}; top-level keys are {list(f.keys())}. "
-                                      "Pass one of them as key=")
-        if isinstance(node, h5py.Dataset) or _is_sparse_group(node):
-            group, members = (node.parent.name, {node.name.rsplit("/", 1)[-1]: node})
-        else:
-            group, members = node.name, dict(node.items())
-        found: dict[str, tuple[Column, int, str]] = {}
-        for name, obj in members.items():
-            col = _column(path, name, obj)
-            if col is not None:
-                found[name] = col
-        avail = tuple(v[0] for v in found.values())
-        cols = check_columns(avail, columns, str(path))
-        rows = {c.name: found[c.name][1] for c in cols}
-        if len(set(rows.values())) > 1:
-            raise InvalidInputError(f"{path}: columns differ in length {rows}; pick same-length ones "
-                                    "with columns= (or a group with key=)")
-        vnames = {c.name: found[c.name][2] for c in cols if c.sparse}
-    return Hdf5Dataset([path], group, cols, [next(iter(rows.values()))], where=str(path),
-                       values_name=vnames, **kw)
-
-
-def _is_sparse_group(obj: Any) -> bool:
-    return isinstance(obj, h5py.Group) and "indptr" in obj and "indices" in obj
-
-
-def _column(path: Path, name: str, obj: Any) -> tuple[Column, int, str] | None:
-    """``(Column, rows, values name)`` for a dataset or sparse group; None for what is no column."""
-    if _is_sparse_group(obj):
-        dim = obj.attrs.get("dim")
-        if dim is None and "shape" in obj.attrs:
-            dim = obj.attrs["shape"][1]  # scipy/anndata-style CSR groups
-        if dim is None:
-            raise InvalidInputError(f"{path}: sparse group {obj.name!r} has no 'dim' attribute; set "
-                                    "it to the row width (e.g. f[...].attrs['dim'] = n_features)")
-        vname = "values" if "values" in obj else "data" if "data" in obj else ""
-        vdt = str(obj[vname].dtype) if vname else "float32"
-        col = Column(name, vdt, (int(dim),), sparse=True, index_dtype=str(obj["indices"].dtype),
-                     has_values=bool(vname))
-        return col, int(obj["indptr"].shape[0]) - 1, vname
-    if not isinstance(obj, h5py.Dataset) or obj.ndim == 0:
-        return None  # plain groups and scalars are metadata, not columns
-    if obj.dtype.kind not in "biufc" or obj.dtype.names:
-        raise InvalidInputError(f"{path}: dataset {obj.name!r} is {obj.dtype}, not numeric; leave it "
-                                "out with columns=[...] (or pick a group with key=)")
-    return Column(name, str(obj.dtype.newbyteorder("=")), tuple(obj.shape[1:])), int(obj.shape[0]), ""
+def open_reader(version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> Hdf5Dataset:
+    return Hdf5Dataset(shard_paths(version, manifest), {c.name: c.name for c in cols}, cols,
+                       [s.rows for s in manifest.shards], where=str(version), manifest=manifest,
+                       version_dir=version, **kw)

@@ -1,0 +1,117 @@
+"""``open_dataset``: any random-access input as a fast map-style torch Dataset.
+
+Inputs are classified by :func:`workbench.inputs.kinds.kind_of`, the same table ``convert`` uses: a
+workbench dataset folder (each layout's room opens its reader), a foreign HDF5 file, a Parquet file
+or folder, a ``.npy`` file (memory-mapped), a NumPy array or memmap, a torch tensor, a dict of
+columns, a ``CSR`` or scipy.sparse matrix, a pyarrow Table or pandas DataFrame, a Dask array.
+Stream-only inputs (CSV, iterables) have no fast random access: the error says to convert them.
+Every result implements the Dataset protocol of ``docs/CONTRACTS.md``: ``__getitems__`` reads a
+whole batch in one pass.
+
+>>> ds = open_dataset({"x": np.zeros((1000, 4), "float32"), "y": np.arange(1000)})
+>>> ds.__getitems__(range(256))["x"].shape
+torch.Size([256, 4])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..errors import DatasetNotFoundError, InvalidInputError
+from .base import BaseDataset
+
+__all__ = ["open_dataset"]
+
+
+def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse: str = "dense",
+                 key: str | list[str] | None = None, dtype: Any = None,
+                 sparse_dims: dict[str, int] | None = None) -> BaseDataset:
+    """Open ``source`` for reading batches of rows as torch tensors.
+
+    Args:
+        source: see the module docstring for the supported kinds.
+        columns: names to read (default: all); a single name is allowed.
+        sparse: how ``__getitems__`` returns sparse columns: ``"dense"`` (float tensor),
+            ``"coo"`` or ``"csr"`` (torch sparse tensors of shape ``(batch, dim)``).
+        key: HDF5 only: a group (its datasets become columns), a dataset path, or a list of them.
+        dtype: cast floating columns and sparse expansions to this float dtype (default: as stored;
+            sparse expansions float32).
+        sparse_dims: foreign Parquet and HDF5 only: ``{column: row width}``; Parquet list columns
+            named here are read as sparse indices (``<col>.values`` as values when present).
+
+    Contiguous batches of memory-mapped data (store layout, ``.npy``, read-only memmaps) are
+    zero-copy tensors over the page cache and are read-only: clone before editing in place.
+
+    >>> ds = open_dataset(np.arange(12, dtype="float32").reshape(6, 2))
+    >>> ds.__getitems__([0, 5])["x"].tolist()
+    [[0.0, 1.0], [10.0, 11.0]]
+    """
+    from ..inputs.kinds import STREAM_ONLY, kind_of
+
+    kw: dict[str, Any] = {"sparse": sparse, "dtype": dtype}
+    kind = kind_of(source, missing=DatasetNotFoundError)
+    where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else _describe(source, kind)
+    if key is not None and kind != "hdf5":
+        raise InvalidInputError(f"{where}: key= applies to HDF5 files only; drop it for this input")
+    if sparse_dims is not None and kind not in ("hdf5", "parquet"):
+        raise InvalidInputError(f"{where}: sparse_dims= applies to foreign Parquet and HDF5 files "
+                                "only; drop it for this input")
+    if kind in STREAM_ONLY:
+        raise InvalidInputError(
+            f"{where}: a {kind} input is read only as a stream, so it has no fast random access; "
+            "convert it first: wb.convert(source, 'data.store'), then open_dataset('data.store')")
+    if kind == "dataset":
+        from ..catalog import read_manifest
+        from ..layouts import open_reader
+        from ..schema import check_columns
+
+        version, manifest = read_manifest(source)  # checks every file's size
+        return open_reader(version, manifest, check_columns(manifest.columns, columns, str(version)), **kw)
+    if kind == "hdf5":
+        from ..inputs.hdf5 import pick, scan
+        from ..layouts.hdf5.reader import Hdf5Dataset
+        from ..schema import select
+
+        members = scan(where, key, sparse_dims)
+        chosen = pick(where, members, select(where, [m.name for m in members], columns))
+        cols = tuple(m.column for m in chosen)
+        return Hdf5Dataset([where], {m.name: m.key for m in chosen}, cols,  # type: ignore[arg-type]
+                           [chosen[0].rows], where=where,
+                           values_name={m.name: m.values for m in chosen if m.values}, **kw)
+    if kind == "parquet":
+        from ..inputs.parquet import dataset_columns
+        from ..layouts.parquet.reader import ParquetDataset
+
+        files, cols = dataset_columns(where, columns, sparse_dims)
+        return ParquetDataset(files, cols, where=where, **kw)  # type: ignore[arg-type]
+    if kind == "dask":
+        from ..schema import check_columns
+        from .blocks import DaskDataset
+
+        ds = DaskDataset(source, where=where, **kw)
+        check_columns(ds._cols, columns, where)
+        return ds
+    from ..inputs.arrays import columns_of
+    from ..schema import check_columns
+    from .arrays import MemoryDataset
+
+    if kind == "table":
+        from ..inputs.tabular import as_arrow, stored_columns
+
+        arrays = stored_columns(as_arrow(source), where)
+    elif kind == "dict":
+        arrays = source
+    else:
+        arrays = {"x": source}
+    arrays, cols = columns_of(arrays, where)
+    return MemoryDataset(arrays, check_columns(cols, columns, where), where=where, **kw)
+
+
+def _describe(source: Any, kind: str) -> str:
+    import numpy as np
+
+    if isinstance(source, np.memmap) and source.filename:
+        return f"memmap {source.filename}"
+    return {"dict": "dict of arrays", "table": "in-memory table", "dask": "dask array"}.get(
+        kind, type(source).__name__)

@@ -1,0 +1,45 @@
+"""Our on-disk layouts, one room each, furnished the same way::
+
+    layouts/<name>/writer.py   Writer: validated chunks -> one shard's files (a ShardWriter)
+    layouts/<name>/reader.py   open_reader(version, manifest, columns) -> a torch Dataset
+    layouts/<name>/check.py    check_shard(version, shard, columns) -> problems, for verify
+
+This registry is the one place a layout name is dispatched; rooms load on first use, so
+``import workbench`` never pulls h5py or pyarrow. A new layout is a copy of a room plus its name
+in ``manifest.LAYOUTS``; ``tests/test_layouts.py`` then runs the shared contract on it.
+
+>>> from workbench.layouts import room
+>>> room("store").Writer.__name__
+'StoreWriter'
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..manifest import LAYOUTS, Column, Manifest, Shard
+from .base import ShardWriter
+
+
+def room(layout: str) -> ModuleType:
+    """The module of one layout: it exports ``Writer``, ``open_reader`` and ``check_shard``."""
+    if layout not in LAYOUTS:
+        raise InvalidInputError(f"layout {layout!r} is unknown; choose one of {', '.join(LAYOUTS)}")
+    return importlib.import_module(f".{layout}", __name__)
+
+
+def writer_class(layout: str) -> type[ShardWriter]:
+    return room(layout).Writer  # type: ignore[no-any-return]
+
+
+def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], **kw: Any) -> Any:
+    return room(manifest.layout).open_reader(version, manifest, columns, **kw)
+
+
+def check_shard(layout: str, version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
+    """Format-level checks beyond size and digest (headers, HDF5 fletcher32, Parquet page CRCs)."""
+    return room(layout).check_shard(version_dir, shard, columns)  # type: ignore[no-any-return]

@@ -1,0 +1,20 @@
+"""The "hdf5" layout: one chunked HDF5 file per shard, fletcher32 on every dataset. Its reader
+also reads foreign HDF5 files (see ``workbench.inputs.hdf5`` for how their columns are found)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...manifest import Column, Manifest
+from .check import check_shard
+from .writer import HDF5Writer as Writer
+
+__all__: list[str] = []
+
+
+def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], **kw: Any) -> Any:
+    """The torch Dataset over a committed dataset of this layout (loads torch on first use)."""
+    from .reader import open_reader as open_
+
+    return open_(version, manifest, columns, **kw)

@@ -1,0 +1,20 @@
+"""The "parquet" layout: one Parquet file per shard, uniform row groups, page checksums on. Its
+reader also reads foreign Parquet files and folders (columns from ``workbench.inputs.parquet``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...manifest import Column, Manifest
+from .check import check_shard
+from .writer import ParquetWriter as Writer
+
+__all__: list[str] = []
+
+
+def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], **kw: Any) -> Any:
+    """The torch Dataset over a committed dataset of this layout (loads torch on first use)."""
+    from .reader import open_reader as open_
+
+    return open_(version, manifest, columns, **kw)

@@ -1,0 +1,20 @@
+"""The "store" layout: one standard ``.npy`` per column per shard (``np.load(mmap_mode="r")`` opens
+each without workbench); sparse columns as CSR ``indptr/indices/values`` files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ...manifest import Column, Manifest
+from .check import check_shard
+from .writer import StoreWriter as Writer
+
+__all__: list[str] = []
+
+
+def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], **kw: Any) -> Any:
+    """The torch Dataset over a committed dataset of this layout (loads torch on first use)."""
+    from .reader import open_reader as open_
+
+    return open_(version, manifest, columns, **kw)
