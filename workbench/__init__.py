@@ -12,15 +12,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._version import __version__
+from ._version import __version__ as __version__
 
 # public name -> module that defines it
 _EXPORTS = {
     "BatchSampler": "sampling",
     "CSR": "sparse",
+    "Column": "manifest",
+    "ColumnNotFoundError": "errors",
     "CorruptDatasetError": "errors",
     "DatasetExistsError": "errors",
     "DatasetNotFoundError": "errors",
+    "DemoFiles": "demo",
     "IncompatibleResumeError": "errors",
     "InvalidInputError": "errors",
     "Loader": "loading",
@@ -28,20 +31,31 @@ _EXPORTS = {
     "LoaderStats": "loading",
     "LoaderTimeoutError": "errors",
     "Manifest": "manifest",
+    "MemoryBudgetWarning": "errors",
+    "ORDERS": "sampling",
+    "PerformanceWarning": "errors",
     "SourceNotFoundError": "errors",
+    "Throughput": "throughput",
     "TransformError": "errors",
     "UnsafeInputError": "errors",
     "VerifyReport": "integrity",
     "WorkbenchError": "errors",
+    "WorkbenchWarning": "errors",
     "WorkerError": "errors",
     "as_dask": "daskarray",
+    "close_client": "cluster",
     "convert": "conversion",
+    "epoch_order": "sampling",
     "info": "summary",
     "loader": "loading",
     "local_client": "cluster",
     "make_demo": "demo",
+    "measure": "throughput",
+    "measure_h2d": "device",
+    "memcpy_mb_per_s": "throughput",
     "open_dataset": "datasets",
     "read_manifest": "catalog",
+    "sequential_mb_per_s": "throughput",
     "to_device": "device",
     "verify": "integrity",
 }

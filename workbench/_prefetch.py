@@ -8,14 +8,12 @@ it never sees the :class:`~workbench.loading.Loader` that made it.
 from __future__ import annotations
 
 import collections
-import ctypes
 import queue
-import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -23,60 +21,12 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from .errors import LoaderTimeoutError, WorkerError
+from ._batch import keep_batch_memory
+from ._batch import pin as _pin
 from .datasets.base import BaseDataset
+from .errors import LoaderTimeoutError, WorkerError
 
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
-_MALLOC_TUNED = False
-
-
-def keep_batch_memory() -> None:
-    """Serve batch-sized buffers from the malloc heap instead of a fresh mmap per batch (glibc).
-
-    Why: glibc mmaps (and on free unmaps) each allocation above its threshold, so every gathered
-    batch page-faults its buffer in again (bs=256 full shuffle, in-process: 225 -> 116 us/batch).
-    Process-wide; keeps at most ~64 MiB of freed heap instead of returning it to the OS at once.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
-        return
-    _MALLOC_TUNED = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (32 MiB: glibc's maximum)
-        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc (musl, ...): keep its defaults
-
-
-def _map(obj: Any, fn: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return fn(obj)
-    if isinstance(obj, dict):
-        return {k: _map(v, fn) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_map(v, fn) for v in obj)
-    return obj
-
-
-def batch_nbytes(batch: Any) -> int:
-    if type(batch) is dict and all(type(t) is torch.Tensor and t.layout == torch.strided
-                                   for t in batch.values()):
-        return sum(t.nbytes for t in batch.values())  # the common case, without _map (~10 us)
-    sizes: list[int] = []
-
-    def size(t: torch.Tensor) -> None:
-        parts = {torch.sparse_coo: lambda: (t._indices(), t._values()),
-                 torch.sparse_csr: lambda: (t.crow_indices(), t.col_indices(), t.values())}
-        for p in parts.get(t.layout, lambda: (t,))():
-            sizes.append(p.element_size() * p.nelement())
-
-    _map(batch, size)
-    return sum(sizes)
-
-
-def _pin(batch: Any) -> Any:
-    return _map(batch, lambda t: t.pin_memory())
 
 
 def _describe(idx: np.ndarray) -> str:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from .chunks import chunk_rows
-from .schema import check_chunk
 from .errors import TransformError, WorkbenchError
 from .layouts import writer_class
 from .manifest import Column, Shard
+from .schema import check_chunk
+
 
 def apply_transform(transform: Callable[[dict[str, Any]], dict[str, Any]] | None,
                     chunk: dict[str, Any], first_row: int, where: str) -> dict[str, Any]:

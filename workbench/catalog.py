@@ -12,6 +12,8 @@ from pathlib import Path
 from .errors import CorruptDatasetError, DatasetNotFoundError
 from .manifest import CURRENT_NAME, MANIFEST_NAME, Manifest
 
+__all__ = ["read_manifest"]
+
 
 def is_dataset_dir(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is a workbench dataset (a CURRENT pointer or a version with a manifest)."""

@@ -14,6 +14,8 @@ import numpy as np
 
 from .sparse import CSR, concat
 
+__all__: list[str] = []
+
 Chunk = dict[str, Union[np.ndarray, CSR]]
 
 

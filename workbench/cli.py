@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from .errors import WorkbenchError
 
+__all__: list[str] = []
+
 
 def _sparse(items: list[str]) -> dict[str, int]:
     out = {}

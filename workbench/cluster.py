@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["local_client"]
+__all__ = ["close_client", "local_client"]
 
 MAX_IN_FLIGHT_PER_WORKER = 2  # enough to hide scheduling latency, few enough to bound memory
 
@@ -32,7 +32,12 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
 
 
 def close_client(client: Any) -> None:
-    """Close ``client`` and the cluster it runs on."""
+    """Close ``client`` and the cluster it runs on.
+
+    >>> client = local_client(1)
+    >>> close_client(client); client.status
+    'closed'
+    """
     cluster = getattr(client, "cluster", None)
     client.close()
     if cluster is not None:

@@ -17,13 +17,15 @@ from typing import Any
 
 from . import _commit
 from ._files import file_digest
-from .chunks import chunk_rows, slice_chunk
-from .schema import est_row_bytes, infer_columns
 from ._shards import ShardJob, apply_transform, run_jobs
 from ._version import __version__
+from .chunks import chunk_rows, slice_chunk
 from .errors import IncompatibleResumeError, InvalidInputError, WorkbenchError
-from .manifest import LAYOUTS, Column, Manifest, Shard
 from .inputs import Source, open_source
+from .manifest import LAYOUTS, Column, Manifest, Shard
+from .schema import est_row_bytes, infer_columns
+
+__all__ = ["convert"]
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 DEFAULT_SHARD_BYTES = 256 << 20

@@ -19,6 +19,8 @@ import numpy as np
 from .catalog import read_manifest
 from .errors import InvalidInputError
 
+__all__ = ["as_dask"]
+
 DEFAULT_DASK_CHUNK_BYTES = 96 << 20  # dask's own guidance: chunks of ~100 MiB
 
 

@@ -12,14 +12,23 @@ Each error also subclasses the builtin a caller would naturally catch, so
     ├── DatasetExistsError (FileExistsError)
     ├── CorruptDatasetError (OSError)         sizes, checksums or manifest disagree
     ├── IncompatibleResumeError (ValueError)  resume=True but source or options changed
+    ├── ColumnNotFoundError (KeyError)        a column name that is not in the dataset
     └── LoaderError (RuntimeError)
         ├── WorkerError                       a worker raised; names the batch indices
         └── LoaderTimeoutError (TimeoutError) a worker died or hung
+
+Warnings, rooted at :class:`WorkbenchWarning` (a ``UserWarning``), so ``warnings.simplefilter``
+can silence or raise all of ours at once::
+
+    WorkbenchWarning (UserWarning)
+    ├── PerformanceWarning                    works, but slower than it should (a pitfall)
+    └── MemoryBudgetWarning (ResourceWarning) a setting would exceed the memory budget
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "ColumnNotFoundError",
     "CorruptDatasetError",
     "DatasetExistsError",
     "DatasetNotFoundError",
@@ -27,10 +36,13 @@ __all__ = [
     "InvalidInputError",
     "LoaderError",
     "LoaderTimeoutError",
+    "MemoryBudgetWarning",
+    "PerformanceWarning",
     "SourceNotFoundError",
     "TransformError",
     "UnsafeInputError",
     "WorkbenchError",
+    "WorkbenchWarning",
     "WorkerError",
 ]
 
@@ -71,6 +83,13 @@ class IncompatibleResumeError(WorkbenchError, ValueError):
     """``resume=True`` was asked but the source or the options changed since the interrupted run."""
 
 
+class ColumnNotFoundError(WorkbenchError, KeyError):
+    """A column name that the dataset does not have; the message lists the ones it has."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
 class LoaderError(WorkbenchError, RuntimeError):
     """Loading batches failed."""
 
@@ -81,3 +100,15 @@ class WorkerError(LoaderError):
 
 class LoaderTimeoutError(LoaderError, TimeoutError):
     """A loader worker died or produced nothing within the timeout."""
+
+
+class WorkbenchWarning(UserWarning):
+    """Root of every warning workbench issues."""
+
+
+class PerformanceWarning(WorkbenchWarning):
+    """It works, but slower than it should: the message says what to change."""
+
+
+class MemoryBudgetWarning(WorkbenchWarning, ResourceWarning):
+    """A setting or a read would exceed the memory budget; the message says by how much."""

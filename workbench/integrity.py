@@ -17,6 +17,8 @@ from .catalog import read_manifest, size_problems
 from .errors import CorruptDatasetError
 from .layouts import check_shard
 
+__all__ = ["VerifyReport", "verify"]
+
 
 @dataclass(frozen=True)
 class VerifyReport:

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-
 import torch
 
-from ._prefetch import FetchSpec, Pass, keep_batch_memory, batch_nbytes, ProcessPass, SyncPass, ThreadPass
+from ._batch import batch_nbytes, keep_batch_memory
+from ._prefetch import FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass
 from .errors import InvalidInputError
 from .sampling import ORDERS, BatchSampler
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CorruptDatasetError
+from .errors import ColumnNotFoundError, CorruptDatasetError
+
+__all__ = ["Column", "Manifest"]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -94,11 +96,8 @@ class Manifest:
         for c in self.columns:
             if c.name == name:
                 return c
-        raise KeyError(f"no column {name!r}; columns are {[c.name for c in self.columns]}")
-
-    def shard_offsets(self) -> np.ndarray:
-        """Row offset of each shard, plus the total at the end (length ``len(shards) + 1``)."""
-        return np.concatenate([[0], np.cumsum([s.rows for s in self.shards])]).astype(np.int64)
+        raise ColumnNotFoundError(f"no column {name!r}; the columns are "
+                                  f"{[c.name for c in self.columns]}: pass one of those")
 
     def __repr__(self) -> str:
         cols = ", ".join(f"{c.name}:{'csr' if c.sparse else c.dtype}{list(c.shape)}" for c in self.columns)

@@ -13,6 +13,8 @@ from .errors import InvalidInputError, TransformError, UnsafeInputError
 from .manifest import Column
 from .sparse import CSR
 
+__all__: list[str] = []
+
 _BAD_NAME = re.compile(r"[/\\\x00]|^\.|\.(indptr|indices|values)$")
 
 

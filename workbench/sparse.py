@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InvalidInputError
+
+__all__ = ["CSR"]
+
 
 @dataclass(frozen=True)
 class CSR:
@@ -31,11 +35,6 @@ class CSR:
     @property
     def nnz(self) -> int:
         return int(self.indptr[-1] - self.indptr[0])
-
-    @property
-    def nbytes(self) -> int:
-        v = 0 if self.values is None else self.values[self.indptr[0]:self.indptr[-1]].nbytes
-        return int(self.indptr.nbytes + self.nnz * self.indices.itemsize + v)
 
     @classmethod
     def from_lists(
@@ -91,7 +90,7 @@ def concat(parts: Sequence[CSR]) -> CSR:
     """Stack CSR row blocks of the same width into one compact CSR."""
     parts = [p.compact() for p in parts]
     if not parts:
-        raise ValueError("concat needs at least one CSR block")
+        raise InvalidInputError("concat needs at least one CSR block; pass a non-empty list")
     dim = parts[0].dim
     offsets = np.cumsum([0] + [p.nnz for p in parts[:-1]])
     indptr = np.concatenate([parts[0].indptr[:1]] + [p.indptr[1:] + o for p, o in zip(parts, offsets)])

@@ -10,6 +10,8 @@ import os
 from .catalog import read_manifest
 from .manifest import Manifest
 
+__all__ = ["info"]
+
 
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -19,6 +19,8 @@ import torch
 
 from .datasets.base import shared_tensor
 
+__all__ = ["Throughput", "measure", "memcpy_mb_per_s", "sequential_mb_per_s"]
+
 
 @dataclass(frozen=True)
 class Throughput:

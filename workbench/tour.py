@@ -16,8 +16,10 @@ from typing import Any
 from .catalog import read_manifest
 from .conversion import convert
 from .demo import make_demo
-from .summary import describe, human_bytes
 from .integrity import verify
+from .summary import describe, human_bytes
+
+__all__: list[str] = []
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
     from .arrays import MemoryDataset
 
     if kind == "table":
-        from ..inputs.tabular import as_arrow, stored_columns
+        from ..inputs.arrow import as_arrow, stored_columns
 
         arrays = stored_columns(as_arrow(source), where)
     elif kind == "dict":

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import mmap
 from bisect import bisect_right
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import CorruptDatasetError, InvalidInputError, UnsafeInputError
-from ..manifest import Column, Manifest
+from ..errors import InvalidInputError, UnsafeInputError
+from ..manifest import Column
 from ..sparse import CSR, concat
 from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
+
+__all__: list[str] = []
 
 Array = Any  # np.ndarray | CSR
 

@@ -21,6 +21,8 @@ from ..errors import InvalidInputError
 from ..manifest import Column
 from .arrays import Array, ArraysDataset
 
+__all__: list[str] = []
+
 CACHED_BLOCKS = 2
 DASK_BLOCK_BYTES = 64 << 20  # larger dask chunks are read in sub-blocks of about this size
 

@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..chunks import Chunk
 from ..errors import InvalidInputError
-from .arrays import dict_source, single_source
 from .base import Source
+from .columns import dict_source, single_source
 from .kinds import kind_of
 
 __all__: list[str] = []
@@ -85,7 +84,7 @@ def open_source(obj: Any, key: str | list[str] | None = None, columns: list[str]
     if kind in ("sparse", "array", "tensor", "dask"):
         return single_source(obj, nan=nan, dtype=dtype, target=target)
     if kind == "table":
-        from .tabular import ArrowTableSource, as_arrow
+        from .arrow import ArrowTableSource, as_arrow
 
         table = as_arrow(obj)
         what = "pandas DataFrame" if type(obj).__module__.startswith("pandas") else "Arrow table"

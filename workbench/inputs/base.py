@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import xxhash
@@ -16,6 +16,8 @@ import xxhash
 from ..chunks import Chunk
 from ..errors import InvalidInputError, UnsafeInputError
 from ..sparse import CSR
+
+__all__: list[str] = []
 
 
 _NAN_HINT = "clean or fill it at the source, or pass nan='allow' to keep NaN/inf values"

@@ -10,8 +10,8 @@ import gzip
 import io
 import os
 import queue
-import threading
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -19,10 +19,12 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ..errors import InvalidInputError
 from ..chunks import Chunk, rebatch
+from ..errors import InvalidInputError
 from .base import Source, file_fingerprint
 from .tabular import TablePacker
+
+__all__: list[str] = []
 
 def _csv_delimiter(path: str) -> str:
     return "\t" if path.endswith((".tsv", ".tsv.gz")) else ","

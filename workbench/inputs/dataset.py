@@ -14,6 +14,8 @@ from ..errors import InvalidInputError
 from ..schema import check_columns, select
 from .base import Source
 
+__all__: list[str] = []
+
 
 class DatasetSource(Source):
     """Rows of a committed dataset, read by range with its layout's reader (pickles small)."""

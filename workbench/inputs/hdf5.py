@@ -19,10 +19,13 @@ import numpy as np
 
 from ..errors import InvalidInputError, SourceNotFoundError
 from ..manifest import Column
-from ..sparse import CSR
-from .arrays import Col, ColumnsSource
 from ..schema import select
+from ..sparse import CSR
+from .arrays import Col
 from .base import check_numeric, file_fingerprint
+from .columns import ColumnsSource
+
+__all__: list[str] = []
 
 
 @dataclass(frozen=True)

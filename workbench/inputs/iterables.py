@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from ..chunks import Chunk, rebatch
 from ..errors import InvalidInputError
+from ..schema import select
 from ..sparse import CSR, concat
 from .arrays import torch_to_numpy
-from .kinds import is_scipy_sparse, is_torch
-from ..chunks import Chunk, rebatch
-from ..schema import select
 from .base import Source, check_numeric
+from .kinds import is_scipy_sparse, is_torch
+
+__all__: list[str] = []
 
 WHERE = "iterable"
 

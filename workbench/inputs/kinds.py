@@ -16,6 +16,8 @@ from typing import Any
 
 from ..errors import InvalidInputError, SourceNotFoundError
 
+__all__: list[str] = []
+
 SUFFIXES = {
     "csv": (".csv", ".csv.gz", ".tsv", ".tsv.gz"),
     "parquet": (".parquet", ".pq"),

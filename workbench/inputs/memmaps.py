@@ -18,6 +18,8 @@ import numpy as np
 from ..errors import InvalidInputError, SourceNotFoundError, UnsafeInputError
 from .base import check_numeric
 
+__all__: list[str] = []
+
 MemmapRef = tuple[str, int, str, tuple[int, ...], str]  # file, byte offset, dtype, shape, order
 
 

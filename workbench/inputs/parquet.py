@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..chunks import Chunk, concat_chunks, rebatch
 from ..errors import InvalidInputError, SourceNotFoundError
 from ..manifest import Column
 from ..schema import check_columns
-from ..chunks import Chunk, concat_chunks, rebatch
 from .base import Source, file_fingerprint
 from .tabular import TablePacker
+
+__all__: list[str] = []
 
 def parquet_files(path: str) -> list[str]:
     """A Parquet file, or every ``.parquet`` file below a folder (partitioned layouts too), sorted."""

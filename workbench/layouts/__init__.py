@@ -24,6 +24,8 @@ from ..errors import InvalidInputError
 from ..manifest import LAYOUTS, Column, Manifest, Shard
 from .base import ShardWriter
 
+__all__: list[str] = []
+
 
 def room(layout: str) -> ModuleType:
     """The module of one layout: it exports ``Writer``, ``open_reader`` and ``check_shard``."""

@@ -14,6 +14,8 @@ from ..chunks import Chunk
 from ..manifest import Column, FileEntry, Shard
 from ..sparse import CSR
 
+__all__: list[str] = []
+
 
 class ShardWriter(Protocol):
     def __init__(self, version_dir: Path, index: int, columns: tuple[Column, ...],

@@ -2,3 +2,5 @@
 
 Everything here is a thin shell over the public functions; ``import workbench`` never loads it.
 """
+
+__all__: list[str] = []

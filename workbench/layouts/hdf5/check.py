@@ -6,6 +6,8 @@ from pathlib import Path
 
 from ...manifest import Column, Shard
 
+__all__: list[str] = []
+
 
 def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
     """Open every dataset and read it whole chunk by chunk: fletcher32 catches flipped bytes."""

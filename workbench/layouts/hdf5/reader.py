@@ -26,6 +26,8 @@ from ...manifest import Column, Manifest
 from ...sparse import CSR
 from ..base import shard_paths
 
+__all__: list[str] = []
+
 _CACHE_BYTES = 8 << 20  # HDF5 chunk cache per open file: holds the chunks a sequential batch spans
 
 

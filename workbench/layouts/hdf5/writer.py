@@ -14,6 +14,8 @@ from ...chunks import Chunk
 from ...manifest import Column, FileEntry
 from ..base import csr_parts, shard_file_entry
 
+__all__: list[str] = []
+
 DEFAULT_HDF5_CHUNK_BYTES = 1 << 20  # one chunk: one efficient read, about one block-shuffle unit
 
 

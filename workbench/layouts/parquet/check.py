@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 
 from ...manifest import Column, Shard
 
+__all__: list[str] = []
+
 
 def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
     """Read every row group with page-CRC verification and check the row count."""

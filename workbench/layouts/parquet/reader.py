@@ -27,6 +27,8 @@ from ...manifest import Column, Manifest
 from ...sparse import CSR
 from ..base import shard_paths
 
+__all__: list[str] = []
+
 
 class ParquetDataset(BlockDataset):
     kind = "parquet"

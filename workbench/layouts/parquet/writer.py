@@ -17,6 +17,8 @@ from ...chunks import Chunk
 from ...manifest import Column, FileEntry
 from ..base import shard_file_entry
 
+__all__: list[str] = []
+
 DEFAULT_ROW_GROUP_BYTES = 4 << 20  # one row group: one block-shuffle block
 
 

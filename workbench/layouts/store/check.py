@@ -8,6 +8,8 @@ import numpy as np
 
 from ...manifest import Column, Shard
 
+__all__: list[str] = []
+
 
 def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
     """Each .npy header must parse and agree with the manifest's dtype and row count."""

@@ -20,6 +20,8 @@ from ...errors import CorruptDatasetError
 from ...manifest import Column, Manifest
 from ...sparse import CSR
 
+__all__: list[str] = []
+
 
 class StoreDataset(ArraysDataset):
     """A committed "store" dataset: one memmapped ``.npy`` per column per shard, opened lazily."""

@@ -17,6 +17,8 @@ from ...errors import InvalidInputError
 from ...manifest import Column, FileEntry
 from ..base import csr_parts, entry
 
+__all__: list[str] = []
+
 _MAGIC = b"\x93NUMPY\x01\x00"
 
 
