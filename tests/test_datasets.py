@@ -13,7 +13,6 @@ import torch
 from torch.utils.data import DataLoader
 
 import workbench as wb
-from workbench.daskarray import as_dask
 from workbench.datasets import open_dataset
 from workbench.errors import (CorruptDatasetError, DatasetNotFoundError, InvalidInputError,
                               SourceNotFoundError, UnsafeInputError)
@@ -327,17 +326,3 @@ def test_dask_source_one_compute_per_block(sources):
     ds.stats.reset()
     ds.__getitems__([1, 75, 150, 151, 599])  # blocks of 70 rows: 0 (cached), 1, 2, 8
     assert ds.stats.reads == 3 and ds.block_rows == 70
-
-
-def test_as_dask(tmp):
-    for fmt in ("store", "hdf5"):
-        dest = _convert(tmp, fmt)
-        arr = as_dask(dest, "x", chunk_bytes=1000)
-        assert arr.shape == X.shape and arr.numblocks[0] > 2
-        np.testing.assert_array_equal(arr.compute(), X)
-        np.testing.assert_array_equal(arr[250:260].compute(), X[250:260])
-        assert len(pickle.dumps(arr)) < 50_000
-        with pytest.raises(InvalidInputError, match="sparse"):
-            as_dask(dest, "s")
-    with pytest.raises(InvalidInputError, match="parquet"):
-        as_dask(_convert(tmp, "parquet"), "x")

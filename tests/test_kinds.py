@@ -1,0 +1,142 @@
+"""``convert`` and ``open_dataset`` accept exactly the same inputs: one kind table decides for both.
+
+Every kind converts; the random-access kinds also open, with the same row count; the stream-only
+kinds (CSV, iterables) are refused by ``open_dataset`` with an error that says to convert; what
+neither reads is refused by both with the same error type.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import workbench as wb
+from workbench.errors import InvalidInputError
+from workbench.inputs.kinds import KINDS, RANDOM_ACCESS, STREAM_ONLY, kind_of
+from workbench.sparse import CSR
+
+N = 60
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def _h5(path):
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(N * 2, dtype="float32").reshape(N, 2)
+        f["y"] = np.arange(N)
+    return str(path)
+
+
+def _parquet_folder(t):
+    for part in ("a=1", "a=2"):
+        (t / "pq" / part).mkdir(parents=True)
+        pq.write_table(pa.table({"x": np.arange(N // 2, dtype="float64")}), t / "pq" / part / "p.parquet")
+    return str(t / "pq")
+
+
+def _memmap(t):
+    np.save(t / "m.npy", np.arange(N * 3, dtype="float32").reshape(N, 3))
+    return np.load(t / "m.npy", mmap_mode="r")
+
+
+def _dataset(t):
+    wb.convert({"x": np.ones((N, 2), "float32")}, t / "ds.store", progress=False)
+    return str(t / "ds.store")
+
+
+def _csv_gz(t):
+    with gzip.open(t / "d.tsv.gz", "wt") as f:
+        f.write("a\tb\n" + "".join(f"{i}\t{i * 2}\n" for i in range(N)))
+    return str(t / "d.tsv.gz")
+
+
+INPUTS = {
+    # id: (builder(tmp) -> input, kind)
+    "csv": (lambda t: _write(t / "d.csv", "a,b\n" + "".join(f"{i},{i}\n" for i in range(N))), "csv"),
+    "tsv.gz": (_csv_gz, "csv"),
+    "parquet-file": (lambda t: pq.write_table(pa.table({"x": np.arange(N)}), t / "p.pq") or str(t / "p.pq"),
+                     "parquet"),
+    "parquet-folder": (_parquet_folder, "parquet"),
+    "npy": (lambda t: np.save(t / "a.npy", np.zeros((N, 4), "float32")) or str(t / "a.npy"), "npy"),
+    "h5": (lambda t: _h5(t / "f.h5"), "hdf5"),
+    "nc": (lambda t: _h5(t / "f.nc"), "hdf5"),
+    "hdf-no-suffix": (lambda t: _h5(t / "hdfdata"), "hdf5"),
+    "workbench-dataset": (_dataset, "dataset"),
+    "ndarray": (lambda t: np.zeros((N, 3), "float32"), "array"),
+    "memmap": (_memmap, "array"),
+    "tensor": (lambda t: torch.zeros(N, 2), "tensor"),
+    "dask": (lambda t: pytest.importorskip("dask.array").ones((N, 2), chunks=(25, 2)), "dask"),
+    "csr": (lambda t: CSR.from_lists([[i % 5] for i in range(N)], dim=5), "sparse"),
+    "scipy": (lambda t: pytest.importorskip("scipy.sparse").random(N, 8, density=0.2, format="csr",
+                                                                    dtype="float32"), "sparse"),
+    "arrow": (lambda t: pa.table({"a": np.arange(N), "b": np.ones(N)}), "table"),
+    "pandas": (lambda t: pytest.importorskip("pandas").DataFrame({"a": np.arange(N), "b": np.ones(N)}),
+               "table"),
+    "dict": (lambda t: {"x": np.zeros((N, 2)), "y": np.arange(N)}, "dict"),
+    "dict-of-npy-paths": (lambda t: np.save(t / "c.npy", np.arange(N)) or {"c": str(t / "c.npy")}, "dict"),
+    "rows": (lambda t: [{"x": float(i), "y": i} for i in range(N)], "iterable"),
+    "generator": (lambda t: (np.full((N // 3, 2), i, "float32") for i in range(3)), "iterable"),
+}
+NEITHER = {
+    "xlsx": lambda t: _write(t / "sheet.xlsx", "PK not a table"),
+    "object": lambda t: object(),
+    "dask-dataframe": lambda t: pytest.importorskip("dask.dataframe").from_dict({"a": np.arange(N)},
+                                                                                npartitions=2),
+    "empty-folder": lambda t: (t / "empty").mkdir(exist_ok=True) or str(t / "empty"),
+}
+
+
+def test_the_kind_table_is_one_partition():
+    assert set(RANDOM_ACCESS) | set(STREAM_ONLY) == set(KINDS)
+    assert not set(RANDOM_ACCESS) & set(STREAM_ONLY)
+    assert {kind for _, kind in INPUTS.values()} == set(KINDS), "every kind needs an input here"
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_convert_and_open_dataset_agree(name, tmp_path):
+    builder, kind = INPUTS[name]
+    made = iter(range(3))
+
+    def build():  # each call its own folder: generators are one-shot, files stay untouched
+        folder = tmp_path / f"input{next(made)}"
+        folder.mkdir()
+        return builder(folder)
+
+    assert kind_of(build()) == kind
+    m = wb.convert(build(), tmp_path / "out.store", progress=False)
+    assert m.num_rows == N
+    if kind in RANDOM_ACCESS:
+        ds = wb.open_dataset(build())
+        assert len(ds) == N
+        assert len(ds.__getitems__([0, N - 1])[ds.columns[0]]) == 2
+    else:
+        with pytest.raises(InvalidInputError, match=r"convert it first: wb\.convert"):
+            wb.open_dataset(build())
+
+
+@pytest.mark.parametrize("name", sorted(NEITHER))
+def test_what_neither_reads_is_refused_by_both_alike(name, tmp_path):
+    errors = []
+    for call in (lambda x: wb.convert(x, tmp_path / "o.store", progress=False), wb.open_dataset):
+        with pytest.raises((InvalidInputError, FileNotFoundError)) as info:
+            call(NEITHER[name](tmp_path))
+        errors.append(info.value)
+    assert isinstance(errors[0], FileNotFoundError) == isinstance(errors[1], FileNotFoundError)
+    assert not (tmp_path / "o.store").exists() or not os.listdir(tmp_path / "o.store")
+
+
+def test_a_missing_path_is_not_found_for_both(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        wb.convert(tmp_path / "nope.h5", tmp_path / "o.store", progress=False)
+    with pytest.raises(FileNotFoundError, match="nope.h5"):
+        wb.open_dataset(tmp_path / "nope.h5")
