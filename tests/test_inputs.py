@@ -494,3 +494,23 @@ def test_bad_chunk_is_refused_before_it_is_returned(tmp_path):
         for first, _ in open_source(path).chunks(4):
             seen.append(first)
     assert seen == [0, 4]
+
+
+def test_a_fortran_ordered_npy_warns_and_still_reads_right(tmp_path):
+    import warnings
+
+    from workbench.errors import PerformanceWarning, WorkbenchWarning
+
+    a = np.asfortranarray(np.arange(200, dtype="float32").reshape(50, 4))
+    np.save(tmp_path / "f.npy", a)
+    with pytest.warns(PerformanceWarning, match="f.npy.*Fortran order.*ascontiguousarray"):
+        src = open_source(str(tmp_path / "f.npy"))
+    np.testing.assert_array_equal(src.read(10, 20)["x"], a[10:20])
+    with pytest.warns(WorkbenchWarning):
+        import workbench as wb
+        np.testing.assert_array_equal(wb.open_dataset(tmp_path / "f.npy").__getitems__([3, 1])["x"].numpy(),
+                                      a[[3, 1]])
+    np.save(tmp_path / "c.npy", np.ascontiguousarray(a))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WorkbenchWarning)
+        open_source(str(tmp_path / "c.npy"))

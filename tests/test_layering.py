@@ -176,3 +176,10 @@ def test_the_checker_sees_what_it_should():
     assert ("workbench:_commit", True) in {(n, t) for n, t, _ in conv}
     assert "distributed" in {n for n, _, _ in _imports("cluster")}
     assert _third_party("numpy") and not _third_party("json")
+
+
+def test_modules_stay_small():
+    """Rooms of about 80-250 lines; split by responsibility before a file passes 300."""
+    for mod, path in MODULES.items():
+        lines = len(path.read_text().splitlines())
+        assert lines <= 300, f"workbench/{path.relative_to(PKG)} has {lines} lines; split it by responsibility"

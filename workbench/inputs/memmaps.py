@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, SourceNotFoundError, UnsafeInputError
+from ..errors import InvalidInputError, PerformanceWarning, SourceNotFoundError, UnsafeInputError
 from .base import check_numeric
 
 __all__: list[str] = []
@@ -41,6 +42,11 @@ def load_npy(path: str | os.PathLike[str], name: str = "x") -> np.ndarray:
     if a.ndim == 0:
         raise InvalidInputError(f"{path}: the .npy holds a single value, not rows; save an array")
     check_numeric(str(path), name, a.dtype)
+    if a.ndim > 1 and not a.flags.c_contiguous:
+        warnings.warn(
+            f"{path}: the array is stored in Fortran order, so every row read gathers "
+            f"{a.shape[1]} strided pieces; save it C-ordered (np.save(path, np.ascontiguousarray(a))) "
+            "or convert it once (wb.convert)", PerformanceWarning, stacklevel=3)
     return a
 
 
