@@ -1,21 +1,22 @@
-"""Readers over numpy arrays: the "store" layout (memmapped ``.npy`` shards) and in-memory sources.
+"""Readers over row-sharded NumPy arrays and CSRs: the base of the store layout's reader, and
+in-memory arrays and memmaps (:class:`MemoryDataset`).
 
 A batch is one gather per touched shard: a contiguous ascending batch inside one shard is a
-zero-copy view of the memmap; anything else is one ``np.take`` into a preallocated array.
+zero-copy view of read-only (memmapped) data; anything else is one ``np.take`` into a new array.
 
->>> ds = StoreDataset(version_dir, manifest, manifest.columns)
->>> ds.__getitems__(range(0, 256))["x"]       # zero-copy, read-only view of the page cache
+>>> ds = MemoryDataset({"x": np.arange(10.0)}, (Column("x", "float64"),), where="demo")
+>>> ds.__getitems__([3, 1])["x"].tolist()
+[3.0, 1.0]
 """
 
 from __future__ import annotations
 
-import mmap
 from bisect import bisect_right
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidInputError, UnsafeInputError
+from ..inputs.memmaps import memmap_ref, reopen
 from ..manifest import Column
 from ..sparse import CSR, concat
 from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
@@ -127,65 +128,9 @@ class MemoryDataset(ArraysDataset):
         return self._arrays
 
     def __getstate__(self) -> dict[str, Any]:
-        refs = {k: (file_ref(v) if isinstance(v, np.ndarray) else None) or v for k, v in self._arrays.items()}
+        refs = {k: (memmap_ref(v) if isinstance(v, np.ndarray) else None) or v for k, v in self._arrays.items()}
         return {**self.__dict__, "_arrays": refs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_arrays"] = {k: reopen(v) if isinstance(v, tuple) else v for k, v in state["_arrays"].items()}
         self.__dict__.update(state)
-
-
-def file_ref(a: np.ndarray) -> tuple[str, int, str, tuple[int, ...]] | None:
-    """``(filename, byte offset, dtype, shape)`` of a C-contiguous read-only or r+ memmap view."""
-    m: Any = a
-    while m is not None and not isinstance(m, np.memmap):
-        m = getattr(m, "base", None)
-    if m is None or getattr(m, "_mmap", None) is None or not m.filename or m.mode not in ("r", "r+"):
-        return None
-    if not a.flags.c_contiguous:
-        return None
-    start = m.offset - m.offset % mmap.ALLOCATIONGRANULARITY
-    base = np.frombuffer(m._mmap, np.uint8).ctypes.data
-    return (str(m.filename), a.ctypes.data - base + start, a.dtype.str, a.shape)
-
-
-def reopen(ref: tuple[str, int, str, tuple[int, ...]]) -> np.ndarray:
-    name, offset, dtype, shape = ref
-    if 0 in shape:
-        return np.empty(shape, dtype)
-    return np.memmap(name, dtype=dtype, mode="r", offset=offset, shape=shape).view(np.ndarray)
-
-
-def columns_of(arrays: dict[str, Any], where: str) -> tuple[dict[str, Array], tuple[Column, ...]]:
-    """Validate a dict of arrays / CSR / scipy.sparse matrices as same-length columns."""
-    if not arrays:
-        raise InvalidInputError(f"{where}: no arrays given; pass e.g. {{'x': X, 'y': y}}")
-    out: dict[str, Array] = {}
-    cols = []
-    for name, v in arrays.items():
-        if not isinstance(name, str):
-            raise InvalidInputError(f"{where}: column names must be strings, got {name!r}")
-        if hasattr(v, "tocsr") and not isinstance(v, np.ndarray):
-            v = CSR.from_scipy(v)
-        if isinstance(v, CSR):
-            vdt = "float32" if v.values is None else str(v.values.dtype)
-            cols.append(Column(name, vdt, (v.dim,), sparse=True, index_dtype=str(v.indices.dtype),
-                               has_values=v.values is not None))
-            out[name] = v
-            continue
-        if hasattr(v, "numpy") and hasattr(v, "detach"):  # torch tensor
-            v = v.detach().cpu().numpy()
-        a = np.asarray(v)
-        if a.dtype.hasobject:
-            raise UnsafeInputError(f"{where}: column {name!r} has object dtype; convert it to a "
-                                   "numeric array first")
-        if a.dtype.kind not in "biufc" or a.ndim == 0:
-            raise InvalidInputError(f"{where}: column {name!r} is {a.dtype} with shape {a.shape}; "
-                                    "columns must be numeric arrays with a row axis")
-        cols.append(Column(name, str(a.dtype.newbyteorder("=")), tuple(a.shape[1:])))
-        out[name] = a
-    lengths = {k: len(v) for k, v in out.items()}
-    if len(set(lengths.values())) > 1:
-        raise InvalidInputError(f"{where}: columns differ in length {lengths}; every column needs "
-                                "one entry per row")
-    return out, tuple(cols)
