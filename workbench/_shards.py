@@ -30,7 +30,7 @@ def apply_transform(transform: Callable[[dict[str, Any]], dict[str, Any]] | None
         raise
     except Exception as e:
         raise TransformError(f"{where}: transform raised on rows {first_row}..{first_row + n - 1}: "
-                             f"{type(e).__name__}: {e}") from e
+                             f"{type(e).__name__}: {e}; fix the transform (run it on those rows to debug)") from e
 
 
 @dataclass

@@ -21,7 +21,8 @@ _BAD_NAME = re.compile(r"[/\\\x00]|^\.|\.(indptr|indices|values)$")
 def infer_columns(chunk: dict[str, Any], where: str,
                   names: dict[str, tuple[str, ...]] | None = None) -> tuple[Column, ...]:
     if not isinstance(chunk, dict) or not chunk:
-        raise InvalidInputError(f"{where}: expected a dict of column name -> array, got {type(chunk).__name__}")
+        raise InvalidInputError(f"{where}: expected a dict of column name -> array, got {type(chunk).__name__}; "
+                                "return a dict from the transform")
     cols = []
     for name, v in chunk.items():
         if not isinstance(name, str) or not name or _BAD_NAME.search(name):
@@ -41,7 +42,8 @@ def infer_columns(chunk: dict[str, Any], where: str,
             raise InvalidInputError(f"{where}: column {name!r} has dtype {a.dtype}, not numeric; drop it "
                                     "or encode it as numbers")
         if a.ndim == 0:
-            raise InvalidInputError(f"{where}: column {name!r} is a scalar, expected one value per row")
+            raise InvalidInputError(f"{where}: column {name!r} is a scalar, expected one value per row; "
+                                    "give an array of rows")
         cols.append(Column(name, a.dtype.name, tuple(int(s) for s in a.shape[1:]),
                            names=(names or {}).get(name)))
     return tuple(cols)
@@ -54,7 +56,7 @@ def check_chunk(chunk: Any, columns: tuple[Column, ...], first_row: int, where: 
     what = "transform output" if transformed else "chunk"
     if not isinstance(chunk, dict):
         raise err(f"{where}: {what} for rows from {first_row} is a {type(chunk).__name__}, expected a "
-                  "dict of column -> array")
+                  "dict of column -> array; return one from the transform")
     want = [c.name for c in columns]
     if sorted(chunk) != sorted(want):
         raise err(f"{where}: {what} for rows from {first_row} has columns {sorted(chunk)}, "
@@ -65,7 +67,7 @@ def check_chunk(chunk: Any, columns: tuple[Column, ...], first_row: int, where: 
         if c.sparse:
             if not isinstance(v, CSR) or v.dim != c.shape[0] or (v.values is None) == c.has_values:
                 raise err(f"{where}: {what} column {c.name!r} at rows from {first_row}: expected sparse "
-                          f"rows of width {c.shape[0]}, got {type(v).__name__}")
+                          f"rows of width {c.shape[0]}, got {type(v).__name__}; keep the first chunk's kind")
             rows = len(v)
         else:
             a = np.asarray(v) if not isinstance(v, np.ndarray) else v
@@ -80,7 +82,7 @@ def check_chunk(chunk: Any, columns: tuple[Column, ...], first_row: int, where: 
             rows = len(a)
         if n is not None and rows != n:
             raise err(f"{where}: {what} at rows from {first_row}: column {c.name!r} has {rows} rows, "
-                      f"others have {n}")
+                      f"others have {n}; give every column the same rows")
         n = rows
     return int(n or 0)
 

@@ -4,8 +4,10 @@ A reader subclasses :class:`BaseDataset` and implements ``_read(plan) -> Chunk``
 order of ``plan.idx``); everything else (bounds, ordering facts, sparse expansion, dtype casts,
 ``__getitem__``, ``__repr__``) lives here.
 
->>> ds = open_dataset("demo.store")          # any reader
->>> batch = ds.__getitems__([0, 1, 2])        # {"x": tensor (3, ...), ...}
+>>> ds = wb.open_dataset("demo_data/demo.store")          # any reader
+>>> batch = ds.__getitems__([0, 1, 2])
+>>> {name: tuple(t.shape) for name, t in batch.items()}
+{'features': (3, 16), 'tokens': (3, 1000), 'label': (3,)}
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class BaseDataset(Dataset):
         if i < 0:
             i += self._n
         if not 0 <= i < self._n:
-            raise IndexError(f"{self.where}: row {i} out of range for {self._n} rows")
+            raise IndexError(f"{self.where}: row {i} out of range for {self._n} rows; use -len(ds) <= i < len(ds)")
         chunk = self._read(Plan.run(i, 1))
         return {k: v[0] for k, v in self._to_torch(chunk, "dense").items()}
 

@@ -102,6 +102,6 @@ def as_index(indices: Any) -> np.ndarray:
     idx = np.asarray(indices)
     if idx.dtype != np.int64:
         if idx.size and idx.dtype.kind not in "iu":
-            raise IndexError(f"row indices must be integers, got dtype {idx.dtype}")
+            raise IndexError(f"row indices must be integers, got dtype {idx.dtype}; pass ints (e.g. idx.astype(int))")
         idx = idx.astype(np.int64)
     return idx.reshape(-1)

@@ -58,7 +58,7 @@ def open_source(obj: Any, key: str | list[str] | None = None, columns: list[str]
             raise InvalidInputError(f"dtype={dtype!r} is not a NumPy dtype; use e.g. 'float32'") from None
     for name, dim in (sparse or {}).items():
         if not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise InvalidInputError(f"sparse={{{name!r}: {dim!r}}}: the width must be a positive int")
+            raise InvalidInputError(f"sparse={{{name!r}: {dim!r}}}: the width must be a positive int; pass the row width")
     opts = dict(columns=columns, drop=drop, target=target, sparse=sparse, nan=nan, dtype=dtype)
     kind = kind_of(obj)
     if key is not None and kind != "hdf5":

@@ -1,8 +1,10 @@
 """Array-like sources: NumPy arrays and memmaps, ``.npy`` files, torch tensors, dask arrays,
 sparse matrices and dicts of those; every column is read by row range.
 
->>> src = open_source({"x": np.load("x.npy", mmap_mode="r"), "y": labels})
->>> src.read(0, 100)["y"].shape        # (100,)
+>>> from workbench.inputs import open_source
+>>> src = open_source({"x": np.load("x.npy", mmap_mode="r"), "y": np.arange(1000) % 2})
+>>> src.num_rows, src.read(0, 100)["x"].shape, src.read(0, 100)["y"].shape
+(1000, (100, 8), (100,))
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ def column_array(v: Any, name: str, where: str, dim: int | None = None) -> Any:
         v = CSR.from_lists(list(v), dim)  # a list of nonzero-index lists
     if isinstance(v, CSR):
         if dim is not None and v.dim != dim:
-            raise InvalidInputError(f"{where}: column {name!r} has width {v.dim} but sparse= says {dim}")
+            raise InvalidInputError(f"{where}: column {name!r} has width {v.dim} but sparse= says {dim}; make them agree")
         check_numeric(where, name, v.indices.dtype)
         if v.values is not None:
             check_numeric(where, name, v.values.dtype)
@@ -210,7 +212,7 @@ def columns_of(arrays: dict[str, Any], where: str) -> tuple[dict[str, Any], tupl
     cols = []
     for name, v in arrays.items():
         if not isinstance(name, str):
-            raise InvalidInputError(f"{where}: column names must be strings, got {name!r}")
+            raise InvalidInputError(f"{where}: column names must be strings, got {name!r}; rename it")
         v = column_array(v, name, where)
         if is_dask_array(v):
             raise InvalidInputError(f"{where}: column {name!r} is a Dask array; open a Dask array on its "

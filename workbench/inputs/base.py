@@ -1,7 +1,9 @@
 """The :class:`Source` protocol shared by every input kind, and the checks every chunk goes through.
 
+>>> from workbench.inputs import open_source
 >>> src = open_source(np.zeros((10, 3), "float32"))
->>> [first for first, _ in src.chunks(4)]          # [0, 4, 8]
+>>> [first for first, _ in src.chunks(4)]
+[0, 4, 8]
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ class Source:
     def read(self, start: int, stop: int) -> Chunk:
         """Rows ``[start, stop)`` as one validated chunk (random-access sources only).
 
-        >>> src.read(0, 2)["x"].shape      # (2, 3)
+        >>> from workbench.inputs import open_source
+        >>> src = open_source(np.zeros((10, 3), "float32"))
+        >>> src.read(0, 2)["x"].shape
+        (2, 3)
         """
         n = self.num_rows
         if n is None or not 0 <= start <= stop <= n:
@@ -70,10 +75,13 @@ class Source:
     def chunks(self, chunk_rows: int, start: int = 0) -> Iterator[tuple[int, Chunk]]:
         """Yield ``(first_row, chunk)`` in order for rows ``[start, ...)``, about ``chunk_rows`` each.
 
-        >>> for first, chunk in src.chunks(1000, start=5000): ...
+        >>> from workbench.inputs import open_source
+        >>> src = open_source(np.zeros((10, 3), "float32"))
+        >>> [(first, len(chunk["x"])) for first, chunk in src.chunks(4, start=5)]
+        [(5, 4), (9, 1)]
         """
         if int(chunk_rows) < 1 or int(start) < 0:
-            raise InvalidInputError(f"chunk_rows must be >= 1 and start >= 0, got {chunk_rows}, {start}")
+            raise InvalidInputError(f"chunk_rows must be >= 1 and start >= 0, got {chunk_rows}, {start}; pass those")
         for first, chunk in self._chunks(int(chunk_rows), int(start)):
             self._check(first, chunk)
             yield first, chunk
@@ -119,7 +127,7 @@ def _spec_of(where: str, first: int, name: str, v: Any) -> tuple:
         vals = None if v.values is None else str(v.values.dtype)
         return ("sparse", str(v.indices.dtype), vals, v.dim)
     if not isinstance(v, np.ndarray):
-        raise InvalidInputError(f"{where}: column {name!r} is a {type(v).__name__}, not an array")
+        raise InvalidInputError(f"{where}: column {name!r} is a {type(v).__name__}, not an array; give a NumPy array")
     check_numeric(where, name, v.dtype, first)
     return ("dense", str(v.dtype), v.shape[1:])
 

@@ -11,8 +11,10 @@ Auto-detection (``iterable=None``) looks at the FIRST item only, and treats ever
 
 Pass ``iterable="rows"`` for rows that are themselves 2-D arrays or dicts of equal-length vectors.
 
+>>> from workbench.inputs import open_source
 >>> src = open_source(({"x": np.ones(3), "y": i % 2} for i in range(100)))
->>> next(src.chunks(64))[1]["x"].shape      # (64, 3)
+>>> first, chunk = next(src.chunks(64)); first, chunk["x"].shape, chunk["y"].shape
+(0, (64, 3), (64,))
 """
 
 from __future__ import annotations
@@ -252,6 +254,6 @@ class IterableSource(Source):
                 if self._dtype is not None and v.dtype.kind == "f":
                     v = v.astype(self._dtype)
             elif k in sparse and v.dim != sparse[k]:
-                raise InvalidInputError(f"iterable: column {k!r} has width {v.dim}, sparse= says {sparse[k]}")
+                raise InvalidInputError(f"iterable: column {k!r} has width {v.dim}, sparse= says {sparse[k]}; make them agree")
             out[str(k)] = v
         return out

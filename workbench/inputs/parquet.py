@@ -1,7 +1,9 @@
 """Parquet files and folders of them, read by row group (random access through the metadata).
 
->>> src = open_source("data/", target="label")      # every .parquet below data/, sorted
->>> src.read(1000, 2000)["features"].shape
+>>> from workbench.inputs import open_source
+>>> src = open_source("data/", target="label", sparse={"tokens": 1000})  # every .parquet below, sorted
+>>> src.description, src.num_rows, src.read(500, 1500)["features"].shape   # rows from both files
+('Parquet folder (2 files) data/', 2000, (1000, 16))
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def _column(schema: pa.Schema, name: str, sparse_dims: dict[str, int], where: st
         idx_t = t.value_type
         if not pa.types.is_integer(idx_t):
             raise InvalidInputError(f"{where}: list column {name!r} holds {idx_t}, sparse indices must "
-                                    "be integers")
+                                    "be integers; cast the column or leave it out with columns=[...]")
         has_values = name + ".values" in schema.names
         vdt = (_numpy_dtype(schema.field(name + ".values").type.value_type, name, where)
                if has_values else "float32")
