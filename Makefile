@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/workbench demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
+	$(PY) -m pytest tests workbench notebooks --doctest-modules --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

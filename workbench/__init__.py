@@ -1,7 +1,9 @@
 """workbench: train PyTorch models on datasets larger than RAM, from JupyterLab.
 
 >>> import workbench as wb
->>> wb.convert("data.csv", "data.store", target="label"); ds = wb.open_dataset("data.store")
+>>> m = wb.convert("data.csv", "data.store", target="label", progress=False)
+>>> ds = wb.open_dataset("data.store"); len(ds), ds[0]["features"].shape
+(100, torch.Size([2]))
 
 Names load on first use (PEP 562), so ``import workbench`` and the CLI stay fast and never pull
 torch, ipywidgets or distributed until a function that needs them is called.

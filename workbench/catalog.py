@@ -2,6 +2,7 @@
 
 >>> version_dir, manifest = read_manifest("demo_data/demo.store")
 >>> manifest.num_rows
+2000
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def read_manifest(path: str | os.PathLike[str], check_sizes: bool = True) -> tup
     """Resolve ``path``, parse its manifest and (cheaply) check every file's size.
 
     >>> version_dir, manifest = read_manifest("demo_data/demo.store")
-    >>> manifest.num_rows, [c.name for c in manifest.columns]
+    >>> version_dir.parent.name, manifest.num_rows, [c.name for c in manifest.columns]
+    ('demo.store', 2000, ['features', 'tokens', 'label'])
     """
     version = resolve(path)
     mpath = version / MANIFEST_NAME

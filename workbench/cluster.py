@@ -1,8 +1,11 @@
 """The only importer of ``distributed``: a local cluster bound to loopback, and shard jobs run on
 any cluster with a bounded number in flight.
 
->>> client = local_client(2)
->>> wb.convert("big.csv", "big.store", client=client)
+>>> client = local_client(1)
+>>> m = wb.convert("demo_data/raw/demo.csv", "demo.store", target="label", sparse={"tokens": 1000},
+...                client=client, progress=False)        # shards written by the cluster's workers
+>>> m.num_rows; close_client(client)
+2000
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
     """A ``distributed.Client`` on a new LocalCluster; scheduler and dashboard on 127.0.0.1 only.
 
     >>> client = local_client(2)
-    >>> len(client.scheduler_info()["workers"])
-    2
+    >>> len(client.scheduler_info()["workers"]), client.scheduler.address.startswith("tcp://127.0.0.1:")
+    (2, True)
+    >>> close_client(client)
     """
     from distributed import Client, LocalCluster
 
+    # tcp even in-process: with processes=False distributed picks inproc://, which has no host
+    kwargs.setdefault("protocol", "tcp://")
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                            processes=processes, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", **kwargs)
@@ -34,7 +40,7 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
 def close_client(client: Any) -> None:
     """Close ``client`` and the cluster it runs on.
 
-    >>> client = local_client(1)
+    >>> client = local_client(1, processes=False)    # a thread in this process: starts at once
     >>> close_client(client); client.status
     'closed'
     """

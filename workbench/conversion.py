@@ -1,7 +1,9 @@
 """Source -> validated chunks -> shards -> manifest -> atomic commit. No format bytes, no UI.
 
 >>> import workbench as wb
->>> wb.convert("demo_data/demo.csv", "demo_data/demo.store", target="label", sparse={"tokens": 1000})
+>>> m = wb.convert("demo_data/raw/demo.csv", "demo.store", target="label", sparse={"tokens": 1000})
+>>> m.num_rows, [c.name for c in m.columns], m.target
+(2000, ['features', 'tokens', 'label'], 'label')
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Each shard becomes dask chunks of about ``chunk_bytes`` over its file (a memmapp
 "store" layout, an h5py dataset for "hdf5"). Chunk tasks hold a small picklable file reference,
 never the data, so graphs ship cheaply to distributed workers.
 
->>> x = as_dask("data/train.store", "x")
->>> x.mean(axis=0).compute()
+>>> x = as_dask("demo_data/demo.store", "features")
+>>> x.shape, x.dtype, x.mean(axis=0).compute().shape
+((2000, 16), dtype('float32'), (16,))
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ def as_dask(store: Any, column: str, *, chunk_bytes: int = DEFAULT_DASK_CHUNK_BY
     ``store`` is a dataset folder or a dataset returned by ``open_dataset``. Sparse columns and
     the "parquet" layout raise :class:`InvalidInputError` (use ``dask.dataframe.read_parquet``).
 
-    >>> x = as_dask("data/train.store", "x")
-    >>> x[:1000].sum().compute()
+    >>> y = as_dask("demo_data/demo.store", "label")
+    >>> np.array_equal(y[:1000].compute(), np.load("demo_data/raw/labels.npy")[:1000])
+    True
     """
     import dask.array as da
 

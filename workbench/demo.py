@@ -19,7 +19,8 @@ The values depend only on the arguments that shape the data (``rows``, ``feature
 identical for identical arguments.
 
 >>> files = make_demo("demo_data", rows=20_000, formats=("npy", "parquet"))
->>> files.npy, files.parquet   # Path('demo_data/features.npy'), Path('demo_data/demo.parquet')
+>>> files.npy, files.parquet
+(PosixPath('demo_data/features.npy'), PosixPath('demo_data/demo.parquet'))
 """
 
 from __future__ import annotations
@@ -182,7 +183,8 @@ def make_demo(
     ``progress(rows_done, rows_total)`` is called after every chunk.
 
     >>> files = make_demo("demo_data", rows=1000, formats=("hdf5",))
-    >>> files.hdf5   # Path('demo_data/demo.h5')
+    >>> files.hdf5, files.csv, files.rows
+    (PosixPath('demo_data/demo.h5'), None, 1000)
     """
     for name, value, low in (("rows", rows, 1), ("features", features, 1), ("classes", classes, 2),
                              ("sparse_dim", sparse_dim, 1), ("nnz", nnz, 0),

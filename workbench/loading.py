@@ -1,8 +1,10 @@
 """Feed batches from a workbench dataset: one ``__getitems__`` call per batch, read ahead in threads
 (default) or in torch DataLoader worker processes, in order, resumable mid-epoch, with live stats.
 
->>> dl = loader(open_dataset("data/train"), batch_size=1024, shuffle="block")
->>> for batch in dl: ...
+>>> ds = wb.open_dataset({"x": np.zeros((5000, 4), "float32"), "y": np.arange(5000)})
+>>> dl = loader(ds, batch_size=1024, shuffle="block", num_workers=0)
+>>> [len(batch["y"]) for batch in dl], dl.stats.batches, dl.stats.samples
+([1024, 1024, 1024, 1024, 904], 5, 5000)
 """
 
 from __future__ import annotations
@@ -171,7 +173,9 @@ class Loader:
 def loader(dataset: Any, **options: Any) -> Loader:
     """Batches of ``dataset`` (see :class:`Loader` for options).
 
-    >>> for batch in loader(ds, batch_size=1024, shuffle="full", seed=1):
-    ...     loss = model(batch["x"]).sum()
+    >>> ds = wb.open_dataset({"x": np.zeros((4096, 8), "float32"), "y": np.arange(4096)})
+    >>> dl = loader(ds, batch_size=1024, shuffle="full", seed=1, num_workers=2)  # 2 read-ahead threads
+    >>> sorted(torch.cat([batch["y"] for batch in dl]).tolist()) == list(range(4096))  # each row once
+    True
     """
     return Loader(dataset, **options)

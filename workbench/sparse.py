@@ -1,7 +1,9 @@
 """CSR rows: the in-memory form of a sparse column, and its vectorised expansion.
 
 >>> rows = CSR.from_lists([[1, 4], [], [0]], dim=5)
->>> rows.take(np.array([2, 0])).to_dense()[0]   # row 2 -> [1, 0, 0, 0, 0]
+>>> rows.take(np.array([2, 0])).to_dense()   # rows 2 and 0, expanded
+array([[1., 0., 0., 0., 0.],
+       [0., 1., 0., 0., 1.]], dtype=float32)
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Human summaries of a dataset's manifest (text only; the CLI and notebooks print them).
 
->>> print(info("demo_data/demo.store"))
+>>> print(info("demo_data/demo.store").splitlines()[0])  # doctest: +ELLIPSIS
+workbench dataset demo_data/demo.store (v-...)
 """
 
 from __future__ import annotations
@@ -47,8 +48,13 @@ def describe(m: Manifest, where: str = "") -> str:
 def info(path: str | os.PathLike[str]) -> str:
     """Summary of the committed dataset at ``path``.
 
-    >>> print(info("demo_data/demo.store"))
+    >>> print(info("demo_data/demo.store"))  # doctest: +ELLIPSIS
     workbench dataset demo_data/demo.store (v-...)
+      layout        store (format v1, written by workbench ...)
+      rows          2,000 in 1 shard(s), ... on disk
+    ...
+      target        label
+    ...
     """
     version, m = read_manifest(path)
     return describe(m, f"{path} ({version.name})")

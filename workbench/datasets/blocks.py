@@ -4,8 +4,10 @@ Each touched block is fetched once per batch (one ``read_row_group`` / one ``com
 most recent blocks are cached per process, so block-ordered batches reuse them; the gather itself
 is the one shared with the array readers. Batches are always copies (cached blocks stay intact).
 
->>> ds = open_dataset(dask_array)          # DaskDataset, column "x"
->>> ds.__getitems__(range(0, 256))["x"]
+>>> import dask.array as da
+>>> ds = wb.open_dataset(da.ones((1000, 4), chunks=(100, 4)))   # DaskDataset, column "x"
+>>> ds.__getitems__(range(0, 256))["x"].shape                   # 3 blocks fetched, then gathered
+torch.Size([256, 4])
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """In-memory Arrow tables and pandas DataFrames: packed like CSV/Parquet for ``convert``
 (:class:`ArrowTableSource`), or read column by column as stored for ``open_dataset``.
 
+>>> import pandas as pd
+>>> df = pd.DataFrame({"age": [31, 45, 27], "height": [1.8, 1.6, 1.7], "label": [0, 1, 0]})
 >>> src = ArrowTableSource(as_arrow(df), description="pandas DataFrame", target="label")
+>>> src.num_rows, src.feature_names     # numeric columns packed into "features"
+(3, {'features': ('age', 'height')})
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """A committed workbench dataset as a conversion input: re-layout it (``store`` -> ``parquet``, ...)
 or select, drop and transform its columns, through the layout's own reader.
 
->>> m = wb.convert("demo.store", "demo.parquet.ds", format="parquet", drop=["tokens"])
+>>> m = wb.convert("demo_data/demo.store", "demo.parquet.ds", format="parquet", drop=["tokens"])
+>>> m.layout, [c.name for c in m.columns], m.num_rows
+('parquet', ['features', 'label'], 2000)
 """
 
 from __future__ import annotations

@@ -5,8 +5,12 @@ and ``open_dataset`` (the hdf5 layout's reader over the same members).
 The file is opened only to scan it and inside each ``read``; no handle lives in the source, so it
 pickles small and works from other processes.
 
->>> members = scan("d.h5", key=["x", "labels/y"])       # x and y, wherever they live
->>> src = open_source("d.h5", key="train", target="y")  # every dataset of group /train
+>>> [(m.name, m.key, m.rows) for m in scan("data.h5", key=["x", "labels/y"])]  # wherever they live
+[('x', '/x', 100), ('y', '/labels/y', 100)]
+>>> from workbench.inputs import open_source
+>>> src = open_source("data.h5", key="train", target="y")  # every dataset of group /train
+>>> src.num_rows, sorted(src.read(0, 4))
+(80, ['x', 'y'])
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ One copy for both ``convert`` (which reads them by row range) and ``open_dataset
 batches from them): a memmap travels to another process as ``(file, offset, dtype, shape)``.
 
 >>> a = load_npy("x.npy", "x")               # a read-only np.memmap, never unpickled
->>> reopen(memmap_ref(a[10:20]))             # the same rows, mapped again
+>>> b = reopen(memmap_ref(a[10:20]))         # the same rows, mapped again
+>>> type(a).__name__, a.flags.writeable, b.shape, np.array_equal(b, a[10:20])
+('memmap', False, (10, 8), True)
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ Packing rule: every numeric column that is not the target and not declared spars
 dense ``"features"`` column of shape ``(k,)``; ``fixed_size_list`` columns stay their own dense
 ``(k,)`` columns; the target stays a scalar column; ``sparse=`` columns become CSR.
 
->>> src = open_source("train.csv", target="label", sparse={"tokens": 1000})
->>> src.feature_names["features"]        # ('age', 'height', ...)
+>>> from workbench.inputs import open_source
+>>> src = open_source("demo_data/raw/demo.csv", target="label", sparse={"tokens": 1000})
+>>> src.feature_names["features"][:4]    # the CSV's numeric header names, in order
+('f0', 'f1', 'f2', 'f3')
 """
 
 from __future__ import annotations

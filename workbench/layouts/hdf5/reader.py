@@ -7,8 +7,9 @@ is never used. Sparse columns keep their ``indptr`` in memory (per process) and 
 element range of ``indices``/``values`` once. File handles open lazily per process (reopened after
 fork) and are never pickled.
 
->>> ds = open_dataset("data.h5", key="train")
+>>> ds = wb.open_dataset("data.h5", key="train")      # the datasets of group /train, as columns
 >>> ds.__getitems__([5, 1, 7])["x"].shape
+torch.Size([3, 3])
 """
 
 from __future__ import annotations

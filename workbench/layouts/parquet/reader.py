@@ -5,8 +5,9 @@ Rows map to row groups; a batch reads only the row groups it touches (only the s
 converts them to numpy once (``fixed_size_list`` zero-copy via its flattened child), and keeps the
 two most recent per process so block-ordered batches reuse them.
 
->>> ds = open_dataset("table.parquet", sparse_dims={"genes": 20000})
->>> ds.__getitems__([3, 1])["genes"].shape        # (2, 20000)
+>>> ds = wb.open_dataset("demo_data/raw/demo.parquet", sparse_dims={"tokens": 1000})
+>>> ds.__getitems__([3, 1])["tokens"].shape        # the list column, expanded to dense rows
+torch.Size([2, 1000])
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 A batch is one gather per touched shard: a contiguous ascending batch inside one shard is a
 zero-copy view of the memmap; anything else is one gather into a preallocated array.
 
+>>> version_dir, manifest = wb.read_manifest("demo_data/demo.store")
 >>> ds = open_reader(version_dir, manifest, manifest.columns)
->>> ds.__getitems__(range(0, 256))["x"]       # zero-copy, read-only view of the page cache
+>>> ds.__getitems__(range(0, 256))["features"].shape   # zero-copy, read-only view of the page cache
+torch.Size([256, 16])
 """
 
 from __future__ import annotations
