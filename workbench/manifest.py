@@ -100,9 +100,14 @@ class Manifest:
                                   f"{[c.name for c in self.columns]}: pass one of those")
 
     def __repr__(self) -> str:
-        cols = ", ".join(f"{c.name}:{'csr' if c.sparse else c.dtype}{list(c.shape)}" for c in self.columns)
-        return (f"Manifest(layout={self.layout!r}, rows={self.num_rows}, shards={len(self.shards)}, "
-                f"bytes={self.nbytes}, columns=[{cols}])")
+        head = (f"Manifest(layout={self.layout!r}, rows={self.num_rows:,}, shards={len(self.shards)}, "
+                f"bytes={self.nbytes:,})")
+        width = max(len(c.name) for c in self.columns) if self.columns else 0
+        lines = [head]
+        for c in self.columns:
+            kind = f"csr {c.dtype} width {c.shape[0]}" if c.sparse else f"{c.dtype} {list(c.shape)}"
+            lines.append(f"  {c.name:<{width}}  {kind}" + ("  (target)" if c.name == self.target else ""))
+        return "\n".join(lines)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
