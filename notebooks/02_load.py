@@ -16,11 +16,10 @@ import numpy as np
 import torch
 
 import workbench as wb
-from workbench.demo import make_demo
 
 torch.manual_seed(0)
 DATA = Path("nb_data")
-raw = make_demo(DATA / "raw", rows=20_000)
+raw = wb.make_demo(DATA / "raw", rows=20_000)
 store = DATA / "load.store"
 wb.convert(raw.csv, store, target="label", sparse={"tokens": raw.sparse_dim},
            overwrite=True, progress=False)
@@ -113,20 +112,19 @@ print(f"{len(losses)} steps; loss fell by more than half: {losses[-1] < 0.5 * lo
 # sequential memmap slices (contiguous batches) and memcpy (any gather). Figures vary by machine.
 
 # %% tags=["nbval-ignore-output"]
-from workbench.throughput import measure, memcpy_mb_per_s, sequential_mb_per_s
 
 version, m = wb.read_manifest(store)
 arr = np.load(version / m.shards[0].files[0].path, mmap_mode="r")
 ds = wb.open_dataset(store, columns=["features"])
-seq = sequential_mb_per_s(arr, 1024, max_seconds=1)
+seq = wb.sequential_mb_per_s(arr, 1024, max_seconds=1)
 rows = [("limit: zero-copy sequential", seq.mb_per_s, 1.0),
-        ("limit: memcpy", memcpy_mb_per_s(), 1.0)]
+        ("limit: memcpy", wb.memcpy_mb_per_s(), 1.0)]
 def epochs(dl):
     while True:
         yield from dl
 for order, limit in [("sequential", rows[0][1]), ("block", rows[1][1]), ("full", rows[1][1])]:
     with wb.loader(ds, batch_size=1024, shuffle=order) as dl:
-        t = measure(epochs(dl), max_seconds=1)
+        t = wb.measure(epochs(dl), max_seconds=1)
     rows.append((f"loader shuffle={order}", t.mb_per_s, t.mb_per_s / limit))
 print(f"{'reader':30}{'MB/s':>10}{'x limit':>9}")
 for name, mbs, ratio in rows:
