@@ -140,3 +140,46 @@ def test_a_missing_path_is_not_found_for_both(tmp_path):
         wb.convert(tmp_path / "nope.h5", tmp_path / "o.store", progress=False)
     with pytest.raises(FileNotFoundError, match="nope.h5"):
         wb.open_dataset(tmp_path / "nope.h5")
+
+
+@pytest.mark.parametrize("key", [None, "train", "x", ["x", "labels/y"]])
+def test_an_hdf5_key_means_the_same_to_both(tmp_path, key):
+    path = tmp_path / "k.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = np.arange(40, dtype="float32").reshape(20, 2)
+        f["labels/y"] = np.arange(20)
+        f["train/x"] = np.ones((8, 2), "float32")
+        f["train/y"] = np.arange(8)
+        f["notes"] = np.float64(1.0)  # a scalar: metadata, never a column
+    if key is None:  # the top level holds x (20 rows) and the groups: only x is a column
+        want = {"x": 20}
+    elif key == "train":
+        want = {"x": 8, "y": 8}
+    elif key == "x":
+        want = {"x": 20}
+    else:
+        want = {"x": 20, "y": 20}
+    m = wb.convert(str(path), tmp_path / "o.store", key=key, progress=False)
+    ds = wb.open_dataset(path, key=key)
+    assert sorted(c.name for c in m.columns) == sorted(ds.columns) == sorted(want)
+    assert m.num_rows == len(ds) == next(iter(want.values()))
+    for name in want:
+        np.testing.assert_array_equal(ds.__getitems__(list(range(len(ds))))[name].numpy(),
+                                      wb.open_dataset(tmp_path / "o.store").__getitems__(
+                                          list(range(len(ds))))[name].numpy())
+
+
+def test_a_workbench_dataset_converts_to_another_layout(tmp_path):
+    rows = [[i % 9, (i * 7) % 9] for i in range(300)]
+    src = {"x": np.random.default_rng(0).standard_normal((300, 4)).astype("float32"),
+           "tok": CSR.from_lists(rows, dim=9), "y": np.arange(300)}
+    wb.convert(src, tmp_path / "a.store", target="y", shard_bytes=4000, progress=False)
+    m = wb.convert(tmp_path / "a.store", tmp_path / "b.parquet", format="parquet", drop=["x"],
+                   target="y", progress=False)
+    assert m.layout == "parquet" and [c.name for c in m.columns] == ["tok", "y"] and m.target == "y"
+    assert "workbench dataset" in m.source["description"]
+    got = wb.open_dataset(tmp_path / "b.parquet").__getitems__(list(range(300)))
+    np.testing.assert_array_equal(got["tok"].numpy(), src["tok"].to_dense())
+    np.testing.assert_array_equal(got["y"].numpy(), src["y"])
+    with pytest.raises(InvalidInputError, match="sparse= does not apply"):
+        wb.convert(tmp_path / "a.store", tmp_path / "c.store", sparse={"tok": 9}, progress=False)
