@@ -38,10 +38,6 @@ IDX = {
 }
 
 
-def identity(batch):
-    return batch
-
-
 def _convert(tmp, fmt):
     dest = tmp / f"conv-{fmt}"
     if dest.exists():
@@ -162,7 +158,7 @@ def test_batches_equal_source_rows(sources, kind):
     assert len(ds) == N
     ref = ref_for(ds)
     for name, idx in IDX.items():
-        batch = ds.__getitems__(idx)
+        batch = ds.get_batch(idx)
         want_idx = np.asarray(list(idx))
         assert set(batch) == set(ds.columns)
         for c, t in batch.items():
@@ -174,9 +170,9 @@ def test_batches_equal_source_rows(sources, kind):
         row = ds[i]
         for c, t in row.items():
             np.testing.assert_array_equal(t.numpy(), ref[c][i])
-    assert ds.__getitems__([])["x"].shape == (0, 3, 2)
+    assert ds.get_batch([])["x"].shape == (0, 3, 2)
     with pytest.raises(IndexError):
-        ds.__getitems__([0, N])
+        ds.get_batch([0, N])
     with pytest.raises(IndexError):
         ds[N]
 
@@ -187,7 +183,7 @@ def test_sparse_tensors_equal_dense_rows(sources, kind, mode):
     ds = sources[kind](columns=["s", "t", "y"], sparse=mode)
     assert ds.columns == ("s", "t", "y")
     for idx in (IDX["seq"], IDX["unsorted"], IDX["repeated"], IDX["cross"]):
-        b = ds.__getitems__(idx)
+        b = ds.get_batch(idx)
         for c in ("s", "t"):
             assert b[c].layout == (torch.sparse_coo if mode == "coo" else torch.sparse_csr)
             assert b[c].shape == (len(idx), 40)
@@ -199,9 +195,9 @@ def test_sparse_tensors_equal_dense_rows(sources, kind, mode):
 def test_columns_dtype_and_repr(sources):
     ds = sources["store"](columns="x", dtype=torch.float16)
     assert ds.columns == ("x",)
-    assert ds.__getitems__([1, 2])["x"].dtype == torch.float16
+    assert ds.get_batch([1, 2])["x"].dtype == torch.float16
     full = sources["store"](dtype="float64")
-    b = full.__getitems__([3, 4])
+    b = full.get_batch([3, 4])
     assert b["x"].dtype == torch.float64 and b["y"].dtype == torch.int64 and b["s"].dtype == torch.float64
     text = repr(full)
     assert "600 rows" in text and "x: float32" in text and "sparse dim=40" in text
@@ -215,12 +211,12 @@ def test_columns_dtype_and_repr(sources):
 def test_store_contiguous_batch_is_zero_copy(sources):
     ds = sources["store"](columns=["x"])
     mm = ds._shard(0)["x"]
-    t = ds.__getitems__(list(range(2, 40)))["x"]
+    t = ds.get_batch(list(range(2, 40)))["x"]
     assert np.shares_memory(t.numpy(), mm) and not mm.flags.writeable
-    assert not np.shares_memory(ds.__getitems__([2, 4, 6])["x"].numpy(), mm)
+    assert not np.shares_memory(ds.get_batch([2, 4, 6])["x"].numpy(), mm)
     # a writable in-memory source is never shared (edits of a batch must not reach the caller's array)
     src = X.copy()
-    assert not np.shares_memory(open_dataset(src).__getitems__(range(0, 10))["x"].numpy(), src)
+    assert not np.shares_memory(open_dataset(src).get_batch(range(0, 10))["x"].numpy(), src)
 
 
 def test_read_counts(tmp):
@@ -233,15 +229,15 @@ def test_read_counts(tmp):
     scattered = np.sort(np.random.default_rng(0).choice(4096, 256, replace=False)).tolist()
     for fmt, unit in (("store", None), ("hdf5", 64), ("parquet", 512)):
         ds = open_dataset(conv[fmt])
-        ds.__getitems__(list(range(1024, 1280)))  # inside one row group (512 rows) / shard
+        ds.get_batch(list(range(1024, 1280)))  # inside one row group (512 rows) / shard
         assert ds.stats.reads == 1, fmt
         ds.stats.reset()
-        np.testing.assert_array_equal(ds.__getitems__(scattered)["x"].numpy(), big[scattered])
+        np.testing.assert_array_equal(ds.get_batch(scattered)["x"].numpy(), big[scattered])
         touched = 1 if unit is None else len({i // unit for i in scattered})
         assert 1 <= ds.stats.reads <= touched, (fmt, ds.stats.reads, touched)
     ds = open_dataset(conv["parquet"])
-    ds.__getitems__(list(range(0, 100)))
-    ds.__getitems__(list(range(100, 200)))  # same row group: served from the cache
+    ds.get_batch(list(range(0, 100)))
+    ds.get_batch(list(range(100, 200)))  # same row group: served from the cache
     assert ds.stats.reads == 1 and ds.stats.cache_hits >= 1
     assert ds.block_rows == 512
     h = open_dataset(conv["hdf5"])
@@ -253,10 +249,9 @@ def test_read_counts(tmp):
 @pytest.mark.parametrize("ctx", ["fork", "spawn"])
 def test_hdf5_dataloader_workers(sources, ctx):
     ds = sources["hdf5"](columns=["x", "s"])
-    ds.__getitems__([1, 2])  # handles opened in the parent must not leak into the workers
+    ds.get_batch([1, 2])  # handles opened in the parent must not leak into the workers
     batches = [[0, 1, 2], [599, 300, 5], list(range(100, 180)), [7, 7]]
-    dl = DataLoader(ds, batch_sampler=batches, num_workers=2, collate_fn=identity,
-                    multiprocessing_context=ctx)
+    dl = DataLoader(ds, batch_sampler=batches, num_workers=2, multiprocessing_context=ctx)
     got = list(dl)
     for idx, b in zip(batches, got):
         np.testing.assert_array_equal(b["x"].numpy(), X[idx])
@@ -266,11 +261,11 @@ def test_hdf5_dataloader_workers(sources, ctx):
 @pytest.mark.parametrize("kind", ["store", "hdf5", "parquet", "foreign-h5", "pq-folder", "npy", "memmap"])
 def test_file_sources_pickle_small(sources, kind):
     ds = sources[kind]()
-    ds.__getitems__([0, 300, 599])  # open handles / caches first
+    ds.get_batch([0, 300, 599])  # open handles / caches first
     blob = pickle.dumps(ds)
     assert len(blob) < 10_000, (kind, len(blob))
     back = pickle.loads(blob)
-    np.testing.assert_array_equal(back.__getitems__([599, 0])["x"].numpy(), X[[599, 0]])
+    np.testing.assert_array_equal(back.get_batch([599, 0])["x"].numpy(), X[[599, 0]])
 
 
 def test_memmap_view_pickles_as_file_reference(tmp):
@@ -278,7 +273,7 @@ def test_memmap_view_pickles_as_file_reference(tmp):
     view = np.load(tmp / "mv.npy", mmap_mode="r")[100:400]
     blob = pickle.dumps(open_dataset(view))
     assert len(blob) < 10_000
-    np.testing.assert_array_equal(pickle.loads(blob).__getitems__([0, 299])["x"].numpy(), X[[100, 399]])
+    np.testing.assert_array_equal(pickle.loads(blob).get_batch([0, 299])["x"].numpy(), X[[100, 399]])
 
 
 def test_errors(tmp, sources):
@@ -314,15 +309,15 @@ def test_foreign_hdf5_key_and_parquet_columns(tmp, sources):
     sources["foreign-h5"]()  # writes the file
     ds = open_dataset(tmp / "foreign.h5", key="x")
     assert ds.columns == ("x",) and ds.manifest is None
-    np.testing.assert_array_equal(ds.__getitems__([4, 2])["x"].numpy(), X[[4, 2]])
+    np.testing.assert_array_equal(ds.get_batch([4, 2])["x"].numpy(), X[[4, 2]])
     pqds = open_dataset(tmp / "foreign.parquet", columns=["y", "x"])  # list columns left out: fine
     assert pqds.columns == ("y", "x") and pqds.block_rows == 64
 
 
 def test_dask_source_one_compute_per_block(sources):
     ds = sources["dask"]()
-    ds.__getitems__(list(range(0, 50)))
+    ds.get_batch(list(range(0, 50)))
     assert ds.stats.reads == 1
     ds.stats.reset()
-    ds.__getitems__([1, 75, 150, 151, 599])  # blocks of 70 rows: 0 (cached), 1, 2, 8
+    ds.get_batch([1, 75, 150, 151, 599])  # blocks of 70 rows: 0 (cached), 1, 2, 8
     assert ds.stats.reads == 3 and ds.block_rows == 70

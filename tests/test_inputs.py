@@ -508,7 +508,7 @@ def test_a_fortran_ordered_npy_warns_and_still_reads_right(tmp_path):
     np.testing.assert_array_equal(src.read(10, 20)["x"], a[10:20])
     with pytest.warns(WorkbenchWarning):
         import workbench as wb
-        np.testing.assert_array_equal(wb.open_dataset(tmp_path / "f.npy").__getitems__([3, 1])["x"].numpy(),
+        np.testing.assert_array_equal(wb.open_dataset(tmp_path / "f.npy").get_batch([3, 1])["x"].numpy(),
                                       a[[3, 1]])
     np.save(tmp_path / "c.npy", np.ascontiguousarray(a))
     with warnings.catch_warnings():

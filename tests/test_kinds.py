@@ -118,7 +118,7 @@ def test_convert_and_open_dataset_agree(name, tmp_path):
     if kind in RANDOM_ACCESS:
         ds = wb.open_dataset(build())
         assert len(ds) == N
-        assert len(ds.__getitems__([0, N - 1])[ds.columns[0]]) == 2
+        assert len(ds.get_batch([0, N - 1])[ds.columns[0]]) == 2
     else:
         with pytest.raises(InvalidInputError, match=r"convert it first: wb\.convert"):
             wb.open_dataset(build())
@@ -164,8 +164,8 @@ def test_an_hdf5_key_means_the_same_to_both(tmp_path, key):
     assert sorted(c.name for c in m.columns) == sorted(ds.columns) == sorted(want)
     assert m.num_rows == len(ds) == next(iter(want.values()))
     for name in want:
-        np.testing.assert_array_equal(ds.__getitems__(list(range(len(ds))))[name].numpy(),
-                                      wb.open_dataset(tmp_path / "o.store").__getitems__(
+        np.testing.assert_array_equal(ds.get_batch(list(range(len(ds))))[name].numpy(),
+                                      wb.open_dataset(tmp_path / "o.store").get_batch(
                                           list(range(len(ds))))[name].numpy())
 
 
@@ -178,7 +178,7 @@ def test_a_workbench_dataset_converts_to_another_layout(tmp_path):
                    target="y", progress=False)
     assert m.layout == "parquet" and [c.name for c in m.columns] == ["tok", "y"] and m.target == "y"
     assert "workbench dataset" in m.source["description"]
-    got = wb.open_dataset(tmp_path / "b.parquet").__getitems__(list(range(300)))
+    got = wb.open_dataset(tmp_path / "b.parquet").get_batch(list(range(300)))
     np.testing.assert_array_equal(got["tok"].numpy(), src["tok"].to_dense())
     np.testing.assert_array_equal(got["y"].numpy(), src["y"])
     with pytest.raises(InvalidInputError, match="sparse= does not apply"):

@@ -69,7 +69,7 @@ def test_write_then_read_back_equals_the_source(written):
             np.testing.assert_array_equal(got, v)
     ds = wb.open_dataset(dest)
     idx = np.random.default_rng(1).permutation(ROWS)[:300]
-    batch = ds.__getitems__(idx.tolist())
+    batch = ds.get_batch(idx.tolist())
     np.testing.assert_array_equal(batch["x"].numpy(), data["x"][idx])
     np.testing.assert_array_equal(batch["img"].numpy(), data["img"][idx])
     np.testing.assert_array_equal(batch["tok"].numpy(), data["tok"].take(idx).to_dense())

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -47,9 +48,9 @@ class Wrapped(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.inner)
 
-    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+    def __getitems__(self, indices: list[int]) -> Any:
         self.hook(indices)
-        return self.inner.__getitems__(indices)
+        return self.inner.__getitems__(indices)  # a sequence of samples, per the torch contract
 
     def hook(self, indices: list[int]) -> None:
         pass
@@ -121,7 +122,7 @@ def test_shuffle_aliases_and_epochs_advance(npy):
     seq = [rows_of(b) for b in loader(ds, batch_size=64, shuffle=False)]
     assert np.array_equal(np.concatenate(seq), np.arange(N))
     dl = loader(ds, batch_size=64, shuffle=True, seed=1)
-    assert dl.order == "block"
+    assert dl.order == "full"  # DataLoader's meaning: a uniform permutation per epoch
     first, second = [np.concatenate([rows_of(b) for b in dl]) for _ in range(2)]
     assert not np.array_equal(first, second)  # each full pass moves to the next epoch
     dl.set_epoch(0)

@@ -8,6 +8,7 @@ it never sees the :class:`~workbench.loading.Loader` that made it.
 from __future__ import annotations
 
 import collections
+import functools
 import queue
 import threading
 import time
@@ -23,70 +24,61 @@ import torch.utils.data
 
 from ._batch import keep_batch_memory
 from ._batch import pin as _pin
-from .datasets.base import BaseDataset
+from ._fetch import Fetch, read_error, timeout_error
 from .errors import LoaderTimeoutError, WorkerError
 
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
 
 
-def _describe(idx: np.ndarray) -> str:
-    rows = idx.tolist()
-    shown = rows if len(rows) <= 8 else rows[:4] + ["..."] + rows[-3:]
-    return f"rows [{', '.join(map(str, shown))}] ({len(rows)} rows)"
+def _worker_init(worker_id: int, user_init: Callable[[int], None] | None = None) -> None:
+    torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
+    keep_batch_memory()
+    if user_init is not None:
+        user_init(worker_id)
 
 
-def _read_error(exc: BaseException, idx: np.ndarray, where: str) -> WorkerError:
-    lines = str(exc).strip().splitlines()
-    # torch re-raises worker errors as "Caught X in DataLoader worker ... Traceback ... X: msg"
-    original = lines[-1] if lines and "Traceback" in str(exc) else f"{type(exc).__name__}: {exc}"
-    return WorkerError(
-        f"reading {_describe(idx)} failed {where}: {original}. Fix the dataset, or run with "
-        "num_workers=0 to debug the read in the main process"
-    )
+class _FetchDataset(torch.utils.data.Dataset):
+    """What worker processes read: ``__getitems__((idx, epoch, k))`` is one whole batch."""
 
+    def __init__(self, fetch: Fetch) -> None:
+        self.fetch = fetch
 
-def _timeout(idx: np.ndarray, timeout: float | None, where: str) -> LoaderTimeoutError:
-    return LoaderTimeoutError(
-        f"reading {_describe(idx)} took longer than timeout={timeout}s in {where}; the storage is "
-        "hung or far too slow: check it, or pass a larger timeout=")
+    def __getitems__(self, key: tuple[np.ndarray, int, int]) -> Any:
+        return self.fetch(*key)
 
 
 def _identity(batch: Any) -> Any:
-    return batch  # __getitems__ already returns a collated batch
+    return batch  # the fetch already collated (and transformed) it
 
 
-def _worker_init(_worker_id: int) -> None:
-    torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
-    keep_batch_memory()
+class _Feed:
+    """A batch sampler torch can iterate again each epoch (persistent workers): each pass
+    points it at its own batches and records what was sent, oldest first, for error messages."""
+
+    def __init__(self) -> None:
+        self.batches: Iterator[Key] = iter(())
+        self.sent: collections.deque = collections.deque()
+
+    def __iter__(self) -> Iterator[Key]:
+        for key in self.batches:
+            self.sent.append(key[0])
+            yield key
 
 
-def _indices(dataset: Any, idx: np.ndarray, contiguous: bool = False) -> Any:
-    # our readers take the sampler's int64 array as is (a list costs ~15 us/batch to build and
-    # re-check), or a range when every batch is one run (their zero-copy path, no numpy checks);
-    # foreign datasets get the list[int] of the Dataset protocol
-    if not isinstance(dataset, BaseDataset):
-        return idx.tolist()
-    return range(int(idx[0]), int(idx[-1]) + 1) if contiguous and len(idx) else idx
-
-
-def _index_lists(batches: Iterator[np.ndarray], sent: collections.deque) -> Iterator[list[int]]:
-    for idx in batches:
-        sent.append(idx)  # sent to the workers and not yet delivered, oldest first
-        yield idx.tolist()
-
-
-def _read_loop(dataset: Any, tasks: queue.SimpleQueue, stop: threading.Event, pin: bool,
-               contiguous: bool) -> None:
+def _read_loop(fetch: Fetch, tasks: queue.SimpleQueue, stop: threading.Event, pin: bool,
+               init: Callable[[int], None] | None, worker_id: int) -> None:
     # Holds no reference to the iterator, so dropping the iterator lets GC stop the threads.
+    if init is not None:
+        init(worker_id)
     while True:
         item = tasks.get()
         if item is None or stop.is_set():
             return
-        fut, idx = item
+        fut, key = item
         if not fut.set_running_or_notify_cancel():
             continue
         try:
-            batch = dataset.__getitems__(_indices(dataset, idx, contiguous))
+            batch = fetch(*key)
             fut.set_result(_pin(batch) if pin else batch)
         except BaseException as exc:  # the consumer re-raises it as WorkerError
             fut.set_exception(exc)
@@ -96,13 +88,18 @@ def _read_loop(dataset: Any, tasks: queue.SimpleQueue, stop: threading.Event, pi
 class FetchSpec:
     """What one pass needs to know; fixed for the pass."""
 
-    dataset: Any
+    fetch: Fetch
     num_workers: int
     prefetch_factor: int
     pin: bool
     timeout: float | None
-    contiguous: bool  # every batch is one ascending run (sequential order on one rank)
     multiprocessing_context: Any = None
+    worker_init_fn: Callable[[int], None] | None = None
+    pin_memory_device: str = ""
+    persistent_workers: bool = False
+
+
+Key = tuple[np.ndarray, int, int]  # a batch: its row indices, its epoch, its number in the epoch
 
 
 # (rows, batch, seconds the consumer waited, seconds since the previous batch)
@@ -112,7 +109,7 @@ OnBatch = Callable[[int, Any, float, float], None]
 class Pass:
     """One pass over an epoch; subclasses implement ``_fetch`` and ``close``."""
 
-    def __init__(self, spec: FetchSpec, batches: Iterator[np.ndarray], on_batch: OnBatch,
+    def __init__(self, spec: FetchSpec, batches: Iterator[Key], on_batch: OnBatch,
                  on_end: Callable[[], None]) -> None:
         self._spec, self._batches, self._done = spec, batches, False
         self._on_batch, self._on_end = on_batch, on_end
@@ -151,12 +148,14 @@ class Pass:
 
 class SyncPass(Pass):
     def _fetch(self) -> tuple[Any, int]:
-        idx, spec = next(self._batches), self._spec
+        key, spec = next(self._batches), self._spec
         try:
-            batch = spec.dataset.__getitems__(_indices(spec.dataset, idx, spec.contiguous))
+            batch = spec.fetch(*key)
+        except WorkerError:
+            raise
         except Exception as exc:
-            raise _read_error(exc, idx, "in the main process") from exc
-        return (_pin(batch) if spec.pin else batch), len(idx)
+            raise read_error(exc, key[0], "in the main process") from exc
+        return (_pin(batch) if spec.pin else batch), len(key[0])
 
 
 class ThreadPass(Pass):
@@ -168,7 +167,8 @@ class ThreadPass(Pass):
         self._depth = spec.num_workers * spec.prefetch_factor
         self._threads = [
             threading.Thread(target=_read_loop, name=f"workbench-loader-{i}", daemon=True,
-                             args=(spec.dataset, self._tasks, self._stop, spec.pin, spec.contiguous))
+                             args=(spec.fetch, self._tasks, self._stop, spec.pin,
+                                   spec.worker_init_fn, i))
             for i in range(spec.num_workers)
         ]
         for t in self._threads:
@@ -177,12 +177,12 @@ class ThreadPass(Pass):
 
     def _fill(self) -> None:
         while len(self._pending) < self._depth:
-            idx = next(self._batches, None)
-            if idx is None:
+            key = next(self._batches, None)
+            if key is None:
                 return
             fut: Future = Future()
-            self._tasks.put((fut, idx))
-            self._pending.append((fut, idx))
+            self._tasks.put((fut, key))
+            self._pending.append((fut, key[0]))
 
     def _fetch(self) -> tuple[Any, int]:
         self._fill()
@@ -193,9 +193,11 @@ class ThreadPass(Pass):
         try:
             return fut.result(timeout=timeout), len(idx)
         except FutureTimeout:
-            raise _timeout(idx, timeout, "a loader thread") from None
+            raise timeout_error(idx, timeout, "a loader thread") from None
+        except WorkerError:
+            raise
         except Exception as exc:
-            raise _read_error(exc, idx, "in a loader thread") from exc
+            raise read_error(exc, idx, "in a loader thread") from exc
 
     def close(self, force: bool = False) -> None:
         if self._done:
@@ -214,16 +216,27 @@ class ThreadPass(Pass):
 
 
 class ProcessPass(Pass):
-    def __init__(self, spec: FetchSpec, batches: Iterator[np.ndarray], *args: Any) -> None:
+    """Batches from torch DataLoader worker processes; with ``persistent_workers`` the
+    DataLoader (and its workers) is kept in ``holder`` and reused by the next pass."""
+
+    def __init__(self, spec: FetchSpec, batches: Iterator[Key], *args: Any,
+                 holder: dict[str, Any] | None = None) -> None:
         super().__init__(spec, batches, *args)
-        self._sent: collections.deque = collections.deque()
-        dl = torch.utils.data.DataLoader(
-            spec.dataset, batch_sampler=_index_lists(batches, self._sent),
-            collate_fn=_identity, num_workers=spec.num_workers, pin_memory=spec.pin,
-            prefetch_factor=spec.prefetch_factor, timeout=spec.timeout or 0,
-            persistent_workers=False, multiprocessing_context=spec.multiprocessing_context,
-            worker_init_fn=_worker_init,
-        )
+        holder = holder if holder is not None else {}
+        dl = holder.get("dl") if spec.persistent_workers else None
+        if dl is None:
+            feed = _Feed()
+            dl = torch.utils.data.DataLoader(
+                _FetchDataset(spec.fetch), batch_sampler=feed, collate_fn=_identity,
+                num_workers=spec.num_workers, pin_memory=spec.pin,
+                pin_memory_device=spec.pin_memory_device, prefetch_factor=spec.prefetch_factor,
+                timeout=spec.timeout or 0, persistent_workers=spec.persistent_workers,
+                multiprocessing_context=spec.multiprocessing_context,
+                worker_init_fn=functools.partial(_worker_init, user_init=spec.worker_init_fn))
+            holder["dl"] = dl
+        self._feed: _Feed = dl.batch_sampler
+        self._feed.batches, self._feed.sent = batches, collections.deque()
+        self._persistent = spec.persistent_workers
         self._it: Any = iter(dl)
 
     def _fetch(self) -> tuple[Any, int]:
@@ -234,28 +247,33 @@ class ProcessPass(Pass):
         except Exception as exc:
             msg = str(exc) if isinstance(exc, RuntimeError) else ""
             if msg.startswith("DataLoader timed out"):
-                raise _timeout(self._head(), self._spec.timeout, "a worker process") from exc
+                raise timeout_error(self._head(), self._spec.timeout, "a worker process") from exc
             if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
                 raise LoaderTimeoutError(
                     f"a loader worker process died ({msg}); something killed it, often the "
                     "out-of-memory killer: use a smaller batch_size, fewer workers or "
                     "worker_type='thread'") from exc
-            raise _read_error(exc, self._head(), "in a worker process") from exc
-        return batch, len(self._sent.popleft())
+            raise read_error(exc, self._head(), "in a worker process") from exc
+        return batch, len(self._feed.sent.popleft())
 
     def _head(self) -> np.ndarray:
         # torch delivers in order, so the batch that failed is the oldest one not yet delivered
-        return self._sent[0] if self._sent else np.empty(0, np.int64)
+        return self._feed.sent[0] if self._feed.sent else np.empty(0, np.int64)
 
     def close(self, force: bool = False) -> None:
         self._done = True
         it, self._it = getattr(self, "_it", None), None
-        if it is None:
-            return
-        if force:  # after a hang or a death, don't wait out torch's 5 s join per worker
-            for w in getattr(it, "_workers", ()):
-                if w.is_alive():
-                    w.terminate()
-        shutdown = getattr(it, "_shutdown_workers", None)
-        if shutdown is not None:
-            shutdown()
+        if it is None or (self._persistent and not force):
+            return  # persistent workers outlive the pass; Loader.close() shuts them down
+        shutdown_workers(it, force)
+
+
+def shutdown_workers(it: Any, force: bool = False) -> None:
+    """Stop a torch DataLoader iterator's worker processes (at once when ``force``)."""
+    if force:  # after a hang or a death, don't wait out torch's 5 s join per worker
+        for w in getattr(it, "_workers", ()):
+            if w.is_alive():
+                w.terminate()
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()

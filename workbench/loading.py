@@ -1,5 +1,6 @@
-"""Feed batches from a workbench dataset: one ``__getitems__`` call per batch, read ahead in threads
-(default) or in torch DataLoader worker processes, in order, resumable mid-epoch, with live stats.
+"""Feed batches from any map-style Dataset: one batched read per batch for ours (PyTorch's
+``__getitems__`` + ``collate_fn`` for the rest), read ahead in threads (default) or in torch
+DataLoader worker processes, in order, resumable mid-epoch, with live stats.
 
 >>> ds = wb.open_dataset({"x": np.zeros((5000, 4), "float32"), "y": np.arange(5000)})
 >>> dl = loader(ds, batch_size=1024, shuffle="block", num_workers=0)
@@ -10,14 +11,15 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 from ._batch import batch_nbytes, keep_batch_memory
-from ._prefetch import FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass
+from ._fetch import Fetch
+from ._prefetch import FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass, shutdown_workers
 from .errors import InvalidInputError
 from .sampling import ORDERS, BatchSampler
 
@@ -30,6 +32,7 @@ DEFAULT_WORKER_TYPE = "thread"
 # threads); from ~1 MiB per batch two threads win (bs=4096: 4.0M vs 3.7M). None picks by that.
 AUTO_THREADS_FROM_BYTES = 1 << 20
 AUTO_THREADS = 2
+FALLBACK_BLOCK_ROWS = 4096  # block order over a dataset without storage blocks (the sampler's default)
 
 
 @dataclass
@@ -60,7 +63,17 @@ class LoaderStats:
 
 
 class Loader:
-    """Iterable of batches (``dict[str, Tensor]``) over ``dataset``; build it with :func:`loader`.
+    """Iterable of batches over any map-style ``dataset``; build it with :func:`loader`.
+
+    The options keep ``torch.utils.data.DataLoader``'s names and meanings (``batch_size``,
+    ``shuffle``, ``num_workers``, ``collate_fn``, ``pin_memory``, ``drop_last``, ``timeout``,
+    ``worker_init_fn``, ``multiprocessing_context``, ``generator``, ``prefetch_factor``,
+    ``persistent_workers``, ``pin_memory_device``); the README maps each one. Ours besides:
+    ``shuffle`` also takes an order name ("sequential", "full", "block"; the default "block" is a
+    storage-aligned quasi-random order), ``seed``, ``worker_type`` ("thread" or "process"),
+    ``transform`` (a per-batch function run where the batch is read), ``rank``/``world_size``,
+    ``window`` and ``block_rows`` (the block order's unit; default: the dataset's storage blocks,
+    or 4096 rows for a dataset without them: ``loader.block_rows`` says which).
 
     Each full pass advances the epoch, so consecutive ``for`` loops see new orders; ``set_epoch``
     picks one explicitly. ``state_dict`` records batches delivered (not read ahead) in the epoch.
@@ -72,39 +85,65 @@ class Loader:
     """
 
     def __init__(self, dataset: Any, *, batch_size: int = 256, shuffle: str | bool = "block",
-                 seed: int = 0, num_workers: int | None = None,
-                 worker_type: str = DEFAULT_WORKER_TYPE, pin_memory: bool = False,
-                 prefetch_factor: int = 2, timeout: float | None = 30.0, drop_last: bool = False,
-                 rank: int = 0, world_size: int = 1, window: int = 8,
-                 multiprocessing_context: Any = None) -> None:
-        order = ("block" if shuffle else "sequential") if isinstance(shuffle, bool) else shuffle
+                 seed: int | None = None, num_workers: int | None = None,
+                 worker_type: str = DEFAULT_WORKER_TYPE, collate_fn: Callable[[Any], Any] | None = None,
+                 pin_memory: bool = False, pin_memory_device: str = "", drop_last: bool = False,
+                 timeout: float | None = 30.0, worker_init_fn: Callable[[int], None] | None = None,
+                 multiprocessing_context: Any = None, generator: torch.Generator | None = None,
+                 prefetch_factor: int = 2, persistent_workers: bool = False,
+                 transform: Callable[..., Any] | None = None, rank: int = 0, world_size: int = 1,
+                 window: int = 8, block_rows: int | None = None, sampler: Any = None,
+                 batch_sampler: Any = None) -> None:
+        check_dataset(dataset)
+        if sampler is not None or batch_sampler is not None:
+            raise InvalidInputError(
+                "sampler= / batch_sampler= are not taken: the loader orders rows itself (shuffle=, "
+                "seed=, rank=/world_size=), which is what makes its reads batched and its resume "
+                "exact; for a custom sampler use torch.utils.data.DataLoader(dataset, "
+                "batch_sampler=...) over the same dataset")
+        order = ("full" if shuffle else "sequential") if isinstance(shuffle, bool) else shuffle
         if order not in ORDERS:
             raise InvalidInputError(f"shuffle={shuffle!r} is not understood; use one of {ORDERS}, "
-                                    "True (block) or False (sequential)")
+                                    "True (full) or False (sequential)")
         if worker_type not in ("thread", "process"):
             raise InvalidInputError(f"worker_type={worker_type!r}; use 'thread' or 'process'")
         if num_workers is None:
-            batch_bytes = batch_size * int(getattr(dataset, "row_nbytes", 0))
+            batch_bytes = batch_size * int(getattr(dataset, "row_nbytes", 0) or 0)
             big = worker_type == "process" or batch_bytes >= AUTO_THREADS_FROM_BYTES
             num_workers = AUTO_THREADS if big else 0
         if num_workers < 0 or prefetch_factor < 1:
             raise InvalidInputError(
                 f"num_workers={num_workers}, prefetch_factor={prefetch_factor}; use "
                 "num_workers >= 0 and prefetch_factor >= 1")
+        if seed is None:  # like DataLoader: the generator, if given, decides the order
+            seed = generator.initial_seed() % (1 << 63) if generator is not None else 0
         self.dataset, self.order, self.seed, self.batch_size = dataset, order, seed, batch_size
         self.num_workers, self.worker_type = num_workers, worker_type
-        self.prefetch_factor = prefetch_factor
+        self.prefetch_factor, self.drop_last = prefetch_factor, drop_last
         self.timeout = timeout if timeout and timeout > 0 else None
-        self.multiprocessing_context = multiprocessing_context
+        self.multiprocessing_context, self.worker_init_fn = multiprocessing_context, worker_init_fn
+        self.collate_fn, self.transform, self.generator = collate_fn, transform, generator
+        self.persistent_workers = bool(persistent_workers) and worker_type == "process" and num_workers > 0
+        self.pin_memory_device = pin_memory_device
         self._pin = bool(pin_memory) and torch.cuda.is_available()  # no CUDA: nothing to pin for
+        own = getattr(dataset, "block_rows", None)
+        self.block_rows = int(block_rows or own or FALLBACK_BLOCK_ROWS)
+        self.block_rows_from = ("given" if block_rows else "the dataset's storage blocks" if own
+                                else "fallback: the dataset has no storage blocks")
         self.sampler = BatchSampler(len(dataset), batch_size, order=order, seed=seed,
-                                    block_rows=dataset.block_rows, window=window, rank=rank,
+                                    block_rows=self.block_rows, window=window, rank=rank,
                                     world_size=world_size, drop_last=drop_last)
         # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
         self._contiguous = order == "sequential" and world_size == 1
         self.stats = LoaderStats()
         self._epoch = self._position = 0
         self._current: weakref.ref | None = None
+        self._workers: dict[str, Any] = {}  # a persistent DataLoader, kept across passes
+
+    def __repr__(self) -> str:
+        return (f"Loader({type(self.dataset).__name__} of {len(self.dataset):,} rows, "
+                f"batch_size={self.batch_size}, shuffle={self.order!r}, num_workers={self.num_workers}"
+                f" ({self.worker_type}), block_rows={self.block_rows:,} ({self.block_rows_from}))")
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -117,16 +156,23 @@ class Loader:
         self._epoch = int(epoch)
 
     def __iter__(self) -> Iterator[Any]:
-        self.close()
+        self._end_pass()
         keep_batch_memory()
         self.sampler.set_epoch(self._epoch)
+        epoch, start = self._epoch, self.sampler._resume_from
         batches = iter(self.sampler)  # after the resumed batches, if load_state_dict was used
         self._position = self.sampler.batches_done
-        spec = FetchSpec(self.dataset, self.num_workers, self.prefetch_factor, self._pin,
-                         self.timeout, self._contiguous, self.multiprocessing_context)
-        kind = SyncPass if self.num_workers == 0 else ThreadPass if self.worker_type == "thread" \
-            else ProcessPass
-        it: Pass = kind(spec, batches, self._delivered, self._finish_epoch)
+        keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
+        fetch = Fetch(self.dataset, self.collate_fn, self.transform, self.seed, self._contiguous)
+        spec = FetchSpec(fetch, self.num_workers, self.prefetch_factor, self._pin, self.timeout,
+                         self.multiprocessing_context, self.worker_init_fn,
+                         self.pin_memory_device, self.persistent_workers)
+        if self.num_workers == 0:
+            it: Pass = SyncPass(spec, keys, self._delivered, self._finish_epoch)
+        elif self.worker_type == "thread":
+            it = ThreadPass(spec, keys, self._delivered, self._finish_epoch)
+        else:
+            it = ProcessPass(spec, keys, self._delivered, self._finish_epoch, holder=self._workers)
         self._current = weakref.ref(it)
         return it
 
@@ -148,17 +194,25 @@ class Loader:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume at ``state``: the next pass starts at its epoch, after its delivered batches."""
-        self.close()
+        self._end_pass()
         self.sampler.load_state_dict(state)  # raises IncompatibleResumeError if settings changed
         self._epoch, self._position = self.sampler.epoch, self.sampler.batches_done
 
-    def close(self) -> None:
-        """Stop the reader threads or worker processes of the pass in progress, if any."""
+    def _end_pass(self) -> None:
         ref = getattr(self, "_current", None)
         it = ref() if ref is not None else None
         self._current = None
         if it is not None:
             it.close()
+
+    def close(self) -> None:
+        """Stop the reader threads or worker processes of the pass in progress, if any, and
+        persistent workers."""
+        self._end_pass()
+        dl = getattr(self, "_workers", {}).pop("dl", None)
+        it = getattr(dl, "_iterator", None)
+        if it is not None:
+            shutdown_workers(it)
 
     def __enter__(self) -> Loader:
         return self
@@ -168,6 +222,21 @@ class Loader:
 
     def __del__(self) -> None:
         self.close()
+
+
+def check_dataset(dataset: Any) -> None:
+    """A map-style dataset (``__len__`` and ``__getitem__``) or a clear error naming the way out."""
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        raise InvalidInputError(
+            f"{type(dataset).__name__} is an IterableDataset: it has no random access, so it cannot "
+            "be shuffled, split across ranks or resumed by position. Iterate it with "
+            "torch.utils.data.DataLoader(dataset, batch_size=...), or convert the stream once: "
+            "wb.convert(iter(dataset), 'data.store'), then wb.loader(wb.open_dataset('data.store'))")
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise InvalidInputError(
+            f"a {type(dataset).__name__} is not a map-style dataset: give it __len__ and "
+            "__getitem__ (as torch.utils.data.Dataset subclasses do), or open your data with "
+            "wb.open_dataset(...)")
 
 
 def loader(dataset: Any, **options: Any) -> Loader:

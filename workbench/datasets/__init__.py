@@ -9,7 +9,7 @@ Every result implements the Dataset protocol of ``docs/CONTRACTS.md``: ``__getit
 whole batch in one pass.
 
 >>> ds = open_dataset({"x": np.zeros((1000, 4), "float32"), "y": np.arange(1000)})
->>> ds.__getitems__(range(256))["x"].shape
+>>> ds.get_batch(range(256))["x"].shape
 torch.Size([256, 4])
 """
 
@@ -44,7 +44,7 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
     zero-copy tensors over the page cache and are read-only: clone before editing in place.
 
     >>> ds = open_dataset(np.arange(12, dtype="float32").reshape(6, 2))
-    >>> ds.__getitems__([0, 5])["x"].tolist()
+    >>> ds.get_batch([0, 5])["x"].tolist()
     [[0.0, 1.0], [10.0, 11.0]]
     """
     from ..inputs.kinds import STREAM_ONLY, kind_of

@@ -5,7 +5,7 @@ A batch is one gather per touched shard: a contiguous ascending batch inside one
 zero-copy view of read-only (memmapped) data; anything else is one ``np.take`` into a new array.
 
 >>> ds = MemoryDataset({"x": np.arange(10.0)}, (Column("x", "float64"),), where="demo")
->>> ds.__getitems__([3, 1])["x"].tolist()
+>>> ds.get_batch([3, 1])["x"].tolist()
 [3.0, 1.0]
 """
 

@@ -5,7 +5,7 @@ order of ``plan.idx``); everything else (bounds, ordering facts, sparse expansio
 ``__getitem__``, ``__repr__``) lives here.
 
 >>> ds = wb.open_dataset("demo_data/demo.store")          # any reader
->>> batch = ds.__getitems__([0, 1, 2])
+>>> batch = ds.get_batch([0, 1, 2])
 >>> {name: tuple(t.shape) for name, t in batch.items()}
 {'features': (3, 16), 'tokens': (3, 1000), 'label': (3,)}
 """
@@ -26,6 +26,7 @@ from ..errors import InvalidInputError
 from ..manifest import Column, Manifest
 from ..sparse import CSR
 from .plan import Plan, plan_for
+from .samples import Row, Rows
 
 __all__: list[str] = []
 
@@ -110,16 +111,23 @@ class BaseDataset(Dataset):
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> Row:
+        """Row ``i`` as a sample (column -> tensor; sparse columns as dense rows)."""
         i = operator.index(i)
         if i < 0:
             i += self._n
         if not 0 <= i < self._n:
             raise IndexError(f"{self.where}: row {i} out of range for {self._n} rows; use -len(ds) <= i < len(ds)")
         chunk = self._read(Plan.run(i, 1))
-        return {k: v[0] for k, v in self._to_torch(chunk, "dense").items()}
+        return Row({k: v[0] for k, v in self._to_torch(chunk, "dense").items()})
 
-    def __getitems__(self, indices: Any) -> dict[str, torch.Tensor]:
+    def __getitems__(self, indices: Any) -> Rows:
+        """PyTorch's batched read: the samples at ``indices``, read in one pass (see :class:`Rows`)."""
+        return Rows(self.get_batch(indices), len(indices))
+
+    def get_batch(self, indices: Any) -> dict[str, torch.Tensor]:
+        """The rows at ``indices`` (list, range, array or tensor; any order, repeats allowed) as
+        one collated batch: column -> tensor of ``len(indices)`` rows, in the order asked."""
         self.stats.batches += 1
         if not len(indices):
             return self._to_torch(empty_chunk(self._cols), self.sparse)

@@ -6,7 +6,7 @@ is the one shared with the array readers. Batches are always copies (cached bloc
 
 >>> import dask.array as da
 >>> ds = wb.open_dataset(da.ones((1000, 4), chunks=(100, 4)))   # DaskDataset, column "x"
->>> ds.__getitems__(range(0, 256))["x"].shape                   # 3 blocks fetched, then gathered
+>>> ds.get_batch(range(0, 256))["x"].shape                   # 3 blocks fetched, then gathered
 torch.Size([256, 4])
 """
 

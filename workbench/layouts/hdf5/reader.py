@@ -8,7 +8,7 @@ element range of ``indices``/``values`` once. File handles open lazily per proce
 fork) and are never pickled.
 
 >>> ds = wb.open_dataset("data.h5", key="train")      # the datasets of group /train, as columns
->>> ds.__getitems__([5, 1, 7])["x"].shape
+>>> ds.get_batch([5, 1, 7])["x"].shape
 torch.Size([3, 3])
 """
 

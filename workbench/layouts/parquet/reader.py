@@ -6,7 +6,7 @@ converts them to numpy once (``fixed_size_list`` zero-copy via its flattened chi
 two most recent per process so block-ordered batches reuse them.
 
 >>> ds = wb.open_dataset("demo_data/raw/demo.parquet", sparse_dims={"tokens": 1000})
->>> ds.__getitems__([3, 1])["tokens"].shape        # the list column, expanded to dense rows
+>>> ds.get_batch([3, 1])["tokens"].shape        # the list column, expanded to dense rows
 torch.Size([2, 1000])
 """
 

@@ -5,7 +5,7 @@ zero-copy view of the memmap; anything else is one gather into a preallocated ar
 
 >>> version_dir, manifest = wb.read_manifest("demo_data/demo.store")
 >>> ds = open_reader(version_dir, manifest, manifest.columns)
->>> ds.__getitems__(range(0, 256))["features"].shape   # zero-copy, read-only view of the page cache
+>>> ds.get_batch(range(0, 256))["features"].shape   # zero-copy, read-only view of the page cache
 torch.Size([256, 16])
 """
 

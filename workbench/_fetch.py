@@ -1,0 +1,100 @@
+"""Reading one batch, the same way in the caller, a read-ahead thread or a worker process: our
+datasets' one-pass ``get_batch``, or any map-style Dataset through PyTorch's own contract
+(``__getitems__`` or ``__getitem__``, then ``collate_fn``); then the per-batch transform.
+
+A transform that takes a second argument gets a ``torch.Generator`` seeded from
+``(seed, epoch, batch number)``: the same augmentation for the same batch whatever the worker
+type, the worker count, or a resume in the middle of the epoch.
+
+>>> ds = torch.utils.data.TensorDataset(torch.arange(10.0))
+>>> Fetch(ds, None, None, 0, False)(np.array([3, 1]), 0, 0)
+[tensor([3., 1.])]
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from .datasets.base import BaseDataset
+from .errors import LoaderTimeoutError, WorkerError
+
+__all__: list[str] = []
+
+
+def _takes_generator(fn: Callable[..., Any]) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature: call with the batch only
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+def batch_seed(seed: int, epoch: int, k: int) -> int:
+    """The seed of batch ``k`` of ``epoch``: independent streams per batch, stable across runs."""
+    return int(np.random.SeedSequence([seed, epoch, k, 0x7A]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class Fetch:
+    """``fetch(idx, epoch, k)`` -> the batch; pickles as its dataset and functions (for workers)."""
+
+    def __init__(self, dataset: Any, collate_fn: Callable[[Any], Any] | None,
+                 transform: Callable[..., Any] | None, seed: int, contiguous: bool) -> None:
+        self.dataset, self.transform, self.seed, self.contiguous = dataset, transform, seed, contiguous
+        self.ours = isinstance(dataset, BaseDataset) and collate_fn is None
+        self.batched = callable(getattr(dataset, "__getitems__", None))
+        self.collate = collate_fn or default_collate
+        self.wants_generator = transform is not None and _takes_generator(transform)
+
+    def __call__(self, idx: np.ndarray, epoch: int, k: int) -> Any:
+        if self.ours:
+            # our readers take the sampler's int64 array as is, or a range when every batch is one
+            # run (their zero-copy path); a list would cost ~15 us/batch to build and re-check
+            rows = range(int(idx[0]), int(idx[-1]) + 1) if self.contiguous and len(idx) else idx
+            batch = self.dataset.get_batch(rows)
+        else:
+            items = idx.tolist()  # the Dataset protocol's list[int]
+            data = (self.dataset.__getitems__(items) if self.batched
+                    else [self.dataset[i] for i in items])
+            batch = self.collate(data)
+        if self.transform is None:
+            return batch
+        try:
+            if self.wants_generator:
+                gen = torch.Generator().manual_seed(batch_seed(self.seed, epoch, k))
+                return self.transform(batch, gen)
+            return self.transform(batch)
+        except Exception as exc:
+            name = getattr(self.transform, "__qualname__", repr(self.transform))
+            raise WorkerError(
+                f"transform {name} raised on batch {k} of epoch {epoch} ({len(idx)} rows from "
+                f"row {int(idx[0]) if len(idx) else 0}): {type(exc).__name__}: {exc}; fix the "
+                "transform, or run with num_workers=0 to debug it in the main process") from exc
+
+
+def describe_rows(idx: np.ndarray) -> str:
+    rows = idx.tolist()
+    shown = rows if len(rows) <= 8 else rows[:4] + ["..."] + rows[-3:]
+    return f"rows [{', '.join(map(str, shown))}] ({len(rows)} rows)"
+
+
+def read_error(exc: BaseException, idx: np.ndarray, where: str) -> WorkerError:
+    lines = str(exc).strip().splitlines()
+    # torch re-raises worker errors as "Caught X in DataLoader worker ... Traceback ... X: msg"
+    original = lines[-1] if lines and "Traceback" in str(exc) else f"{type(exc).__name__}: {exc}"
+    return WorkerError(
+        f"reading {describe_rows(idx)} failed {where}: {original}. Fix the dataset, or run with "
+        "num_workers=0 to debug the read in the main process"
+    )
+
+
+def timeout_error(idx: np.ndarray, timeout: float | None, where: str) -> LoaderTimeoutError:
+    return LoaderTimeoutError(
+        f"reading {describe_rows(idx)} took longer than timeout={timeout}s in {where}; the storage is "
+        "hung or far too slow: check it, or pass a larger timeout=")
