@@ -147,6 +147,25 @@ def _dataloader(ds: Any, order: str, workers: int, **kw: Any) -> Any:
                       persistent_workers=False, **kw)
 
 
+def plain_dataloader(root: str, batch: int, order: str, workers: int, seconds: float,
+                     same_batches: bool = True) -> dict[str, Any]:
+    """torch's own ``DataLoader`` over ``workbench.open_dataset(store)`` (default collate of our
+    samples): with ``batch_sampler=wb.BatchSampler`` (the same batches as our loader), or the most
+    common line, ``DataLoader(ds, batch_size=B, shuffle=True)``."""
+    import workbench
+    from torch.utils.data import DataLoader
+
+    ds = workbench.open_dataset(str(_paths(root)["store"]))
+    if same_batches:
+        def make() -> Any:
+            bs = workbench.BatchSampler(len(ds), batch, order=order, seed=0, block_rows=ds.block_rows)
+            return DataLoader(ds, batch_sampler=bs, num_workers=workers)
+    else:
+        def make() -> Any:
+            return DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
+    return lm.median_of(make, seconds=seconds)
+
+
 def seed_hdf5(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
     """Seed 000 HDF5Dataset: one h5py read per item, DataLoader(batch_size=256)."""
     sys.path.insert(0, str(ROOT))
@@ -223,6 +242,11 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
         for order in ("sequential", "block", "full"):
             out.append(_row("workbench loader", "ours", order, f"{wt} {w}", b, order=order,
                             workers=w, worker_type=wt, **common))
+    for order in ("sequential", "block", "full"):
+        out.append(_row("torch DataLoader over open_dataset (same batches)", "plain_dataloader",
+                        order, "0", b, order=order, workers=0, **common))
+    out.append(_row("torch DataLoader over open_dataset (shuffle=True)", "plain_dataloader", "full",
+                    "0", b, order="full", workers=0, same_batches=False, **common))
     for order in ("block", "full"):
         for w in (0, 2):  # 4096 rows: the loader's auto default switches to 2 threads here
             out.append(_row("workbench loader", "ours", order, f"thread {w}", 4096, root=root,
@@ -339,6 +363,12 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
     check("sequential ≥ 0.8× zero-copy read", seq, zc, 0.8)
     check("block ≥ 0.8× memcpy", blk, mc, 0.8)
     check("full shuffle ≥ 0.5× memcpy", full, mc, 0.5)
+    in_process = [r for r in ours_bs if r["workers"] == "thread 0"]
+    for order in ("sequential", "block", "full"):
+        plain = _best([r for r in _get(warm, "plain_dataloader", order, batch=batch)
+                       if "same batches" in r["name"]])
+        check(f"plain torch DataLoader ≥ 0.8× wb.loader, in-process, same batches ({order})", plain,
+              _best([r for r in in_process if r["order"] == order]), 0.8)
     check("full ≥ 300× seed HDF5Dataset per item (full order, best of its configs)", full,
           _best(_get(warm, "seed_hdf5", "full")), 300)
     check("full ≥ 40× per-item memmap Dataset (full order, best)", full,

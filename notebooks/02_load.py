@@ -47,7 +47,7 @@ def describe(t):
 for name, src in sources.items():
     kw = {"sparse_dims": {"tokens": raw.sparse_dim}} if name == "raw Parquet" else {}
     ds = wb.open_dataset(src, **kw)
-    batch = ds.__getitems__(list(range(8)))
+    batch = ds.get_batch(list(range(8)))
     shapes = ", ".join(f"{k}:{describe(v)}" for k, v in batch.items())
     print(textwrap.fill(shapes, width=96, initial_indent=f"{name:15} rows={len(ds):>6}  ",
                         subsequent_indent=" " * 29))
@@ -64,7 +64,7 @@ for order in ["sequential", "block", "full"]:
         for b in dl:
             seen += len(b["label"])
     print(f"{order:10} batches={len(dl)} rows seen={seen}")
-batch = ds.__getitems__([5, 3, 17])
+batch = ds.get_batch([5, 3, 17])
 print("rows match source:", np.array_equal(batch["features"].numpy(), features[[5, 3, 17]]))
 
 # %% [markdown]
@@ -73,8 +73,8 @@ print("rows match source:", np.array_equal(batch["features"].numpy(), features[[
 # `(batch, 1000)` tensor in one scatter, `sparse="coo"`/`"csr"` gives `torch.sparse` tensors.
 
 # %% tags=["nbval-check-output"]
-dense = wb.open_dataset(store, columns=["tokens"]).__getitems__([0, 1, 2])["tokens"]
-coo = wb.open_dataset(store, columns=["tokens"], sparse="coo").__getitems__([0, 1, 2])["tokens"]
+dense = wb.open_dataset(store, columns=["tokens"]).get_batch([0, 1, 2])["tokens"]
+coo = wb.open_dataset(store, columns=["tokens"], sparse="coo").get_batch([0, 1, 2])["tokens"]
 indptr, indices = np.load(raw.tokens_indptr_npy), np.load(raw.tokens_indices_npy)
 print(dense.shape, dense.dtype, coo.layout)
 print("row 0 nonzeros:",
@@ -129,6 +129,38 @@ for order, limit in [("sequential", rows[0][1]), ("block", rows[1][1]), ("full",
 print(f"{'reader':30}{'MB/s':>10}{'x limit':>9}")
 for name, mbs, ratio in rows:
     print(f"{name:30}{mbs:>10,.0f}{ratio:>9.2f}")
+
+# %% [markdown]
+# ## PyTorch's own `DataLoader` works too
+# Every dataset `open_dataset` returns follows PyTorch's `Dataset` contract: `ds[i]` is a sample and
+# `ds.__getitems__(indices)` a sequence of samples read in one pass, which `default_collate` turns
+# into the batch in one step. So `DataLoader`, `DistributedSampler`, `Subset`, `random_split` and the
+# frameworks built on them work unchanged, and `wb.loader` takes any map-style `Dataset`.
+
+# %% tags=["nbval-check-output"]
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+train, val = random_split(ds, [0.9, 0.1], generator=torch.Generator().manual_seed(0))
+batch = next(iter(DataLoader(train, batch_size=256, shuffle=True)))
+print(len(train), "+", len(val), "rows;", type(batch).__name__,
+      {k: tuple(v.shape) for k, v in batch.items()})
+x, y = next(iter(wb.loader(TensorDataset(torch.ones(100, 3), torch.arange(100)), batch_size=64)))
+print("wb.loader over a TensorDataset:", tuple(x.shape), tuple(y.shape))
+
+# %% [markdown]
+# The same batches through both, in this process (figures vary by machine; `benchmarks/loaders.py`
+# measures them side by side):
+
+# %% tags=["nbval-ignore-output"]
+speeds = {}
+for order in ("sequential", "full"):
+    with wb.loader(ds, batch_size=1024, shuffle=order, num_workers=0) as dl:
+        speeds[f"wb.loader, {order}"] = wb.measure(epochs(dl), max_seconds=1).samples_per_s
+    same = wb.BatchSampler(len(ds), 1024, order=order, seed=0, block_rows=ds.block_rows)
+    plain = DataLoader(ds, batch_sampler=same)
+    speeds[f"torch DataLoader, {order}"] = wb.measure(epochs(plain), max_seconds=1).samples_per_s
+for name, rate in speeds.items():
+    print(f"{name:28}{rate:>14,.0f} samples/s")
 
 # %% [markdown]
 # ## Worker processes, resume, and a Dask view
