@@ -35,6 +35,7 @@ _EXPORTS = {
     "Manifest": "manifest",
     "MemoryBudgetWarning": "errors",
     "ORDERS": "sampling",
+    "Residency": "pagecache",
     "PerformanceWarning": "errors",
     "SourceNotFoundError": "errors",
     "Throughput": "throughput",
@@ -48,6 +49,7 @@ _EXPORTS = {
     "close_client": "cluster",
     "convert": "conversion",
     "epoch_order": "sampling",
+    "evict": "pagecache",
     "info": "summary",
     "loader": "loading",
     "local_client": "cluster",
@@ -57,9 +59,11 @@ _EXPORTS = {
     "memcpy_mb_per_s": "throughput",
     "open_dataset": "datasets",
     "read_manifest": "catalog",
+    "residency": "pagecache",
     "sequential_mb_per_s": "throughput",
     "to_device": "device",
     "verify": "integrity",
+    "warm": "pagecache",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
