@@ -19,7 +19,8 @@ import workbench
 
 PKG = Path(workbench.__file__).parent
 
-PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "datasets.plan", "_version"}
+PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "datasets.plan", "metrics",
+        "_version"}
 SHELLS = {"cli", "__main__", "tour", "cluster", "ui"}  # a name covers the package below it
 UI_LIBS = {"ipywidgets", "bokeh", "tqdm", "IPython", "ipykernel", "matplotlib", "bqplot",
            "anywidget", "panel", "plotly"}

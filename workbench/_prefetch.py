@@ -256,6 +256,9 @@ class ProcessPass(Pass):
             raise read_error(exc, self._head(), "in a worker process") from exc
         return batch, len(self._feed.sent.popleft())
 
+    def pids(self) -> list[int]:
+        return [w.pid for w in getattr(self._it, "_workers", ()) if w.is_alive()]
+
     def _head(self) -> np.ndarray:
         # torch delivers in order, so the batch that failed is the oldest one not yet delivered
         return self._feed.sent[0] if self._feed.sent else np.empty(0, np.int64)

@@ -10,6 +10,7 @@ DataLoader worker processes, in order, resumable mid-epoch, with live stats.
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from ._batch import batch_nbytes, keep_batch_memory
 from ._fetch import Fetch
 from ._prefetch import FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass, shutdown_workers
 from .errors import InvalidInputError
+from .metrics import BatchEvent
 from .sampling import ORDERS, BatchSampler
 
 __all__ = ["Loader", "LoaderStats", "loader"]
@@ -125,7 +127,8 @@ class Loader:
         self.collate_fn, self.transform, self.generator = collate_fn, transform, generator
         self.persistent_workers = bool(persistent_workers) and worker_type == "process" and num_workers > 0
         self.pin_memory_device = pin_memory_device
-        self._pin = bool(pin_memory) and torch.cuda.is_available()  # no CUDA: nothing to pin for
+        self.pin_memory = bool(pin_memory)
+        self._pin = self.pin_memory and torch.cuda.is_available()  # no CUDA: nothing to pin for
         own = getattr(dataset, "block_rows", None)
         self.block_rows = int(block_rows or own or FALLBACK_BLOCK_ROWS)
         self.block_rows_from = ("given" if block_rows else "the dataset's storage blocks" if own
@@ -139,6 +142,7 @@ class Loader:
         self._epoch = self._position = 0
         self._current: weakref.ref | None = None
         self._workers: dict[str, Any] = {}  # a persistent DataLoader, kept across passes
+        self._subscribers: tuple[Callable[[BatchEvent], None], ...] = ()
 
     def __repr__(self) -> str:
         return (f"Loader({type(self.dataset).__name__} of {len(self.dataset):,} rows, "
@@ -178,12 +182,34 @@ class Loader:
 
     def _delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
         stats = self.stats
+        nbytes = batch_nbytes(batch)
         stats.batches += 1
         stats.samples += rows
-        stats.bytes += batch_nbytes(batch)
+        stats.bytes += nbytes
         stats.wait_s += wait_s
         stats.total_s += since_last_s
         self._position += 1
+        if self._subscribers:  # the hot path pays one check when nobody watches
+            event = BatchEvent(time.perf_counter(), rows, nbytes, wait_s, since_last_s)
+            for fn in self._subscribers:
+                fn(event)
+
+    def subscribe(self, fn: Callable[[BatchEvent], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` with a :class:`~workbench.metrics.BatchEvent` for every delivered
+        batch, on the consumer's thread (keep it cheap); returns the function that unsubscribes."""
+        self._subscribers = (*self._subscribers, fn)
+
+        def unsubscribe() -> None:
+            self._subscribers = tuple(f for f in self._subscribers if f is not fn)
+
+        return unsubscribe
+
+    def worker_pids(self) -> dict[int, str]:
+        """``{pid: name}`` of the worker processes reading for this loader now (none for threads)."""
+        ref = self._current
+        it = ref() if ref is not None else None
+        pids = getattr(it, "pids", lambda: [])()
+        return {pid: f"loader worker {i}" for i, pid in enumerate(pids)}
 
     def _finish_epoch(self) -> None:
         self._epoch, self._position = self._epoch + 1, 0

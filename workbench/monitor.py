@@ -1,0 +1,196 @@
+"""``Monitor``: samples a loader's throughput, the memory of every process that reads for it, the
+dataset's page cache, the machine, pinned memory and the GPU, on a background thread.
+
+The loader reports each batch to the monitor's subscription (its hot path pays one check when
+nobody watches); everything else is read every ``interval`` seconds. ``latest()`` and ``history()``
+are JSON-able; ``to_prometheus()`` is the text exposition format for scrapers.
+
+>>> ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
+>>> with Monitor(wb.loader(ds, batch_size=500), interval=0.05) as mon:
+...     for _ in mon.loader: pass
+>>> mon.latest()["memory"]["processes"][0]["name"], "samples_per_s" in mon.history()
+('kernel', True)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from .metrics import SERIES, BatchWindow, Ring, scalars
+
+__all__ = ["Monitor"]
+
+
+class Monitor:
+    """Watch ``loader`` (optional) and, with ``client``, every Dask worker's memory.
+
+    ``interval`` seconds between samples; ``keep`` samples per series in ``history()``.
+    """
+
+    def __init__(self, loader: Any = None, *, client: Any = None, interval: float = 0.5,
+                 keep: int = 600) -> None:
+        self.loader, self.client, self.interval = loader, client, float(interval)
+        self._window = BatchWindow()
+        self._rings = {name: Ring(keep) for name in SERIES}
+        self._latest: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: Any = None
+        self._lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Monitor:
+        """Begin sampling (idempotent)."""
+        if self._thread is not None:
+            return self
+        if self.loader is not None:
+            self._unsubscribe = self.loader.subscribe(self._window.add)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="workbench-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling; one last sample is taken so ``latest()`` covers the end."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.sample()
+
+    def __enter__(self) -> Monitor:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    # -- data ------------------------------------------------------------------------------
+    def sample(self) -> dict[str, Any]:
+        """Take one sample now (the thread calls this every ``interval``) and return it."""
+        now = time.time()
+        out: dict[str, Any] = {"time": now, "loader": self._loader_part(),
+                               "memory": self._memory_part(), "page_cache": self._page_cache_part(),
+                               "machine": _machine(), "pinned": _pinned(), "gpu": gpu_metrics()}
+        with self._lock:
+            self._latest = out
+            for name, value in scalars(out).items():
+                self._rings[name].append(now, value)
+        return out
+
+    def latest(self) -> dict[str, Any]:
+        """The newest sample (empty before the first)."""
+        with self._lock:
+            return dict(self._latest)
+
+    def history(self) -> dict[str, list[list[float]]]:
+        """``{series: [[unix time, value], ...]}`` for every series sampled so far."""
+        with self._lock:
+            return {name: ring.to_list() for name, ring in self._rings.items() if len(ring)}
+
+    def to_prometheus(self) -> str:
+        """The latest values as Prometheus gauges (``workbench_<series>``), text exposition format."""
+        from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+        registry = CollectorRegistry()
+        for name, value in scalars(self.latest()).items():
+            spec = SERIES[name]
+            Gauge(f"workbench_{name}", f"{spec.help} ({spec.unit})", registry=registry).set(value)
+        return generate_latest(registry).decode()
+
+    # -- parts -----------------------------------------------------------------------------
+    def _loader_part(self) -> dict[str, Any] | None:
+        if self.loader is None:
+            return None
+        dl = self.loader
+        return {**self._window.summary(), "epoch": dl.state_dict()["epoch"],
+                "batches_done": dl.state_dict()["batches_done"],
+                "config": {"batch_size": dl.batch_size, "shuffle": dl.order, "num_workers": dl.num_workers,
+                           "worker_type": dl.worker_type, "prefetch_factor": dl.prefetch_factor,
+                           "pin_memory": dl.pin_memory}}
+
+    def _memory_part(self) -> dict[str, Any]:
+        from .memory import memory_tree
+
+        pids = {os.getpid(): "kernel"}
+        if self.loader is not None:
+            pids.update(self.loader.worker_pids())
+        tree = memory_tree(pids)
+        if self.client is not None:
+            from .memory import process_memory
+
+            try:
+                workers = self.client.run(process_memory)  # {address: ProcessMemory}
+            except Exception as exc:  # a closing cluster must not stop the sampling
+                tree["dask_error"] = f"{type(exc).__name__}: {exc}"
+                workers = {}
+            for addr, m in sorted(workers.items()):
+                tree["processes"].append({**m.to_dict(), "name": f"dask worker {addr}"})
+                for k in tree["total"]:
+                    tree["total"][k] += getattr(m, k)
+        return tree
+
+    def _page_cache_part(self) -> dict[str, Any] | None:
+        version = getattr(getattr(self.loader, "dataset", None), "version_dir", None)
+        if version is None:
+            return None
+        from .pagecache import residency
+
+        r = residency(version)
+        return {"resident_bytes": r.resident_bytes, "total_bytes": r.total_bytes, "fraction": r.fraction}
+
+
+def _machine() -> dict[str, int]:
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return {"total_bytes": int(vm.total), "available_bytes": int(vm.available)}
+
+
+def _pinned() -> dict[str, Any]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"available": False, "reason": "no GPU: nothing is pinned for CUDA here"}
+    stats = torch.cuda.host_memory_stats() if hasattr(torch.cuda, "host_memory_stats") else {}
+    return {"available": True, "bytes": int(stats.get("allocated_bytes.all.current", 0))}
+
+
+def gpu_metrics() -> dict[str, Any]:
+    """Utilization, memory and PCIe RX/TX of GPU 0 from NVML, or why there are none.
+
+    >>> gpu_metrics()["available"] in (True, False)
+    True
+    """
+    try:
+        import pynvml
+    except ImportError:
+        return {"available": False, "reason": "no GPU metrics: nvidia-ml-py is not installed"}
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return {"available": False, "reason": f"no GPU: NVML says {exc}"}
+    try:
+        h = pynvml.nvmlDeviceGetHandleByIndex(0)
+        util = pynvml.nvmlDeviceGetUtilizationRates(h)
+        mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+        rx = pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_RX_BYTES) * 1024
+        tx = pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * 1024
+        return {"available": True, "name": str(pynvml.nvmlDeviceGetName(h)),
+                "utilization": util.gpu / 100, "memory_used_bytes": int(mem.used),
+                "memory_total_bytes": int(mem.total), "pcie_rx_bytes_per_s": rx,
+                "pcie_tx_bytes_per_s": tx}
+    except pynvml.NVMLError as exc:
+        return {"available": False, "reason": f"no GPU: NVML says {exc}"}
+    finally:
+        pynvml.nvmlShutdown()
