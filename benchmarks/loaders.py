@@ -83,6 +83,11 @@ def limit_zero_copy(root: str, batch: int, seconds: float, cold: bool = False) -
     return lm.median_of(make, seconds=seconds, cold=cold)
 
 
+def _watched(dl: Any, mon: Any) -> Any:
+    with mon:
+        yield from dl
+
+
 def limit_memcpy(root: str, batch: int, seconds: float) -> dict[str, Any]:
     """memcpy of the same bytes: each batch-sized slice copied into a reused buffer, summed."""
     from workbench.throughput import memcpy_mb_per_s
@@ -124,8 +129,9 @@ def cold_read(root: str, seconds: float) -> dict[str, Any]:
 
 
 def ours(root: str, batch: int, order: str, workers: int, worker_type: str, seconds: float,
-         cold: bool = False) -> dict[str, Any]:
-    """``workbench.loader(workbench.open_dataset(store), ...)``."""
+         cold: bool = False, monitor: float = 0.0) -> dict[str, Any]:
+    """``workbench.loader(workbench.open_dataset(store), ...)``; with ``monitor`` > 0, watched by a
+    ``workbench.Monitor`` sampling every ``monitor`` seconds."""
     import workbench
 
     store = str(_paths(root)["store"])
@@ -133,8 +139,11 @@ def ours(root: str, batch: int, order: str, workers: int, worker_type: str, seco
 
     def make() -> Any:
         ds = warm if warm is not None else workbench.open_dataset(store)  # cold: new mapping
-        return iter(workbench.loader(ds, batch_size=batch, shuffle=order, seed=0,
-                                     num_workers=workers, worker_type=worker_type))
+        dl = workbench.loader(ds, batch_size=batch, shuffle=order, seed=0, num_workers=workers,
+                              worker_type=worker_type)
+        if not monitor:
+            return iter(dl)
+        return _watched(dl, workbench.Monitor(dl, interval=monitor))
 
     return lm.median_of(make, seconds=seconds, cold=cold)
 
@@ -242,6 +251,9 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
         for order in ("sequential", "block", "full"):
             out.append(_row("workbench loader", "ours", order, f"{wt} {w}", b, order=order,
                             workers=w, worker_type=wt, **common))
+    for order in ("block", "full"):
+        out.append(_row("workbench loader + Monitor at 2 Hz", "ours", order, "thread 0", b, order=order,
+                        workers=0, worker_type="thread", monitor=0.5, **common))
     for order in ("sequential", "block", "full"):
         out.append(_row("torch DataLoader over open_dataset (same batches)", "plain_dataloader",
                         order, "0", b, order=order, workers=0, **common))
@@ -331,6 +343,10 @@ def _get(rows_plan: list[dict[str, Any]], func: str, order: str | None = None,
             and (batch is None or r["batch"] == batch)]
 
 
+def in_process_all(warm: list[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
+    return [r for r in _get(warm, "ours", batch=batch) if r["workers"] == "thread 0"]
+
+
 def _best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(rows, key=lambda r: r["res"]["samples_per_s"]) if rows else None
 
@@ -355,7 +371,7 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
 
     zc = _best(_get(warm, "limit_zero_copy"))
     mc = _best(_get(warm, "limit_memcpy"))
-    ours_bs = [r for r in _get(warm, "ours", batch=batch)]
+    ours_bs = [r for r in _get(warm, "ours", batch=batch) if "Monitor" not in r["name"]]
     seq = _best([r for r in ours_bs if r["order"] == "sequential"])
     blk = _best([r for r in ours_bs if r["order"] == "block"])
     full = _best([r for r in ours_bs if r["order"] == "full"])
@@ -363,7 +379,11 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
     check("sequential ≥ 0.8× zero-copy read", seq, zc, 0.8)
     check("block ≥ 0.8× memcpy", blk, mc, 0.8)
     check("full shuffle ≥ 0.5× memcpy", full, mc, 0.5)
-    in_process = [r for r in ours_bs if r["workers"] == "thread 0"]
+    in_process = [r for r in ours_bs if r["workers"] == "thread 0" and "Monitor" not in r["name"]]
+    for order in ("block", "full"):
+        watched = _best([r for r in in_process_all(warm, batch) if r["order"] == order and "Monitor" in r["name"]])
+        check(f"watched by a Monitor at 2 Hz ≥ 0.98× unwatched ({order}, thread 0)", watched,
+              _best([r for r in in_process if r["order"] == order]), 0.98)
     for order in ("sequential", "block", "full"):
         plain = _best([r for r in _get(warm, "plain_dataloader", order, batch=batch)
                        if "same batches" in r["name"]])

@@ -40,6 +40,12 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self._unsubscribe: Any = None
         self._lock = threading.Lock()
+        self._full: dict[int, Any] = {}  # pid -> the last full (PSS) reading
+        self._full_at = 0.0
+        self._files: list[str] | None = None  # the dataset's files, listed once
+        self._dask: dict[str, Any] = {}
+        self._cache: dict[str, Any] | None = None
+        self._cache_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Monitor:
@@ -120,20 +126,29 @@ class Monitor:
                            "pin_memory": dl.pin_memory}}
 
     def _memory_part(self) -> dict[str, Any]:
-        from .memory import memory_tree
+        from .memory import FULL_EVERY_S, ProcessMemory, memory_tree
 
         pids = {os.getpid(): "kernel"}
         if self.loader is not None:
             pids.update(self.loader.worker_pids())
-        tree = memory_tree(pids)
+        now = time.monotonic()
+        full = now - self._full_at >= FULL_EVERY_S
+        tree = memory_tree(pids, None if full else self._full)
+        if full:
+            self._full_at = now
+            self._full = {p["pid"]: ProcessMemory(**p) for p in tree["processes"]}
+        tree["pss_age_s"] = round(now - self._full_at, 3)
         if self.client is not None:
             from .memory import process_memory
 
-            try:
-                workers = self.client.run(process_memory)  # {address: ProcessMemory}
-            except Exception as exc:  # a closing cluster must not stop the sampling
-                tree["dask_error"] = f"{type(exc).__name__}: {exc}"
-                workers = {}
+            if not full and self._dask:
+                workers = self._dask
+            else:
+                try:
+                    workers = self._dask = self.client.run(process_memory)  # {address: ProcessMemory}
+                except Exception as exc:  # a closing cluster must not stop the sampling
+                    tree["dask_error"] = f"{type(exc).__name__}: {exc}"
+                    workers = {}
             for addr, m in sorted(workers.items()):
                 tree["processes"].append({**m.to_dict(), "name": f"dask worker {addr}"})
                 for k in tree["total"]:
@@ -144,10 +159,19 @@ class Monitor:
         version = getattr(getattr(self.loader, "dataset", None), "version_dir", None)
         if version is None:
             return None
-        from .pagecache import residency
+        from .memory import FULL_EVERY_S
+        from .pagecache import files_of, residency
 
-        r = residency(version)
-        return {"resident_bytes": r.resident_bytes, "total_bytes": r.total_bytes, "fraction": r.fraction}
+        now = time.monotonic()
+        if self._cache is not None and now - self._cache_at < FULL_EVERY_S:
+            return self._cache  # mincore looks up every page: ~10 ms per 256 MiB, so every 2 s
+        if self._files is None:
+            self._files = files_of(version)
+        r = residency(self._files)
+        self._cache_at = now
+        self._cache = {"resident_bytes": r.resident_bytes, "total_bytes": r.total_bytes,
+                       "fraction": r.fraction}
+        return self._cache
 
 
 def _machine() -> dict[str, int]:

@@ -61,7 +61,7 @@ def residency(path: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
     >>> residency("x.npy").files["x.npy"][1]
     32128
     """
-    files = _files(path)
+    files = files_of(path)
     out, maps = {}, {}
     for f in files:
         vec = _mincore(f)
@@ -80,7 +80,7 @@ def evict(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> int:
     True
     """
     before = residency(path).resident_bytes
-    for f in _files(path):
+    for f in files_of(path):
         _advise(f, os.POSIX_FADV_DONTNEED)
     return before
 
@@ -91,15 +91,15 @@ def warm(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> int:
     >>> warm("x.npy")
     32128
     """
-    files = _files(path)
+    files = files_of(path)
     for f in files:
         _advise(f, os.POSIX_FADV_WILLNEED)
     return sum(os.path.getsize(f) for f in files)
 
 
-def _files(path: Any) -> list[str]:
+def files_of(path: Any) -> list[str]:
     if isinstance(path, (list, tuple)):
-        return [f for p in path for f in _files(p)]
+        return [f for p in path for f in files_of(p)]
     p = Path(path)
     if not p.exists():
         raise SourceNotFoundError(f"{p}: no such file or folder; check the path")
