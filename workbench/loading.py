@@ -163,9 +163,9 @@ class Loader:
         self._end_pass()
         keep_batch_memory()
         self.sampler.set_epoch(self._epoch)
-        epoch, start = self._epoch, self.sampler._resume_from
         batches = iter(self.sampler)  # after the resumed batches, if load_state_dict was used
-        self._position = self.sampler.batches_done
+        epoch, start = self._epoch, self.sampler.batches_done
+        self._position = start
         keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
         fetch = Fetch(self.dataset, self.collate_fn, self.transform, self.seed, self._contiguous)
         spec = FetchSpec(fetch, self.num_workers, self.prefetch_factor, self._pin, self.timeout,
