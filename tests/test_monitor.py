@@ -33,9 +33,11 @@ def test_worker_processes_memory_and_the_page_cache(store):
         for i, _ in enumerate(dl):
             if i == 20:
                 s = mon.sample()
+                ahead = s["loader"]["read_ahead"]
                 seen_workers = {p["pid"]: p for p in s["memory"]["processes"] if p["name"] != "kernel"}
                 children = {c.pid for c in psutil.Process().children(recursive=True)}
     assert len(seen_workers) == 2 and all(p["pss"] > 0 and p["real"] > 0 for p in seen_workers.values())
+    assert 1 <= ahead <= 2 * 2  # workers x prefetch_factor batches in flight at most
     assert set(seen_workers) <= children  # the loader's own worker processes
     last = mon.latest()
     procs = last["memory"]["processes"]
@@ -108,3 +110,13 @@ def test_the_loader_hot_path_calls_subscribers_only_when_there_are_some():
     stop()
     list(dl)
     assert len(got) == 10 and sum(e.rows for e in got) == 1000 and all(e.nbytes == 800 for e in got)
+
+
+def test_read_ahead_depth_in_threads():
+    ds = wb.open_dataset({"y": np.arange(10_000)})
+    dl = wb.loader(ds, batch_size=100, num_workers=2, prefetch_factor=3)
+    it = iter(dl)
+    next(it)
+    assert 1 <= dl.read_ahead() <= 6
+    list(it)
+    assert dl.read_ahead() == 0 and wb.loader(ds, num_workers=0).read_ahead() == 0

@@ -139,6 +139,10 @@ class Pass:
     def _fetch(self) -> tuple[Any, int]:
         raise NotImplementedError
 
+    def in_flight(self) -> int:
+        """Batches asked for and not yet delivered (the read-ahead depth now)."""
+        return 0
+
     def close(self, force: bool = False) -> None:
         self._done = True
 
@@ -174,6 +178,9 @@ class ThreadPass(Pass):
         for t in self._threads:
             t.start()
         self._fill()
+
+    def in_flight(self) -> int:
+        return len(self._pending)
 
     def _fill(self) -> None:
         while len(self._pending) < self._depth:
@@ -255,6 +262,9 @@ class ProcessPass(Pass):
                     "worker_type='thread'") from exc
             raise read_error(exc, self._head(), "in a worker process") from exc
         return batch, len(self._feed.sent.popleft())
+
+    def in_flight(self) -> int:
+        return len(self._feed.sent)
 
     def pids(self) -> list[int]:
         return [w.pid for w in getattr(self._it, "_workers", ()) if w.is_alive()]

@@ -204,6 +204,12 @@ class Loader:
 
         return unsubscribe
 
+    def read_ahead(self) -> int:
+        """Batches read ahead of the consumer right now (0 in-process or between passes)."""
+        ref = self._current
+        it = ref() if ref is not None else None
+        return it.in_flight() if it is not None else 0
+
     def worker_pids(self) -> dict[int, str]:
         """``{pid: name}`` of the worker processes reading for this loader now (none for threads)."""
         ref = self._current

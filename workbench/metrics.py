@@ -35,6 +35,7 @@ SERIES: dict[str, Spec] = {
                                       "(near 1: input-bound; near 0: compute-bound)"),
     "step_p50_s": Spec("s", "median time between two delivered batches"),
     "step_p95_s": Spec("s", "95th percentile of the time between two delivered batches"),
+    "read_ahead": Spec("batches", "batches read ahead of the consumer (in flight)"),
     "memory_pss_bytes": Spec("bytes", "PSS summed over the kernel, loader workers and Dask workers"),
     "memory_real_bytes": Spec("bytes", "anonymous + shmem PSS summed over those processes "
                                        "(memory that is not reclaimable page cache)"),
@@ -103,7 +104,7 @@ def scalars(sample: dict[str, Any]) -> dict[str, float]:
     """The :data:`SERIES` values found in one Monitor sample (absent ones are left out)."""
     loader = sample.get("loader") or {}
     out = {k: loader[k] for k in ("samples_per_s", "mb_per_s", "batches_per_s", "wait_fraction",
-                                  "step_p50_s", "step_p95_s") if k in loader}
+                                  "step_p50_s", "step_p95_s", "read_ahead") if k in loader}
     total = (sample.get("memory") or {}).get("total") or {}
     for key, name in (("pss", "memory_pss_bytes"), ("real", "memory_real_bytes"), ("rss", "memory_rss_bytes")):
         if key in total:

@@ -119,8 +119,9 @@ class Monitor:
         if self.loader is None:
             return None
         dl = self.loader
-        return {**self._window.summary(), "epoch": dl.state_dict()["epoch"],
-                "batches_done": dl.state_dict()["batches_done"],
+        state = dl.state_dict()
+        return {**self._window.summary(), "read_ahead": dl.read_ahead(), "epoch": state["epoch"],
+                "batches_done": state["batches_done"],
                 "config": {"batch_size": dl.batch_size, "shuffle": dl.order, "num_workers": dl.num_workers,
                            "worker_type": dl.worker_type, "prefetch_factor": dl.prefetch_factor,
                            "pin_memory": dl.pin_memory}}
