@@ -20,8 +20,6 @@ from typing import Any
 
 __all__ = ["ProcessMemory", "memory_tree", "process_memory"]
 
-FULL_EVERY_S = 2.0  # how often a watcher re-reads PSS/USS (smaps_rollup); counters every sample
-
 _FIELDS = {"Rss": "rss", "Pss": "pss", "Pss_Anon": "pss_anon", "Pss_Shmem": "pss_shmem",
            "Private_Clean": "private_clean", "Private_Dirty": "private_dirty",
            "Shared_Clean": "shared_clean", "Shared_Dirty": "shared_dirty",
@@ -72,8 +70,8 @@ def process_memory(pid: int | None = None, name: str = "") -> ProcessMemory:
 
 def quick_memory(pid: int, name: str, last: ProcessMemory | None) -> ProcessMemory:
     """RSS, anonymous, shmem and swap from ``/proc/<pid>/status`` (kernel counters, O(1)), with
-    PSS/USS/shared carried over from ``last`` (``smaps_rollup`` walks every page table: ~15 ms for
-    a process with torch and a mapped dataset, too slow to read several times a second).
+    PSS/USS/shared carried over from ``last`` (``smaps_rollup`` walks every page table, too slow
+    to read several times a second).
 
     >>> quick_memory(os.getpid(), "kernel", None).rss > 0
     True

@@ -23,6 +23,11 @@ from .metrics import SERIES, BatchWindow, Ring, scalars
 
 __all__ = ["Monitor"]
 
+# PSS/USS (smaps_rollup walks every page table: ~15 ms for a process with torch and a mapped
+# dataset) and the page cache (mincore looks up every page: ~10 ms per 256 MiB) are read this
+# often; the cheap counters every sample
+FULL_EVERY_S = 2.0
+
 
 class Monitor:
     """Watch ``loader`` (optional) and, with ``client``, every Dask worker's memory.
@@ -40,12 +45,11 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self._unsubscribe: Any = None
         self._lock = threading.Lock()
+        self._full_at = -FULL_EVERY_S  # when the slow readings below were last taken
         self._full: dict[int, Any] = {}  # pid -> the last full (PSS) reading
-        self._full_at = 0.0
-        self._files: list[str] | None = None  # the dataset's files, listed once
         self._dask: dict[str, Any] = {}
         self._cache: dict[str, Any] | None = None
-        self._cache_at = 0.0
+        self._files: list[str] | None = None  # the dataset's files, listed once
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Monitor:
@@ -85,8 +89,12 @@ class Monitor:
     def sample(self) -> dict[str, Any]:
         """Take one sample now (the thread calls this every ``interval``) and return it."""
         now = time.time()
+        full = time.monotonic() - self._full_at >= FULL_EVERY_S
+        if full:
+            self._full_at = time.monotonic()
         out: dict[str, Any] = {"time": now, "loader": self._loader_part(),
-                               "memory": self._memory_part(), "page_cache": self._page_cache_part(),
+                               "memory": self._memory_part(full),
+                               "page_cache": self._page_cache_part(full),
                                "machine": _machine(), "pinned": _pinned(), "gpu": gpu_metrics()}
         with self._lock:
             self._latest = out
@@ -126,19 +134,16 @@ class Monitor:
                            "worker_type": dl.worker_type, "prefetch_factor": dl.prefetch_factor,
                            "pin_memory": dl.pin_memory}}
 
-    def _memory_part(self) -> dict[str, Any]:
-        from .memory import FULL_EVERY_S, ProcessMemory, memory_tree
+    def _memory_part(self, full: bool) -> dict[str, Any]:
+        from .memory import ProcessMemory, memory_tree
 
         pids = {os.getpid(): "kernel"}
         if self.loader is not None:
             pids.update(self.loader.worker_pids())
-        now = time.monotonic()
-        full = now - self._full_at >= FULL_EVERY_S
         tree = memory_tree(pids, None if full else self._full)
         if full:
-            self._full_at = now
             self._full = {p["pid"]: ProcessMemory(**p) for p in tree["processes"]}
-        tree["pss_age_s"] = round(now - self._full_at, 3)
+        tree["pss_age_s"] = round(time.monotonic() - self._full_at, 3)
         if self.client is not None:
             from .memory import process_memory
 
@@ -156,20 +161,17 @@ class Monitor:
                     tree["total"][k] += getattr(m, k)
         return tree
 
-    def _page_cache_part(self) -> dict[str, Any] | None:
+    def _page_cache_part(self, full: bool) -> dict[str, Any] | None:
         version = getattr(getattr(self.loader, "dataset", None), "version_dir", None)
         if version is None:
             return None
-        from .memory import FULL_EVERY_S
+        if self._cache is not None and not full:
+            return self._cache
         from .pagecache import files_of, residency
 
-        now = time.monotonic()
-        if self._cache is not None and now - self._cache_at < FULL_EVERY_S:
-            return self._cache  # mincore looks up every page: ~10 ms per 256 MiB, so every 2 s
         if self._files is None:
             self._files = files_of(version)
         r = residency(self._files)
-        self._cache_at = now
         self._cache = {"resident_bytes": r.resident_bytes, "total_bytes": r.total_bytes,
                        "fraction": r.fraction}
         return self._cache
