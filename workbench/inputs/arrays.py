@@ -91,8 +91,9 @@ def memmap_col(a: np.ndarray, name: str, where: str) -> Col:
     return MemmapCol(ref, f"memmap {a.shape} {a.dtype} of {ref[0]}")
 
 
-def npy_col(path: str, name: str) -> Col:
-    a = load_npy(path, name)
+def npy_col(path: str, name: str, a: np.ndarray | None = None) -> Col:
+    """A ``.npy`` file as a column (``a``: the file already loaded with :func:`load_npy`)."""
+    a = load_npy(path, name) if a is None else a
     ref = memmap_ref(a)
     assert ref is not None  # np.load(mmap_mode="r") always maps the file
     return MemmapCol(ref, f"NumPy file {path} {a.shape} {a.dtype}")
@@ -193,8 +194,7 @@ def column_array(v: Any, name: str, where: str, dim: int | None = None) -> Any:
 def make_col(v: Any, name: str, where: str, dim: int | None = None) -> Col:
     """Wrap one column value of any supported in-memory kind (or a path to a .npy file)."""
     if isinstance(v, (str, os.PathLike)):
-        column_array(v, name, where)  # the suffix check
-        return npy_col(os.fspath(v), name)
+        return npy_col(os.fspath(v), name, column_array(v, name, where))
     v = column_array(v, name, where, dim)
     if isinstance(v, CSR):
         return CsrCol(v, name, where)
