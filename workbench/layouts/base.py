@@ -6,6 +6,7 @@ A writer receives validated chunks for one shard and returns its :class:`FileEnt
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +29,21 @@ class ShardWriter(Protocol):
 
 class ShardCheck(Protocol):
     def __call__(self, version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]: ...
+
+
+def check_files(version_dir: Path, shard: Shard, check: Callable[[Path, list[str]], None],
+                errors: tuple[type[BaseException], ...]) -> list[str]:
+    """``check(path, problems)`` for each file of ``shard``; a read that raises one of ``errors``
+    adds a problem naming the file (after those found before it), so verify reports every bad file
+    instead of stopping at the first."""
+    problems: list[str] = []
+    for f in shard.files:
+        path = version_dir / f.path
+        try:
+            check(path, problems)
+        except errors as e:
+            problems.append(f"{path}: {type(e).__name__}: {e}")
+    return problems
 
 
 def shard_file_entry(version_dir: Path, rel: str, durable: bool) -> FileEntry:

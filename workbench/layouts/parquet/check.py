@@ -8,21 +8,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ...manifest import Column, Shard
+from ..base import check_files
 
 __all__: list[str] = []
 
 
 def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
     """Read every row group with page-CRC verification and check the row count."""
-    problems = []
-    for f in shard.files:
-        path = version_dir / f.path
-        try:
-            pf = pq.ParquetFile(path, page_checksum_verification=True)
-            if pf.metadata.num_rows != shard.rows:
-                problems.append(f"{path}: {pf.metadata.num_rows} rows, manifest says {shard.rows}")
-            for g in range(pf.num_row_groups):
-                pf.read_row_group(g)
-        except (OSError, pa.ArrowException, ValueError) as e:
-            problems.append(f"{path}: {type(e).__name__}: {e}")
-    return problems
+
+    def check(path: Path, problems: list[str]) -> None:
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        if pf.metadata.num_rows != shard.rows:
+            problems.append(f"{path}: {pf.metadata.num_rows} rows, manifest says {shard.rows}")
+        for g in range(pf.num_row_groups):
+            pf.read_row_group(g)
+
+    return check_files(version_dir, shard, check, (OSError, pa.ArrowException, ValueError))
