@@ -204,17 +204,19 @@ class Loader:
 
         return unsubscribe
 
+    def _pass(self) -> Pass | None:
+        """The pass in progress, if any (held weakly: a dropped iterator stops its readers)."""
+        ref = getattr(self, "_current", None)
+        return ref() if ref is not None else None
+
     def read_ahead(self) -> int:
         """Batches read ahead of the consumer right now (0 in-process or between passes)."""
-        ref = self._current
-        it = ref() if ref is not None else None
+        it = self._pass()
         return it.in_flight() if it is not None else 0
 
     def worker_pids(self) -> dict[int, str]:
         """``{pid: name}`` of the worker processes reading for this loader now (none for threads)."""
-        ref = self._current
-        it = ref() if ref is not None else None
-        pids = getattr(it, "pids", lambda: [])()
+        pids = getattr(self._pass(), "pids", lambda: [])()
         return {pid: f"loader worker {i}" for i, pid in enumerate(pids)}
 
     def _finish_epoch(self) -> None:
@@ -231,8 +233,7 @@ class Loader:
         self._epoch, self._position = self.sampler.epoch, self.sampler.batches_done
 
     def _end_pass(self) -> None:
-        ref = getattr(self, "_current", None)
-        it = ref() if ref is not None else None
+        it = self._pass()
         self._current = None
         if it is not None:
             it.close()
