@@ -27,10 +27,6 @@ class ShardWriter(Protocol):
     def close(self) -> tuple[FileEntry, ...]: ...
 
 
-class ShardCheck(Protocol):
-    def __call__(self, version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]: ...
-
-
 def check_files(version_dir: Path, shard: Shard, check: Callable[[Path, list[str]], None],
                 errors: tuple[type[BaseException], ...]) -> list[str]:
     """``check(path, problems)`` for each file of ``shard``; a read that raises one of ``errors``
