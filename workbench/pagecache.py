@@ -64,8 +64,8 @@ def residency(path: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
     files = files_of(path)
     out, maps = {}, {}
     for f in files:
-        vec = _mincore(f)
         size = os.path.getsize(f)
+        vec = _mincore(f, size)
         resident = int(np.count_nonzero(vec)) * PAGE
         out[f] = (min(resident, size), size)
         if pages:
@@ -119,10 +119,9 @@ def files_of(path: Any) -> list[str]:
 _libc: Any = None
 
 
-def _mincore(path: str) -> np.ndarray:
-    """One byte per page of ``path``; bit 0 set where the page is resident."""
+def _mincore(path: str, size: int) -> np.ndarray:
+    """One byte per page of ``path`` (``size`` bytes); bit 0 set where the page is resident."""
     global _libc
-    size = os.path.getsize(path)
     if size == 0:
         return np.zeros(0, np.uint8)
     if _libc is None:
