@@ -35,6 +35,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 FROZEN_BAR = re.compile(r"(?<![\d.])0%\||\b0\.00\w* \[00:00|\?\w*/s\]")
 # What a terminal shows of "a\rb": only b (as nbval and JupyterLab render streams).
 CARRIAGE_RETURN = re.compile(r"^.*\r(?=[^\n])", re.MULTILINE)
+# A dashboard link dies with its cluster and names a new port each run: saved as ":<port>".
+LOOPBACK_PORT = re.compile(r"(https?://(?:127\.0\.0\.1|localhost)):\d+")
 
 
 def stems(names: list[str]) -> list[str]:
@@ -100,7 +102,7 @@ def clean(nb: nbformat.NotebookNode) -> list[str]:
         outputs = []
         for out in cell.outputs:
             if out.output_type == "stream":
-                out.text = CARRIAGE_RETURN.sub("", out.text)
+                out.text = LOOPBACK_PORT.sub(r"\1:<port>", CARRIAGE_RETURN.sub("", out.text))
             elif WIDGET_VIEW in out.get("data", {}):
                 # The widget state is stripped, so the view cannot render: keep its text fallback,
                 # unless that is a progress bar frozen at its start (it reads as "nothing ran").

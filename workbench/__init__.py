@@ -46,6 +46,7 @@ _EXPORTS = {
     "VerifyReport": "integrity",
     "WorkbenchError": "errors",
     "WorkbenchWarning": "errors",
+    "Watch": "ui.watch",
     "WorkerError": "errors",
     "as_dask": "daskarray",
     "close_client": "cluster",
@@ -68,6 +69,7 @@ _EXPORTS = {
     "to_device": "device",
     "verify": "integrity",
     "warm": "pagecache",
+    "watch": "ui.watch",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -267,7 +267,7 @@ class ProcessPass(Pass):
         return len(self._feed.sent)
 
     def pids(self) -> list[int]:
-        return [w.pid for w in getattr(self._it, "_workers", ()) if w.is_alive()]
+        return live_pids(self._it)
 
     def _head(self) -> np.ndarray:
         # torch delivers in order, so the batch that failed is the oldest one not yet delivered
@@ -279,6 +279,11 @@ class ProcessPass(Pass):
         if it is None or (self._persistent and not force):
             return  # persistent workers outlive the pass; Loader.close() shuts them down
         shutdown_workers(it, force)
+
+
+def live_pids(it: Any) -> list[int]:
+    """The worker processes of a torch DataLoader iterator that are alive."""
+    return [w.pid for w in getattr(it, "_workers", ()) if w.is_alive()]
 
 
 def shutdown_workers(it: Any, force: bool = False) -> None:

@@ -19,8 +19,12 @@ MAX_IN_FLIGHT_PER_WORKER = 2  # enough to hide scheduling latency, few enough to
 
 
 def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: bool = True,
-                 **kwargs: Any) -> Any:
+                 dashboard: bool = True, **kwargs: Any) -> Any:
     """A ``distributed.Client`` on a new LocalCluster; scheduler and dashboard on 127.0.0.1 only.
+
+    With ``dashboard`` (the default) the dashboard has the workbench pages
+    (``/individual-workbench-memory`` and others: see :mod:`workbench.dashboard`), which draw
+    what a ``wb.Monitor(loader, client=client)`` publishes.
 
     >>> client = local_client(2)
     >>> len(client.scheduler_info()["workers"]), client.scheduler.address.startswith("tcp://127.0.0.1:")
@@ -29,12 +33,21 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
     """
     from distributed import Client, LocalCluster
 
+    if dashboard:
+        from .dashboard import install
+
+        install()  # before the scheduler starts: distributed reads its pages once, at start
     # tcp even in-process: with processes=False distributed picks inproc://, which has no host
     kwargs.setdefault("protocol", "tcp://")
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                            processes=processes, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", **kwargs)
-    return Client(cluster)
+    client = Client(cluster)
+    if dashboard:
+        from .dashboard import attach
+
+        attach(client)
+    return client
 
 
 def close_client(client: Any) -> None:

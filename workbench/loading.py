@@ -20,7 +20,8 @@ import torch
 
 from ._batch import batch_nbytes, keep_batch_memory
 from ._fetch import Fetch
-from ._prefetch import FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass, shutdown_workers
+from ._prefetch import (FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass, live_pids,
+                        shutdown_workers)
 from .errors import InvalidInputError
 from .metrics import BatchEvent
 from .sampling import ORDERS, BatchSampler
@@ -215,8 +216,12 @@ class Loader:
         return it.in_flight() if it is not None else 0
 
     def worker_pids(self) -> dict[int, str]:
-        """``{pid: name}`` of the worker processes reading for this loader now (none for threads)."""
+        """``{pid: name}`` of the worker processes reading for this loader now, or kept between
+        passes (``persistent_workers``); none for threads."""
         pids = getattr(self._pass(), "pids", lambda: [])()
+        if not pids:
+            dl = getattr(self, "_workers", {}).get("dl")
+            pids = live_pids(getattr(dl, "_iterator", None))
         return {pid: f"loader worker {i}" for i, pid in enumerate(pids)}
 
     def _finish_epoch(self) -> None:

@@ -46,6 +46,9 @@ SERIES: dict[str, Spec] = {
     "pinned_bytes": Spec("bytes", "pinned host memory held by torch's CUDA host allocator"),
     "gpu_utilization": Spec("fraction", "GPU busy fraction (NVML)"),
     "gpu_memory_bytes": Spec("bytes", "GPU memory in use (NVML)"),
+    "gpu_pcie_rx_bytes_per_s": Spec("bytes/s", "PCIe bytes the GPU received (NVML, whole device, "
+                                               "20 ms window)"),
+    "gpu_pcie_tx_bytes_per_s": Spec("bytes/s", "PCIe bytes the GPU sent (NVML, whole device)"),
 }
 
 
@@ -96,8 +99,65 @@ class Ring:
     def to_list(self) -> list[list[float]]:
         return [[t, v] for t, v in self._data]
 
+    def since(self, t0: float) -> list[list[float]]:
+        """The samples taken after ``t0`` (what a chart has not drawn yet)."""
+        out = []
+        for t, v in reversed(self._data):
+            if t <= t0:
+                break
+            out.append([t, v])
+        return out[::-1]
+
     def __len__(self) -> int:
         return len(self._data)
+
+
+class Timeline:
+    """A ring per :data:`SERIES` name: what a :class:`~workbench.monitor.Monitor` keeps, and what
+    the dashboard keeps for each process that publishes to it.
+
+    >>> tl = Timeline(keep=3)
+    >>> for t in range(5): tl.add(float(t), {"samples_per_s": 10.0 * t, "not_a_series": 1})
+    >>> tl.history()["samples_per_s"], tl.since(3.0)
+    ([[2.0, 20.0], [3.0, 30.0], [4.0, 40.0]], {'samples_per_s': [[4.0, 40.0]]})
+    """
+
+    def __init__(self, keep: int = 600) -> None:
+        self._rings = {name: Ring(keep) for name in SERIES}
+
+    def add(self, t: float, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            ring = self._rings.get(name)
+            if ring is not None:
+                ring.append(t, value)
+
+    def history(self) -> dict[str, list[list[float]]]:
+        return {name: ring.to_list() for name, ring in self._rings.items() if len(ring)}
+
+    def since(self, t0: float) -> dict[str, list[list[float]]]:
+        out = {name: ring.since(t0) for name, ring in self._rings.items()}
+        return {name: points for name, points in out.items() if points}
+
+
+# the event topic a Monitor publishes on (client.log_event) and the dashboard listens to
+TOPIC = "workbench-metrics"
+PROCESS_FIELDS = ("name", "pid", "pss", "uss", "rss", "shared", "swap", "real")
+
+
+def snapshot(sample: dict[str, Any], source: str = "") -> dict[str, Any]:
+    """What of one Monitor sample a dashboard draws, small and msgpack-able: the series values,
+    each process's memory, page cache, pinned memory, the GPU (or why there is none), the config.
+
+    >>> snap = snapshot({"time": 1.0, "loader": {"samples_per_s": 5.0, "config": {"batch_size": 8}}})
+    >>> snap["values"], snap["config"]
+    ({'samples_per_s': 5.0}, {'batch_size': 8})
+    """
+    memory = sample.get("memory") or {}
+    return {"source": source, "time": float(sample.get("time", 0.0)), "values": scalars(sample),
+            "processes": [{k: p[k] for k in PROCESS_FIELDS if k in p}
+                          for p in memory.get("processes", [])],
+            "page_cache": sample.get("page_cache"), "pinned": sample.get("pinned"),
+            "gpu": sample.get("gpu"), "config": (sample.get("loader") or {}).get("config")}
 
 
 def scalars(sample: dict[str, Any]) -> dict[str, float]:
@@ -113,7 +173,9 @@ def scalars(sample: dict[str, Any]) -> dict[str, float]:
                        ("available_bytes", ("machine", "available_bytes")),
                        ("pinned_bytes", ("pinned", "bytes")),
                        ("gpu_utilization", ("gpu", "utilization")),
-                       ("gpu_memory_bytes", ("gpu", "memory_used_bytes"))):
+                       ("gpu_memory_bytes", ("gpu", "memory_used_bytes")),
+                       ("gpu_pcie_rx_bytes_per_s", ("gpu", "pcie_rx_bytes_per_s")),
+                       ("gpu_pcie_tx_bytes_per_s", ("gpu", "pcie_tx_bytes_per_s"))):
         value = (sample.get(path[0]) or {}).get(path[1])
         if value is not None:
             out[name] = value

@@ -15,11 +15,12 @@ are JSON-able; ``to_prometheus()`` is the text exposition format for scrapers.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from typing import Any
 
-from .metrics import SERIES, BatchWindow, Ring, scalars
+from .metrics import SERIES, TOPIC, BatchWindow, Timeline, scalars, snapshot
 
 __all__ = ["Monitor"]
 
@@ -32,14 +33,20 @@ FULL_EVERY_S = 2.0
 class Monitor:
     """Watch ``loader`` (optional) and, with ``client``, every Dask worker's memory.
 
-    ``interval`` seconds between samples; ``keep`` samples per series in ``history()``.
+    ``interval`` seconds between samples; ``keep`` samples per series in ``history()``. With a
+    ``client``, each sample is also published to the scheduler (``client.log_event`` on
+    ``"workbench-metrics"``), where the dashboard's workbench pages draw it; ``publish=False``
+    keeps it here.
     """
 
     def __init__(self, loader: Any = None, *, client: Any = None, interval: float = 0.5,
-                 keep: int = 600) -> None:
+                 keep: int = 600, publish: bool = True) -> None:
         self.loader, self.client, self.interval = loader, client, float(interval)
+        self.publish = bool(publish and client is not None)
+        self.publish_error: str | None = None
+        self._source = f"{socket.gethostname()} pid {os.getpid()}"
         self._window = BatchWindow()
-        self._rings = {name: Ring(keep) for name in SERIES}
+        self._timeline = Timeline(keep)
         self._latest: dict[str, Any] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,9 +105,17 @@ class Monitor:
                                "machine": _machine(), "pinned": _pinned(), "gpu": gpu_metrics()}
         with self._lock:
             self._latest = out
-            for name, value in scalars(out).items():
-                self._rings[name].append(now, value)
+            self._timeline.add(now, scalars(out))
+        if self.publish:
+            self._publish(out)
         return out
+
+    def _publish(self, sample: dict[str, Any]) -> None:
+        try:
+            self.client.log_event(TOPIC, snapshot(sample, self._source))
+            self.publish_error = None
+        except Exception as exc:  # a closing cluster must not stop the sampling
+            self.publish_error = f"{type(exc).__name__}: {exc}"
 
     def latest(self) -> dict[str, Any]:
         """The newest sample (empty before the first)."""
@@ -110,7 +125,12 @@ class Monitor:
     def history(self) -> dict[str, list[list[float]]]:
         """``{series: [[unix time, value], ...]}`` for every series sampled so far."""
         with self._lock:
-            return {name: ring.to_list() for name, ring in self._rings.items() if len(ring)}
+            return self._timeline.history()
+
+    def since(self, t0: float) -> dict[str, list[list[float]]]:
+        """Like :meth:`history`, only the samples taken after unix time ``t0``."""
+        with self._lock:
+            return self._timeline.since(t0)
 
     def to_prometheus(self) -> str:
         """The latest values as Prometheus gauges (``workbench_<series>``), text exposition format."""
