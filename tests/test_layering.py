@@ -21,7 +21,7 @@ import workbench
 PKG = Path(workbench.__file__).parent
 
 PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "datasets.plan", "metrics",
-        "_version"}
+        "explore.facts", "_version"}
 SHELLS = {"cli", "__main__", "tour", "cluster", "dashboard", "ui"}  # a name covers the package below it
 UI_LIBS = {"ipywidgets", "bokeh", "tqdm", "IPython", "ipykernel", "matplotlib", "bqplot",
            "anywidget", "panel", "plotly"}
@@ -33,6 +33,7 @@ PURE_THIRD_PARTY = {"numpy"}
 UPWARD = {
     ("conversion", "ui.progress"): "progress=True draws the shell's bar",
     ("_shards", "cluster"): "client=/workers= run the shard jobs as Dask tasks",
+    ("explore.inspect", "ui.reprs"): "an Inspection prints and renders itself with the shell's views",
 }
 
 

@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a dataset's manifest as a summary")
     i.add_argument("path")
 
+    n = sub.add_parser("inspect", help="layout, chunks, page cache and read costs of a dataset or file")
+    n.add_argument("path", help="a dataset folder, .npy, HDF5 (file.h5 or file.h5:key) or Parquet path")
+    n.add_argument("--batch-size", type=int, default=None, help="batch size for the read costs")
+    n.add_argument("--json", action="store_true", help="print the facts as JSON")
+
     d = sub.add_parser("demo", help="generate demo data, convert, verify, load and summarize")
     d.add_argument("--rows", type=int, default=20_000)
     d.add_argument("--out", default="demo_data")
@@ -98,6 +103,14 @@ def _run(args: argparse.Namespace) -> int:
         from .summary import info
 
         print(info(args.path))
+        return 0
+    if args.cmd == "inspect":
+        import json
+
+        from .explore.inspect import inspect
+
+        ins = inspect(args.path, batch_size=args.batch_size)
+        print(json.dumps(ins.to_dict(), indent=1) if args.json else ins)
         return 0
     if args.cmd == "demo":
         from .tour import run_tour
