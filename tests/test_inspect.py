@@ -180,6 +180,9 @@ def test_the_cli_prints_text_and_json(files):
     doc = json.loads(subprocess.run([exe, "inspect", str(files / "x.npy"), "--json"],
                                     capture_output=True, text=True, check=True).stdout)
     assert doc["kind"] == "npy" and doc["arrays"][0]["shape"] == [20_000, 16]
+    both = json.loads(subprocess.run([exe, "inspect", str(files / "x.npy"), "--json", "--stats"],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert both["stats"]["rows"] == 20_000 and len(both["stats"]["columns"]["x"]["mean"]) == 16
     err = subprocess.run([exe, "inspect", str(files / "missing")], capture_output=True, text=True)
     assert err.returncode == 1 and "no such file or folder" in err.stderr
 

@@ -21,7 +21,7 @@ import workbench
 PKG = Path(workbench.__file__).parent
 
 PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "datasets.plan", "metrics",
-        "explore.facts", "_version"}
+        "explore.facts", "explore.statistics", "_version"}
 SHELLS = {"cli", "__main__", "tour", "cluster", "dashboard", "ui"}  # a name covers the package below it
 UI_LIBS = {"ipywidgets", "bokeh", "tqdm", "IPython", "ipykernel", "matplotlib", "bqplot",
            "anywidget", "panel", "plotly"}
@@ -34,6 +34,9 @@ UPWARD = {
     ("conversion", "ui.progress"): "progress=True draws the shell's bar",
     ("_shards", "cluster"): "client=/workers= run the shard jobs as Dask tasks",
     ("explore.inspect", "ui.reprs"): "an Inspection prints and renders itself with the shell's views",
+    ("explore.stats", "ui.progress"): "progress=True draws the shell's bar",
+    ("explore.stats", "ui.tables"): "Stats prints and renders itself with the shell's tables",
+    ("explore.preview", "ui.tables"): "a Preview prints and renders itself with the shell's tables",
 }
 
 

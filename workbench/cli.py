@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     n = sub.add_parser("inspect", help="layout, chunks, page cache and read costs of a dataset or file")
     n.add_argument("path", help="a dataset folder, .npy, HDF5 (file.h5 or file.h5:key) or Parquet path")
     n.add_argument("--batch-size", type=int, default=None, help="batch size for the read costs")
+    n.add_argument("--stats", action="store_true", help="also per-column statistics (reads the data once)")
     n.add_argument("--json", action="store_true", help="print the facts as JSON")
 
     d = sub.add_parser("demo", help="generate demo data, convert, verify, load and summarize")
@@ -110,7 +111,16 @@ def _run(args: argparse.Namespace) -> int:
         from .explore.inspect import inspect
 
         ins = inspect(args.path, batch_size=args.batch_size)
-        print(json.dumps(ins.to_dict(), indent=1) if args.json else ins)
+        found = None
+        if args.stats:
+            from .explore.stats import stats
+
+            found = stats(args.path, progress=not args.json)
+        if args.json:
+            print(json.dumps({**ins.to_dict(), **({"stats": found.to_dict()} if found else {})},
+                             indent=1))
+        else:
+            print(ins if found is None else f"{ins}\n{found}")
         return 0
     if args.cmd == "demo":
         from .tour import run_tour

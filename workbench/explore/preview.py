@@ -1,0 +1,93 @@
+"""``wb.preview(obj)``: the first rows, or a seeded random sample, as a table; a column whose
+rows are images (2-D, or 3-D with 1 or 3 channels) is drawn as thumbnails, and a sparse column
+shows each row's nonzero indices.
+
+>>> p = preview("demo_data/demo.store", n=3)
+>>> p.indices, p.kinds["features"], p.kinds["tokens"], len(p.columns["tokens"][0]) > 0
+([0, 1, 2], 'vector', 'sparse', True)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidInputError
+
+__all__ = ["Preview", "preview"]
+
+
+@dataclass
+class Preview:
+    """Rows ``indices`` of ``source``: ``columns[name][i]`` is row ``indices[i]`` as NumPy (sparse:
+    its nonzero indices), ``kinds[name]`` one of scalar, vector, image, sparse."""
+
+    source: str
+    indices: list[int]
+    columns: dict[str, list[np.ndarray]]
+    kinds: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "indices": self.indices, "kinds": self.kinds,
+                "columns": {k: [np.asarray(v).tolist() for v in rows] for k, rows in self.columns.items()}}
+
+    def __str__(self) -> str:
+        from ..ui.tables import preview_text
+
+        return preview_text(self)
+
+    def _repr_html_(self) -> str:
+        from ..ui.tables import preview_html
+
+        return preview_html(self)
+
+
+def image_kind(row_shape: tuple[int, ...]) -> bool:
+    """Rows shaped (H, W), (H, W, 1|3) or (1|3, H, W), at least 4 x 4, are images."""
+    if len(row_shape) == 2:
+        return min(row_shape) >= 4
+    if len(row_shape) == 3:
+        return (row_shape[2] in (1, 3) and min(row_shape[:2]) >= 4) or \
+            (row_shape[0] in (1, 3) and min(row_shape[1:]) >= 4)
+    return False
+
+
+def preview(obj: Any, n: int = 8, *, random: bool = False, seed: int = 0,
+            columns: str | list[str] | None = None) -> Preview:
+    """``n`` rows of ``obj`` (anything ``wb.open_dataset`` opens): the first ones, or with
+    ``random=True`` a sample drawn with ``seed`` (shown in row order).
+
+    >>> preview(np.arange(20).reshape(10, 2), n=2, random=True, seed=1).indices
+    [4, 5]
+    """
+    import torch
+
+    from ..datasets import open_dataset
+
+    if n < 1:
+        raise InvalidInputError(f"n={n}; pass how many rows to show, at least 1")
+    ds = open_dataset(obj, columns=columns, sparse="csr")
+    total = len(ds)
+    k = min(n, total)
+    if random:
+        idx = np.sort(np.random.default_rng(seed).choice(total, k, replace=False))
+    else:
+        idx = np.arange(k)
+    batch = ds.get_batch(idx)
+    cols: dict[str, list[np.ndarray]] = {}
+    kinds: dict[str, str] = {}
+    for name, t in batch.items():
+        if t.layout == torch.sparse_csr:
+            crow, col = t.crow_indices().numpy(), t.col_indices().numpy()
+            cols[name] = [col[crow[i]:crow[i + 1]] for i in range(len(idx))]
+            kinds[name] = "sparse"
+            continue
+        a = t.numpy()
+        cols[name] = list(a)
+        row_shape = tuple(a.shape[1:])
+        kinds[name] = "scalar" if not row_shape else "image" if image_kind(row_shape) else "vector"
+    source = os.fspath(obj) if isinstance(obj, (str, os.PathLike)) else type(obj).__name__
+    return Preview(source, [int(i) for i in idx], cols, kinds)
