@@ -18,6 +18,7 @@ from ._version import __version__ as __version__
 
 # public name -> module that defines it
 _EXPORTS = {
+    "Advice": "explore.advise",
     "BatchSampler": "sampling",
     "CSR": "sparse",
     "Column": "manifest",
@@ -51,6 +52,7 @@ _EXPORTS = {
     "WorkbenchWarning": "errors",
     "Watch": "ui.watch",
     "WorkerError": "errors",
+    "advise": "explore.advise",
     "as_dask": "daskarray",
     "close_client": "cluster",
     "convert": "conversion",

@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--stats", action="store_true", help="also per-column statistics (reads the data once)")
     n.add_argument("--json", action="store_true", help="print the facts as JSON")
 
+    a = sub.add_parser("advise", help="layout, shuffle and loader advice for a dataset or file")
+    a.add_argument("path")
+    a.add_argument("--batch-size", type=int, default=1024)
+    a.add_argument("--shuffle", choices=["full", "block", "sequential"], default="full")
+    a.add_argument("--ram-bytes", type=int, default=None, help="page cache to plan for (default: available)")
+    a.add_argument("--json", action="store_true")
+
     d = sub.add_parser("demo", help="generate demo data, convert, verify, load and summarize")
     d.add_argument("--rows", type=int, default=20_000)
     d.add_argument("--out", default="demo_data")
@@ -121,6 +128,15 @@ def _run(args: argparse.Namespace) -> int:
                              indent=1))
         else:
             print(ins if found is None else f"{ins}\n{found}")
+        return 0
+    if args.cmd == "advise":
+        import json
+
+        from .explore.advise import advise
+
+        found = advise(args.path, batch_size=args.batch_size, shuffle=args.shuffle,
+                       ram_bytes=args.ram_bytes)
+        print(json.dumps(found.to_dict(), indent=1) if args.json else found)
         return 0
     if args.cmd == "demo":
         from .tour import run_tour

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import struct
+import textwrap
 import zlib
 from typing import Any
 
@@ -154,3 +155,43 @@ def png_uri(img: np.ndarray) -> str:
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
     return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def advice_text(a: Any) -> str:
+    s = a.situation
+    lines = [f"{a.source}: {_bytes(s['bytes'])} ({s['rows']:,} rows of {_bytes(s['row_bytes'])}); "
+             f"page cache {_bytes(s['ram'])}: {'fits' if s['fits'] else 'does not fit'}; "
+             f"batches of {s['batch_size']:,}, {s['shuffle']} order"]
+    lines = textwrap.wrap(lines[0], 98, subsequent_indent="  ")
+    for r in a.recommendations:
+        lines.append(f"  {r.topic}: {r.value}")
+        lines += textwrap.wrap(r.reason, 98, initial_indent="    why: ", subsequent_indent="         ")
+        lines.append(f"    do:  {r.code}")
+    if a.measurements:
+        lines.append("  measured (rows/s, a few batches each):")
+        lines += [f"    {m['layout']:<24} {m['order']:<10} {m['rows_per_s']:>12,.0f}"
+                  for m in a.measurements]
+    lines += [f"  note: {n}" for n in a.notes]
+    return "\n".join(lines)
+
+
+def advice_html(a: Any) -> str:
+    e = html.escape
+    rows = "".join(f"<tr><td><b>{e(r.topic)}</b></td><td>{e(r.value)}</td><td>{e(r.reason)}</td>"
+                   f"<td><code>{e(r.code)}</code></td></tr>" for r in a.recommendations)
+    meas = "".join(f"<tr><td>{e(m['layout'])}</td><td>{e(m['order'])}</td>"
+                   f"<td>{m['rows_per_s']:,.0f}</td></tr>" for m in a.measurements)
+    head = e(" ".join(advice_text(a).split("\n  layout")[0].split()))
+    notes = "".join(f"<div><i>note:</i> {e(n)}</div>" for n in a.notes)
+    return (f"<div class='workbench-advice'><div>{head}</div><table><tr><th>topic</th><th>advice"
+            f"</th><th>why</th><th>code</th></tr>{rows}</table>"
+            + (f"<table><tr><th>layout</th><th>order</th><th>rows/s</th></tr>{meas}</table>"
+               if meas else "") + f"{notes}</div>")
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
