@@ -25,7 +25,7 @@ CONVERT_BELOW = 64 << 20   # convert a copy to measure the proposed store only b
 MEASURE_S = 0.5            # per order and layout
 
 
-@dataclass
+@dataclass(repr=False)
 class Advice:
     source: str
     situation: dict[str, Any]
@@ -37,6 +37,10 @@ class Advice:
         return {"source": self.source, "situation": self.situation, "notes": self.notes,
                 "recommendations": [r.to_dict() for r in self.recommendations],
                 "measurements": self.measurements}
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{r.topic}={r.value}" for r in self.recommendations[:2])
+        return f"Advice({self.source}: {top}, ...)"
 
     def __str__(self) -> str:
         from ..ui.tables import advice_text

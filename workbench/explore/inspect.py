@@ -30,7 +30,7 @@ ACCEPTS = ("a workbench dataset folder, a .npy path, a NumPy array or memmap, an
            "a Dask array, a Dataset from wb.open_dataset, or a wb.loader")
 
 
-@dataclass
+@dataclass(repr=False)
 class Inspection:
     """The facts ``inspect`` found; ``str()`` for text, rich in JupyterLab, ``to_dict()`` for JSON."""
 
@@ -57,6 +57,9 @@ class Inspection:
                 "costs": {n: {o: c.to_dict() for o, c in by.items()} for n, by in self.costs.items()},
                 "resident_fraction": self.resident_fraction, "residency": self.residency,
                 "shards": self.shards, "notes": self.notes}
+
+    def __repr__(self) -> str:
+        return f"Inspection({self.source}: {self.title})"
 
     def __str__(self) -> str:
         from ..ui.reprs import inspection_text

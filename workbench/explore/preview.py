@@ -20,7 +20,7 @@ from ..errors import InvalidInputError
 __all__ = ["Preview", "preview"]
 
 
-@dataclass
+@dataclass(repr=False)
 class Preview:
     """Rows ``indices`` of ``source``: ``columns[name][i]`` is row ``indices[i]`` as NumPy (sparse:
     its nonzero indices), ``kinds[name]`` one of scalar, vector, image, sparse."""
@@ -33,6 +33,9 @@ class Preview:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "indices": self.indices, "kinds": self.kinds,
                 "columns": {k: [np.asarray(v).tolist() for v in rows] for k, rows in self.columns.items()}}
+
+    def __repr__(self) -> str:
+        return f"Preview({self.source}: rows {self.indices})"
 
     def __str__(self) -> str:
         from ..ui.tables import preview_text

@@ -24,7 +24,7 @@ __all__ = ["Stats", "stats"]
 CHUNK_BYTES = 8 << 20  # rows read per step: about this many bytes
 
 
-@dataclass
+@dataclass(repr=False)
 class Stats:
     """Per-column figures: ``columns[name][figure]`` is an array over the column's features."""
 
@@ -39,6 +39,9 @@ class Stats:
                 "columns": {n: {k: np.asarray(v).tolist() for k, v in figs.items()}
                             for n, figs in self.columns.items()},
                 "features": self.features}
+
+    def __repr__(self) -> str:
+        return f"Stats({self.source}: {self.rows:,} rows, {len(self.columns)} columns)"
 
     def __str__(self) -> str:
         from ..ui.tables import stats_text

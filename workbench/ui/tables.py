@@ -111,7 +111,8 @@ def preview_text(p: Any) -> str:
     lines = [f"{p.source}: rows {p.indices[0]:,}..{p.indices[-1]:,} ({len(p.indices)} shown)"]
     for i, row in enumerate(p.indices):
         cells = [f"{n}={_cell_text(p.kinds[n], p.columns[n][i])}" for n in names]
-        lines.append(f"  {row:>8,}  " + "  ".join(cells))
+        lines += textwrap.wrap("  ".join(cells), 98, initial_indent=f"  {row:>8,}  ",
+                               subsequent_indent=" " * 12, break_long_words=False)
     return "\n".join(lines)
 
 
