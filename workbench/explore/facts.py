@@ -8,8 +8,9 @@ A batch that needs ``B`` rows touches some units and decodes all of their bytes;
 
 The estimates are per batch over an epoch of data that does not fit the page cache (the cold,
 larger-than-RAM case): sequential batches read each unit once, ``B / rows_per_unit`` units per
-batch (a unit cut by a batch's edge serves the next batch from the page cache); a full-shuffle batch draws its rows uniformly and hits ``K (1 - (1 - 1/K)^B)`` distinct
-units out of ``K``, none of them reused by later batches; a block-order window of
+batch (a unit cut by a batch's edge serves the next batch from the page cache); a full-shuffle
+batch draws its rows uniformly and hits ``K (1 - (1 - 1/K)^B)`` distinct units out of ``K``,
+none of them reused by later batches; a block-order window of
 ``window × block_rows`` rows is read once and serves all of its batches, so each batch pays its
 share of the window's units (plus one unit per block where blocks and units are not aligned).
 
@@ -107,7 +108,8 @@ def access_costs(f: ArrayFacts, batch_size: int, *, block_rows: int = 4096,
     total_units = f.rows / f.unit_rows
     win_rows = max(b, min(f.rows, window * block_rows))
     aligned = f.unit_rows >= 1 and block_rows % round(f.unit_rows) == 0 and f.unit_rows.is_integer()
-    window_units = win_rows / f.unit_rows + (0 if aligned else min(window, win_rows / block_rows + 1))
+    straddling = 0 if aligned else min(window, win_rows / block_rows + 1)  # units cut by block edges
+    window_units = win_rows / f.unit_rows + straddling
     block = min(window_units, math.ceil(total_units)) * b / win_rows
     if f.unit_rows >= 1:
         seq = min(total_units, b / f.unit_rows)

@@ -55,9 +55,9 @@ def h5_dataset_facts(ds: Any, name: str, filename: str) -> ArrayFacts:
                                "fletcher32": bool(ds.fletcher32), "scaleoffset": ds.scaleoffset}
     stored = int(ds.id.get_storage_size())
     if ds.chunks:
-        chunk_rows = min(int(ds.chunks[0]), max(1, shape[0]))  # a chunk longer than the data holds only it
+        chunk_rows = min(int(ds.chunks[0]), max(1, shape[0]))  # a chunk past the end holds only it
         # a row read decodes every chunk across the row's width
-        unit_bytes = chunk_rows * row_bytes if row_bytes else int(np.dtype(ds.dtype).itemsize * np.prod(ds.chunks))
+        unit_bytes = chunk_rows * row_bytes
         unit, unit_rows = "hdf5 chunk", float(chunk_rows)
         rows_cut = regular_chunks(shape[0], chunk_rows) if shape else ()
         cols_cut = regular_chunks(shape[1], ds.chunks[1]) if len(shape) > 1 else ()
@@ -117,7 +117,7 @@ def parquet_facts(path: str) -> list[ArrayFacts]:
         width = t.list_size if pa.types.is_fixed_size_list(t) else None
         value_t = t.value_type if width or pa.types.is_list(t) else t
         try:
-            dtype = str(value_t.to_pandas_dtype()().dtype) if hasattr(value_t, "to_pandas_dtype") else "object"
+            dtype = str(np.dtype(value_t.to_pandas_dtype()))
         except (NotImplementedError, TypeError):
             dtype = "object"
         chunks = [m.row_group(g).column(i) for m, g in groups]
@@ -175,9 +175,11 @@ def dataset_facts(path: str) -> tuple[Any, Any, list[ArrayFacts]]:
             parts = hdf5_facts(str(first), col.name)  # a CSR column is a group of datasets
             layout_facts = parts[0]
             if col.sparse:
-                disk = int(sum(p.disk_bytes or 0 for p in parts) * m.num_rows / max(1, m.shards[0].rows))
+                stored = sum(p.disk_bytes or 0 for p in parts)
+                disk = int(stored * m.num_rows / max(1, m.shards[0].rows))
             else:
-                storage.update({k: layout_facts.storage[k] for k in ("chunks", "compression", "fletcher32")})
+                for k in ("chunks", "compression", "fletcher32"):
+                    storage[k] = layout_facts.storage[k]
         elif m.layout == "parquet" and first is not None:
             layout_facts = {c.name: c for c in parquet_facts(str(first))}.get(col.name)
             if layout_facts is not None:
@@ -189,7 +191,8 @@ def dataset_facts(path: str) -> tuple[Any, Any, list[ArrayFacts]]:
         stored_row = (disk / m.num_rows) if (col.sparse and disk and m.num_rows) else 0.0
         unit, unit_rows, unit_bytes = _page_units(int(stored_row) or col.row_bytes)
         if layout_facts is not None and (not col.sparse or m.layout == "parquet"):
-            unit, unit_rows, unit_bytes = layout_facts.unit, layout_facts.unit_rows, layout_facts.unit_bytes
+            unit, unit_rows = layout_facts.unit, layout_facts.unit_rows
+            unit_bytes = layout_facts.unit_bytes
         out.append(ArrayFacts(col.name, shape, col.dtype, disk_bytes=disk, unit=unit,
                               unit_rows=unit_rows, unit_bytes=unit_bytes, row_chunks=shard_rows,
                               storage=storage, files=tuple(sorted({str(p) for p, _ in files})),
