@@ -24,6 +24,7 @@ from ._prefetch import (FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass, live
                         shutdown_workers)
 from .errors import InvalidInputError
 from .metrics import BatchEvent
+from .ranks import resolve
 from .sampling import ORDERS, BatchSampler
 
 __all__ = ["Loader", "LoaderStats", "loader"]
@@ -74,7 +75,8 @@ class Loader:
     ``persistent_workers``, ``pin_memory_device``); the README maps each one. Ours besides:
     ``shuffle`` also takes an order name ("sequential", "full", "block"; the default "block" is a
     storage-aligned quasi-random order), ``seed``, ``worker_type`` ("thread" or "process"),
-    ``transform`` (a per-batch function run where the batch is read), ``rank``/``world_size``,
+    ``transform`` (a per-batch function run where the batch is read), ``rank``/``world_size``
+    (default: those of an initialised ``torch.distributed`` group, else 0 of 1),
     ``window`` and ``block_rows`` (the block order's unit; default: the dataset's storage blocks,
     or 4096 rows for a dataset without them: ``loader.block_rows`` says which).
 
@@ -94,10 +96,12 @@ class Loader:
                  timeout: float | None = 30.0, worker_init_fn: Callable[[int], None] | None = None,
                  multiprocessing_context: Any = None, generator: torch.Generator | None = None,
                  prefetch_factor: int = 2, persistent_workers: bool = False,
-                 transform: Callable[..., Any] | None = None, rank: int = 0, world_size: int = 1,
+                 transform: Callable[..., Any] | None = None, rank: int | None = None,
+                 world_size: int | None = None,
                  window: int = 8, block_rows: int | None = None, sampler: Any = None,
                  batch_sampler: Any = None) -> None:
         check_dataset(dataset)
+        rank, world_size = resolve(rank, world_size)
         if sampler is not None or batch_sampler is not None:
             raise InvalidInputError(
                 "sampler= / batch_sampler= are not taken: the loader orders rows itself (shuffle=, "
