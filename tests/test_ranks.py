@@ -98,3 +98,30 @@ def test_two_ranks_read_disjoint_halves_and_a_killed_run_resumes_exactly(store, 
     assert resumed.keys() == reference.keys()
     for k in reference:
         assert torch.equal(resumed[k], reference[k]), k
+
+
+@pytest.mark.parametrize("before,after", [(2, 1), (1, 2)])
+def test_a_checkpoint_resumes_at_another_world_size_reading_the_rest_once(store, before, after):
+    """Elastic resume: the rest of the epoch is split between the ranks present now."""
+    def loaders(world):
+        return [wb.loader(wb.open_dataset(store), batch_size=BATCH, shuffle="block", seed=3,
+                          rank=r, world_size=world, num_workers=2) for r in range(world)]
+
+    def ids(batches):
+        return [i for b in batches for i in b["id"].tolist()]
+
+    first = loaders(before)
+    its = [iter(dl) for dl in first]
+    head = [ids([next(it) for _ in range(5)]) for it in its]  # read-ahead threads are further on
+    state = json.loads(json.dumps(first[0].state_dict()))
+    for dl in first:
+        dl.close()
+    second = loaders(after)
+    for dl in second:
+        dl.load_state_dict(state)
+    tail = [ids(dl) for dl in second]
+    assert len({len(t) for t in tail}) == 1
+    read = sorted(i for part in head + tail for i in part)
+    assert read == list(range(ROWS))  # every row of the epoch, once
+    for dl in second:
+        assert dl.state_dict()["epoch"] == 1 and len(dl) == -(-ROWS // (after * BATCH))

@@ -230,10 +230,11 @@ class Loader:
 
     def _finish_epoch(self) -> None:
         self._epoch, self._position = self._epoch + 1, 0
+        self.sampler.set_epoch(self._epoch)  # a whole epoch again after an elastic resume
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able position: the epoch and the batches delivered in it (not those read ahead)."""
-        return {**self.sampler.state_dict(), "epoch": self._epoch, "batches_done": self._position}
+        return {**self.sampler.state_dict(self._position), "epoch": self._epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume at ``state``: the next pass starts at its epoch, after its delivered batches."""

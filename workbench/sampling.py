@@ -34,8 +34,8 @@ Rank sharding and the remainder policy, applied to the epoch's global order ``g`
   full, and the tail of the epoch's order (different rows each shuffled epoch) is skipped.
 
 Global batch ``k`` covers ``g[k*W*B : (k+1)*W*B]``; rank ``r`` takes the ``r``-th contiguous slice of it,
-so each rank's batch keeps the locality of the block order (every full batch; a final partial batch
-with ``W>1`` may straddle two windows). Every rank yields ``len(sampler)`` batches.
+so each rank's batch keeps the locality of the block order (every batch but, with ``W>1``, the
+epoch's final one, which may be partial or padded by wrapping and straddle two windows). Every rank yields ``len(sampler)`` batches.
 """
 
 from __future__ import annotations
@@ -167,9 +167,15 @@ class BatchSampler:
         self.epoch, self.batches_done = 0, 0
         self._resume_from = 0
         self._order: _EpochOrder | None = None
-        w, b, n = self.world_size, self.batch_size, self.num_rows
-        # Rows this rank gets per epoch; see the remainder policy in the module docstring.
-        self._total = (n // (w * b)) * w * b if self.drop_last else -(-n // w) * w
+        self._plan(0)
+
+    def _plan(self, offset: int) -> None:
+        """Split the epoch's global order from position ``offset`` on (0, or where an elastic
+        resume picks up) between the ranks; see the remainder policy in the module docstring."""
+        w, b = self.world_size, self.batch_size
+        rest = max(0, self.num_rows - offset)
+        self._offset = offset
+        self._total = (rest // (w * b)) * w * b if self.drop_last else -(-rest // w) * w
         self._per_rank = self._total // w
 
     def __len__(self) -> int:
@@ -189,6 +195,7 @@ class BatchSampler:
         epoch = _int("epoch", epoch, 0, "pass a non-negative epoch number")
         if epoch != self.epoch:
             self.epoch, self.batches_done, self._resume_from = epoch, 0, 0
+            self._plan(0)
 
     def _epoch_order(self, epoch: int) -> _EpochOrder:
         key = (self.seed, epoch)
@@ -200,7 +207,7 @@ class BatchSampler:
     def _batch(self, order: _EpochOrder, k: int) -> np.ndarray:
         b, w = self.batch_size, self.world_size
         size = min(b, self._per_rank - k * b)
-        start = k * w * b + self.rank * size
+        start = self._offset + k * w * b + self.rank * size
         rows = np.array(order.take(start, start + size), dtype=np.int64)
         rows.sort()
         return rows
@@ -217,25 +224,49 @@ class BatchSampler:
             self.batches_done = k + 1  # counted before the yield: the consumer holds it now
             yield batch
 
-    def state_dict(self) -> dict[str, Any]:
-        """JSON-able position: the epoch and how many batches of it were yielded, plus the settings.
+    def rows_done(self, batches: int) -> int:
+        """Positions of the epoch's global order consumed by all ranks after ``batches`` batches
+        each: what an elastic resume at another world size starts from."""
+        return self._offset + min(batches * self.world_size * self.batch_size, self._total)
 
-        A loader that prefetches should overwrite ``"batches_done"`` with the batches it delivered.
-        """
+    def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
+        """JSON-able position: the epoch, the batches of it yielded (or ``batches_done``, the
+        ones a prefetching loader delivered) and the global rows they cover, plus the settings."""
+        done = self.batches_done if batches_done is None else batches_done
         state = {k: getattr(self, k) for k in _STATE_KEYS}
-        return {**state, "epoch": self.epoch, "batches_done": self.batches_done}
+        return {**state, "epoch": self.epoch, "batches_done": done, "rows_offset": self._offset,
+                "rows_done": self.rows_done(done)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Make the next iteration resume right after the last batch recorded in ``state``."""
-        changed = [k for k in _STATE_KEYS if k in state and state[k] != getattr(self, k)]
+        """Make the next iteration resume right after the last batch recorded in ``state``.
+
+        A state saved at another world size (or rank) resumes *elastically*: the epoch's global
+        order is the same, so the rows not yet read (from ``rows_done`` on) are split between the
+        ranks now present, and every remaining row is read once. That epoch then has fewer
+        batches; the next epochs are whole again.
+        """
+        elastic = (state.get("world_size", self.world_size) != self.world_size
+                   or state.get("rank", self.rank) != self.rank or state.get("rows_offset", 0))
+        fixed = [k for k in _STATE_KEYS if k not in ("rank", "world_size")] if elastic else _STATE_KEYS
+        changed = [k for k in fixed if k in state and state[k] != getattr(self, k)]
         if changed:
             diff = ", ".join(f"{k}: saved {state[k]!r} now {getattr(self, k)!r}" for k in changed)
             raise IncompatibleResumeError(
                 f"sampler state does not match this sampler ({diff}); build the sampler with the "
                 "saved settings or start from a fresh state")
         epoch = _int("epoch", state.get("epoch", 0), 0, "pass a state from state_dict()")
+        if elastic:
+            if "rows_done" not in state:
+                raise IncompatibleResumeError(
+                    "this state has no rows_done (saved by an older workbench), so it can resume "
+                    f"only at its own world_size={state.get('world_size')} and rank={state.get('rank')}")
+            rows = _int("rows_done", state["rows_done"], 0, "pass a state from state_dict()")
+            self.epoch, self.batches_done, self._resume_from = epoch, 0, 0
+            self._plan(rows)
+            return
         done = _int("batches_done", state.get("batches_done", 0), 0,
                     "pass a state from state_dict()")
+        self._plan(0)
         if done > len(self):
             raise InvalidInputError(f"batches_done={done} exceeds the {len(self)} batches per epoch; "
                                     "pass a state saved from a sampler with the same settings")
