@@ -115,6 +115,61 @@ p
 print(wb.preview(store, n=3))
 
 # %% [markdown]
+# ## The doctor: the naive pitfalls, found and explained
+# The Dataset classes of the articles this project grew from, as they wrote them: seed 000's
+# `HDF5Dataset` (the file opened in `__init__`, before the workers fork; one row per read) and seed
+# 001's `SimpleDataset` (every row a Python object in a list). `wb.doctor` inspects what a Dataset
+# holds and how it is driven, measures one item against a batched read, and gives each finding one
+# line of workbench code that fixes it.
+
+# %%
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class HDF5Dataset(Dataset):
+    def __init__(self, hdf5_path, data_key, target_key):
+        self.file = h5py.File(hdf5_path, 'r')
+        self.data = self.file[data_key]
+        self.targets = self.file[target_key]
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, idx):
+        data = torch.tensor(self.data[idx])
+        target = torch.tensor(self.targets[idx])
+        return data, target
+
+    def __del__(self):
+        self.file.close()
+
+
+class SimpleDataset(Dataset):
+    def __init__(self, features, targets):
+        self.features = [torch.as_tensor(f) for f in features]
+        self.targets = targets
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, idx):
+        return self.features[idx], self.targets[idx]
+
+
+# %% tags=["nbval-check-output"]
+seed_loader = DataLoader(HDF5Dataset(raw.hdf5, "features", "label"), batch_size=32, shuffle=True,
+                         num_workers=2)
+print(wb.doctor(seed_loader, measure=False).ids)
+simple = SimpleDataset(np.load(raw.npy), np.load(raw.labels_npy).tolist())
+print(wb.doctor(DataLoader(simple, batch_size=32, num_workers=2), measure=False).ids)
+ours = wb.loader(wb.open_dataset(store), batch_size=1024, shuffle="block")
+print("our loader:", wb.doctor(ours).ids)
+
+# %% tags=["nbval-ignore-output"]
+wb.doctor(seed_loader)
+
+# %% [markdown]
 # ## Advice for this data on this machine
 # `wb.advise` turns the facts into a layout, a shuffle order and loader settings, each with its
 # reason and a line of code, backed by a short measurement. Here for the chunky HDF5 file, planning

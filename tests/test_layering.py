@@ -21,7 +21,8 @@ import workbench
 PKG = Path(workbench.__file__).parent
 
 PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "datasets.plan", "metrics",
-        "explore.facts", "explore.statistics", "explore.layout_rules", "_version"}
+        "explore.facts", "explore.statistics", "explore.layout_rules",
+        "explore.findings", "_version"}
 SHELLS = {"cli", "__main__", "tour", "cluster", "dashboard", "ui"}  # a name covers the package below it
 UI_LIBS = {"ipywidgets", "bokeh", "tqdm", "IPython", "ipykernel", "matplotlib", "bqplot",
            "anywidget", "panel", "plotly"}
@@ -36,6 +37,7 @@ UPWARD = {
     ("explore.inspect", "ui.reprs"): "an Inspection prints and renders itself with the shell's views",
     ("explore.stats", "ui.progress"): "progress=True draws the shell's bar",
     ("explore.stats", "ui.tables"): "Stats prints and renders itself with the shell's tables",
+    ("explore.doctor", "ui.diagnosis"): "a Diagnosis prints and renders itself with the shell's view",
     ("explore.advise", "ui.tables"): "Advice prints and renders itself with the shell's tables",
     ("explore.preview", "ui.tables"): "a Preview prints and renders itself with the shell's tables",
 }

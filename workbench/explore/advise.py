@@ -56,7 +56,12 @@ class Advice:
 def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: int | None = None,
            *, measure: bool = True) -> Advice:
     """Advice for reading ``obj`` (anything ``wb.inspect`` takes) in batches of ``batch_size`` in
-    ``shuffle`` order, with ``ram_bytes`` of page cache (default: the memory available now)."""
+    ``shuffle`` order, with ``ram_bytes`` of page cache (default: the memory available now).
+
+    >>> a = advise("x.npy", batch_size=128, ram_bytes=1 << 10, measure=False)   # 1 KiB of cache
+    >>> {r.topic: r.value for r in a.recommendations}["shuffle"]
+    'block'
+    """
     import psutil
 
     from ..sampling import ORDERS
@@ -75,11 +80,19 @@ def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: i
     ram = int(ram_bytes if ram_bytes is not None else psutil.virtual_memory().available)
     sit = Situation(bytes=rows * row_bytes, ram=ram, row_bytes=row_bytes, rows=rows,
                     layout=dense[0].unit, amplification=amp, shuffle=shuffle,
-                    batch_size=batch_size, source=str(ins.source), is_ours=ins.kind == "dataset")
+                    batch_size=batch_size, source=str(ins.source), is_ours=ins.kind == "dataset",
+                    convert_call=_convert_call(str(ins.source), ins.kind))
     advice = Advice(str(ins.source), {**sit.__dict__, "fits": sit.fits}, recommend(sit))
     if measure:
         _measure(obj, ins, sit, advice)
     return advice
+
+
+def _convert_call(source: str, kind: str) -> str:
+    if kind == "hdf5" and ":" in source and not os.path.exists(source):
+        path, key = source.rsplit(":", 1)
+        return f'wb.convert("{path}", "data.store", key="{key}")'
+    return ""
 
 
 def _rate(obj: Any, batch_size: int, order: str) -> float:

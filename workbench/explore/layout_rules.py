@@ -35,6 +35,7 @@ class Situation:
     batch_size: int
     source: str
     is_ours: bool = False       # a workbench dataset already
+    convert_call: str = ""      # the wb.convert(...) line for this source, when not the plain one
 
     @property
     def fits(self) -> bool:
@@ -63,7 +64,7 @@ def _size(n: float) -> str:
 def recommend(s: Situation) -> list[Recommendation]:
     """The advice for ``s``, most important first."""
     out = []
-    store = f'wb.convert("{s.source}", "data.store")'
+    store = s.convert_call or f'wb.convert("{s.source}", "data.store")'
     full = s.amplification.get("full", 1.0)
     if s.is_ours and s.layout == "page":
         out.append(Recommendation("layout", "keep the store", "an uncompressed sharded .npy store "
