@@ -40,6 +40,7 @@ _EXPORTS = {
     "Monitor": "monitor",
     "MemoryBudgetWarning": "errors",
     "ORDERS": "sampling",
+    "RemoteReadError": "errors",
     "Residency": "pagecache",
     "PerformanceWarning": "errors",
     "Preview": "explore.preview",

@@ -13,6 +13,7 @@ Each error also subclasses the builtin a caller would naturally catch, so
     ├── CorruptDatasetError (OSError)         sizes, checksums or manifest disagree
     ├── IncompatibleResumeError (ValueError)  resume=True but source or options changed
     ├── ColumnNotFoundError (KeyError)        a column name that is not in the dataset
+    ├── RemoteReadError (ConnectionError)     a remote manifest or shard could not be fetched
     └── LoaderError (RuntimeError)
         ├── WorkerError                       a worker raised; names the batch indices
         └── LoaderTimeoutError (TimeoutError) a worker died or hung
@@ -38,6 +39,7 @@ __all__ = [
     "LoaderTimeoutError",
     "MemoryBudgetWarning",
     "PerformanceWarning",
+    "RemoteReadError",
     "SourceNotFoundError",
     "TransformError",
     "UnsafeInputError",
@@ -88,6 +90,10 @@ class ColumnNotFoundError(WorkbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class RemoteReadError(WorkbenchError, ConnectionError):
+    """A remote dataset's manifest or shard could not be fetched after retries; names the URL."""
 
 
 class LoaderError(WorkbenchError, RuntimeError):

@@ -26,7 +26,8 @@ __all__ = ["open_dataset"]
 
 def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse: str = "dense",
                  key: str | list[str] | None = None, dtype: Any = None,
-                 sparse_dims: dict[str, int] | None = None) -> BaseDataset:
+                 sparse_dims: dict[str, int] | None = None, cache_dir: Any = None,
+                 cache_bytes: int | None = None) -> BaseDataset:
     """Open ``source`` for reading batches of rows as torch tensors.
 
     Args:
@@ -39,6 +40,9 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
             sparse expansions float32).
         sparse_dims: foreign Parquet and HDF5 only: ``{column: row width}``; Parquet list columns
             named here are read as sparse indices (``<col>.values`` as values when present).
+        cache_dir, cache_bytes: a URL source only (``http(s)://``, ``file://``, any fsspec URL):
+            where fetched shards are kept, and the most bytes kept there (default 4 GiB);
+            see :mod:`workbench.streaming`.
 
     Contiguous batches of memory-mapped data (store layout, ``.npy``, read-only memmaps) are
     zero-copy tensors over the page cache and are read-only: clone before editing in place.
@@ -50,6 +54,12 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
     from ..inputs.kinds import STREAM_ONLY, kind_of
 
     kw: dict[str, Any] = {"sparse": sparse, "dtype": dtype}
+    if isinstance(source, str) and "://" in source:
+        from ..streaming import is_url, open_remote
+
+        if is_url(source):
+            return open_remote(source, cache_dir=cache_dir, cache_bytes=cache_bytes,
+                               columns=columns, **kw)
     kind = kind_of(source, missing=DatasetNotFoundError)
     where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else _describe(source, kind)
     if key is not None and kind != "hdf5":

@@ -1,0 +1,132 @@
+"""Datasets streamed from a real HTTP server on 127.0.0.1 through a bounded local shard cache:
+every row arrives once, the cache never holds more than ``cache_bytes`` on disk, a damaged shard is
+fetched once more then refused, a server that goes away is retried then named."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import threading
+from collections import Counter
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench import streaming
+from workbench.errors import CorruptDatasetError, InvalidInputError, RemoteReadError
+
+ROWS = 20_000
+
+
+class Server:
+    """A real HTTP server for a folder, counting the GETs per path."""
+
+    def __init__(self, root: Path) -> None:
+        self.hits: Counter[str] = Counter()
+        hits = self.hits
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                hits[self.path] += 1
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served(tmp_path):
+    root = tmp_path / "www"
+    x = np.random.default_rng(0).random((ROWS, 16), dtype="float32")
+    wb.convert({"x": x, "id": np.arange(ROWS)}, root / "d.store", shard_bytes=64 << 10,
+               progress=False)
+    server = Server(root)
+    yield server, root / "d.store", x
+    server.stop()
+
+
+def _cache_bytes_on_disk(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_an_epoch_over_http_reads_every_row_once_within_the_cache_bound(served, tmp_path):
+    server, store, x = served
+    version, m = wb.read_manifest(store)
+    total = sum(f.bytes for s in m.shards for f in s.files)
+    bound = total // 4
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "cache", cache_bytes=bound)
+    assert len(ds) == ROWS and ds.where == f"{server.url}/d.store"
+    seen, peak = [], 0
+    for batch in wb.loader(ds, batch_size=500, shuffle="sequential", num_workers=0):
+        seen.append(batch["id"].numpy().copy())
+        np.testing.assert_array_equal(batch["x"].numpy(), x[batch["id"].numpy()])
+        peak = max(peak, _cache_bytes_on_disk(tmp_path / "cache"))
+    assert sorted(np.concatenate(seen).tolist()) == list(range(ROWS))
+    assert 0 < peak <= bound < total
+    assert ds.cache.fetches == len(m.shards)  # sequential: each shard fetched once
+    assert not list((tmp_path / "cache").rglob("*.part"))  # no temporary names left behind
+
+
+def test_a_shuffled_epoch_is_right_with_threads(served, tmp_path):
+    server, store, x = served
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=1 << 20)
+    ids = [b["id"].numpy().copy() for b in wb.loader(ds, batch_size=256, shuffle="full",
+                                                       num_workers=2)]
+    assert sorted(np.concatenate(ids).tolist()) == list(range(ROWS))
+
+
+def test_a_damaged_shard_is_fetched_once_more_then_refused(served, tmp_path):
+    server, store, _ = served
+    version, m = wb.read_manifest(store)
+    victim = m.shards[1].files[0]
+    path = version / victim.path
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=1 << 20)
+    ds.get_batch(range(10))  # shard 0 is fine
+    rows = m.shards[0].rows
+    with pytest.raises(CorruptDatasetError, match=rf"{victim.path} \(shard 1\).*twice"):
+        ds.get_batch(range(rows, rows + 10))
+    url_path = f"/d.store/{version.name}/{victim.path}"
+    assert server.hits[url_path] == 2
+    assert not (ds._version / victim.path).exists()  # nothing of the damaged shard is kept
+    assert (ds._version / m.shards[0].files[0].path).exists()
+
+
+def test_a_server_that_goes_away_is_retried_then_named(served, tmp_path, monkeypatch):
+    server, store, _ = served
+    monkeypatch.setattr(streaming, "BACKOFF_S", 0.05)
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=1 << 20)
+    ds.get_batch(range(10))
+    server.stop()
+    version, m = wb.read_manifest(store)
+    with pytest.raises(RemoteReadError, match=rf"{server.url}/d.store/.*\(shard 2\).*attempts"):
+        ds.get_batch(range(m.shards[0].rows + m.shards[1].rows, ROWS))
+
+
+def test_bad_settings_and_other_layouts_are_refused(served, tmp_path):
+    server, store, _ = served
+    with pytest.raises(InvalidInputError, match="smaller than one shard"):
+        wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=1000)
+    with pytest.raises(RemoteReadError, match="nothing.store/CURRENT"):
+        wb.open_dataset(f"{server.url}/nothing.store", cache_dir=tmp_path / "c")
+    shutil.copytree(store, store.parent / "h.store")
+    wb.convert(np.zeros((100, 2), "float32"), store.parent / "h5.ds", format="hdf5", progress=False)
+    with pytest.raises(InvalidInputError, match="hdf5-layout dataset; streaming reads the store"):
+        wb.open_dataset(f"{server.url}/h5.ds", cache_dir=tmp_path / "c")
+    assert streaming.is_url("http://x/y") and not streaming.is_url("data/x.store")
+    assert os.path.exists(store)
