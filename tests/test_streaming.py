@@ -17,7 +17,7 @@ import pytest
 
 import workbench as wb
 from workbench import streaming
-from workbench.errors import CorruptDatasetError, InvalidInputError, RemoteReadError
+from workbench.errors import CorruptDatasetError, InvalidInputError, RemoteError
 
 ROWS = 20_000
 
@@ -114,7 +114,7 @@ def test_a_server_that_goes_away_is_retried_then_named(served, tmp_path, monkeyp
     ds.get_batch(range(10))
     server.stop()
     version, m = wb.read_manifest(store)
-    with pytest.raises(RemoteReadError, match=rf"{server.url}/d.store/.*\(shard 2\).*attempts"):
+    with pytest.raises(RemoteError, match=rf"{server.url}/d.store/.*\(shard 2\).*attempts"):
         ds.get_batch(range(m.shards[0].rows + m.shards[1].rows, ROWS))
 
 
@@ -122,7 +122,7 @@ def test_bad_settings_and_other_layouts_are_refused(served, tmp_path):
     server, store, _ = served
     with pytest.raises(InvalidInputError, match="smaller than one shard"):
         wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=1000)
-    with pytest.raises(RemoteReadError, match="nothing.store/CURRENT"):
+    with pytest.raises(RemoteError, match="nothing.store/CURRENT"):
         wb.open_dataset(f"{server.url}/nothing.store", cache_dir=tmp_path / "c")
     shutil.copytree(store, store.parent / "h.store")
     wb.convert(np.zeros((100, 2), "float32"), store.parent / "h5.ds", format="hdf5", progress=False)
@@ -130,3 +130,22 @@ def test_bad_settings_and_other_layouts_are_refused(served, tmp_path):
         wb.open_dataset(f"{server.url}/h5.ds", cache_dir=tmp_path / "c")
     assert streaming.is_url("http://x/y") and not streaming.is_url("data/x.store")
     assert os.path.exists(store)
+
+
+def test_publish_then_stream_from_the_published_copy(served, tmp_path):
+    import subprocess
+    import sys
+
+    server, store, x = served
+    www = store.parent  # the folder the server serves
+    m = wb.publish(store, "file://" + str(www / "copy.store"))
+    order = sorted((www / "copy.store").rglob("*"), key=lambda p: p.stat().st_mtime_ns)
+    assert order[-1].name == "CURRENT"  # readers switch only once everything else is there
+    ds = wb.open_dataset(f"{server.url}/copy.store", cache_dir=tmp_path / "c", cache_bytes=1 << 20)
+    assert len(ds) == m.num_rows and ds.get_batch([5])["id"].tolist() == [5]
+    exe = str(Path(sys.executable).parent / "workbench")
+    out = subprocess.run([exe, "publish", str(store), "memory://x/y.store"], capture_output=True,
+                         text=True, check=True).stdout
+    assert f"{len(m.shards)} shards" in out
+    with pytest.raises(RemoteError, match="read-only"):
+        wb.publish(store, f"{server.url}/nope.store")

@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--ram-bytes", type=int, default=None, help="page cache to plan for (default: available)")
     a.add_argument("--json", action="store_true")
 
+    u = sub.add_parser("publish", help="upload a dataset to an fsspec URL (shards, manifest, CURRENT last)")
+    u.add_argument("path")
+    u.add_argument("url")
+
     d = sub.add_parser("demo", help="generate demo data, convert, verify, load and summarize")
     d.add_argument("--rows", type=int, default=20_000)
     d.add_argument("--out", default="demo_data")
@@ -137,6 +141,12 @@ def _run(args: argparse.Namespace) -> int:
         found = advise(args.path, batch_size=args.batch_size, shuffle=args.shuffle,
                        ram_bytes=args.ram_bytes)
         print(json.dumps(found.to_dict(), indent=1) if args.json else found)
+        return 0
+    if args.cmd == "publish":
+        from .publishing import publish
+
+        m = publish(args.path, args.url)
+        print(f"published {args.path} -> {args.url}: {len(m.shards)} shards, {m.num_rows:,} rows")
         return 0
     if args.cmd == "demo":
         from .tour import run_tour

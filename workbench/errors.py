@@ -13,7 +13,7 @@ Each error also subclasses the builtin a caller would naturally catch, so
     ├── CorruptDatasetError (OSError)         sizes, checksums or manifest disagree
     ├── IncompatibleResumeError (ValueError)  resume=True but source or options changed
     ├── ColumnNotFoundError (KeyError)        a column name that is not in the dataset
-    ├── RemoteReadError (ConnectionError)     a remote manifest or shard could not be fetched
+    ├── RemoteError (ConnectionError)         a remote dataset could not be read or written
     └── LoaderError (RuntimeError)
         ├── WorkerError                       a worker raised; names the batch indices
         └── LoaderTimeoutError (TimeoutError) a worker died or hung
@@ -39,7 +39,7 @@ __all__ = [
     "LoaderTimeoutError",
     "MemoryBudgetWarning",
     "PerformanceWarning",
-    "RemoteReadError",
+    "RemoteError",
     "SourceNotFoundError",
     "TransformError",
     "UnsafeInputError",
@@ -92,8 +92,8 @@ class ColumnNotFoundError(WorkbenchError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class RemoteReadError(WorkbenchError, ConnectionError):
-    """A remote dataset's manifest or shard could not be fetched after retries; names the URL."""
+class RemoteError(WorkbenchError, ConnectionError):
+    """A remote dataset could not be read (after retries) or written; names the URL."""
 
 
 class LoaderError(WorkbenchError, RuntimeError):

@@ -6,7 +6,7 @@ The manifest is read remotely; each shard is fetched when a batch first touches 
 cache that never holds more than ``cache_bytes`` on disk (least recently used shards go first),
 checked against the manifest's xxh3 digests on arrival, written under a temporary name and renamed
 into place, so a half-fetched shard is never read. A failed fetch is retried with backoff and then
-raises :class:`~workbench.errors.RemoteReadError` naming the URL and shard; a digest mismatch is
+raises :class:`~workbench.errors.RemoteError` naming the URL and shard; a digest mismatch is
 fetched once more, then raises :class:`~workbench.errors.CorruptDatasetError`.
 
 >>> ds = wb.open_dataset("file://" + os.path.abspath("demo_data/demo.store"),
@@ -29,13 +29,13 @@ from typing import Any
 
 import xxhash
 
-from .errors import CorruptDatasetError, InvalidInputError, RemoteReadError
+from .errors import CorruptDatasetError, InvalidInputError, RemoteError
 from .layouts.store.reader import StoreDataset
 from .manifest import CURRENT_NAME, MANIFEST_NAME, Manifest
 
 __all__: list[str] = []
 
-RETRIES = 4            # attempts per file before RemoteReadError
+RETRIES = 4            # attempts per file before RemoteError
 BACKOFF_S = 0.25       # first wait; doubled each retry
 DEFAULT_CACHE_BYTES = 4 << 30
 
@@ -52,7 +52,7 @@ def _retry(what: str, fn: Any) -> Any:
             return fn()
         except (OSError, ConnectionError, TimeoutError) as e:  # fsspec/aiohttp raise OSError kinds
             if isinstance(e, FileNotFoundError) or attempt == RETRIES:
-                raise RemoteReadError(f"{what}: {type(e).__name__}: {e} (after {attempt} "
+                raise RemoteError(f"{what}: {type(e).__name__}: {e} (after {attempt} "
                                       "attempts); check the URL and that the server is up") from None
         time.sleep(delay)
         delay, attempt = delay * 2, attempt + 1
