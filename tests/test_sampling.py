@@ -260,3 +260,31 @@ def test_an_old_state_without_rows_cannot_resume_at_another_world_size():
     del state["rows_done"]
     with pytest.raises(IncompatibleResumeError, match="only at its own world_size=2"):
         BatchSampler(100, 10, world_size=1).load_state_dict(state)
+
+
+@FAST
+@given(shards=st.lists(st.integers(1, 60), min_size=1, max_size=12), b=st.integers(1, 20),
+       w=st.integers(1, 3), seed=st.integers(0, 99), world=st.integers(1, 3), data=st.data())
+def test_shard_order_reads_each_row_once_and_each_shard_in_at_most_two_windows(shards, b, w, seed,
+                                                                               world, data):
+    n = sum(shards)
+    rank = data.draw(st.integers(0, world - 1))
+    s = BatchSampler(n, b, "shard", seed=seed, window=w, shard_rows=shards, rank=rank,
+                     world_size=world)
+    if world == 1:
+        rows = np.concatenate(list(s))
+        assert sorted(rows.tolist()) == list(range(n))
+    order = s._epoch_order(0)
+    starts = np.concatenate([[0], np.cumsum(shards)])
+    shard_of = np.searchsorted(starts, np.arange(n), side="right") - 1
+    windows_of: dict[int, set[int]] = {}
+    for pos in range(n):
+        windows_of.setdefault(int(shard_of[order.take(pos, pos + 1)[0]]), set()).add(pos // order.span)
+    assert all(len(ws) <= 2 and max(ws) - min(ws) <= 1 for ws in windows_of.values())
+
+
+def test_shard_order_needs_sizes_that_add_up():
+    with pytest.raises(InvalidInputError, match="shard_rows sum to 5, not num_rows=6"):
+        BatchSampler(6, 2, "shard", shard_rows=[2, 3])
+    assert sorted(np.concatenate(list(BatchSampler(10, 3, "shard", block_rows=4))).tolist()) == \
+        list(range(10))

@@ -149,3 +149,17 @@ def test_publish_then_stream_from_the_published_copy(served, tmp_path):
     assert f"{len(m.shards)} shards" in out
     with pytest.raises(RemoteError, match="read-only"):
         wb.publish(store, f"{server.url}/nope.store")
+
+
+def test_shard_order_fetches_each_shard_once_per_epoch(served, tmp_path):
+    server, store, x = served
+    version, m = wb.read_manifest(store)
+    biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c",
+                         cache_bytes=5 * biggest)  # a window of 2 shards, and room to spare
+    dl = wb.loader(ds, batch_size=250, shuffle="shard", window=2, num_workers=0)
+    ids = [b["id"].numpy().copy() for b in dl]
+    assert sorted(np.concatenate(ids).tolist()) == list(range(ROWS))
+    assert ds.cache.fetches == len(m.shards)  # each shard once, though rows are shuffled
+    first = np.concatenate(ids[:4])
+    assert not np.array_equal(first, np.sort(first))  # rows really are mixed inside windows

@@ -73,8 +73,8 @@ class Loader:
     ``shuffle``, ``num_workers``, ``collate_fn``, ``pin_memory``, ``drop_last``, ``timeout``,
     ``worker_init_fn``, ``multiprocessing_context``, ``generator``, ``prefetch_factor``,
     ``persistent_workers``, ``pin_memory_device``); the README maps each one. Ours besides:
-    ``shuffle`` also takes an order name ("sequential", "full", "block"; the default "block" is a
-    storage-aligned quasi-random order), ``seed``, ``worker_type`` ("thread" or "process"),
+    ``shuffle`` also takes an order name ("sequential", "full", "block", "shard"; the default
+    "block" is a storage-aligned quasi-random order, "shard" permutes whole shards for streaming), ``seed``, ``worker_type`` ("thread" or "process"),
     ``transform`` (a per-batch function run where the batch is read), ``rank``/``world_size``
     (default: those of an initialised ``torch.distributed`` group, else 0 of 1),
     ``window`` and ``block_rows`` (the block order's unit; default: the dataset's storage blocks,
@@ -140,7 +140,9 @@ class Loader:
                                 else "fallback: the dataset has no storage blocks")
         self.sampler = BatchSampler(len(dataset), batch_size, order=order, seed=seed,
                                     block_rows=self.block_rows, window=window, rank=rank,
-                                    world_size=world_size, drop_last=drop_last)
+                                    world_size=world_size, drop_last=drop_last,
+                                    shard_rows=getattr(dataset, "shard_rows", None)
+                                    if order == "shard" else None)
         # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
         self._contiguous = order == "sequential" and world_size == 1
         self.stats = LoaderStats()

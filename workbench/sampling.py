@@ -8,6 +8,12 @@ Orders (``ORDERS``):
 
 - ``"sequential"``: rows ``0..n-1``.
 - ``"full"``: a uniform permutation per epoch, seeded from ``(seed, epoch)``; materialises n int64.
+- ``"shard"``: for data streamed shard by shard (the WebDataset / Mosaic idea): the shards are
+  permuted and the rows inside a window of ``window`` shards' worth of rows (at least the largest
+  shard, rounded up to whole batches) are shuffled, so each shard is needed by at most two
+  consecutive windows (fetched once per epoch with a cache of ``window + 1``
+  shards). Given no shard sizes, blocks of ``block_rows`` stand in for shards (then it is
+  ``"block"``).
 - ``"block"``: FFCV-style quasi-random. Rows are split into storage-aligned blocks
   ``[k*block_rows, (k+1)*block_rows)``; the blocks are permuted, giving a stream of rows that is
   contiguous inside each block. That stream is cut into *windows* of ``window*block_rows`` rows rounded
@@ -50,7 +56,7 @@ from workbench.errors import IncompatibleResumeError, InvalidInputError
 
 __all__ = ["ORDERS", "BatchSampler", "epoch_order"]
 
-ORDERS = ("sequential", "full", "block")
+ORDERS = ("sequential", "full", "block", "shard")
 _STATE_KEYS = ("num_rows", "batch_size", "order", "seed", "block_rows", "window", "rank",
                "world_size", "drop_last")
 
@@ -69,13 +75,25 @@ class _EpochOrder:
     """Random access to positions ``[start, stop)`` of one epoch's global order (before padding)."""
 
     def __init__(self, n: int, order: str, seed: int, epoch: int, block_rows: int, window: int,
-                 batch_size: int) -> None:
+                 batch_size: int, shard_rows: Any = None) -> None:
         self.n, self.order, self.key = n, order, (seed, epoch)
         self._perm: np.ndarray | None = None
         self._cache: tuple[int, np.ndarray] | None = None
         if order == "full":
             self._perm = np.random.default_rng([seed, epoch, 0]).permutation(n)
-        elif order == "block":
+        elif order == "shard" and shard_rows is not None and len(shard_rows):
+            # the shards, permuted, each one a block: a window holds `window` shards' worth of rows
+            rows_of = np.asarray(shard_rows, dtype=np.int64)
+            first = np.concatenate([[0], np.cumsum(rows_of)[:-1]]).astype(np.int64)
+            self._blocks = np.random.default_rng([seed, epoch, 3]).permutation(len(rows_of))
+            self._row0 = first[self._blocks]
+            sizes = rows_of[self._blocks]
+            # at least the largest shard, so no shard is needed by more than two windows
+            rows = max(window * n / len(rows_of), int(rows_of.max()))
+            self.span = max(1, -(-int(rows) // batch_size)) * batch_size
+            self._starts = np.zeros(len(sizes) + 1, dtype=np.int64)
+            np.cumsum(sizes, out=self._starts[1:])
+        elif order in ("block", "shard"):  # shard order without shards: blocks stand in for them
             self.block_rows = block_rows
             self.span = max(1, (window * block_rows) // batch_size) * batch_size
             full, tail = divmod(n, block_rows)
@@ -87,13 +105,14 @@ class _EpochOrder:
                 sizes = np.append(sizes, tail)
             self._starts = np.zeros(len(sizes) + 1, dtype=np.int64)
             np.cumsum(sizes, out=self._starts[1:])
+            self._row0 = self._blocks * block_rows
 
     def _window(self, w: int) -> np.ndarray:
         if self._cache is not None and self._cache[0] == w:
             return self._cache[1]
         pos = np.arange(w * self.span, min((w + 1) * self.span, self.n), dtype=np.int64)
         b = np.searchsorted(self._starts, pos, side="right") - 1
-        rows = self._blocks[b] * self.block_rows + (pos - self._starts[b])
+        rows = self._row0[b] + (pos - self._starts[b])
         np.random.default_rng([*self.key, 2, w]).shuffle(rows)
         self._cache = (w, rows)
         return rows
@@ -149,7 +168,7 @@ class BatchSampler:
 
     def __init__(self, num_rows: int, batch_size: int, order: str = "block", seed: int = 0,
                  block_rows: int = 4096, window: int = 8, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, shard_rows: Any = None) -> None:
         if order not in ORDERS:
             raise InvalidInputError(f"order={order!r} is unknown; pass one of {ORDERS}")
         self.num_rows = _int("num_rows", num_rows, 0, "pass the dataset's len()")
@@ -164,6 +183,10 @@ class BatchSampler:
                                     f"{self.world_size}; pass a rank in 0..{self.world_size - 1}")
         self.seed = _int("seed", seed, 0, "pass a non-negative integer seed")
         self.order, self.drop_last = order, bool(drop_last)
+        if shard_rows is not None and sum(int(r) for r in shard_rows) != self.num_rows:
+            raise InvalidInputError(f"shard_rows sum to {sum(int(r) for r in shard_rows)}, not "
+                                    f"num_rows={self.num_rows}; pass the dataset's shard sizes")
+        self._shard_rows = None if shard_rows is None else [int(r) for r in shard_rows]
         self.epoch, self.batches_done = 0, 0
         self._resume_from = 0
         self._order: _EpochOrder | None = None
@@ -201,7 +224,7 @@ class BatchSampler:
         key = (self.seed, epoch)
         if self._order is None or self._order.key != key:
             self._order = _EpochOrder(self.num_rows, self.order, self.seed, epoch, self.block_rows,
-                                      self.window, self.batch_size)
+                                      self.window, self.batch_size, self._shard_rows)
         return self._order
 
     def _batch(self, order: _EpochOrder, k: int) -> np.ndarray:

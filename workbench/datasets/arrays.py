@@ -32,6 +32,7 @@ class ArraysDataset(BaseDataset):
     def _set_shards(self, rows: list[int]) -> None:
         self._offsets = np.concatenate([[0], np.cumsum(rows, dtype=np.int64)]).astype(np.int64)
         self._offs = self._offsets.tolist()
+        self.shard_rows = [int(r) for r in rows]  # the shuffle="shard" order's units
 
     share_views = True  # contiguous batches of read-only data are returned zero-copy
 

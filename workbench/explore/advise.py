@@ -75,8 +75,10 @@ def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: i
     dense = [a for a in arrays if not a.storage.get("sparse")] or arrays
     row_bytes = sum(int(a.stored_row_bytes or a.row_bytes) for a in arrays)
     weight = sum(a.row_bytes for a in dense) or 1
+    costed = ("sequential", "block", "full")  # the shard order costs what block order does
     amp = {o: sum(ins.costs[a.name][o].amplification * a.row_bytes for a in dense) / weight
-           for o in ORDERS}
+           for o in costed}
+    amp["shard"] = amp["block"]
     ram = int(ram_bytes if ram_bytes is not None else psutil.virtual_memory().available)
     sit = Situation(bytes=rows * row_bytes, ram=ram, row_bytes=row_bytes, rows=rows,
                     layout=dense[0].unit, amplification=amp, shuffle=shuffle,
