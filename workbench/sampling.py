@@ -11,8 +11,8 @@ Orders (``ORDERS``):
 - ``"shard"``: for data streamed shard by shard (the WebDataset / Mosaic idea): the shards are
   permuted and the rows inside a window of ``window`` shards' worth of rows (at least the largest
   shard, rounded up to whole batches) are shuffled, so each shard is needed by at most two
-  consecutive windows (fetched once per epoch with a cache of ``window + 1``
-  shards). Given no shard sizes, blocks of ``block_rows`` stand in for shards (then it is
+  consecutive windows (fetched once per epoch by a cache that holds the shards one
+  window touches: about ``window + 2``). Given no shard sizes, blocks of ``block_rows`` stand in for shards (then it is
   ``"block"``).
 - ``"block"``: FFCV-style quasi-random. Rows are split into storage-aligned blocks
   ``[k*block_rows, (k+1)*block_rows)``; the blocks are permuted, giving a stream of rows that is

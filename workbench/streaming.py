@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -72,6 +73,8 @@ class ShardCache:
         self._lock = threading.Lock()
         self.on_evict: Any = None
         self.fetches = 0
+        if local.exists():  # left by an earlier reader: not counted, so not kept (one reader per folder)
+            shutil.rmtree(local)
         local.mkdir(parents=True, exist_ok=True)
 
     def __getstate__(self) -> dict[str, Any]:
