@@ -8,6 +8,7 @@ import functools
 import os
 import shutil
 import threading
+import time
 from collections import Counter
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -163,3 +164,18 @@ def test_shard_order_fetches_each_shard_once_per_epoch(served, tmp_path):
     assert ds.cache.fetches == len(m.shards)  # each shard once, though rows are shuffled
     first = np.concatenate(ids[:4])
     assert not np.array_equal(first, np.sort(first))  # rows really are mixed inside windows
+
+
+def test_shards_are_fetched_ahead_in_the_order_the_epoch_needs_them(served, tmp_path):
+    server, store, x = served
+    version, m = wb.read_manifest(store)
+    biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c",
+                         cache_bytes=8 * biggest)
+    seen = []
+    for batch in wb.loader(ds, batch_size=250, shuffle="sequential", num_workers=0):
+        seen.append(batch["id"].numpy().copy())
+        time.sleep(0.01)  # a training step: the fetch-ahead thread works meanwhile
+    assert sorted(np.concatenate(seen).tolist()) == list(range(ROWS))
+    assert ds.cache.fetches == len(m.shards)  # fetched ahead, never twice
+    assert ds.cache.prefetched >= len(m.shards) // 2  # most were ready before a batch needed them

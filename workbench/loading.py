@@ -141,8 +141,7 @@ class Loader:
         self.sampler = BatchSampler(len(dataset), batch_size, order=order, seed=seed,
                                     block_rows=self.block_rows, window=window, rank=rank,
                                     world_size=world_size, drop_last=drop_last,
-                                    shard_rows=getattr(dataset, "shard_rows", None)
-                                    if order == "shard" else None)
+                                    shard_rows=getattr(dataset, "shard_rows", None))
         # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
         self._contiguous = order == "sequential" and world_size == 1
         self.stats = LoaderStats()
@@ -171,6 +170,9 @@ class Loader:
         keep_batch_memory()
         self.sampler.set_epoch(self._epoch)
         batches = iter(self.sampler)  # after the resumed batches, if load_state_dict was used
+        if hasattr(self.dataset, "plan_reads"):  # a streamed dataset fetches ahead in this order
+            self.dataset.plan_reads(self.sampler.shard_plan(), 2 if self.order == "sequential"
+                                    else self.sampler.window + 3)  # shards one window touches
         epoch, start = self._epoch, self.sampler.batches_done
         self._position = start
         keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))

@@ -8,12 +8,10 @@ Orders (``ORDERS``):
 
 - ``"sequential"``: rows ``0..n-1``.
 - ``"full"``: a uniform permutation per epoch, seeded from ``(seed, epoch)``; materialises n int64.
-- ``"shard"``: for data streamed shard by shard (the WebDataset / Mosaic idea): the shards are
-  permuted and the rows inside a window of ``window`` shards' worth of rows (at least the largest
-  shard, rounded up to whole batches) are shuffled, so each shard is needed by at most two
-  consecutive windows (fetched once per epoch by a cache that holds the shards one
-  window touches: about ``window + 2``). Given no shard sizes, blocks of ``block_rows`` stand in for shards (then it is
-  ``"block"``).
+- ``"shard"``: for streamed data (WebDataset's / Mosaic's idea): shards are permuted and rows
+  shuffled within windows of ``window`` shards' rows (at least the largest shard), so a shard is
+  needed by two consecutive windows at most and fetched once per epoch by a cache holding what one
+  window touches (about ``window + 2`` shards). Without shard sizes it is ``"block"``.
 - ``"block"``: FFCV-style quasi-random. Rows are split into storage-aligned blocks
   ``[k*block_rows, (k+1)*block_rows)``; the blocks are permuted, giving a stream of rows that is
   contiguous inside each block. That stream is cut into *windows* of ``window*block_rows`` rows rounded
@@ -183,10 +181,10 @@ class BatchSampler:
                                     f"{self.world_size}; pass a rank in 0..{self.world_size - 1}")
         self.seed = _int("seed", seed, 0, "pass a non-negative integer seed")
         self.order, self.drop_last = order, bool(drop_last)
-        if shard_rows is not None and sum(int(r) for r in shard_rows) != self.num_rows:
-            raise InvalidInputError(f"shard_rows sum to {sum(int(r) for r in shard_rows)}, not "
-                                    f"num_rows={self.num_rows}; pass the dataset's shard sizes")
         self._shard_rows = None if shard_rows is None else [int(r) for r in shard_rows]
+        if self._shard_rows is not None and sum(self._shard_rows) != self.num_rows:
+            raise InvalidInputError(f"shard_rows sum to {sum(self._shard_rows)}, not num_rows="
+                                    f"{self.num_rows}; pass the dataset's shard sizes")
         self.epoch, self.batches_done = 0, 0
         self._resume_from = 0
         self._order: _EpochOrder | None = None
@@ -204,10 +202,8 @@ class BatchSampler:
     def __len__(self) -> int:
         return -(-self._per_rank // self.batch_size)
 
-    @property
-    def padded_rows(self) -> int:
-        """How many rows of the epoch's order are repeated to pad it (0 with drop_last or W=1)."""
-        return max(0, self._total - self.num_rows)
+    padded_rows = property(lambda self: max(0, self._total - self.num_rows),
+                           doc="Rows of the epoch's order repeated to pad it (0 with drop_last, W=1).")
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order the next iteration yields, from its start.
@@ -246,6 +242,13 @@ class BatchSampler:
             batch = self._batch(order, k)
             self.batches_done = k + 1  # counted before the yield: the consumer holds it now
             yield batch
+
+    def shard_plan(self) -> list[int] | None:
+        """The order this epoch needs its shards in, if known ahead (shard, sequential orders)."""
+        if self._shard_rows is None or self.order not in ("shard", "sequential"):
+            return None
+        return list(range(len(self._shard_rows))) if self.order == "sequential" else \
+            self._epoch_order(self.epoch)._blocks.tolist()
 
     def rows_done(self, batches: int) -> int:
         """Positions of the epoch's global order consumed by all ranks after ``batches`` batches

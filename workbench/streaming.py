@@ -39,6 +39,8 @@ __all__: list[str] = []
 RETRIES = 4            # attempts per file before RemoteError
 BACKOFF_S = 0.25       # first wait; doubled each retry
 DEFAULT_CACHE_BYTES = 4 << 30
+AHEAD = 2              # shards fetched ahead of the one a batch needs, when the plan is known
+IDLE_S = 1.0           # the fetch-ahead thread ends after this long without a new shard needed
 
 
 def is_url(source: Any) -> bool:
@@ -70,6 +72,8 @@ class ShardCache:
             raise InvalidInputError(f"cache_bytes={self.cache_bytes:,} is smaller than one shard "
                                     f"({biggest:,} bytes); raise cache_bytes to at least 2 shards")
         self._held: OrderedDict[int, int] = OrderedDict()  # shard -> bytes, oldest first
+        self._ahead: set[int] = set()  # fetched by the prefetcher, not yet used
+        self.prefetched = 0  # shards the prefetcher had ready before a batch needed them
         self._lock = threading.Lock()
         self.on_evict: Any = None
         self.fetches = 0
@@ -92,17 +96,42 @@ class ShardCache:
         with self._lock:
             if s in self._held:
                 self._held.move_to_end(s)
+                if s in self._ahead:
+                    self._ahead.discard(s)
+                    self.prefetched += 1
                 return
             shard = self.manifest.shards[s]
             size = sum(f.bytes for f in shard.files)
             while self._held and self.bytes_held + size > self.cache_bytes:
-                self._evict(next(iter(self._held)))
+                # least recently used first, but a shard fetched ahead and not used yet last
+                old = next((k for k in self._held if k not in self._ahead), next(iter(self._held)))
+                self._evict(old)
             for f in shard.files:
                 self._fetch(s, f)
             self._held[s] = size
             self.fetches += 1
 
+    def fetch_ahead(self, s: int, done: set[int]) -> bool:
+        """Fetch shard ``s`` if it fits, evicting only shards in ``done`` (not needed again this
+        pass); False if it does not fit."""
+        with self._lock:
+            if s in self._held:
+                return True
+            size = sum(f.bytes for f in self.manifest.shards[s].files)
+            while self.bytes_held + size > self.cache_bytes:
+                old = next((k for k in self._held if k in done), None)
+                if old is None:
+                    return False
+                self._evict(old)
+            for f in self.manifest.shards[s].files:
+                self._fetch(s, f)
+            self._held[s] = size
+            self._ahead.add(s)
+            self.fetches += 1
+            return True
+
     def _evict(self, s: int) -> None:
+        self._ahead.discard(s)
         self._held.pop(s)
         if self.on_evict is not None:
             self.on_evict(s)  # the reader drops its maps first
@@ -168,12 +197,51 @@ class RemoteStoreDataset(StoreDataset):
     def _forget(self, s: int) -> None:
         self._open.pop(s, None)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in super().__getstate__().items() if k not in ("_ahead", "_wake")}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.cache.on_evict = self._forget
 
+    def plan_reads(self, shards: list[int] | None, lag: int = 2) -> None:
+        """The order the next pass will need shards in (the loader calls this when it knows it),
+        and ``lag``: a shard is not needed again once the pass opens the one ``lag`` places after
+        it. A background thread fetches the next shards while the batch reads the current one,
+        evicting only shards the pass is done with."""
+        self._plan_order, self._lag = (list(shards) if shards else []), max(1, int(lag))
+        self._plan_pos = {s: i for i, s in enumerate(self._plan_order)}
+        self._needed_at = 0
+
+    def _wake_fetcher(self) -> None:
+        thread = getattr(self, "_ahead", None)
+        if thread is None or not thread.is_alive():
+            self._wake = threading.Event()
+            self._ahead = threading.Thread(target=self._fetch_ahead, name="workbench-fetch-ahead",
+                                           daemon=True)
+            self._ahead.start()
+        self._wake.set()
+
+    def _fetch_ahead(self) -> None:
+        done = -1
+        while self._wake.wait(IDLE_S):  # idle for a while: the pass is over, the thread ends
+            self._wake.clear()
+            order, at = self._plan_order, self._needed_at
+            behind = set(order[:max(0, at - self._lag + 1)])
+            for i in range(max(at, done) + 1, min(len(order), at + 1 + AHEAD)):
+                try:
+                    if not self.cache.fetch_ahead(order[i], behind):
+                        break
+                except Exception:  # the batch that needs it fetches it again and raises the error
+                    break
+                done = i
+
     def _open_shard(self, s: int) -> Any:
         self.cache.ensure(s)
+        pos = getattr(self, "_plan_pos", {}).get(s)
+        if pos is not None:
+            self._needed_at = pos
+            self._wake_fetcher()
         return super()._open_shard(s)
 
     def describe_source(self) -> str:
