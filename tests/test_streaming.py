@@ -179,3 +179,12 @@ def test_shards_are_fetched_ahead_in_the_order_the_epoch_needs_them(served, tmp_
     assert sorted(np.concatenate(seen).tolist()) == list(range(ROWS))
     assert ds.cache.fetches == len(m.shards)  # fetched ahead, never twice
     assert ds.cache.prefetched >= len(m.shards) // 2  # most were ready before a batch needed them
+
+
+def test_a_cache_too_small_for_the_order_says_so(served, tmp_path):
+    server, store, _ = served
+    version, m = wb.read_manifest(store)
+    biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=2 * biggest)
+    with pytest.warns(wb.PerformanceWarning, match="raise cache_bytes to"):
+        next(iter(wb.loader(ds, batch_size=100, shuffle="shard", window=4, num_workers=0)))

@@ -24,13 +24,14 @@ import secrets
 import shutil
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import xxhash
 
-from .errors import CorruptDatasetError, InvalidInputError, RemoteError
+from .errors import CorruptDatasetError, InvalidInputError, PerformanceWarning, RemoteError
 from .layouts.store.reader import StoreDataset
 from .manifest import CURRENT_NAME, MANIFEST_NAME, Manifest
 
@@ -210,6 +211,13 @@ class RemoteStoreDataset(StoreDataset):
         it. A background thread fetches the next shards while the batch reads the current one,
         evicting only shards the pass is done with."""
         self._plan_order, self._lag = (list(shards) if shards else []), max(1, int(lag))
+        biggest = max(sum(f.bytes for f in sh.files) for sh in self.manifest.shards)
+        if shards and self._lag * biggest > self.cache.cache_bytes:
+            warnings.warn(
+                f"{self.url}: the cache holds {self.cache.cache_bytes // biggest} shards but a pass in "
+                f"this order needs about {self._lag} at once, so shards will be fetched again and "
+                f"again; raise cache_bytes to {self._lag * biggest:,} or use a smaller window",
+                PerformanceWarning, stacklevel=3)
         self._plan_pos = {s: i for i, s in enumerate(self._plan_order)}
         self._needed_at = 0
 
