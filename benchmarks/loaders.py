@@ -116,6 +116,31 @@ def limit_memcpy(root: str, batch: int, seconds: float) -> dict[str, Any]:
     return {**lm.median_of(make, seconds=seconds), "note": f"np.copyto 256 MiB: {memcpy_mb_per_s():,.0f} MB/s"}
 
 
+def limit_random_gather(root: str, batch: int, seconds: float) -> dict[str, Any]:
+    """The ceiling for a full shuffle from the page cache: the same random rows (sorted within
+    each batch, as our sampler does) gathered with torch.index_select on every core, summed."""
+    import os
+
+    import torch
+
+    p = _paths(root)
+    x = torch.from_numpy(np.asarray(np.load(p["features"], mmap_mode="r")))  # read-only view
+    y = torch.from_numpy(np.asarray(np.load(p["labels"], mmap_mode="r")))
+    order = torch.from_numpy(_full_order(len(x)))
+    bx, by = torch.empty((batch, x.shape[1]), dtype=x.dtype), torch.empty(batch, dtype=y.dtype)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+
+    def make() -> Any:
+        for a in range(0, len(x) - batch + 1, batch):
+            idx = order[a:a + batch].sort().values
+            torch.index_select(x, 0, idx, out=bx)
+            torch.index_select(y, 0, idx, out=by)
+            yield bx, by
+
+    return {**lm.median_of(make, seconds=seconds),
+            "note": f"torch.index_select, {torch.get_num_threads()} intra-op threads"}
+
+
 def cold_read(root: str, seconds: float) -> dict[str, Any]:
     """dd-like: ``os.readv`` of 64 MiB pieces of features.npy into a page-aligned buffer (no sum)."""
     import mmap
@@ -260,7 +285,8 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
     b, s = args.batch, args.seconds
     common = dict(root=root, batch=b, seconds=s)
     out = [_row("limit: zero-copy sequential read", "limit_zero_copy", "sequential", "-", b, **common),
-           _row("limit: memcpy of the same bytes", "limit_memcpy", "sequential", "-", b, **common)]
+           _row("limit: memcpy of the same bytes", "limit_memcpy", "sequential", "-", b, **common),
+           _row("limit: random gather, every core", "limit_random_gather", "full", "-", b, **common)]
     for wt, w in (("thread", 0), ("thread", 2), ("process", 2)):
         for order in ("sequential", "block", "full"):
             out.append(_row("workbench loader", "ours", order, f"{wt} {w}", b, order=order,
@@ -393,6 +419,8 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
     check("sequential ≥ 0.8× zero-copy read", seq, zc, 0.8)
     check("block ≥ 0.8× memcpy", blk, mc, 0.8)
     check("full shuffle ≥ 0.5× memcpy", full, mc, 0.5)
+    check("full shuffle ≥ 0.8× the random-gather limit", full,
+          _best(_get(warm, "limit_random_gather")), 0.8)
     in_process = [r for r in ours_bs if r["workers"] == "thread 0" and "Monitor" not in r["name"]]
     for order in ("block", "full"):
         watched = _best([r for r in in_process_all(warm, batch) if r["order"] == order and "Monitor" in r["name"]])
