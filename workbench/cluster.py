@@ -11,7 +11,10 @@ any cluster with a bounded number in flight.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
+
+from .errors import InvalidInputError
 
 __all__ = ["close_client", "local_client"]
 
@@ -77,6 +80,18 @@ def run_shard_jobs(jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]],
             close_client(own)
 
 
+def check_visible(client: Any, folder: Path) -> None:
+    """Every worker of ``client`` must see ``folder`` (the shards it writes go there)."""
+    import os
+
+    seen = client.run(os.path.isdir, str(folder))
+    blind = sorted(addr for addr, ok in seen.items() if not ok)
+    if blind:
+        raise InvalidInputError(
+            f"{folder}: not visible from Dask worker(s) {', '.join(blind)}; the destination must be "
+            "on a file system every worker sees (a shared folder, the same path on each machine)")
+
+
 def _run(client: Any, jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]]
          ) -> Iterator[tuple[int, Any]]:
     from distributed import as_completed
@@ -86,12 +101,17 @@ def _run(client: Any, jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any
     in_flight = 0
     it = iter(jobs)
     exhausted = False
+    checked = False
     while True:
         while not exhausted and in_flight < limit:
             job = next(it, None)
             if job is None:
                 exhausted = True
                 break
+            job.folder = Path(job.folder).absolute()  # a worker's working directory is not ours
+            if not checked:
+                check_visible(client, job.folder)
+                checked = True
             job.chunks = list(job.chunks)  # ship the shard's rows to the worker
             pending.add(client.submit(write, job, pure=False,
                                       key=f"workbench-shard-{job.index}-{id(job)}"))
