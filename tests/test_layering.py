@@ -22,7 +22,7 @@ PKG = Path(workbench.__file__).parent
 
 PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "datasets.plan", "metrics",
         "explore.facts", "explore.statistics", "explore.layout_rules",
-        "explore.findings", "_version"}
+        "explore.findings", "units", "_version"}
 SHELLS = {"cli", "__main__", "tour", "cluster", "dashboard", "ui"}  # a name covers the package below it
 UI_LIBS = {"ipywidgets", "bokeh", "tqdm", "IPython", "ipykernel", "matplotlib", "bqplot",
            "anywidget", "panel", "plotly"}

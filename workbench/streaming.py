@@ -68,10 +68,10 @@ class ShardCache:
     def __init__(self, fs: Any, remote: str, local: Path, manifest: Manifest, cache_bytes: int) -> None:
         self.fs, self.remote, self.local, self.manifest = fs, remote.rstrip("/"), local, manifest
         self.cache_bytes = int(cache_bytes)
-        biggest = max((sum(f.bytes for f in s.files) for s in manifest.shards), default=0)
-        if biggest > self.cache_bytes:
+        self.biggest = max((sum(f.bytes for f in s.files) for s in manifest.shards), default=0)
+        if self.biggest > self.cache_bytes:
             raise InvalidInputError(f"cache_bytes={self.cache_bytes:,} is smaller than one shard "
-                                    f"({biggest:,} bytes); raise cache_bytes to at least 2 shards")
+                                    f"({self.biggest:,} bytes); raise cache_bytes to at least 2 shards")
         self._held: OrderedDict[int, int] = OrderedDict()  # shard -> bytes, oldest first
         self._ahead: set[int] = set()  # fetched by the prefetcher, not yet used
         self.prefetched = 0  # shards the prefetcher had ready before a batch needed them
@@ -211,7 +211,7 @@ class RemoteStoreDataset(StoreDataset):
         it. A background thread fetches the next shards while the batch reads the current one,
         evicting only shards the pass is done with."""
         self._plan_order, self._lag = (list(shards) if shards else []), max(1, int(lag))
-        biggest = max(sum(f.bytes for f in sh.files) for sh in self.manifest.shards)
+        biggest = self.cache.biggest
         if shards and self._lag * biggest > self.cache.cache_bytes:
             warnings.warn(
                 f"{self.url}: the cache holds {self.cache.cache_bytes // biggest} shards but a pass in "

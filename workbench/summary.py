@@ -10,16 +10,9 @@ import os
 
 from .catalog import read_manifest
 from .manifest import Manifest
+from .units import human_bytes
 
 __all__ = ["info"]
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def describe(m: Manifest, where: str = "") -> str:

@@ -19,7 +19,8 @@ from .catalog import read_manifest
 from .conversion import convert
 from .demo import make_demo
 from .integrity import verify
-from .summary import describe, human_bytes
+from .summary import describe
+from .units import human_bytes
 
 __all__: list[str] = []
 

@@ -97,22 +97,23 @@ def _convert_call(source: str, kind: str) -> str:
     return ""
 
 
-def _rate(obj: Any, batch_size: int, order: str) -> float:
-    from ..datasets import open_dataset
+def _rate(ds: Any, batch_size: int, order: str) -> float:
     from ..loading import loader
     from ..throughput import measure
 
-    ds = open_dataset(obj)
     return measure(loader(ds, batch_size=batch_size, shuffle=order, num_workers=0),
                    max_batches=50, max_seconds=MEASURE_S).samples_per_s
 
 
 def _measure(obj: Any, ins: Any, sit: Situation, advice: Advice) -> None:
+    from ..datasets import open_dataset
+
     orders = list(dict.fromkeys([sit.shuffle, "block", "sequential"]))
     try:
+        current = open_dataset(obj)
         for order in orders:
             advice.measurements.append({"layout": f"current ({ins.arrays[0].unit})", "order": order,
-                                        "rows_per_s": _rate(obj, sit.batch_size, order)})
+                                        "rows_per_s": _rate(current, sit.batch_size, order)})
     except Exception as exc:  # a kind open_dataset cannot read: the advice stands without it
         advice.notes.append(f"not measured in the current layout: {type(exc).__name__}: {exc}")
         return
@@ -126,7 +127,8 @@ def _measure(obj: Any, ins: Any, sit: Situation, advice: Advice) -> None:
     with tempfile.TemporaryDirectory(prefix="workbench-advise-") as tmp:
         store = os.path.join(tmp, "proposed.store")
         convert(obj if not isinstance(obj, os.PathLike) else os.fspath(obj), store, progress=False)
+        proposed = open_dataset(store)
         for order in orders:
             advice.measurements.append({"layout": "proposed store", "order": order,
-                                        "rows_per_s": _rate(store, sit.batch_size, order)})
+                                        "rows_per_s": _rate(proposed, sit.batch_size, order)})
         advice.notes.append("the proposed store was converted into a temporary folder to measure it")

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInputError
+from ..units import human_bytes
 from . import probes
 from .findings import (DASK_ITEM_S, KINDS, PROCESS_SLOWDOWN, Finding, Setup, batches_itself,
-                       columns_expr, convert_line, expr, finding, human_bytes, item_is_batch,
+                       columns_expr, convert_line, expr, finding, item_is_batch,
                        loader_line, ordered, per_item_is_slow, per_row, settings_findings,
                        subject, too_many_objects)
 from .probes import Held

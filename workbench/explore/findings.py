@@ -124,15 +124,6 @@ def per_row(seconds: float) -> str:
     return f"{us:,.0f} µs" if us >= 10 else f"{us:.2g} µs"
 
 
-def human_bytes(n: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
-
-
 # -- how a Dataset is driven, and what that alone says ----------------------------------------
 @dataclass(frozen=True)
 class Setup:

@@ -74,12 +74,9 @@ def hdf5_facts(path: str, key: str | None = None) -> list[ArrayFacts]:
     """Every dataset under ``key`` (default: the whole file) of the HDF5 file ``path``."""
     import h5py
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InvalidInputError(f"{path}: not a readable HDF5 file ({e}); it may be truncated or "
-                                "not HDF5: write it again") from None
-    with f:
+    from ..inputs.hdf5 import open_h5
+
+    with open_h5(path) as f:
         node = f if key is None else f.get(key)
         if node is None:
             names: list[str] = []
@@ -160,6 +157,9 @@ def dataset_facts(path: str) -> tuple[Any, Any, list[ArrayFacts]]:
     version, m = read_manifest(path)
     shard_rows = tuple(s.rows for s in m.shards)
     out = []
+    # a parquet-layout shard is one file holding every column: read its footer once
+    parquet_cols = ({c.name: c for c in parquet_facts(str(version / m.shards[0].files[0].path))}
+                    if m.layout == "parquet" and m.shards and m.shards[0].files else {})
     for col in m.columns:
         files = [(version / f.path, f) for s in m.shards for f in s.files
                  if f.column in (col.name, None)]
@@ -180,8 +180,8 @@ def dataset_facts(path: str) -> tuple[Any, Any, list[ArrayFacts]]:
             else:
                 for k in ("chunks", "compression", "fletcher32"):
                     storage[k] = layout_facts.storage[k]
-        elif m.layout == "parquet" and first is not None:
-            layout_facts = {c.name: c for c in parquet_facts(str(first))}.get(col.name)
+        elif m.layout == "parquet":
+            layout_facts = parquet_cols.get(col.name)
             if layout_facts is not None:
                 storage["codec"] = layout_facts.storage["codec"]
         if disk is None and layout_facts is not None and m.shards[0].rows:

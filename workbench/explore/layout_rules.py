@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..units import human_bytes
+
 __all__: list[str] = []
 
 SHARD_BYTES = 256 << 20         # conversion's default: enough shards for Dask, few files
@@ -53,14 +55,6 @@ class Recommendation:
         return asdict(self)
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def recommend(s: Situation) -> list[Recommendation]:
     """The advice for ``s``, most important first."""
     out = []
@@ -83,33 +77,33 @@ def recommend(s: Situation) -> list[Recommendation]:
         epoch = s.bytes * full
         out.append(Recommendation(
             "shuffle", "block",
-            f"{_size(s.bytes)} does not fit the page cache ({_size(s.ram)} available): a cold "
-            f"full-shuffle epoch reads about {_size(epoch)} from disk ({full:,.0f}x the data); "
-            f"block order reads about {_size(s.bytes * s.amplification.get('block', 1.0))}, one "
+            f"{human_bytes(s.bytes)} does not fit the page cache ({human_bytes(s.ram)} available): a cold "
+            f"full-shuffle epoch reads about {human_bytes(epoch)} from disk ({full:,.0f}x the data); "
+            f"block order reads about {human_bytes(s.bytes * s.amplification.get('block', 1.0))}, one "
             "long read per block, and still mixes rows across a window of blocks",
             "shuffle=\"block\""))
     elif s.shuffle == "full":
-        out.append(Recommendation("shuffle", "full", f"{_size(s.bytes)} fits the page cache "
-                                  f"({_size(s.ram)} available): warm it once and a full shuffle "
+        out.append(Recommendation("shuffle", "full", f"{human_bytes(s.bytes)} fits the page cache "
+                                  f"({human_bytes(s.ram)} available): warm it once and a full shuffle "
                                   "costs memory reads only", f'wb.warm("{s.source}"); shuffle="full"'))
     else:
         out.append(Recommendation("shuffle", s.shuffle, f"{s.shuffle} order reads whole runs of "
                                   "rows: no read amplification", f'shuffle="{s.shuffle}"'))
     shards = max(1, min(MAX_SHARDS, -(-s.bytes // SHARD_BYTES)))
-    out.append(Recommendation("shard bytes", _size(SHARD_BYTES),
+    out.append(Recommendation("shard bytes", human_bytes(SHARD_BYTES),
                               f"{shards:,} shard{'s' if shards != 1 else ''}: enough for Dask workers to convert in "
                               "parallel and for ranks to split, few enough files to open",
                               f"shard_bytes={SHARD_BYTES >> 20} << 20"))
     block_rows = 1 << max(0, (BLOCK_BYTES // max(1, s.row_bytes)).bit_length() - 1)
     out.append(Recommendation("block rows", f"{block_rows:,}",
-                              f"{_size(block_rows * s.row_bytes)} blocks: each is one sequential "
+                              f"{human_bytes(block_rows * s.row_bytes)} blocks: each is one sequential "
                               "read, and the HDF5 chunk or Parquet row group should be this many "
                               "rows (or divide it) so a block never decodes a unit twice",
                               f"block_rows={block_rows}"))
     batch = s.batch_size * s.row_bytes
     workers = "None" if batch < THREADS_FROM_BYTES else "2"
     out.append(Recommendation("loader", f"num_workers={workers}, worker_type='thread'",
-                              f"batches of {_size(batch)}: "
+                              f"batches of {human_bytes(batch)}: "
                               + ("in-process reads beat handing batches across threads below 1 MiB"
                                  if batch < THREADS_FROM_BYTES else "two read-ahead threads overlap "
                                  "reads with your step") + "; process workers copy every batch "

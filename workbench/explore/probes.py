@@ -235,13 +235,9 @@ def time_items(ds: Any, rows: np.ndarray) -> float:
 
 
 def best_of(fn: Callable[[], Any], repeat: int = 3) -> float:
+    """:func:`time_call` after one warm-up call."""
     fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return time_call(fn, repeat)
 
 
 def time_batched(arrays: list[Any], rows: np.ndarray) -> float | None:

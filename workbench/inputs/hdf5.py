@@ -44,17 +44,23 @@ class H5Member:
     problem: str = ""     # why it cannot be read; raised only if the column is selected
 
 
+def open_h5(path: str) -> Any:
+    """``h5py.File(path, "r")``, or an error naming the file when it is not readable HDF5."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise InvalidInputError(f"{path}: not a readable HDF5 file ({e}); it may be truncated or "
+                                "not HDF5: write it again") from None
+
+
 def scan(path: str, key: str | Sequence[str] | None, sparse: dict[str, int] | None = None) -> list[H5Member]:
     """The members ``key`` names: None = the file's top level, a group = its members, a dataset
     path (or a list of them) = those. Plain groups and scalars inside a group are skipped."""
     import h5py
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InvalidInputError(f"{path}: not a readable HDF5 file ({e}); it may be truncated or "
-                                "not HDF5: write it again") from None
-    with f:
+    with open_h5(path) as f:
         if key is None or (isinstance(key, str) and _is_plain_group(f.get(key))):
             group = f if key is None else f[key]
             nodes = [(f"{group.name.rstrip('/')}/{k}", v) for k, v in group.items()

@@ -9,6 +9,8 @@ import math
 from itertools import accumulate
 from typing import Any
 
+from ..units import human_bytes
+
 __all__: list[str] = []
 
 MAX_LINES = 40  # chunk boundaries drawn per axis; more are thinned (the count is still shown)
@@ -17,13 +19,7 @@ ORDERS = ("sequential", "block", "full")
 
 def nbytes(n: float | None) -> str:
     """``1536`` -> ``'1.5 KiB'``; None (in memory) -> ``'-'``."""
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
+    return "-" if n is None else human_bytes(n)
 
 
 def _unit(a: Any) -> str:

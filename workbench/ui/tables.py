@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..units import human_bytes
+
 __all__: list[str] = []
 
 SHOWN_FEATURES = 8  # a column with more features shows these and one line over all of them
@@ -160,8 +162,8 @@ def png_uri(img: np.ndarray) -> str:
 
 def advice_text(a: Any) -> str:
     s = a.situation
-    lines = [f"{a.source}: {_bytes(s['bytes'])} ({s['rows']:,} rows of {_bytes(s['row_bytes'])}); "
-             f"page cache {_bytes(s['ram'])}: {'fits' if s['fits'] else 'does not fit'}; "
+    lines = [f"{a.source}: {human_bytes(s['bytes'])} ({s['rows']:,} rows of {human_bytes(s['row_bytes'])}); "
+             f"page cache {human_bytes(s['ram'])}: {'fits' if s['fits'] else 'does not fit'}; "
              f"batches of {s['batch_size']:,}, {s['shuffle']} order"]
     lines = textwrap.wrap(lines[0], 98, subsequent_indent="  ")
     for r in a.recommendations:
@@ -189,10 +191,3 @@ def advice_html(a: Any) -> str:
             + (f"<table><tr><th>layout</th><th>order</th><th>rows/s</th></tr>{meas}</table>"
                if meas else "") + f"{notes}</div>")
 
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
