@@ -321,3 +321,86 @@ def test_dask_source_one_compute_per_block(sources):
     ds.stats.reset()
     ds.get_batch([1, 75, 150, 151, 599])  # blocks of 70 rows: 0 (cached), 1, 2, 8
     assert ds.stats.reads == 3 and ds.block_rows == 70
+
+
+# ---- the parallel gather (workbench.datasets.gather) ---------------------------------------------
+
+from workbench.datasets import gather as gmod  # noqa: E402
+
+GATHER_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64", "complex64", "complex128", ">f4", ">i8"]
+
+
+def _source(dtype: str, shape: tuple[int, ...], tmp) -> np.ndarray:
+    """A read-only memmap (as the store reader opens shards) with every bit pattern varied."""
+    raw = np.random.default_rng(3).integers(0, 256, int(np.prod(shape)) * np.dtype(dtype).itemsize,
+                                            dtype=np.uint8)
+    a = raw.view(dtype).reshape(shape)
+    if np.dtype(dtype).kind == "b":
+        a = raw[: a.size].astype(bool).reshape(shape)
+    path = tmp / f"g-{np.dtype(dtype).str.replace('<', 'l').replace('>', 'b').replace('|', 'n')}-{len(shape)}.npy"
+    np.save(path, a)
+    return np.load(path, mmap_mode="r")
+
+
+@pytest.mark.parametrize("dtype", GATHER_DTYPES)
+@pytest.mark.parametrize("shape", [(3000,), (3000, 37), (3000, 4, 5)])
+@pytest.mark.parametrize("order", ["random", "sorted"])
+def test_gather_is_bit_identical_to_np_take(tmp, dtype, shape, order):
+    src = _source(dtype, shape, tmp)
+    r = np.random.default_rng(len(shape))
+    rows = r.choice(shape[0], 1024, replace=False).astype(np.int64)
+    if order == "sorted":
+        rows.sort()
+    ref = np.take(np.asarray(src), rows, axis=0)
+    for min_bytes in (0, gmod.MIN_PARALLEL_BYTES):  # forced onto the torch path, and the default
+        out = np.empty_like(ref)
+        assert gmod.gather(src, rows, out, min_bytes=min_bytes) is out
+        assert out.tobytes() == ref.tobytes(), (dtype, shape, order, min_bytes)
+
+
+def test_gather_paths_and_fallback(tmp, monkeypatch):
+    src = _source("float32", (4096, 256), tmp)
+    rows = np.sort(np.random.default_rng(0).choice(4096, 1024, replace=False))
+    out = np.empty((1024, 256), np.float32)
+    assert gmod.torch_gatherable(src, out)
+    assert not gmod.torch_gatherable(src.astype(">f4"), out.astype(">f4"))  # torch: native only
+    assert not gmod.torch_gatherable(src[:, ::2], out[:, :128])  # strided rows
+    assert not gmod.torch_gatherable(src.view("uint32"), out.view("uint32"))
+    calls = []
+    real = torch.index_select
+    monkeypatch.setattr(torch, "index_select", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.set_num_threads(1)
+    monkeypatch.setattr(gmod, "_CORES", 2)
+    gmod.gather(src, rows, out)
+    assert calls and torch.get_num_threads() == 1  # used 2 threads, gave the caller's 1 back
+    assert out.tobytes() == np.asarray(src)[rows].tobytes()
+    calls.clear()
+    monkeypatch.setattr(gmod, "_CORES", 1)  # one core (or WB_GATHER_THREADS=1): np.take
+    gmod.gather(src, rows, out)
+    assert not calls and out.tobytes() == np.asarray(src)[rows].tobytes()
+    monkeypatch.setattr(gmod, "_CORES", 2)
+    gmod.gather(src, rows[:8], out[:8])  # small: np.take
+    assert not calls
+    monkeypatch.setenv("WB_GATHER_THREADS", "1")
+    assert gmod.cores() == 1
+
+
+def test_gather_shares_cores_among_concurrent_gathers(monkeypatch):
+    monkeypatch.setattr(gmod, "_CORES", 4)
+    assert gmod.gather_threads() == 4
+    monkeypatch.setattr(gmod, "_active", [1])  # one gather already running on another thread
+    assert gmod.gather_threads() == 2
+
+
+def test_store_random_batches_use_the_gather_and_contiguous_stay_views(sources, monkeypatch):
+    ds = sources["store"](columns=["x", "y"])
+    seen = []
+    real = gmod.gather
+    monkeypatch.setattr("workbench.datasets.arrays.gather", lambda *a, **k: seen.append(1) or real(*a, **k))
+    rows = np.sort(np.random.default_rng(1).choice(N, 300, replace=False))
+    got = ds.get_batch(rows)
+    assert seen and np.array_equal(got["x"].numpy(), X[rows]) and np.array_equal(got["y"].numpy(), Y[rows])
+    seen.clear()
+    view = ds.get_batch(range(0, 50))["x"]
+    assert not seen and not view.numpy().flags.owndata  # zero-copy, no gather

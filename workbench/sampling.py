@@ -20,8 +20,11 @@ Orders (``ORDERS``):
   full (but the epoch's last) and lies inside one window, and touches at most
   ``max(window, ceil(batch_size/block_rows)) + 1`` blocks (the +1: windows need not start on a
   block boundary; the dataset's short last block, if any, always ends the stream so it cannot add one).
-  Windows are built lazily from ``(seed, epoch, window index)``: memory per step is
-  O(window*block_rows) plus the block permutation (n/block_rows ints).
+  Windows are built lazily from ``(seed, epoch, window start)``: memory per step is
+  O(window*block_rows) plus the block permutation (n/block_rows ints). ``reconfigure`` changes
+  ``batch_size`` or ``window`` mid-epoch: the rest of the epoch is laid out anew from the first
+  batch boundary after the current window (that one batch may straddle two windows), and every
+  row is still read exactly once (``workbench.orders``).
 
 Within a batch indices are sorted ascending: the order of rows inside a batch does not change the
 gradient, and sorted indices let the reader coalesce neighbouring rows into range reads.
@@ -51,12 +54,13 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import IncompatibleResumeError, InvalidInputError
+from workbench.orders import ORDERS, WINDOWED, EpochOrder
 
-__all__ = ["ORDERS", "BatchSampler", "epoch_order"]
+__all__ = ["ORDERS", "BatchSampler"]
 
-ORDERS = ("sequential", "full", "block", "shard")
-_STATE_KEYS = ("num_rows", "batch_size", "order", "seed", "block_rows", "window", "rank",
-               "world_size", "drop_last")
+# fixed for a sampler's life: a state saved under other values cannot name the same rows
+_FIXED_KEYS = ("num_rows", "seed", "block_rows", "drop_last")
+_STATE_KEYS = (*_FIXED_KEYS, "batch_size", "order", "window", "rank", "world_size")
 
 
 def _int(name: str, value: object, low: int, hint: str) -> int:
@@ -69,87 +73,10 @@ def _int(name: str, value: object, low: int, hint: str) -> int:
     return int(v)
 
 
-class _EpochOrder:
-    """Random access to positions ``[start, stop)`` of one epoch's global order (before padding)."""
-
-    def __init__(self, n: int, order: str, seed: int, epoch: int, block_rows: int, window: int,
-                 batch_size: int, shard_rows: Any = None) -> None:
-        self.n, self.order, self.key = n, order, (seed, epoch)
-        self._perm: np.ndarray | None = None
-        self._cache: tuple[int, np.ndarray] | None = None
-        if order == "full":
-            self._perm = np.random.default_rng([seed, epoch, 0]).permutation(n)
-        elif order == "shard" and shard_rows is not None and len(shard_rows):
-            # the shards, permuted, each one a block: a window holds `window` shards' worth of rows
-            rows_of = np.asarray(shard_rows, dtype=np.int64)
-            first = np.concatenate([[0], np.cumsum(rows_of)[:-1]]).astype(np.int64)
-            self._blocks = np.random.default_rng([seed, epoch, 3]).permutation(len(rows_of))
-            self._row0 = first[self._blocks]
-            sizes = rows_of[self._blocks]
-            # at least the largest shard, so no shard is needed by more than two windows
-            rows = max(window * n / len(rows_of), int(rows_of.max()))
-            self.span = max(1, -(-int(rows) // batch_size)) * batch_size
-            self._starts = np.zeros(len(sizes) + 1, dtype=np.int64)
-            np.cumsum(sizes, out=self._starts[1:])
-        elif order in ("block", "shard"):  # shard order without shards: blocks stand in for them
-            self.block_rows = block_rows
-            self.span = max(1, (window * block_rows) // batch_size) * batch_size
-            full, tail = divmod(n, block_rows)
-            # A short last block goes last, so it cannot add a block to a window in the middle.
-            self._blocks = np.random.default_rng([seed, epoch, 1]).permutation(full)
-            sizes = np.full(full, block_rows, dtype=np.int64)
-            if tail:
-                self._blocks = np.append(self._blocks, full)
-                sizes = np.append(sizes, tail)
-            self._starts = np.zeros(len(sizes) + 1, dtype=np.int64)
-            np.cumsum(sizes, out=self._starts[1:])
-            self._row0 = self._blocks * block_rows
-
-    def _window(self, w: int) -> np.ndarray:
-        if self._cache is not None and self._cache[0] == w:
-            return self._cache[1]
-        pos = np.arange(w * self.span, min((w + 1) * self.span, self.n), dtype=np.int64)
-        b = np.searchsorted(self._starts, pos, side="right") - 1
-        rows = self._row0[b] + (pos - self._starts[b])
-        np.random.default_rng([*self.key, 2, w]).shuffle(rows)
-        self._cache = (w, rows)
-        return rows
-
-    def take(self, start: int, stop: int) -> np.ndarray:
-        """Rows at positions ``[start, stop)``; positions past n wrap around to the start."""
-        parts = []
-        while start < stop:
-            p = start % self.n
-            end = min(stop - start, self.n - p)
-            if self.order == "sequential":
-                parts.append(np.arange(p, p + end, dtype=np.int64))
-            elif self.order == "full":
-                assert self._perm is not None
-                parts.append(self._perm[p:p + end])
-            else:
-                w = p // self.span
-                end = min(end, (w + 1) * self.span - p)
-                parts.append(self._window(w)[p - w * self.span:p - w * self.span + end])
-            start += end
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
-
-
-def epoch_order(num_rows: int, order: str, seed: int = 0, epoch: int = 0, block_rows: int = 4096,
-                window: int = 8, batch_size: int = 1) -> np.ndarray:
-    """The global order of one epoch (before padding and rank split), as int64 row indices.
-
-    ``batch_size`` matters only for ``"block"`` (windows are rounded to whole batches).
-
-    >>> epoch_order(6, "full", seed=1, epoch=2)   # a permutation of 0..5
-    array([4, 5, 1, 0, 3, 2])
-    >>> epoch_order(6, "sequential")
-    array([0, 1, 2, 3, 4, 5])
-    """
-    s = BatchSampler(num_rows, batch_size, order=order, seed=seed, block_rows=block_rows,
-                     window=window)
-    if num_rows == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.array(s._epoch_order(epoch).take(0, num_rows), dtype=np.int64)
+def _order(order: object) -> str:
+    if order not in ORDERS:
+        raise InvalidInputError(f"order={order!r} is unknown; pass one of {ORDERS}")
+    return str(order)
 
 
 class BatchSampler:
@@ -167,8 +94,7 @@ class BatchSampler:
     def __init__(self, num_rows: int, batch_size: int, order: str = "block", seed: int = 0,
                  block_rows: int = 4096, window: int = 8, rank: int = 0, world_size: int = 1,
                  drop_last: bool = False, shard_rows: Any = None) -> None:
-        if order not in ORDERS:
-            raise InvalidInputError(f"order={order!r} is unknown; pass one of {ORDERS}")
+        self.order = self._next_order = _order(order)
         self.num_rows = _int("num_rows", num_rows, 0, "pass the dataset's len()")
         self.batch_size = _int("batch_size", batch_size, 1, "pass a batch_size of at least 1")
         self.block_rows = _int("block_rows", block_rows, 1,
@@ -180,29 +106,31 @@ class BatchSampler:
             raise InvalidInputError(f"rank={self.rank} is out of range for world_size="
                                     f"{self.world_size}; pass a rank in 0..{self.world_size - 1}")
         self.seed = _int("seed", seed, 0, "pass a non-negative integer seed")
-        self.order, self.drop_last = order, bool(drop_last)
+        self.drop_last = bool(drop_last)
         self._shard_rows = None if shard_rows is None else [int(r) for r in shard_rows]
         if self._shard_rows is not None and sum(self._shard_rows) != self.num_rows:
             raise InvalidInputError(f"shard_rows sum to {sum(self._shard_rows)}, not num_rows="
                                     f"{self.num_rows}; pass the dataset's shard sizes")
         self.epoch, self.batches_done = 0, 0
         self._resume_from = 0
-        self._order: _EpochOrder | None = None
-        self._plan(0)
+        self._order: EpochOrder | None = None
+        self._segments: list[tuple[int, int]] | None = None  # None: one, from the settings
+        self._plan(0, 0)
 
-    def _plan(self, offset: int) -> None:
-        """Split the epoch's global order from position ``offset`` on (0, or where an elastic
-        resume picks up) between the ranks; see the remainder policy in the module docstring."""
+    def _plan(self, offset: int, first_batch: int) -> None:
+        """Split the epoch's global order from position ``offset`` on (0, or where a resume or a
+        change of batch size picks up) between the ranks, numbering batches from ``first_batch``;
+        see the remainder policy in the module docstring."""
         w, b = self.world_size, self.batch_size
         rest = max(0, self.num_rows - offset)
-        self._offset = offset
+        self._offset, self._k0 = offset, first_batch
         self._total = (rest // (w * b)) * w * b if self.drop_last else -(-rest // w) * w
         self._per_rank = self._total // w
 
     def __len__(self) -> int:
-        return -(-self._per_rank // self.batch_size)
+        return self._k0 + -(-self._per_rank // self.batch_size)
 
-    padded_rows = property(lambda self: max(0, self._total - self.num_rows),
+    padded_rows = property(lambda self: max(0, self._offset + self._total - self.num_rows),
                            doc="Rows of the epoch's order repeated to pad it (0 with drop_last, W=1).")
 
     def set_epoch(self, epoch: int) -> None:
@@ -214,17 +142,52 @@ class BatchSampler:
         epoch = _int("epoch", epoch, 0, "pass a non-negative epoch number")
         if epoch != self.epoch:
             self.epoch, self.batches_done, self._resume_from = epoch, 0, 0
-            self._plan(0)
+            self.order, self._segments = self._next_order, None
+            self._plan(0, 0)
 
-    def _epoch_order(self, epoch: int) -> _EpochOrder:
+    def _epoch_order(self, epoch: int) -> EpochOrder:
         key = (self.seed, epoch)
-        if self._order is None or self._order.key != key:
-            self._order = _EpochOrder(self.num_rows, self.order, self.seed, epoch, self.block_rows,
-                                      self.window, self.batch_size, self._shard_rows)
+        if self._order is None or self._order.key != key or self._order.order != self.order:
+            self._order = EpochOrder(self.num_rows, self.order, self.seed, epoch, self.block_rows,
+                                     self._shard_rows)
+            self._segments = self._segments or [(0, self._order.span(self.window, self.batch_size))]
+            self._order.set_segments(self._segments)
         return self._order
 
-    def _batch(self, order: _EpochOrder, k: int) -> np.ndarray:
-        b, w = self.batch_size, self.world_size
+    def reconfigure(self, batches_done: int, *, batch_size: int | None = None,
+                    window: int | None = None, order: str | None = None) -> None:
+        """Go on after ``batches_done`` batches of this epoch with a new ``batch_size`` or
+        ``window`` (``order`` applies from the next epoch). The rows already read keep their
+        places in the epoch's order: the rest are read exactly once, from a batch boundary on.
+        With ranks, every rank must make the same change after the same batch.
+
+        >>> s = BatchSampler(100, 10, order="block", block_rows=8, window=2)
+        >>> first = [next(iter(s)) for _ in range(1)]; s.reconfigure(1, batch_size=25)
+        >>> rows = np.concatenate(first + list(s)); len(rows), len(np.unique(rows))
+        (100, 100)
+        """
+        b = self.batch_size if batch_size is None else _int(
+            "batch_size", batch_size, 1, "pass a batch_size of at least 1")
+        w = self.window if window is None else _int(
+            "window", window, 1, "pass how many blocks to mix at once, at least 1")
+        if order is not None:
+            self._next_order = _order(order)
+        p = self.rows_done(batches_done)
+        if self.order in WINDOWED and (b, w) != (self.batch_size, self.window) and p < self.num_rows:
+            epoch_order = self._epoch_order(self.epoch)
+            w0, w1 = epoch_order.window_at(p)
+            # a new layout from the first batch boundary at or after the current window's end
+            start = p if p == w0 else p + -(-(w1 - p) // b) * b
+            if start < self.num_rows:
+                self._segments = [s for s in self._segments or [] if s[0] < start] + \
+                    [(start, epoch_order.span(w, b))]
+                epoch_order.set_segments(self._segments)
+        self.batch_size, self.window = b, w
+        self.batches_done = self._resume_from = batches_done
+        self._plan(p, batches_done)
+
+    def _batch(self, order: EpochOrder, k: int) -> np.ndarray:
+        b, w, k = self.batch_size, self.world_size, k - self._k0
         size = min(b, self._per_rank - k * b)
         start = self._offset + k * w * b + self.rank * size
         rows = np.array(order.take(start, start + size), dtype=np.int64)
@@ -252,48 +215,63 @@ class BatchSampler:
 
     def rows_done(self, batches: int) -> int:
         """Positions of the epoch's global order consumed by all ranks after ``batches`` batches
-        each: what an elastic resume at another world size starts from."""
-        return self._offset + min(batches * self.world_size * self.batch_size, self._total)
+        each: what a resume at another world size or batch size starts from."""
+        done = max(0, batches - self._k0) * self.world_size * self.batch_size
+        return self._offset + min(done, self._total)
 
     def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
         """JSON-able position: the epoch, the batches of it yielded (or ``batches_done``, the
-        ones a prefetching loader delivered) and the global rows they cover, plus the settings."""
+        ones a prefetching loader delivered) and the global rows they cover, plus the settings
+        and the epoch's window layout."""
         done = self.batches_done if batches_done is None else batches_done
+        self._epoch_order(self.epoch)
         state = {k: getattr(self, k) for k in _STATE_KEYS}
         return {**state, "epoch": self.epoch, "batches_done": done, "rows_offset": self._offset,
-                "rows_done": self.rows_done(done)}
+                "batches_offset": self._k0, "rows_done": self.rows_done(done),
+                "windows": [list(s) for s in self._segments or []]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Make the next iteration resume right after the last batch recorded in ``state``.
 
-        A state saved at another world size (or rank) resumes *elastically*: the epoch's global
-        order is the same, so the rows not yet read (from ``rows_done`` on) are split between the
-        ranks now present, and every remaining row is read once. That epoch then has fewer
-        batches; the next epochs are whole again.
+        The epoch's order comes from the state (its order name and window layout), so the rows
+        not yet read are read once even when this sampler has another ``batch_size``, ``window``
+        or ``shuffle`` (those apply from the next epoch or batch on). A state saved at another
+        world size (or rank) resumes *elastically*: the rows not yet read (from ``rows_done`` on)
+        are split between the ranks now present. That epoch then has fewer batches; the next
+        epochs are whole again.
         """
-        elastic = (state.get("world_size", self.world_size) != self.world_size
-                   or state.get("rank", self.rank) != self.rank or state.get("rows_offset", 0))
-        fixed = [k for k in _STATE_KEYS if k not in ("rank", "world_size")] if elastic else _STATE_KEYS
-        changed = [k for k in fixed if k in state and state[k] != getattr(self, k)]
+        changed = [k for k in _FIXED_KEYS if k in state and state[k] != getattr(self, k)]
         if changed:
             diff = ", ".join(f"{k}: saved {state[k]!r} now {getattr(self, k)!r}" for k in changed)
             raise IncompatibleResumeError(
                 f"sampler state does not match this sampler ({diff}); build the sampler with the "
                 "saved settings or start from a fresh state")
         epoch = _int("epoch", state.get("epoch", 0), 0, "pass a state from state_dict()")
-        if elastic:
-            if "rows_done" not in state:
-                raise IncompatibleResumeError(
-                    "this state has no rows_done (saved by an older workbench), so it can resume "
-                    f"only at its own world_size={state.get('world_size')} and rank={state.get('rank')}")
-            rows = _int("rows_done", state["rows_done"], 0, "pass a state from state_dict()")
-            self.epoch, self.batches_done, self._resume_from = epoch, 0, 0
-            self._plan(rows)
-            return
         done = _int("batches_done", state.get("batches_done", 0), 0,
                     "pass a state from state_dict()")
-        self._plan(0)
-        if done > len(self):
-            raise InvalidInputError(f"batches_done={done} exceeds the {len(self)} batches per epoch; "
-                                    "pass a state saved from a sampler with the same settings")
-        self.epoch, self.batches_done, self._resume_from = epoch, done, done
+        ranks = (state.get("world_size", self.world_size), state.get("rank", self.rank))
+        same_plan = (ranks == (self.world_size, self.rank)
+                     and state.get("batch_size", self.batch_size) == self.batch_size
+                     and ("batches_offset" in state or not state.get("rows_offset", 0)))
+        if not same_plan and "rows_done" not in state:
+            raise IncompatibleResumeError(
+                "this state has no rows_done (saved by an older workbench), so it can resume "
+                f"only at its own world_size={state.get('world_size')} and rank={state.get('rank')}"
+                f" and batch_size={state.get('batch_size')}")
+        self.epoch, self._order = epoch, None
+        self.order = _order(state.get("order", self.order))
+        self._segments = [(int(s), int(w)) for s, w in state["windows"]] \
+            if state.get("windows") else None
+        if same_plan:
+            self._plan(_int("rows_offset", state.get("rows_offset", 0), 0, "pass a saved state"),
+                       _int("batches_offset", state.get("batches_offset", 0), 0, "a saved state"))
+            if done > len(self):
+                raise InvalidInputError(
+                    f"batches_done={done} exceeds the {len(self)} batches per epoch; pass a state "
+                    "saved from a sampler with the same settings")
+            self.batches_done = self._resume_from = done
+            return
+        rows = _int("rows_done", state["rows_done"], 0, "pass a state from state_dict()")
+        first = done if ranks[0] == self.world_size else 0
+        self._plan(rows, first)
+        self.batches_done = self._resume_from = first

@@ -2,7 +2,8 @@
 in-memory arrays and memmaps (:class:`MemoryDataset`).
 
 A batch is one gather per touched shard: a contiguous ascending batch inside one shard is a
-zero-copy view of read-only (memmapped) data; anything else is one ``np.take`` into a new array.
+zero-copy view of read-only (memmapped) data; anything else is one :func:`~.gather.gather` (on
+every core where that pays, else ``np.take``) into a new array.
 
 >>> ds = MemoryDataset({"x": np.arange(10.0)}, (Column("x", "float64"),), where="demo")
 >>> ds.get_batch([3, 1])["x"].tolist()
@@ -20,6 +21,7 @@ from ..inputs.memmaps import memmap_ref, reopen
 from ..manifest import Column
 from ..sparse import CSR, concat
 from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
+from .gather import gather
 
 __all__: list[str] = []
 
@@ -99,12 +101,6 @@ def _take(v: Array, local: np.ndarray) -> Array:
     if isinstance(v, CSR):
         return v.take(local)
     return gather(v, local, np.empty((local.size, *v.shape[1:]), v.dtype))
-
-
-def gather(v: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out[:] = v[rows]``; rows were bounds-checked by the Plan. (torch.index_select looked
-    faster in isolation but lost 10-35 % in the loader A/B: np.take stays.)"""
-    return np.take(v, rows, axis=0, out=out, mode="clip")
 
 
 class MemoryDataset(ArraysDataset):

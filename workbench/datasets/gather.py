@@ -1,0 +1,94 @@
+"""Row gathers, ``out[:] = src[rows]``: on every core, without the GIL, where that pays.
+
+A random 1 KiB row costs memory latency (TLB and cache misses), not bandwidth, so one core running
+``np.take`` (which also holds the GIL) leaves most of the machine idle. ``torch.index_select``
+over the same memory with torch's intra-op (OpenMP) threads keeps several rows in flight: on this
+project's 2-core VM, 1,024 random sorted 1 KiB rows from the page cache took 125-153 us against
+np.take's 183-258 us, and 256 rows 31-35 us against 42-66 us (``benchmarks/README.md``). Numba's
+``prange`` lost to both (84-400 us), so torch, already a dependency, is the whole mechanism.
+
+OpenMP's thread count is per calling thread, so a gather sets it for its own call only and puts
+it back: the caller's torch ops (a training step, the benchmark's consumer) keep their setting.
+Where it does not pay, np.take stays: small gathers (under ``MIN_PARALLEL_BYTES``, where thread
+start-up costs more than it hides), one usable core, or dtypes and layouts torch does not share.
+
+>>> src = np.arange(12.0).reshape(6, 2)
+>>> gather(src, np.array([1, 4]), np.empty((2, 2)))[:, 0].tolist()
+[2.0, 8.0]
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import torch
+
+__all__: list[str] = []
+
+# Below this a 2-thread index_select measured no faster than np.take (64-128 KiB: often slower)
+MIN_PARALLEL_BYTES = 256 << 10
+# dtypes torch.from_numpy and index_select both handle (uint16/32/64 have only partial op support)
+_TORCH_DTYPES = frozenset(np.dtype(t) for t in ("bool", "uint8", "int8", "int16", "int32", "int64",
+                                                "float16", "float32", "float64", "complex64",
+                                                "complex128"))
+_active: list[int] = []  # gathers in flight in this process (list ops are atomic under the GIL)
+
+
+def cores() -> int:
+    """Cores this process may run on; ``WB_GATHER_THREADS`` overrides (1 turns the pool off)."""
+    env = os.environ.get("WB_GATHER_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+_CORES = cores()
+
+
+def gather_threads() -> int:
+    """Threads for the next gather: the cores shared among gathers already running here, and 1 in
+    a DataLoader worker process (the processes already use the cores)."""
+    if _CORES <= 1 or torch.utils.data.get_worker_info() is not None:
+        return 1
+    return max(1, _CORES // (len(_active) + 1))
+
+
+def torch_gatherable(src: np.ndarray, out: np.ndarray) -> bool:
+    """Whether torch can gather ``src`` rows into ``out`` in place: a shared, native, C-order dtype."""
+    return (src.dtype in _TORCH_DTYPES and src.dtype.isnative and out.dtype == src.dtype
+            and src.ndim >= 1 and src.flags.c_contiguous and out.flags.c_contiguous)
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    # read-only memmaps: torch warns it cannot protect them; index_select only reads the source
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
+                                category=UserWarning)
+        return torch.from_numpy(a)
+
+
+def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
+           min_bytes: int = MIN_PARALLEL_BYTES) -> np.ndarray:
+    """``out[:] = src[rows]`` (rows bounds-checked by the caller's Plan), bit-identical to np.take."""
+    threads = gather_threads() if out.nbytes >= min_bytes else 1
+    if threads <= 1 or not torch_gatherable(src, out):
+        return np.take(src, rows, axis=0, out=out, mode="clip")
+    idx = torch.from_numpy(rows if rows.dtype == np.int64 else rows.astype(np.int64))
+    before = torch.get_num_threads()
+    _active.append(1)
+    try:
+        if before != threads:
+            torch.set_num_threads(threads)  # this thread's OpenMP team only, restored below
+        torch.index_select(_tensor(src), 0, idx, out=torch.from_numpy(out))
+    finally:
+        if before != threads:
+            torch.set_num_threads(before)
+        _active.pop()
+    return out
