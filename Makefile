@@ -29,8 +29,13 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest tests workbench notebooks --doctest-modules --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
 
+# The loader benchmark's real peers, without their declared dependencies (pyproject.toml's bench
+# extra holds what they import): their metadata would replace the local torch and numpy.
+PEERS ?= mosaicml-streaming==0.13.0 litdata==0.2.76
+
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m pip install --quiet --no-deps $(PEERS)
 	$(PY) benchmarks/convert.py
 	$(PY) benchmarks/loaders.py
 

@@ -1,5 +1,6 @@
 """Loader throughput and memory: workbench's loader against the physical limits, the seeds'
-Dataset classes and Hugging Face ``datasets``, on the same data, in one run.
+Dataset classes, Hugging Face ``datasets``, MosaicML Streaming and litdata, on the same data, in
+one run.
 
     .venv/bin/python benchmarks/loaders.py --quick                  # smoke run (64 MiB, ~2 min)
     .venv/bin/python benchmarks/loaders.py --gib 2                  # warm page cache
@@ -16,6 +17,10 @@ MB/s counts the bytes consumed (1,032 B per sample). Batch 256 everywhere unless
 The seed's fixed-batch classes can only shuffle whole batches; their "full" is a shuffled batch
 order. Memory: Σ over the process and its workers of anonymous + shmem PSS (real memory), peak;
 Σ RSS (which counts page cache once per process mapping it) for reference.
+Peers (``_peers.py``): Mosaic's MDS shards and litdata's optimized chunks are written once from
+the same rows; each reads a shuffled epoch with its own shuffle (seed 0). ``--skip-peers`` omits them.
+"workbench loader (np.take gather)" is ours with the parallel gather off (``WB_GATHER_THREADS=1``),
+in the same run: the before/after of ``workbench.datasets.gather``.
 The table is also written to ``bench_data/loaders-<date>.md``.
 """
 
@@ -35,10 +40,14 @@ import numpy as np
 
 try:
     from . import _loadmeasure as lm
-    from . import _measure
+    from . import _measure, _peers
 except ImportError:  # run as a script, or imported by path in a measured child
     import _loadmeasure as lm
     import _measure
+    import _peers
+
+from_peers = (_peers.mosaic, _peers.litdata_peer)  # contenders run_child finds by name here
+mosaic, litdata_peer = from_peers
 
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parent.parent
@@ -56,7 +65,7 @@ def _paths(root: str) -> dict[str, Path]:
 
 
 def _full_order(n: int) -> np.ndarray:
-    from workbench.sampling import epoch_order
+    from workbench.orders import epoch_order
 
     return epoch_order(n, "full", seed=0)
 
@@ -128,17 +137,20 @@ def limit_random_gather(root: str, batch: int, seconds: float) -> dict[str, Any]
     y = torch.from_numpy(np.asarray(np.load(p["labels"], mmap_mode="r")))
     order = torch.from_numpy(_full_order(len(x)))
     bx, by = torch.empty((batch, x.shape[1]), dtype=x.dtype), torch.empty(batch, dtype=y.dtype)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    every, consumer = len(os.sched_getaffinity(0)), torch.get_num_threads()
 
     def make() -> Any:
         for a in range(0, len(x) - batch + 1, batch):
             idx = order[a:a + batch].sort().values
+            # every core for the gather only; the sum keeps the consumer's setting, as ours does
+            torch.set_num_threads(every)
             torch.index_select(x, 0, idx, out=bx)
             torch.index_select(y, 0, idx, out=by)
+            torch.set_num_threads(consumer)
             yield bx, by
 
     return {**lm.median_of(make, seconds=seconds),
-            "note": f"torch.index_select, {torch.get_num_threads()} intra-op threads"}
+            "note": f"torch.index_select, {every} intra-op threads"}
 
 
 def cold_read(root: str, seconds: float) -> dict[str, Any]:
@@ -165,10 +177,15 @@ def cold_read(root: str, seconds: float) -> dict[str, Any]:
 
 
 def ours(root: str, batch: int, order: str, workers: int, worker_type: str, seconds: float,
-         cold: bool = False, monitor: float = 0.0) -> dict[str, Any]:
+         cold: bool = False, monitor: float = 0.0, gather_threads: int = 0) -> dict[str, Any]:
     """``workbench.loader(workbench.open_dataset(store), ...)``; with ``monitor`` > 0, watched by a
-    ``workbench.Monitor`` sampling every ``monitor`` seconds."""
+    ``workbench.Monitor`` sampling every ``monitor`` seconds; ``gather_threads`` = 1: the np.take
+    gather (what ``WB_GATHER_THREADS=1`` sets; the module is imported before this runs)."""
     import workbench
+    from workbench.datasets import gather
+
+    if gather_threads:
+        gather._CORES = gather_threads
 
     store = str(_paths(root)["store"])
     warm = None if cold else workbench.open_dataset(store)
@@ -291,6 +308,15 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
         for order in ("sequential", "block", "full"):
             out.append(_row("workbench loader", "ours", order, f"{wt} {w}", b, order=order,
                             workers=w, worker_type=wt, **common))
+    for bsz in (b, 1024) if b != 1024 else (b,):  # the gather's before/after, same run
+        c = {**common, "batch": bsz}
+        if bsz != b:
+            out.append(_row("limit: random gather, every core", "limit_random_gather", "full", "-",
+                            bsz, **c))
+            out.append(_row("workbench loader", "ours", "full", "thread 0", bsz, order="full",
+                            workers=0, worker_type="thread", **c))
+        out.append(_row("workbench loader (np.take gather)", "ours", "full", "thread 0", bsz,
+                        order="full", workers=0, worker_type="thread", gather_threads=1, **c))
     for order in ("block", "full"):
         out.append(_row("workbench loader + Monitor at 2 Hz", "ours", order, "thread 0", b, order=order,
                         workers=0, worker_type="thread", monitor=0.5, **common))
@@ -318,6 +344,13 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
         for order, w in (("sequential", 0), ("full", 0), ("full", 2)):
             out.append(_row("HF datasets with_format(torch) + DataLoader", "hf" if have_hf else "",
                             order, f"process {w}" if w else "0", b, order=order, workers=w, **common))
+    if not args.skip_peers:
+        for func, name in (("mosaic", "MosaicML Streaming StreamingDataset"),
+                           ("litdata_peer", "litdata StreamingDataset/Loader")):
+            ok = _peers.available("mosaic" if func == "mosaic" else "litdata")
+            for w in (0, 2):
+                out.append(_row(name, func if ok else "", "full", f"process {w}" if w else "0", b,
+                                order="full", workers=w, **common))
     return out
 
 
@@ -341,7 +374,7 @@ def execute(rows_plan: list[dict[str, Any]], log: Any) -> None:
     for r in rows_plan:
         if not r["func"]:
             r["res"] = None
-            log(f"  {r['name']:<48} {r['order']:<10} skipped (pip install -e .[bench])")
+            log(f"  {r['name']:<48} {r['order']:<10} skipped (not installed: make bench)")
             continue
         t = time.perf_counter()
         try:
@@ -361,7 +394,7 @@ def fmt_table(rows_plan: list[dict[str, Any]], zc: float, mc: float, ref_name: s
     for r in rows_plan:
         res = r.get("res")
         if not res:
-            why = r.get("error") or "skipped (pip install -e .[bench])"
+            why = r.get("error") or "skipped (not installed: make bench)"
             lines.append(f"| {r['name']} | {r['order']} | {r['workers']} | {r['batch']} | {why} |"
                          + " |" * 9)
             continue
@@ -384,7 +417,8 @@ def _get(rows_plan: list[dict[str, Any]], func: str, order: str | None = None,
 
 
 def in_process_all(warm: list[dict[str, Any]], batch: int) -> list[dict[str, Any]]:
-    return [r for r in _get(warm, "ours", batch=batch) if r["workers"] == "thread 0"]
+    return [r for r in _get(warm, "ours", batch=batch) if r["workers"] == "thread 0"
+            and "np.take" not in r["name"]]
 
 
 def _best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -411,7 +445,8 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
 
     zc = _best(_get(warm, "limit_zero_copy"))
     mc = _best(_get(warm, "limit_memcpy"))
-    ours_bs = [r for r in _get(warm, "ours", batch=batch) if "Monitor" not in r["name"]]
+    ours_bs = [r for r in _get(warm, "ours", batch=batch)  # the np.take rows are the "before"
+               if "Monitor" not in r["name"] and "np.take" not in r["name"]]
     seq = _best([r for r in ours_bs if r["order"] == "sequential"])
     blk = _best([r for r in ours_bs if r["order"] == "block"])
     full = _best([r for r in ours_bs if r["order"] == "full"])
@@ -419,8 +454,13 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
     check("sequential ≥ 0.8× zero-copy read", seq, zc, 0.8)
     check("block ≥ 0.8× memcpy", blk, mc, 0.8)
     check("full shuffle ≥ 0.5× memcpy", full, mc, 0.5)
-    check("full shuffle ≥ 0.8× the random-gather limit", full,
-          _best(_get(warm, "limit_random_gather")), 0.8)
+    for bsz in sorted({r["batch"] for r in _get(warm, "limit_random_gather")}):
+        gl = _best(_get(warm, "limit_random_gather", batch=bsz))
+        mine_full = [r for r in _get(warm, "ours", "full", batch=bsz) if "Monitor" not in r["name"]]
+        check(f"full shuffle ≥ 0.8× the random-gather limit (bs {bsz})",
+              _best([r for r in mine_full if "np.take" not in r["name"]]), gl, 0.8)
+        check(f"  same, before: np.take gather (bs {bsz}, thread 0)",
+              _best([r for r in mine_full if "np.take" in r["name"]]), gl, 0.8)
     in_process = [r for r in ours_bs if r["workers"] == "thread 0" and "Monitor" not in r["name"]]
     for order in ("block", "full"):
         watched = _best([r for r in in_process_all(warm, batch) if r["order"] == order and "Monitor" in r["name"]])
@@ -437,6 +477,10 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
           _best(_get(warm, "seed_memmap_item", "full")), 40)
     check("full ≥ 40× HF datasets + DataLoader (full order, best)", full,
           _best(_get(warm, "hf", "full")), 40)
+    check("full ≥ 10× MosaicML Streaming (shuffle on, best of its configs)", full,
+          _best(_get(warm, "mosaic", "full")), 10)
+    check("full ≥ 10× litdata (shuffle on, best of its configs)", full,
+          _best(_get(warm, "litdata_peer", "full")), 10)
     check("block ≥ 1× seed MemoryMappedDataset (its shuffled batches, best)", blk,
           _best(_get(warm, "seed_memmap_batched", "full")), 1.0)
     mine = _get(warm, "ours")
@@ -472,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=6.0, help="bound per timed run")
     ap.add_argument("--cold", action="store_true", help="add the dropped-page-cache section (root)")
     ap.add_argument("--skip-hf", action="store_true")
+    ap.add_argument("--skip-peers", action="store_true", help="omit MosaicML Streaming and litdata")
     ap.add_argument("--skip-warm", action="store_true", help="only the cold section")
     ap.add_argument("--quick", action="store_true", help="64 MiB, 1 s runs: a smoke run")
     ap.add_argument("--torch-threads", type=int, default=1,

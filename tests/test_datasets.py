@@ -353,10 +353,11 @@ def test_gather_is_bit_identical_to_np_take(tmp, dtype, shape, order):
     if order == "sorted":
         rows.sort()
     ref = np.take(np.asarray(src), rows, axis=0)
-    for min_bytes in (0, gmod.MIN_PARALLEL_BYTES):  # forced onto the torch path, and the default
+    # each path forced (min_bytes=0: even small gathers), the measured choice, and the default
+    for min_bytes, path in ((0, "torch"), (0, "take"), (0, None), (gmod.MIN_PARALLEL_BYTES, None)):
         out = np.empty_like(ref)
-        assert gmod.gather(src, rows, out, min_bytes=min_bytes) is out
-        assert out.tobytes() == ref.tobytes(), (dtype, shape, order, min_bytes)
+        assert gmod.gather(src, rows, out, min_bytes=min_bytes, path=path) is out
+        assert out.tobytes() == ref.tobytes(), (dtype, shape, order, min_bytes, path)
 
 
 def test_gather_paths_and_fallback(tmp, monkeypatch):
@@ -372,7 +373,7 @@ def test_gather_paths_and_fallback(tmp, monkeypatch):
     monkeypatch.setattr(torch, "index_select", lambda *a, **k: calls.append(1) or real(*a, **k))
     torch.set_num_threads(1)
     monkeypatch.setattr(gmod, "_CORES", 2)
-    gmod.gather(src, rows, out)
+    gmod.gather(src, rows, out, path="torch")
     assert calls and torch.get_num_threads() == 1  # used 2 threads, gave the caller's 1 back
     assert out.tobytes() == np.asarray(src)[rows].tobytes()
     calls.clear()
@@ -380,10 +381,24 @@ def test_gather_paths_and_fallback(tmp, monkeypatch):
     gmod.gather(src, rows, out)
     assert not calls and out.tobytes() == np.asarray(src)[rows].tobytes()
     monkeypatch.setattr(gmod, "_CORES", 2)
-    gmod.gather(src, rows[:8], out[:8])  # small: np.take
+    gmod.gather(src, rows[:8], out[:8], path="torch")  # small: np.take whatever is asked
     assert not calls
     monkeypatch.setenv("WB_GATHER_THREADS", "1")
     assert gmod.cores() == 1
+
+
+def test_gather_uses_the_path_measured_faster_and_retries_the_other(tmp, monkeypatch):
+    monkeypatch.setattr(gmod, "_CORES", 2)
+    monkeypatch.setattr(gmod, "_cost", {"take": 0.0, "torch": 0.0})
+    assert gmod._pick() == "torch"  # untimed paths are tried first
+    monkeypatch.setattr(gmod, "_cost", {"take": 1e-9, "torch": 5e-9})  # torch stalled (busy cores)
+    picks = [gmod._pick() for _ in range(gmod.PROBE_EVERY * 2)]
+    assert picks.count("torch") == 2 and picks.count("take") == 2 * gmod.PROBE_EVERY - 2
+    src = _source("float32", (4096, 256), tmp)
+    rows = np.sort(np.random.default_rng(0).choice(4096, 512, replace=False))
+    for _ in range(3 * gmod.PROBE_EVERY):  # real timings take over from the made-up ones
+        gmod.gather(src, rows, np.empty((512, 256), np.float32))
+    assert 0 < gmod._cost["take"] < 1e-6 and 0 < gmod._cost["torch"] < 1e-6
 
 
 def test_gather_shares_cores_among_concurrent_gathers(monkeypatch):

@@ -12,6 +12,11 @@ it back: the caller's torch ops (a training step, the benchmark's consumer) keep
 Where it does not pay, np.take stays: small gathers (under ``MIN_PARALLEL_BYTES``, where thread
 start-up costs more than it hides), one usable core, or dtypes and layouts torch does not share.
 
+An OpenMP team waits for its slowest thread, so on oversubscribed cores (load 3.7 on 2 cores
+here) one descheduled helper stalls the whole gather: full-shuffle batches ran 6-20x slower than
+np.take. So both paths are timed as they run (seconds per byte, a moving average per process)
+and the faster one is used, the other re-tried every ``PROBE_EVERY`` gathers as the load changes.
+
 >>> src = np.arange(12.0).reshape(6, 2)
 >>> gather(src, np.array([1, 4]), np.empty((2, 2)))[:, 0].tolist()
 [2.0, 8.0]
@@ -20,6 +25,7 @@ start-up costs more than it hides), one usable core, or dtypes and layouts torch
 from __future__ import annotations
 
 import os
+import time
 import warnings
 
 import numpy as np
@@ -34,6 +40,10 @@ _TORCH_DTYPES = frozenset(np.dtype(t) for t in ("bool", "uint8", "int8", "int16"
                                                 "float16", "float32", "float64", "complex64",
                                                 "complex128"))
 _active: list[int] = []  # gathers in flight in this process (list ops are atomic under the GIL)
+PROBE_EVERY = 32  # gathers between re-tries of the path that is currently slower
+_ALPHA = 0.25  # weight of the newest timing in each path's moving average
+_cost = {"take": 0.0, "torch": 0.0}  # seconds per byte, 0.0 = not timed yet (races are benign)
+_calls = [0]
 
 
 def cores() -> int:
@@ -74,12 +84,37 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a)
 
 
+def _pick() -> str:
+    """The path with the lower measured cost; each untimed path first, the slower one now and then."""
+    take, par = _cost["take"], _cost["torch"]
+    if not par or not take:
+        return "torch" if not par else "take"
+    _calls[0] += 1
+    best, other = ("torch", "take") if par <= take else ("take", "torch")
+    return other if _calls[0] % PROBE_EVERY == 0 else best
+
+
+def _timed(path: str, t0: float, nbytes: int) -> None:
+    per = (time.perf_counter() - t0) / nbytes
+    old = _cost[path]
+    _cost[path] = per if not old else old + _ALPHA * (per - old)
+
+
 def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
-           min_bytes: int = MIN_PARALLEL_BYTES) -> np.ndarray:
-    """``out[:] = src[rows]`` (rows bounds-checked by the caller's Plan), bit-identical to np.take."""
+           min_bytes: int = MIN_PARALLEL_BYTES, path: str | None = None) -> np.ndarray:
+    """``out[:] = src[rows]`` (rows bounds-checked by the caller's Plan), bit-identical to np.take.
+
+    ``path`` ("take" or "torch") skips the measured choice (tests)."""
     threads = gather_threads() if out.nbytes >= min_bytes else 1
     if threads <= 1 or not torch_gatherable(src, out):
         return np.take(src, rows, axis=0, out=out, mode="clip")
+    chosen = path or _pick()
+    t0 = time.perf_counter()
+    if chosen == "take":
+        np.take(src, rows, axis=0, out=out, mode="clip")
+        if path is None:
+            _timed("take", t0, out.nbytes)
+        return out
     idx = torch.from_numpy(rows if rows.dtype == np.int64 else rows.astype(np.int64))
     before = torch.get_num_threads()
     _active.append(1)
@@ -91,4 +126,6 @@ def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
         if before != threads:
             torch.set_num_threads(before)
         _active.pop()
+    if path is None:
+        _timed("torch", t0, out.nbytes)
     return out
