@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import default_collate
 
 from .datasets.base import BaseDataset
-from .errors import LoaderTimeoutError, WorkerError
+from .errors import InvalidInputError, LoaderTimeoutError, WorkerError
 
 __all__: list[str] = []
 
@@ -98,3 +98,18 @@ def timeout_error(idx: np.ndarray, timeout: float | None, where: str) -> LoaderT
     return LoaderTimeoutError(
         f"reading {describe_rows(idx)} took longer than timeout={timeout}s in {where}; the storage is "
         "hung or far too slow: check it, or pass a larger timeout=")
+
+
+def check_dataset(dataset: Any) -> None:
+    """A map-style dataset (``__len__`` and ``__getitem__``) or a clear error naming the way out."""
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        raise InvalidInputError(
+            f"{type(dataset).__name__} is an IterableDataset: it has no random access, so it cannot "
+            "be shuffled, split across ranks or resumed by position. Iterate it with "
+            "torch.utils.data.DataLoader(dataset, batch_size=...), or convert the stream once: "
+            "wb.convert(iter(dataset), 'data.store'), then wb.loader(wb.open_dataset('data.store'))")
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise InvalidInputError(
+            f"a {type(dataset).__name__} is not a map-style dataset: give it __len__ and "
+            "__getitem__ (as torch.utils.data.Dataset subclasses do), or open your data with "
+            "wb.open_dataset(...)")

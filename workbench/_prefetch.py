@@ -230,8 +230,11 @@ class ProcessPass(Pass):
                  holder: dict[str, Any] | None = None) -> None:
         super().__init__(spec, batches, *args)
         holder = holder if holder is not None else {}
-        dl = holder.get("dl") if spec.persistent_workers else None
+        dl = holder.get("dl") if spec.persistent_workers and holder.get("spec") == spec else None
         if dl is None:
+            stale = holder.pop("dl", None)  # kept workers built for other settings
+            if stale is not None and getattr(stale, "_iterator", None) is not None:
+                shutdown_workers(stale._iterator)
             feed = _Feed()
             dl = torch.utils.data.DataLoader(
                 _FetchDataset(spec.fetch), batch_sampler=feed, collate_fn=_identity,
@@ -240,7 +243,7 @@ class ProcessPass(Pass):
                 timeout=spec.timeout or 0, persistent_workers=spec.persistent_workers,
                 multiprocessing_context=spec.multiprocessing_context,
                 worker_init_fn=functools.partial(_worker_init, user_init=spec.worker_init_fn))
-            holder["dl"] = dl
+            holder["dl"], holder["spec"] = dl, spec
         self._feed: _Feed = dl.batch_sampler
         self._feed.batches, self._feed.sent = batches, collections.deque()
         self._persistent = spec.persistent_workers

@@ -10,60 +10,60 @@ DataLoader worker processes, in order, resumable mid-epoch, with live stats.
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
 from ._batch import batch_nbytes, keep_batch_memory
-from ._fetch import Fetch
+from ._fetch import Fetch, check_dataset
 from ._prefetch import (FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass, live_pids,
                         shutdown_workers)
 from .errors import InvalidInputError
-from .metrics import BatchEvent
+from .metrics import BatchEvent, LoaderStats
+from .options import LoaderConfig
 from .ranks import resolve
-from .sampling import ORDERS, BatchSampler
+from .sampling import BatchSampler
 
-__all__ = ["Loader", "LoaderStats", "loader"]
+__all__ = ["Loader", "loader"]
 
-# Why (1 GiB memmap, 2-core box): processes ran at 11-77 % of threads (each batch copied via shm).
-DEFAULT_WORKER_TYPE = "thread"
-# Threads hand each batch across the GIL (~150 us on 2 cores): for small batches that costs more
-# than it overlaps (2 GiB store, bs=256: block 1.8M rows/s in-process vs 0.7-0.8M with 1-2
-# threads); from ~1 MiB per batch two threads win (bs=4096: 4.0M vs 3.7M). None picks by that.
-AUTO_THREADS_FROM_BYTES = 1 << 20
-AUTO_THREADS = 2
+_OPTIONS = frozenset(f.name for f in dataclasses.fields(LoaderConfig)) - {"block_rows", "shuffle"}
 FALLBACK_BLOCK_ROWS = 4096  # block order over a dataset without storage blocks (the sampler's default)
 
 
-@dataclass
-class LoaderStats:
-    """Running counters: ``wait_s`` is time the consumer spent blocked on data, ``total_s`` wall
-    time from the start of each pass to its latest batch (summed over passes)."""
+class _Run:
+    """A pass over the epoch as the consumer sees it; the pass reading it is swapped for a new
+    one at a batch boundary when the loader was reconfigured."""
 
-    batches: int = 0
-    samples: int = 0
-    bytes: int = 0
-    wait_s: float = 0.0
-    total_s: float = 0.0
+    def __init__(self, loader: Loader) -> None:
+        self._loader, self._pass, self._done = loader, loader._new_pass(), False
 
-    def _per_s(self, amount: float) -> float:
-        return amount / self.total_s if self.total_s else 0.0
+    def __iter__(self) -> _Run:
+        return self
 
-    samples_per_s = property(lambda self: self._per_s(self.samples))
-    mb_per_s = property(lambda self: self._per_s(self.bytes / 1e6))
-    wait_fraction = property(lambda self: self._per_s(self.wait_s))
+    def __next__(self) -> Any:
+        if self._loader._pending is not None and not self._done:
+            self._pass.close()
+            self._loader._apply_pending()
+            self._pass = self._loader._new_pass()
+        try:
+            return next(self._pass)
+        except StopIteration:
+            self._done = True
+            raise
 
-    def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s,
-                "wait_fraction": self.wait_fraction}
+    def in_flight(self) -> int:
+        return self._pass.in_flight()
 
-    def reset(self) -> None:
-        self.batches = self.samples = self.bytes = 0
-        self.wait_s = self.total_s = 0.0
+    def pids(self) -> list[int]:
+        return getattr(self._pass, "pids", lambda: [])()
+
+    def close(self) -> None:
+        self._pass.close()
 
 
 class Loader:
@@ -74,81 +74,59 @@ class Loader:
     ``worker_init_fn``, ``multiprocessing_context``, ``generator``, ``prefetch_factor``,
     ``persistent_workers``, ``pin_memory_device``); the README maps each one. Ours besides:
     ``shuffle`` also takes an order name ("sequential", "full", "block", "shard"; the default
-    "block" is a storage-aligned quasi-random order, "shard" permutes whole shards for streaming), ``seed``, ``worker_type`` ("thread" or "process"),
-    ``transform`` (a per-batch function run where the batch is read), ``rank``/``world_size``
-    (default: those of an initialised ``torch.distributed`` group, else 0 of 1),
-    ``window`` and ``block_rows`` (the block order's unit; default: the dataset's storage blocks,
-    or 4096 rows for a dataset without them: ``loader.block_rows`` says which).
+    "block" is a storage-aligned quasi-random order, "shard" permutes whole shards for
+    streaming), ``seed``, ``worker_type`` ("thread" or "process"), ``transform`` (a per-batch
+    function run where the batch is read), ``rank``/``world_size`` (default: those of an
+    initialised ``torch.distributed`` group, else 0 of 1), ``window`` and ``block_rows`` (the
+    block order's unit; default: the dataset's storage blocks, or 4096 rows for a dataset
+    without them: ``loader.block_rows`` says which). ``loader.config`` holds them all
+    (a :class:`~workbench.options.LoaderConfig`); ``reconfigure`` changes them while it runs.
 
     Each full pass advances the epoch, so consecutive ``for`` loops see new orders; ``set_epoch``
-    picks one explicitly. ``state_dict`` records batches delivered (not read ahead) in the epoch.
+    picks one explicitly. ``state_dict`` records the rows delivered (not read ahead) in the epoch.
 
     ``num_workers=None`` (default) reads in the caller's thread when a batch is under 1 MiB and
-    with 2 read-ahead threads above that (measured: see ``AUTO_THREADS_FROM_BYTES``);
-    ``worker_type="process"`` uses torch DataLoader worker processes, which copy every batch
-    through shared memory and are the slowest option for memory-mapped data.
+    with 2 read-ahead threads above that (``workbench.options``); ``worker_type="process"`` uses
+    torch DataLoader worker processes (they copy every batch through shared memory).
     """
 
-    def __init__(self, dataset: Any, *, batch_size: int = 256, shuffle: str | bool = "block",
-                 seed: int | None = None, num_workers: int | None = None,
-                 worker_type: str = DEFAULT_WORKER_TYPE, collate_fn: Callable[[Any], Any] | None = None,
-                 pin_memory: bool = False, pin_memory_device: str = "", drop_last: bool = False,
-                 timeout: float | None = 30.0, worker_init_fn: Callable[[int], None] | None = None,
-                 multiprocessing_context: Any = None, generator: torch.Generator | None = None,
-                 prefetch_factor: int = 2, persistent_workers: bool = False,
-                 transform: Callable[..., Any] | None = None, rank: int | None = None,
-                 world_size: int | None = None,
-                 window: int = 8, block_rows: int | None = None, sampler: Any = None,
-                 batch_sampler: Any = None) -> None:
+    def __init__(self, dataset: Any, *, sampler: Any = None, batch_sampler: Any = None,
+                 **options: Any) -> None:
         check_dataset(dataset)
-        rank, world_size = resolve(rank, world_size)
         if sampler is not None or batch_sampler is not None:
             raise InvalidInputError(
                 "sampler= / batch_sampler= are not taken: the loader orders rows itself (shuffle=, "
                 "seed=, rank=/world_size=), which is what makes its reads batched and its resume "
                 "exact; for a custom sampler use torch.utils.data.DataLoader(dataset, "
                 "batch_sampler=...) over the same dataset")
-        order = ("full" if shuffle else "sequential") if isinstance(shuffle, bool) else shuffle
-        if order not in ORDERS:
-            raise InvalidInputError(f"shuffle={shuffle!r} is not understood; use one of {ORDERS}, "
-                                    "True (full) or False (sequential)")
-        if worker_type not in ("thread", "process"):
-            raise InvalidInputError(f"worker_type={worker_type!r}; use 'thread' or 'process'")
-        if num_workers is None:
-            batch_bytes = batch_size * int(getattr(dataset, "row_nbytes", 0) or 0)
-            big = worker_type == "process" or batch_bytes >= AUTO_THREADS_FROM_BYTES
-            num_workers = AUTO_THREADS if big else 0
-        if num_workers < 0 or prefetch_factor < 1:
-            raise InvalidInputError(
-                f"num_workers={num_workers}, prefetch_factor={prefetch_factor}; use "
-                "num_workers >= 0 and prefetch_factor >= 1")
-        if seed is None:  # like DataLoader: the generator, if given, decides the order
-            seed = generator.initial_seed() % (1 << 63) if generator is not None else 0
-        self.dataset, self.order, self.seed, self.batch_size = dataset, order, seed, batch_size
-        self.num_workers, self.worker_type = num_workers, worker_type
-        self.prefetch_factor, self.drop_last = prefetch_factor, drop_last
-        self.timeout = timeout if timeout and timeout > 0 else None
-        self.multiprocessing_context, self.worker_init_fn = multiprocessing_context, worker_init_fn
-        self.collate_fn, self.transform, self.generator = collate_fn, transform, generator
-        self.persistent_workers = bool(persistent_workers) and worker_type == "process" and num_workers > 0
-        self.pin_memory_device = pin_memory_device
-        self.pin_memory = bool(pin_memory)
-        self._pin = self.pin_memory and torch.cuda.is_available()  # no CUDA: nothing to pin for
+        self.dataset = dataset
+        self._row_nbytes = int(getattr(dataset, "row_nbytes", 0) or 0)
+        self.config = cfg = LoaderConfig.build(self._row_nbytes, **options)
+        rank, world_size = resolve(cfg.rank, cfg.world_size)
         own = getattr(dataset, "block_rows", None)
-        self.block_rows = int(block_rows or own or FALLBACK_BLOCK_ROWS)
-        self.block_rows_from = ("given" if block_rows else "the dataset's storage blocks" if own
-                                else "fallback: the dataset has no storage blocks")
-        self.sampler = BatchSampler(len(dataset), batch_size, order=order, seed=seed,
-                                    block_rows=self.block_rows, window=window, rank=rank,
-                                    world_size=world_size, drop_last=drop_last,
+        self.block_rows = int(cfg.block_rows or own or FALLBACK_BLOCK_ROWS)
+        self.block_rows_from = ("given" if cfg.block_rows else "the dataset's storage blocks"
+                                if own else "fallback: the dataset has no storage blocks")
+        self.sampler = BatchSampler(len(dataset), cfg.batch_size, order=cfg.shuffle, seed=cfg.seed,
+                                    block_rows=self.block_rows, window=cfg.window, rank=rank,
+                                    world_size=world_size, drop_last=cfg.drop_last,
                                     shard_rows=getattr(dataset, "shard_rows", None))
-        # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
-        self._contiguous = order == "sequential" and world_size == 1
         self.stats = LoaderStats()
         self._epoch = self._position = 0
+        self._pending: LoaderConfig | None = None
+        self._lock = threading.Lock()
+        self._fetch: Fetch | None = None
         self._current: weakref.ref | None = None
         self._workers: dict[str, Any] = {}  # a persistent DataLoader, kept across passes
         self._subscribers: tuple[Callable[[BatchEvent], None], ...] = ()
+
+    order = property(lambda self: self.sampler.order, doc="The running epoch's order.")
+
+    def __getattr__(self, name: str) -> Any:
+        # the options, as DataLoader exposes them (loader.batch_size, loader.num_workers, ...)
+        if name in _OPTIONS and "config" in self.__dict__:
+            return getattr(self.config, name)
+        raise AttributeError(f"'Loader' object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         return (f"Loader({type(self.dataset).__name__} of {len(self.dataset):,} rows, "
@@ -165,38 +143,72 @@ class Loader:
             self._position = 0
         self._epoch = int(epoch)
 
+    def reconfigure(self, **changes: Any) -> LoaderConfig:
+        """Change ``batch_size``, ``num_workers``, ``worker_type``, ``prefetch_factor``,
+        ``pin_memory`` or ``window`` at the next batch boundary, and ``shuffle`` from the next
+        epoch, without losing the epoch: every row of it is still delivered exactly once.
+        Read-ahead batches are dropped and readers rebuilt; returns the config that will apply.
+
+        >>> dl = loader(wb.open_dataset({"y": np.arange(1000)}), batch_size=100)
+        >>> it = iter(dl); first = next(it); dl.reconfigure(batch_size=300).batch_size
+        300
+        >>> [len(b["y"]) for b in it], dl.batch_size   # the rest of the epoch, each row once
+        ([300, 300, 300], 300)
+        """
+        with self._lock:
+            cfg = (self._pending or self.config).with_changes(self._row_nbytes, **changes)
+            self._pending = cfg
+        if getattr(self._pass(), "_done", True):  # not iterating: nothing to wait for
+            self._apply_pending()
+        return cfg
+
+    def _apply_pending(self) -> None:
+        with self._lock:
+            cfg, self._pending = self._pending, None
+        if cfg is None:
+            return
+        old, self.config = self.config, cfg
+        self.sampler.reconfigure(self._position, batch_size=cfg.batch_size, window=cfg.window,
+                                 order=cfg.shuffle)
+        readers = ("num_workers", "worker_type", "prefetch_factor", "pin_memory")
+        if any(getattr(old, k) != getattr(cfg, k) for k in readers):
+            self._close_workers()
+
     def __iter__(self) -> Iterator[Any]:
         self._end_pass()
         keep_batch_memory()
+        self._apply_pending()
         self.sampler.set_epoch(self._epoch)
-        batches = iter(self.sampler)  # after the resumed batches, if load_state_dict was used
-        if hasattr(self.dataset, "plan_reads"):  # a streamed dataset fetches ahead in this order
-            self.dataset.plan_reads(self.sampler.shard_plan(), 2 if self.order == "sequential"
-                                    else self.sampler.window + 3)  # shards one window touches
-        epoch, start = self._epoch, self.sampler.batches_done
-        self._position = start
-        keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
-        fetch = Fetch(self.dataset, self.collate_fn, self.transform, self.seed, self._contiguous)
-        spec = FetchSpec(fetch, self.num_workers, self.prefetch_factor, self._pin, self.timeout,
-                         self.multiprocessing_context, self.worker_init_fn,
-                         self.pin_memory_device, self.persistent_workers)
-        if self.num_workers == 0:
-            it: Pass = SyncPass(spec, keys, self._delivered, self._finish_epoch)
-        elif self.worker_type == "thread":
-            it = ThreadPass(spec, keys, self._delivered, self._finish_epoch)
-        else:
-            it = ProcessPass(spec, keys, self._delivered, self._finish_epoch, holder=self._workers)
+        it = _Run(self)
         self._current = weakref.ref(it)
         return it
 
+    def _new_pass(self) -> Pass:
+        cfg, sampler = self.config, self.sampler
+        batches = iter(sampler)  # after the resumed batches, if load_state_dict was used
+        if hasattr(self.dataset, "plan_reads"):  # a streamed dataset fetches ahead in this order
+            self.dataset.plan_reads(sampler.shard_plan(), 2 if sampler.order == "sequential"
+                                    else sampler.window + 3)  # shards one window touches
+        epoch, start = self._epoch, sampler.batches_done
+        self._position = start
+        keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
+        # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
+        contiguous = sampler.order == "sequential" and sampler.world_size == 1
+        if self._fetch is None or self._fetch.contiguous != contiguous:
+            self._fetch = Fetch(self.dataset, cfg.collate_fn, cfg.transform, cfg.seed, contiguous)
+        pin = cfg.pin_memory and torch.cuda.is_available()  # no CUDA: nothing to pin for
+        spec = FetchSpec(self._fetch, cfg.num_workers, cfg.prefetch_factor, pin, cfg.timeout,
+                         cfg.multiprocessing_context, cfg.worker_init_fn, cfg.pin_memory_device,
+                         cfg.persistent_workers)
+        if cfg.num_workers == 0:
+            return SyncPass(spec, keys, self._delivered, self._finish_epoch)
+        if cfg.worker_type == "thread":
+            return ThreadPass(spec, keys, self._delivered, self._finish_epoch)
+        return ProcessPass(spec, keys, self._delivered, self._finish_epoch, holder=self._workers)
+
     def _delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
-        stats = self.stats
         nbytes = batch_nbytes(batch)
-        stats.batches += 1
-        stats.samples += rows
-        stats.bytes += nbytes
-        stats.wait_s += wait_s
-        stats.total_s += since_last_s
+        self.stats.add(rows, nbytes, wait_s, since_last_s)
         self._position += 1
         if self._subscribers:  # the hot path pays one check when nobody watches
             event = BatchEvent(time.perf_counter(), rows, nbytes, wait_s, since_last_s)
@@ -237,12 +249,14 @@ class Loader:
         self.sampler.set_epoch(self._epoch)  # a whole epoch again after an elastic resume
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-able position: the epoch and the batches delivered in it (not those read ahead)."""
+        """JSON-able position: the epoch, the batches delivered in it (not those read ahead) and
+        the rows they cover, so a loader with another batch size resumes exactly too."""
         return {**self.sampler.state_dict(self._position), "epoch": self._epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume at ``state``: the next pass starts at its epoch, after its delivered batches."""
         self._end_pass()
+        self._apply_pending()
         self.sampler.load_state_dict(state)  # raises IncompatibleResumeError if settings changed
         self._epoch, self._position = self.sampler.epoch, self.sampler.batches_done
 
@@ -256,6 +270,9 @@ class Loader:
         """Stop the reader threads or worker processes of the pass in progress, if any, and
         persistent workers."""
         self._end_pass()
+        self._close_workers()
+
+    def _close_workers(self) -> None:
         dl = getattr(self, "_workers", {}).pop("dl", None)
         it = getattr(dl, "_iterator", None)
         if it is not None:
@@ -269,21 +286,6 @@ class Loader:
 
     def __del__(self) -> None:
         self.close()
-
-
-def check_dataset(dataset: Any) -> None:
-    """A map-style dataset (``__len__`` and ``__getitem__``) or a clear error naming the way out."""
-    if isinstance(dataset, torch.utils.data.IterableDataset):
-        raise InvalidInputError(
-            f"{type(dataset).__name__} is an IterableDataset: it has no random access, so it cannot "
-            "be shuffled, split across ranks or resumed by position. Iterate it with "
-            "torch.utils.data.DataLoader(dataset, batch_size=...), or convert the stream once: "
-            "wb.convert(iter(dataset), 'data.store'), then wb.loader(wb.open_dataset('data.store'))")
-    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-        raise InvalidInputError(
-            f"a {type(dataset).__name__} is not a map-style dataset: give it __len__ and "
-            "__getitem__ (as torch.utils.data.Dataset subclasses do), or open your data with "
-            "wb.open_dataset(...)")
 
 
 def loader(dataset: Any, **options: Any) -> Loader:

@@ -13,12 +13,12 @@ the notebook widget, the dashboard pages and ``to_prometheus`` read from it.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__: list[str] = []
+__all__ = ["LoaderStats"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,37 @@ def scalars(sample: dict[str, Any]) -> dict[str, float]:
         if value is not None:
             out[name] = value
     return out
+
+
+@dataclass
+class LoaderStats:
+    """Running counters: ``wait_s`` is time the consumer spent blocked on data, ``total_s`` wall
+    time from the start of each pass to its latest batch (summed over passes)."""
+
+    batches: int = 0
+    samples: int = 0
+    bytes: int = 0
+    wait_s: float = 0.0
+    total_s: float = 0.0
+
+    def _per_s(self, amount: float) -> float:
+        return amount / self.total_s if self.total_s else 0.0
+
+    samples_per_s = property(lambda self: self._per_s(self.samples))
+    mb_per_s = property(lambda self: self._per_s(self.bytes / 1e6))
+    wait_fraction = property(lambda self: self._per_s(self.wait_s))
+
+    def as_dict(self) -> dict[str, float]:
+        return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s,
+                "wait_fraction": self.wait_fraction}
+
+    def add(self, rows: int, nbytes: int, wait_s: float, since_last_s: float) -> None:
+        self.batches += 1
+        self.samples += rows
+        self.bytes += nbytes
+        self.wait_s += wait_s
+        self.total_s += since_last_s
+
+    def reset(self) -> None:
+        self.batches = self.samples = self.bytes = 0
+        self.wait_s = self.total_s = 0.0

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ORDERS", "EpochOrder", "epoch_order"]
+__all__ = ["epoch_order"]
 
 ORDERS = ("sequential", "full", "block", "shard")
 WINDOWED = ("block", "shard")

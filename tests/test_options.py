@@ -1,0 +1,170 @@
+"""workbench.options and Loader.reconfigure: one config swapped at a batch boundary, the epoch kept
+whole (every row once), readers rebuilt without leaks, checkpoints taken after a change exact."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import workbench as wb
+from workbench.errors import InvalidInputError
+from workbench.options import LoaderConfig
+
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return wb.open_dataset({"x": np.arange(N * 4, dtype=np.float32).reshape(N, 4),
+                            "id": np.arange(N)})
+
+
+class Plain(torch.utils.data.Dataset):
+    """A user's own map-style Dataset (no batched reads): read through DataLoader's contract."""
+
+    def __len__(self) -> int:
+        return 700
+
+    def __getitem__(self, i: int) -> dict[str, int]:
+        return {"id": i}
+
+
+def ids(batch) -> list[int]:
+    return batch["id"].tolist()
+
+
+def test_config_validates_and_lists_what_differs():
+    c = LoaderConfig.build(row_nbytes=16, batch_size=64, shuffle=True)
+    assert (c.shuffle, c.num_workers, c.auto_workers) == ("full", 0, True)
+    assert c.loader_options() == {"batch_size": 64, "shuffle": "full"}
+    assert c.with_changes(16, batch_size=1 << 17).num_workers == 2  # auto follows batch bytes
+    assert c.with_changes(16, num_workers=3).loader_options()["num_workers"] == 3
+    with pytest.raises(InvalidInputError, match="unknown loader option.*'batchsize'"):
+        LoaderConfig.build(batchsize=3)
+    with pytest.raises(InvalidInputError, match=r"\['seed'\] cannot change while a loader runs"):
+        c.with_changes(16, seed=3)
+    with pytest.raises(InvalidInputError, match="batch_size=0"):
+        c.with_changes(16, batch_size=0)
+
+
+change = st.fixed_dictionaries({}, optional={
+    "batch_size": st.integers(1, 700), "window": st.integers(1, 6),
+    "num_workers": st.integers(0, 2), "prefetch_factor": st.integers(1, 3),
+    "shuffle": st.sampled_from(wb.ORDERS)})
+
+
+@settings(max_examples=40, deadline=None)
+@given(order=st.sampled_from(wb.ORDERS), plan=st.lists(st.tuples(st.integers(0, 5), change),
+                                                        max_size=5))
+def test_random_changes_mid_epoch_deliver_every_row_once(ds, order, plan):
+    dl = wb.loader(ds, batch_size=100, shuffle=order, seed=3, num_workers=0, block_rows=128)
+    it, got = iter(dl), []
+    expected_size = 100
+    for steps, changes in plan:
+        for _ in range(steps):
+            batch = next(it, None)
+            if batch is not None:
+                got += ids(batch)
+        dl.reconfigure(**changes)
+        expected_size = changes.get("batch_size", expected_size)
+        batch = next(it, None)
+        if batch is not None:  # the next batch already has the new size (or is the last)
+            assert len(batch["id"]) == expected_size or len(got) + len(batch["id"]) == N
+            got += ids(batch)
+    got += [i for b in it for i in ids(b)]
+    assert sorted(got) == list(range(N))
+    dl.close()
+
+
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_changes_rebuild_the_readers_and_leak_nothing(ds, worker_type):
+    me = psutil.Process()
+    threads, children = threading.active_count(), len(me.children(recursive=True))
+    dl = wb.loader(ds, batch_size=200, shuffle="full", num_workers=2, worker_type=worker_type,
+                   persistent_workers=True)
+    it = iter(dl)
+    got = ids(next(it))
+    dl.reconfigure(num_workers=1, batch_size=50)
+    got += ids(next(it))
+    assert dl.num_workers == 1 and len(got) == 250
+    dl.reconfigure(worker_type="thread" if worker_type == "process" else "process", num_workers=2)
+    got += [i for b in it for i in ids(b)]
+    assert sorted(got) == list(range(N))
+    dl.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (threading.active_count() > threads or
+                                           len(me.children(recursive=True)) > children):
+        time.sleep(0.1)
+    assert threading.active_count() <= threads
+    assert len(me.children(recursive=True)) <= children
+
+
+def test_a_users_dataset_gets_rebuilt_dataloader_processes():
+    dl = wb.loader(Plain(), batch_size=64, shuffle="full", num_workers=2, worker_type="process")
+    it = iter(dl)
+    first = ids(next(it))
+    pids = set(dl.worker_pids())
+    dl.reconfigure(num_workers=1, batch_size=10)
+    second = next(it)
+    assert len(second["id"]) == 10 and set(dl.worker_pids()).isdisjoint(pids)
+    rest = first + ids(second) + [i for b in it for i in ids(b)]
+    assert sorted(rest) == list(range(700))
+    dl.close()
+
+
+def test_a_checkpoint_after_a_change_resumes_exactly(ds):
+    dl = wb.loader(ds, batch_size=128, shuffle="block", seed=5, window=2, block_rows=128)
+    it = iter(dl)
+    head = [i for _ in range(3) for i in ids(next(it))]
+    dl.reconfigure(batch_size=300, window=5)
+    head += ids(next(it)) + ids(next(it))
+    state = json.loads(json.dumps(dl.state_dict()))
+    rest_here = [i for b in it for i in ids(b)]
+    again = wb.loader(ds, **dl.config.loader_options())  # the tuned settings
+    again.load_state_dict(state)
+    assert [i for b in again for i in ids(b)] == rest_here  # the same rows in the same batches
+    old = wb.loader(ds, batch_size=128, shuffle="block", seed=5, window=2, block_rows=128)
+    old.load_state_dict(state)
+    assert sorted(i for b in old for i in ids(b)) == sorted(rest_here)  # in batches of 128
+    assert sorted(head + rest_here) == list(range(N))
+
+
+def test_shuffle_changes_from_the_next_epoch_and_between_passes_at_once(ds):
+    dl = wb.loader(ds, batch_size=500, shuffle="sequential")
+    it = iter(dl)
+    first = ids(next(it))
+    assert dl.reconfigure(shuffle="full").shuffle == "full"  # what will apply
+    assert dl.order == dl.config.shuffle == "sequential"  # what runs until the next batch
+    assert first + [i for b in it for i in ids(b)] == list(range(N))  # this epoch as it began
+    assert dl.order == "full"
+    dl.reconfigure(batch_size=1000)  # not iterating: applies now
+    assert dl.batch_size == 1000 and len(dl) == 3
+
+
+def test_reconfigure_from_another_thread_while_training(ds):
+    dl = wb.loader(ds, batch_size=50, shuffle="block", num_workers=2)
+    sizes: list[int] = []
+    seen: list[int] = []
+
+    def train():
+        for batch in dl:
+            sizes.append(len(batch["id"]))
+            seen.extend(ids(batch))
+            time.sleep(0.002)
+
+    t = threading.Thread(target=train)
+    t.start()
+    while len(sizes) < 5:
+        time.sleep(0.001)
+    dl.reconfigure(batch_size=7)
+    t.join(30)
+    assert not t.is_alive() and 7 in sizes and sizes[0] == 50
+    assert sorted(seen) == list(range(N))
