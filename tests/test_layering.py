@@ -20,7 +20,7 @@ import workbench
 
 PKG = Path(workbench.__file__).parent
 
-PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "orders", "datasets.plan", "metrics",
+PURE = {"errors", "manifest", "sparse", "chunks", "schema", "sampling", "orders", "trials", "datasets.plan", "metrics",
         "explore.facts", "explore.statistics", "explore.layout_rules",
         "explore.findings", "units", "_version"}
 SHELLS = {"cli", "__main__", "tour", "cluster", "dashboard", "ui"}  # a name covers the package below it

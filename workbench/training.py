@@ -1,0 +1,131 @@
+"""A training run on a background thread: ``step(batch)`` for every batch of a loader, epoch
+after epoch, while its settings change (``Loader.reconfigure``); every setting held becomes a
+:class:`~workbench.trials.Trial`, and the process tree's memory is sampled meanwhile. The widget
+(``wb.tune``) and :func:`~workbench.tuning.autotune` both drive one.
+
+>>> ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
+>>> run = Run(wb.loader(ds, batch_size=500)); time.sleep(0.5); run.close()
+>>> run.log.trials[0].config["batch_size"], run.log.trials[0].batches > 0
+(500, True)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+import torch
+
+from .loading import Loader
+from .memory import memory_tree
+from .options import LIVE_OPTIONS
+from .trials import TrialLog
+
+__all__: list[str] = []
+
+SAMPLE_S = 0.1  # memory sampling period while tuning
+
+
+def tree_pss() -> int:
+    """PSS of this process and every child process (loader workers), in bytes."""
+    me = psutil.Process()
+    pids = {me.pid: "kernel"}
+    for child in me.children(recursive=True):
+        pids[child.pid] = "child"
+    return int(memory_tree(pids)["total"]["pss"])
+
+
+def read(batch: Any) -> None:
+    """The default step: touch every tensor of the batch (a plain read)."""
+    parts = batch.values() if isinstance(batch, dict) else batch if isinstance(
+        batch, (list, tuple)) else [batch]
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            part.sum()
+
+
+class Run:
+    """``step(batch)`` for every batch of ``dl``, epoch after epoch, on a background thread, with
+    the trials of every setting held (``log``) and the tree's memory sampled meanwhile."""
+
+    def __init__(self, dl: Loader, step: Callable[[Any], Any] | None = None, *,
+                 memory_every: float = SAMPLE_S) -> None:
+        self.loader, self.step = dl, step or read
+        self.error: BaseException | None = None
+        self.log = TrialLog(tree_pss())
+        self.lock = threading.Lock()  # the log is written by the train, memory and driver threads
+        self.pss = self.log.base_pss
+        self._on_memory: list[Callable[[float, int], None]] = []
+        self._every = memory_every
+        self._stop, self._running = threading.Event(), threading.Event()
+        self._running.set()
+        self._config = dl.config
+        self.log.start(knobs(dl), time.perf_counter())
+        self._unsubscribe = dl.subscribe(self._batch)
+        self._threads = [threading.Thread(target=self._train, name="workbench-tune", daemon=True),
+                         threading.Thread(target=self._sample, name="workbench-tune-memory",
+                                          daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def _batch(self, event: Any) -> None:
+        with self.lock:
+            if self.loader.config is not self._config:  # a new setting took effect with this batch
+                self._config = self.loader.config
+                self.log.start(knobs(self.loader), event.t)
+            self.log.batch(event.t, event.rows, event.nbytes, event.wait_s, event.step_s)
+
+    def _train(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for batch in self.loader:
+                    self.step(batch)
+                    while not self._running.is_set() and not self._stop.is_set():
+                        self._running.wait(0.1)
+                    if self._stop.is_set():
+                        break
+        except BaseException as exc:  # shown by the widget and re-raised by close()
+            self.error = exc
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self.pss = tree_pss()
+            except psutil.Error:
+                continue
+            now = time.perf_counter()
+            with self.lock:
+                self.log.memory(now, self.pss)
+            for fn in self._on_memory:
+                fn(now, self.pss - self.log.base_pss)
+
+    @property
+    def alive(self) -> bool:
+        return self._threads[0].is_alive()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def close(self) -> None:
+        """Stop the thread and every reader; re-raise what the step or the loader raised."""
+        self._stop.set()
+        self._running.set()
+        for t in self._threads:
+            t.join(30)
+        self._unsubscribe()
+        with self.lock:
+            self.log.finish(time.perf_counter())
+        self.loader.close()
+        if self.error is not None:
+            raise self.error
+
+
+def knobs(dl: Loader) -> dict[str, Any]:
+    """The live settings of ``dl``, as ``reconfigure`` and ``wb.loader`` take them."""
+    return {k: getattr(dl.config, k) for k in (*LIVE_OPTIONS, "shuffle")}

@@ -1,0 +1,278 @@
+"""``wb.tune``: change a loader's settings live in JupyterLab while a training step runs, see what
+each setting did (live charts and a table of trials), and let autotune search under a memory
+budget in the same panel.
+
+The training runs on a background thread (:class:`~workbench.training.Run`); the controls call
+``Loader.reconfigure``, which applies at the next batch boundary without losing the epoch. The
+threads only set widget traits: no prints, no ``clear_output``, so other cells run meanwhile and
+nbval sees no stray output.
+
+>>> ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
+>>> t = tune(ds, batch_size=256, refresh=0.05); t.controls["batch_size"].value = 1024
+>>> time.sleep(0.5); t.config.batch_size
+1024
+>>> t.close()
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..loading import Loader, loader
+from ..options import LIVE_OPTIONS, LoaderConfig
+from ..sampling import ORDERS
+from ..training import Run, knobs
+from ..trials import best
+from ..tuning import AutotuneResult, autotune
+from .watch import Watch
+
+__all__ = ["Tuner", "tune"]
+
+BATCH_SIZES = [2**k for k in range(4, 17)]
+COLUMNS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "pin_memory", "window",
+           "shuffle")
+
+
+def tune(target: Any, step: Callable[[Any], Any] | None = None, *, refresh: float = 0.5,
+         memory_budget: int | str | None = None, autotune_s: float = 30.0,
+         **loader_options: Any) -> Tuner:
+    """Train ``step(batch)`` (default: read the batch) over ``target`` (a dataset, or a Loader)
+    on a background thread, with controls that reconfigure the loader live; returns the
+    :class:`Tuner` (display it, or let the cell show it).
+
+    >>> t = tune(wb.open_dataset({"x": np.zeros((5000, 4), "float32")}), refresh=0.05)
+    >>> time.sleep(0.3); t.close(); len(t.trials) >= 1
+    True
+    """
+    return Tuner(target, step, refresh=refresh, memory_budget=memory_budget,
+                 autotune_s=autotune_s, **loader_options)
+
+
+class Tuner:
+    """The panel: controls, the watch charts, the trials table, and the buttons."""
+
+    def __init__(self, target: Any, step: Callable[[Any], Any] | None = None, *,
+                 refresh: float = 0.5, memory_budget: int | str | None = None,
+                 autotune_s: float = 30.0, **loader_options: Any) -> None:
+        self.dataset = target.dataset if isinstance(target, Loader) else target
+        self._options = dict(loader_options)
+        self._loader = target if isinstance(target, Loader) else loader(target, **loader_options)
+        self.memory_budget, self.autotune_s, self.every = memory_budget, autotune_s, refresh
+        self.result: AutotuneResult | None = None
+        self.run = Run(self._loader, step)
+        self.watch = Watch(self._loader, interval=refresh, refresh=refresh)
+        self._syncing = False
+        self.controls = self._controls()
+        self.label = widgets.HTML()
+        self.label.add_class("workbench-tune-label")
+        self.status = widgets.HTML()
+        self.status.add_class("workbench-tune-status")
+        self.table = widgets.HTML()
+        self.table.add_class("workbench-tune-trials")
+        self.code = widgets.HTML()
+        self.code.add_class("workbench-tune-code")
+        self.buttons = self._buttons()
+        self.widget = widgets.VBox([
+            widgets.HBox(list(self.controls.values())[:4]),
+            widgets.HBox(list(self.controls.values())[4:]),
+            widgets.HBox(list(self.buttons.values())), self.label, self.status,
+            self.watch.widget, self.table, self.code])
+        self.widget.add_class("workbench-tune")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh_loop, name="workbench-tune-view",
+                                        daemon=True)
+        self._thread.start()
+        self.refresh()
+
+    # -- controls --------------------------------------------------------------------------
+    def _controls(self) -> dict[str, widgets.Widget]:
+        c, cores = self._loader.config, os.cpu_count() or 1
+        sizes = sorted({*BATCH_SIZES, c.batch_size})
+        style = {"description_width": "initial"}
+        controls = {
+            "batch_size": widgets.SelectionSlider(options=sizes, value=c.batch_size,
+                                                  description="batch size",
+                                                  continuous_update=False, style=style),
+            "num_workers": widgets.IntSlider(value=c.num_workers, min=0, max=max(8, 2 * cores),
+                                             description="workers", continuous_update=False),
+            "worker_type": widgets.ToggleButtons(options=["thread", "process"],
+                                                 value=c.worker_type, description="type"),
+            "prefetch_factor": widgets.IntSlider(value=c.prefetch_factor, min=1, max=8,
+                                                 description="prefetch", continuous_update=False),
+            "pin_memory": widgets.Checkbox(value=c.pin_memory, description="pin memory"),
+            "shuffle": widgets.Dropdown(options=list(ORDERS), value=c.shuffle,
+                                        description="shuffle"),
+            "window": widgets.IntSlider(value=c.window, min=1, max=64, description="window",
+                                        continuous_update=False),
+        }
+        for name, w in controls.items():
+            w.add_class(f"workbench-tune-{name.replace('_', '-')}")
+            w.observe(lambda change, name=name: self._changed(name, change["new"]), "value")
+        return controls
+
+    def _changed(self, name: str, value: Any) -> None:
+        if self._syncing:
+            return
+        try:
+            self._loader.reconfigure(**{name: value})
+            self.status.value = ""
+        except Exception as exc:  # a bad combination: say so, keep running
+            self.status.value = html.escape(f"{name}={value!r}: {exc}")
+
+    def _sync_controls(self, config: LoaderConfig) -> None:
+        self._syncing = True
+        try:
+            for name, w in self.controls.items():
+                value = getattr(config, name)
+                if name == "batch_size" and value not in w.options:
+                    w.options = sorted({*w.options, value})
+                w.value = value
+        finally:
+            self._syncing = False
+
+    def _buttons(self) -> dict[str, widgets.Button]:
+        buttons = {"pause": widgets.Button(description="pause", icon="pause"),
+                   "stop": widgets.Button(description="stop", icon="stop"),
+                   "autotune": widgets.Button(description="autotune", icon="magic",
+                                              button_style="primary"),
+                   "code": widgets.Button(description="show code", icon="code")}
+        for name, b in buttons.items():
+            b.add_class(f"workbench-tune-{name}")
+        buttons["pause"].on_click(lambda _: self.pause() if self.running else self.resume())
+        buttons["stop"].on_click(lambda _: self.close())
+        buttons["autotune"].on_click(lambda _: self.autotune(wait=False))
+        buttons["code"].on_click(lambda _: self._show_code())
+        return buttons
+
+    # -- facts for code --------------------------------------------------------------------
+    @property
+    def config(self) -> LoaderConfig:
+        """The settings the running loader uses now."""
+        return self._loader.config
+
+    @property
+    def running(self) -> bool:
+        return self.run._running.is_set() and self.run.alive
+
+    @property
+    def trials(self) -> list[dict[str, Any]]:
+        """Every setting held so far (the open one last), as dicts."""
+        with self.run.lock:
+            done = list(self.run.log.trials)
+            open_ = self.run.log.current
+        return [t.as_dict() for t in done + ([open_] if open_ is not None else [])]
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The fastest measured setting's options, as ``wb.loader`` takes them."""
+        with self.run.lock:
+            top = best(list(self.run.log.trials) + [t for t in [self.run.log.current] if t])
+        return dict(top.config) if top is not None else None
+
+    def loader(self) -> Loader:
+        """A new loader over the same dataset with the best setting (and your other options)."""
+        return loader(self.dataset, **{**self._options, **(self.best or knobs(self._loader))})
+
+    def code_line(self) -> str:
+        best_options = self.best or knobs(self._loader)
+        given = {k: v for k, v in self._options.items() if k not in best_options}
+        shown = {**{k: v for k, v in given.items() if isinstance(v, (int, float, str, bool))},
+                 **{k: v for k, v in best_options.items()
+                    if v != getattr(LoaderConfig(), k, None) or k in ("batch_size", "num_workers")}}
+        return "wb.loader(ds, " + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    # -- actions ---------------------------------------------------------------------------
+    def pause(self) -> None:
+        self.run.pause()
+        self.buttons["pause"].description, self.buttons["pause"].icon = "resume", "play"
+
+    def resume(self) -> None:
+        self.run.resume()
+        self.buttons["pause"].description, self.buttons["pause"].icon = "pause", "pause"
+
+    def autotune(self, wait: bool = True, time_budget_s: float | None = None) -> None:
+        """Search the settings under the memory budget in this panel (trials appear live), then
+        run with the best; ``wait=False`` returns at once (the button's way)."""
+        thread = threading.Thread(target=self._autotune, args=(time_budget_s,), daemon=True,
+                                  name="workbench-autotune")
+        self.buttons["autotune"].disabled = True
+        thread.start()
+        if wait:
+            thread.join()
+
+    def _autotune(self, time_budget_s: float | None) -> None:
+        self.status.value = "autotune: searching ..."
+        try:
+            self.result = autotune(None, run=self.run, memory_budget=self.memory_budget,
+                                   time_budget_s=time_budget_s or self.autotune_s)
+            chosen = {k: v for k, v in self.result.best.items() if k in LIVE_OPTIONS}
+            self._sync_controls(self._loader.reconfigure(**chosen))
+            self.status.value = html.escape(f"autotune: {self.result!r}")
+        except Exception as exc:
+            self.status.value = html.escape(f"autotune failed: {type(exc).__name__}: {exc}")
+        finally:
+            self.buttons["autotune"].disabled = False
+
+    def _show_code(self) -> None:
+        self.code.value = f"<pre>{html.escape(self.code_line())}</pre>"
+
+    # -- view ------------------------------------------------------------------------------
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.refresh()
+            except Exception as exc:  # a widget closed under us
+                self.status.value = html.escape(f"tune view stopped: {exc}")
+                return
+
+    def refresh(self) -> None:
+        """Redraw the label and the trials table now (the view thread does this each tick)."""
+        c = self.config
+        state = "running" if self.running else "paused" if self.run.alive else "stopped"
+        self.label.value = (f"<b>{state}</b>: batch_size={c.batch_size}, num_workers="
+                            f"{c.num_workers} ({c.worker_type}), prefetch_factor="
+                            f"{c.prefetch_factor}, window={c.window}, shuffle={c.shuffle!r}")
+        if self.run.error is not None:
+            self.status.value = html.escape(f"the step raised: {self.run.error!r}")
+        self.table.value = trials_table(self.trials)
+
+    def close(self) -> None:
+        """End the training thread, every reader thread and worker process, and the views."""
+        self._stop.set()
+        self.watch.close()
+        try:
+            self.run.close()
+        finally:
+            self.refresh()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self.watch._shown_at = time.monotonic()
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tuner({self._loader!r}, {len(self.trials)} trials)"
+
+
+def trials_table(trials: list[dict[str, Any]]) -> str:
+    """An HTML table of trials; the fastest measured one in bold."""
+    measured = [t for t in trials if t["measured"]]
+    top = max(measured, key=lambda t: t["samples_per_s"]) if measured else None
+    head = "".join(f"<th>{h}</th>" for h in (*COLUMNS, "samples/s", "MB/s", "wait", "peak MiB",
+                                              "batches", "note"))
+    rows = []
+    for t in trials:
+        cells = [str(t["config"].get(k, "")) for k in COLUMNS] + [
+            f"{t['samples_per_s']:,.0f}", f"{t['mb_per_s']:,.1f}", f"{t['wait_fraction']:.2f}",
+            f"{t['peak_bytes'] / 2**20:,.0f}", str(t["batches"]), html.escape(t["cut"])]
+        style = ' style="font-weight:bold;background:#e6f4ea"' if t is top else ""
+        rows.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f"<table class='workbench-trials'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
