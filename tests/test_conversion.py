@@ -307,3 +307,99 @@ def test_durable_conversion_round_trips(tmp_path, layout):
     wb.convert(x, tmp_path / "d", format=layout, durable=True, shard_bytes=400, progress=False)
     assert_columns_equal(read_dataset(tmp_path / "d"), {"x": x})
     assert wb.verify(tmp_path / "d").ok
+
+
+# ---- CSV on a cluster: each worker parses its own byte range ----------------------------------
+
+CSV_KW = dict(target="label", sparse={"tokens": 64}, drop=["note"], shard_bytes=150 * 1000,
+              chunk_rows=300, progress=False)
+
+
+def _csv(path: Path, n: int, *, newline_from: int | None = None, bad: tuple[int, str] | None = None,
+         crlf: bool = False) -> dict:
+    """A CSV of ``n`` rows (quoted commas and quotes, blank lines here and there); rows from
+    ``newline_from`` on hold quoted newlines; ``bad=(row, line)`` replaces a row. Returns the
+    file line number of each row and the expected columns."""
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 3)).astype("float32")
+    label = rng.integers(0, 5, n)
+    lines, line_of, at = ["f0,f1,f2,label,tokens,note"], [], 2  # at: the next line's number
+    for i in range(n):
+        if i % 701 == 350:
+            lines.append("")  # an empty line holds no row
+            at += 1
+        note = f'"a, ""b"" {i}"' if newline_from is None or i < newline_from else f'"x\ny {i}"'
+        row = f"{float(x[i, 0])!r},{float(x[i, 1])!r},{float(x[i, 2])!r},{label[i]},{i % 64} {(i * 7) % 64},{note}"
+        if bad is not None and bad[0] == i:
+            row = bad[1]
+        line_of.append(at)
+        lines.append(row)
+        at += 1 + row.count("\n")
+    path.write_bytes(("\r\n" if crlf else "\n").join(lines).encode() + b"\n")
+    return {"line_of": line_of, "features": x, "label": label}
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_csv_on_two_workers_is_split_by_byte_range_and_equals_in_process(tmp_path, dask_client, crlf):
+    import warnings
+
+    from workbench.conversion import _jobs
+    from workbench.errors import PerformanceWarning
+    from workbench.inputs import open_source
+
+    csv = tmp_path / "in.csv"
+    want = _csv(csv, 40_000, crlf=crlf)
+    local = wb.convert(csv, tmp_path / "local", **CSV_KW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)  # no fallback to one reader
+        remote = wb.convert(csv, tmp_path / "dask", client=dask_client, **CSV_KW)
+    assert len(remote.shards) >= 6
+    assert [s.files for s in remote.shards] == [s.files for s in local.shards]  # same bytes
+    got = read_dataset(tmp_path / "dask")
+    assert_columns_equal(got, read_dataset(tmp_path / "local"))
+    np.testing.assert_array_equal(got["features"], want["features"])
+    np.testing.assert_array_equal(got["label"], want["label"])
+    # the jobs the cluster ran carry byte ranges that tile the data, not rows read here
+    src = open_source(str(csv), target="label", sparse={"tokens": 64}, drop=["note"])
+    first = next(src.chunks(300))
+    rows = local.options["shard_rows"]
+    jobs = list(_jobs(src, None, first, {}, local.columns, "store", tmp_path, {}, rows, 300,
+                      None, "error", str(csv), parallel=True))
+    assert all(j.span is not None and not j.chunks for j in jobs) and len(jobs) == len(local.shards)
+    assert jobs[0].span.begin == len(b"f0,f1,f2,label,tokens,note\r\n" if crlf else b"f0,f1,f2,label,tokens,note\n")
+    assert [j.span.end for j in jobs[:-1]] == [j.span.begin for j in jobs[1:]]
+    assert jobs[-1].span.end == csv.stat().st_size
+    assert [j.span.first_row for j in jobs] == list(range(0, 40_000, rows))
+
+
+def test_csv_with_quoted_newlines_falls_back_to_one_reader_and_says_so(tmp_path, dask_client):
+    from workbench.errors import PerformanceWarning
+
+    csv = tmp_path / "notes.csv"
+    want = _csv(csv, 40_000, newline_from=30_000)
+    local = wb.convert(csv, tmp_path / "local", **CSV_KW)  # one reader copes with them too
+    line = want["line_of"][30_000]
+    rows = local.options["shard_rows"]
+    with pytest.warns(PerformanceWarning, match=rf"notes\.csv: line {line}: a quoted field holds a "
+                      rf"newline.* rows from {30_000 // rows * rows} on are read by one reader"):
+        remote = wb.convert(csv, tmp_path / "dask", client=dask_client, **CSV_KW)
+    assert [s.files for s in remote.shards] == [s.files for s in local.shards]
+    got = read_dataset(tmp_path / "dask")
+    np.testing.assert_array_equal(got["features"], want["features"])
+    np.testing.assert_array_equal(got["label"], want["label"])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ("1.0,2.0,3.0,1,5 6,\"n\",extra", r"bad\.csv: .*line {line}: Expected 6 columns, got 7"),
+    ("1.0,oops,3.0,1,5 6,\"n\"", r"bad\.csv: column 'f1': line {line}: .*'oops'"),
+])
+def test_malformed_csv_row_in_the_second_half_names_file_and_line_and_commits_nothing(
+        tmp_path, dask_client, bad, match):
+    csv = tmp_path / "bad.csv"
+    want = _csv(csv, 40_000, bad=(30_000, bad))  # past the first MiB, which is read at open
+    dest = tmp_path / "d"
+    with pytest.raises(InvalidInputError, match=match.format(line=want["line_of"][30_000])):
+        wb.convert(csv, dest, client=dask_client, **CSV_KW)
+    with pytest.raises(DatasetNotFoundError):
+        wb.open_dataset(dest)
+    assert not dest.exists() or not list(dest.iterdir())  # no shard written after the abort

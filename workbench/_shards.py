@@ -1,7 +1,7 @@
 """Write shards: one job per shard, run in-process or (through ``cluster``) as Dask tasks.
 
-A job is self-contained (it pickles: a splittable source plus a row range, or the shard's raw
-chunks), so the same function runs on a ``distributed`` worker.
+A job is self-contained (it pickles: a splittable source plus a row range, a CSV source plus a
+byte range, or the shard's raw chunks), so the same function runs on a ``distributed`` worker.
 """
 
 from __future__ import annotations
@@ -48,9 +48,12 @@ class ShardJob:
     stop: int | None = None
     source: Any = None
     chunks: Iterable[dict[str, Any]] = field(default_factory=list)
+    span: Any = None  # a CSV byte range (inputs.csvsplit.Span) the worker parses itself
 
     def raw_chunks(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        if self.source is not None:
+        if self.span is not None:
+            yield from self.source.span_chunks(self.span, self.chunk_rows)
+        elif self.source is not None:
             assert self.stop is not None
             for a in range(self.start, self.stop, self.chunk_rows):
                 yield a, self.source.read(a, min(a + self.chunk_rows, self.stop))

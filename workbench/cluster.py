@@ -94,30 +94,40 @@ def check_visible(client: Any, folder: Path) -> None:
 
 def _run(client: Any, jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]]
          ) -> Iterator[tuple[int, Any]]:
-    from distributed import as_completed
+    from distributed import as_completed, wait
 
     limit = MAX_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
     pending = as_completed()
+    live: set[Any] = set()
     in_flight = 0
     it = iter(jobs)
     exhausted = False
     checked = False
-    while True:
-        while not exhausted and in_flight < limit:
-            job = next(it, None)
-            if job is None:
-                exhausted = True
-                break
-            job.folder = Path(job.folder).absolute()  # a worker's working directory is not ours
-            if not checked:
-                check_visible(client, job.folder)
-                checked = True
-            job.chunks = list(job.chunks)  # ship the shard's rows to the worker
-            pending.add(client.submit(write, job, pure=False,
-                                      key=f"workbench-shard-{job.index}-{id(job)}"))
-            in_flight += 1
-        if in_flight == 0:
-            return
-        fut = next(pending)
-        in_flight -= 1
-        yield fut.result()  # re-raises the task's WorkbenchError here
+    try:
+        while True:
+            while not exhausted and in_flight < limit:
+                job = next(it, None)
+                if job is None:
+                    exhausted = True
+                    break
+                job.folder = Path(job.folder).absolute()  # a worker's working directory is not ours
+                if not checked:
+                    check_visible(client, job.folder)
+                    checked = True
+                job.chunks = list(job.chunks)  # ship the shard's rows to the worker
+                fut = client.submit(write, job, pure=False, key=f"workbench-shard-{job.index}-{id(job)}")
+                pending.add(fut)
+                live.add(fut)
+                in_flight += 1
+            if in_flight == 0:
+                return
+            fut = next(pending)
+            in_flight -= 1
+            live.discard(fut)
+            yield fut.result()  # re-raises the task's WorkbenchError here
+    except BaseException:
+        # let the tasks still running finish: none may write a shard into the staging folder
+        # after the conversion aborts and deletes it
+        if live:
+            wait(list(live))
+        raise

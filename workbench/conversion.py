@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -22,7 +23,7 @@ from ._files import file_digest
 from ._shards import ShardJob, apply_transform, run_jobs
 from ._version import __version__
 from .chunks import chunk_rows, slice_chunk
-from .errors import IncompatibleResumeError, InvalidInputError, WorkbenchError
+from .errors import IncompatibleResumeError, InvalidInputError, PerformanceWarning, WorkbenchError
 from .inputs import Source, open_source
 from .manifest import LAYOUTS, Column, Manifest, Shard
 from .schema import est_row_bytes, infer_columns
@@ -109,7 +110,8 @@ def convert(
             stream.close()  # type: ignore[attr-defined]
             stream = None  # type: ignore[assignment]
         jobs = _jobs(src, stream, raw_first, done, cols, format, staging.folder, opts,
-                     shard_rows, rows_per_chunk, transform, nan, where)
+                     shard_rows, rows_per_chunk, transform, nan, where,
+                     parallel=client is not None or bool(workers))
         from .ui.progress import reporter
 
         report = reporter(progress, f"convert -> {dest.name}")
@@ -168,10 +170,16 @@ def _reusable(staging: _commit.Staging) -> dict[int, Shard]:
 def _jobs(src: Source, stream: Iterator[tuple[int, dict[str, Any]]] | None,
           first: tuple[int, dict[str, Any]], done: dict[int, Shard], cols: tuple[Column, ...],
           layout: str, folder: Path, opts: dict[str, Any], shard_rows: int, rows_per_chunk: int,
-          transform: Transform | None, nan: str, where: str) -> Iterator[ShardJob]:
-    """One job per shard still to write: a row range (splittable sources) or the shard's chunks."""
+          transform: Transform | None, nan: str, where: str, parallel: bool = False
+          ) -> Iterator[ShardJob]:
+    """One job per shard still to write: a row range (splittable sources), a byte range (a CSV
+    file on a cluster: each worker parses its own part) or the shard's chunks."""
     common = dict(layout=layout, folder=folder, columns=cols, options=opts, transform=transform,
                   nan=nan, where=where, chunk_rows=rows_per_chunk)
+    plan = src.split(shard_rows) if parallel and hasattr(src, "split") else None
+    if plan is not None:
+        yield from _span_jobs(src, plan, done, shard_rows, rows_per_chunk, common)
+        return
     if src.splittable and src.num_rows is not None:
         for i, a in enumerate(range(0, src.num_rows, shard_rows)):
             if i not in done:
@@ -191,6 +199,38 @@ def _jobs(src: Source, stream: Iterator[tuple[int, dict[str, Any]]] | None,
         # chunks stream lazily into the writer: memory is one chunk, not one shard
         yield ShardJob(index=index, chunks=rows.take(shard_rows), start=index * shard_rows, **common)
         index += 1
+
+
+def _span_jobs(src: Any, plan: Any, done: dict[int, Shard], shard_rows: int, rows_per_chunk: int,
+               common: dict[str, Any]) -> Iterator[ShardJob]:
+    """A job per byte range of ``shard_rows`` rows, planned as the file is scanned, so workers
+    start before the scan ends; where the split stops (``Tail``), one reader streams the rest."""
+    index, tail = 0, None
+    while True:
+        try:
+            span = next(plan)
+        except StopIteration as stop:
+            tail = stop.value
+            break
+        if index not in done:
+            yield ShardJob(index=index, source=src, span=span, start=span.first_row, **common)
+        index += 1
+    if tail is None:
+        return
+    warnings.warn(
+        f"{src.path}: line {tail.line}: {tail.reason}, so byte ranges could cut a row in two; rows "
+        f"from {tail.span.first_row} on are read by one reader and not split between workers "
+        "(slower, same result)", PerformanceWarning, stacklevel=4)
+    rows = _RowStream(src.span_chunks(tail.span, rows_per_chunk))
+    start = tail.span.first_row
+    while rows.more():
+        chunks = rows.take(shard_rows)
+        if index in done:
+            for _ in chunks:  # resumed: this shard is on disk; skip its rows
+                pass
+        else:
+            yield ShardJob(index=index, chunks=chunks, start=start, **common)
+        index, start = index + 1, start + shard_rows
 
 
 class _RowStream:

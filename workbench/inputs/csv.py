@@ -14,7 +14,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -22,8 +22,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..chunks import Chunk, rebatch
+from ..chunks import chunk_rows as n_rows
 from ..errors import InvalidInputError
+from . import csvsplit
 from .base import Source, file_fingerprint
+from .csvsplit import Span, Tail
 from .tabular import TablePacker
 
 __all__: list[str] = []
@@ -45,7 +48,8 @@ class CsvSource(Source):
         self.path = self.where = path
         self.nan, self.encoding = nan, encoding
         self.description = f"CSV file {path}"
-        self._parse = pacsv.ParseOptions(delimiter=_csv_delimiter(path))
+        # newlines_in_values: a quoted field may hold a newline (free with use_threads=False)
+        self._parse = pacsv.ParseOptions(delimiter=_csv_delimiter(path), newlines_in_values=True)
         sparse_types = {s: pa.string() for s in (sparse or {})}
         # Peek at the first MiB: column names and inferred types; all blocks are then read with
         # these types fixed (numeric columns as float64, so "1" early and "1.5" later both work).
@@ -101,8 +105,9 @@ class CsvSource(Source):
         return file_fingerprint([self.path])  # type: ignore[list-item]
 
     @contextmanager
-    def _arrow_errors(self, rows_done: int | None) -> Iterator[None]:
-        """Turn pyarrow's parse/convert errors into InvalidInputError naming the file and column."""
+    def _arrow_errors(self, rows_done: int | None, span: Span | None = None) -> Iterator[None]:
+        """Turn pyarrow's parse/convert errors into InvalidInputError naming the file and column;
+        pyarrow's 'Row #k' (the k-th non-empty line of the file or ``span``) becomes a line number."""
         try:
             yield
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError) as e:
@@ -112,8 +117,14 @@ class CsvSource(Source):
                 name = self._header[int(m.group(1))]
                 msg = f"column {name!r}: " + msg[m.end():]
                 todo = f"fix that value, or drop the column (drop=[{name!r}]) if it is not numeric"
-            if "Row #" in msg:
-                msg += " ('Row #' is the line number in the file)"
+            row = re.search(r"Row #(\d+)", msg)
+            if row and not self.path.endswith(".gz"):
+                whole = Span(0, -1, 0, os.path.getsize(self.path), 1)  # 'Row #' counts the header
+                line = csvsplit.line_of_row(self.path, span or whole, int(row.group(1)))
+                msg = msg.replace(row.group(0), f"line {line}")
+                todo = todo.replace("fix the file", "fix or remove that line")
+            elif row:
+                msg += " ('Row #' counts the file's non-empty lines)"
                 todo = todo.replace("fix the file", "fix or remove that line")
             elif rows_done is not None:
                 msg += f" (in the block that starts at data row {rows_done})"
@@ -142,9 +153,44 @@ class CsvSource(Source):
 
         return rebatch(pieces(), chunk_rows, start)
 
-    def _parsed(self, reader: Any, done: int) -> Iterator[tuple[int, pa.RecordBatch]]:
+    def split(self, rows: int) -> Generator[Span, None, Tail | None] | None:
+        """Newline-aligned byte ranges of ``rows`` rows each, for parallel readers (see
+        :mod:`.csvsplit`); None when the file cannot be split (gzip, a non-ASCII-compatible
+        encoding, a leading empty line)."""
+        if self.path.endswith(".gz") or not csvsplit.ascii_compatible(self.encoding):
+            return None
+        head = csvsplit.header_end(self.path, ord(self._parse.quote_char or '"'))
+        if head is None:
+            return None
+        return csvsplit.spans(self.path, head[0], head[1], rows, ord(self._parse.quote_char or '"'))
+
+    def span_chunks(self, span: Span, chunk_rows: int) -> Iterator[tuple[int, Chunk]]:
+        """Rows of one byte range, parsed on their own (the header's names given), validated and
+        checked against the row count the split planned."""
+        def pieces() -> Iterator[Chunk]:
+            opts = pacsv.ReadOptions(block_size=self._block_size(chunk_rows), use_threads=False,
+                                     column_names=self._header, encoding=self.encoding)
+            with _Window(self.path, span.begin, span.end) as f:
+                with self._arrow_errors(span.first_row, span):
+                    reader = pacsv.open_csv(f, read_options=opts, parse_options=self._parse,
+                                            convert_options=self._convert)
+                for done, batch in _read_ahead(lambda: self._parsed(reader, span.first_row, span)):
+                    yield self._packer.pack(batch, done)
+
+        rows = span.first_row
+        for first, chunk in rebatch(pieces(), chunk_rows, span.first_row):
+            self._check(first, chunk)
+            rows = first + n_rows(chunk)
+            yield first, chunk
+        if span.rows >= 0 and rows - span.first_row != span.rows:
+            raise InvalidInputError(
+                f"{self.path}: lines from {span.first_line} (bytes {span.begin}..{span.end}) held "
+                f"{rows - span.first_row} rows where the split counted {span.rows} (a stray quote "
+                "character?); convert without workers=/client=, or fix the quoting")
+
+    def _parsed(self, reader: Any, done: int, span: Span | None = None) -> Iterator[tuple[int, pa.RecordBatch]]:
         while True:
-            with self._arrow_errors(done):
+            with self._arrow_errors(done, span):
                 try:
                     batch = reader.read_next_batch()
                 except StopIteration:
@@ -152,6 +198,28 @@ class CsvSource(Source):
             if batch.num_rows:
                 yield done, batch
                 done += batch.num_rows
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``[begin, end)`` of a file as a file object (pyarrow reads it block by block)."""
+
+    def __init__(self, path: str, begin: int, end: int) -> None:
+        super().__init__()
+        self._f = open(path, "rb")
+        self._f.seek(begin)
+        self._left = end - begin
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(memoryview(b)[: max(0, min(len(b), self._left))])
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
 _END = object()
