@@ -19,8 +19,9 @@ order. Memory: Σ over the process and its workers of anonymous + shmem PSS (rea
 Σ RSS (which counts page cache once per process mapping it) for reference.
 Peers (``_peers.py``): Mosaic's MDS shards and litdata's optimized chunks are written once from
 the same rows; each reads a shuffled epoch with its own shuffle (seed 0). ``--skip-peers`` omits them.
-"workbench loader (np.take gather)" is ours with the parallel gather off (``WB_GATHER_THREADS=1``),
-in the same run: the before/after of ``workbench.datasets.gather``.
+"workbench loader (np.take gather)" is ours with the parallel gather off (``WB_GATHER_THREADS=1``,
+the default); run with ``WB_GATHER_THREADS=all`` for the other rows to use it: the before/after of
+``workbench.datasets.gather`` in one run.
 The table is also written to ``bench_data/loaders-<date>.md``.
 """
 

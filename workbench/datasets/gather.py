@@ -54,14 +54,17 @@ _last = threading.local()  # this thread's previous gather: (path, start, bytes)
 
 
 def cores() -> int:
-    """Cores this process may run on; ``WB_GATHER_THREADS`` overrides (1 turns the pool off)."""
-    env = os.environ.get("WB_GATHER_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """Threads a gather may use: ``WB_GATHER_THREADS`` (``all`` = every core this process may run
+    on). Default 1 (np.take): in the loader benchmark on a loaded 2-core VM the parallel path lost
+    (bs 1024 full shuffle 0.20-0.37x of np.take, bs 256 0.81-1.18x), so it is opt-in until it
+    wins there side by side (benchmarks/README.md)."""
+    env = os.environ.get("WB_GATHER_THREADS", "1")
+    if env == "all":
+        try:
+            return len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            return os.cpu_count() or 1
+    return max(1, int(env))
 
 
 _CORES = cores()
