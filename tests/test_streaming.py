@@ -152,18 +152,53 @@ def test_publish_then_stream_from_the_published_copy(served, tmp_path):
         wb.publish(store, f"{server.url}/nope.store")
 
 
-def test_shard_order_fetches_each_shard_once_per_epoch(served, tmp_path):
+def _time_fetch_ahead(monkeypatch, timing: str) -> None:
+    """Pin down when the fetch-ahead thread runs: "eager" (to completion right after every shard
+    a batch opens, before the next: the prefetcher never lags), "never" (it never gets the CPU),
+    "random" (one or the other at each open, seeded), or "thread" (the real thread, as it falls)."""
+    rng = np.random.default_rng(7)
+    steps = {"eager": lambda: True, "never": lambda: False, "random": lambda: rng.random() < 0.5}
+    if timing != "thread":
+        monkeypatch.setattr(streaming.RemoteStoreDataset, "_wake_fetcher",
+                            lambda self: self._fetch_next() if steps[timing]() else None)
+
+
+@pytest.mark.parametrize("timing", ["eager", "never", "random", "thread"])
+@pytest.mark.parametrize("window", [2, 3])
+def test_shard_order_fetches_each_shard_once_per_epoch(served, tmp_path, monkeypatch, timing, window):
     server, store, x = served
+    _time_fetch_ahead(monkeypatch, timing)
     version, m = wb.read_manifest(store)
     biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
-    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c",
-                         cache_bytes=5 * biggest)  # a window of 2 shards, and room to spare
-    dl = wb.loader(ds, batch_size=250, shuffle="shard", window=2, num_workers=0)
+    lag = window + 3  # what the loader plans with: shards one window touches, and the next
+    evicted = []
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=lag * biggest)
+    forget = ds.cache.on_evict
+    ds.cache.on_evict = lambda s: (evicted.append((s, ds.cache.at)), forget(s))
+    dl = wb.loader(ds, batch_size=250, shuffle="shard", window=window, num_workers=0)
     ids = [b["id"].numpy().copy() for b in dl]
     assert sorted(np.concatenate(ids).tolist()) == list(range(ROWS))
     assert ds.cache.fetches == len(m.shards)  # each shard once, though rows are shuffled
+    where = {s: i for i, s in enumerate(ds.cache.order)}
+    assert all(where[s] <= at - lag for s, at in evicted)  # only shards the pass was done with
+    assert ds.cache.bytes_held <= lag * biggest
     first = np.concatenate(ids[:4])
     assert not np.array_equal(first, np.sort(first))  # rows really are mixed inside windows
+
+
+@pytest.mark.parametrize("timing", ["eager", "random"])
+def test_shard_order_with_room_to_spare_fetches_ahead_and_still_once(served, tmp_path,
+                                                                     monkeypatch, timing):
+    server, store, x = served
+    _time_fetch_ahead(monkeypatch, timing)
+    version, m = wb.read_manifest(store)
+    biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c",
+                         cache_bytes=(5 + streaming.AHEAD) * biggest)  # the lag, and AHEAD more
+    dl = wb.loader(ds, batch_size=250, shuffle="shard", window=2, num_workers=0)
+    assert sorted(np.concatenate([b["id"].numpy() for b in dl]).tolist()) == list(range(ROWS))
+    assert ds.cache.fetches == len(m.shards)
+    assert ds.cache.prefetched >= len(m.shards) // (2 if timing == "eager" else 4)
 
 
 def test_shards_are_fetched_ahead_in_the_order_the_epoch_needs_them(served, tmp_path):

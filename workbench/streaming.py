@@ -63,7 +63,15 @@ def _retry(what: str, fn: Any) -> Any:
 
 
 class ShardCache:
-    """Shards on local disk, at most ``cache_bytes`` of them, least recently used evicted first."""
+    """Shards on local disk, at most ``cache_bytes`` of them.
+
+    Without a plan, least recently used go first. With one (:meth:`plan`: the order a pass needs
+    shards in and its ``lag``), a shard is *done* once a shard ``lag`` plan places after it has been
+    opened; eviction drops done shards first, then those needed furthest ahead, and only then one
+    still needed (never, while ``cache_bytes`` holds ``lag`` shards). Fetching ahead evicts only
+    done shards or ones needed after the one it fetches, and only while the shards still owed to
+    the pass keep their room: ``lag`` shards never refetch, whatever the threads' timing, and
+    ``AHEAD`` more let the next ones arrive before a batch needs them."""
 
     def __init__(self, fs: Any, remote: str, local: Path, manifest: Manifest, cache_bytes: int) -> None:
         self.fs, self.remote, self.local, self.manifest = fs, remote.rstrip("/"), local, manifest
@@ -75,9 +83,10 @@ class ShardCache:
         self._held: OrderedDict[int, int] = OrderedDict()  # shard -> bytes, oldest first
         self._ahead: set[int] = set()  # fetched by the prefetcher, not yet used
         self.prefetched = 0  # shards the prefetcher had ready before a batch needed them
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.on_evict: Any = None
         self.fetches = 0
+        self.plan(None, 1)
         if local.exists():  # left by an earlier reader: not counted, so not kept (one reader per folder)
             shutil.rmtree(local)
         local.mkdir(parents=True, exist_ok=True)
@@ -86,50 +95,81 @@ class ShardCache:
         return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "on_evict")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _lock=threading.Lock(), on_evict=None)
+        self.__dict__.update(state, _lock=threading.RLock(), on_evict=None)
 
     @property
     def bytes_held(self) -> int:
         return sum(self._held.values())
 
-    def ensure(self, s: int) -> None:
-        """Make shard ``s`` whole on local disk (fetching and verifying it if needed)."""
+    def plan(self, order: list[int] | None, lag: int) -> None:
+        """The next pass opens shards in ``order``; ``at`` is the furthest plan position opened."""
         with self._lock:
+            self.order, self.lag, self.at = list(order or []), max(1, int(lag)), -1
+            self._pos = {s: i for i, s in enumerate(self.order)}
+
+    def _size(self, s: int) -> int:
+        return sum(f.bytes for f in self.manifest.shards[s].files)
+
+    def _done(self, s: int) -> bool:  # not needed again this pass (or not in its plan at all)
+        return self._pos.get(s, -1 << 62) <= self.at - self.lag
+
+    def _victims(self) -> list[int]:
+        """Held shards in eviction order: done (or unplanned) ones, least recently used first;
+        then those needed later than any opened, furthest first; then still needed ones."""
+        if not self._pos:
+            return sorted(self._held, key=lambda k: k in self._ahead)  # stable: LRU, ahead last
+        done = [k for k in self._held if self._done(k)]
+        rest = sorted((k for k in self._held if not self._done(k)), key=self._pos.__getitem__)
+        return done + [k for k in reversed(rest) if self._pos[k] > self.at] + \
+            [k for k in rest if self._pos[k] <= self.at]
+
+    def ahead(self) -> list[int]:
+        """The shards the plan needs next, after the furthest one opened."""
+        with self._lock:
+            return self.order[self.at + 1:self.at + 1 + AHEAD]
+
+    def ensure(self, s: int) -> None:
+        """Make shard ``s`` whole on local disk (fetching and verifying it if needed), opened."""
+        with self._lock:
+            self.at = max(self.at, self._pos.get(s, -1))  # never backwards within a pass
             if s in self._held:
                 self._held.move_to_end(s)
                 if s in self._ahead:
                     self._ahead.discard(s)
                     self.prefetched += 1
                 return
-            shard = self.manifest.shards[s]
-            size = sum(f.bytes for f in shard.files)
-            while self._held and self.bytes_held + size > self.cache_bytes:
-                # least recently used first, but a shard fetched ahead and not used yet last
-                old = next((k for k in self._held if k not in self._ahead), next(iter(self._held)))
+            size = self._size(s)
+            for old in self._victims():
+                if self.bytes_held + size <= self.cache_bytes:
+                    break
                 self._evict(old)
-            for f in shard.files:
-                self._fetch(s, f)
-            self._held[s] = size
-            self.fetches += 1
+            self._install(s, size)
 
-    def fetch_ahead(self, s: int, done: set[int]) -> bool:
-        """Fetch shard ``s`` if it fits, evicting only shards in ``done`` (not needed again this
-        pass); False if it does not fit."""
+    def fetch_ahead(self, s: int) -> bool:
+        """Fetch planned shard ``s`` if it fits without taking room from shards the pass needs
+        before it; False if it does not (then nothing is evicted)."""
         with self._lock:
-            if s in self._held:
+            pos = self._pos.get(s)
+            if s in self._held or pos is None or pos <= self.at - self.lag:
                 return True
-            size = sum(f.bytes for f in self.manifest.shards[s].files)
-            while self.bytes_held + size > self.cache_bytes:
-                old = next((k for k in self._held if k in done), None)
-                if old is None:
-                    return False
+            lo, size = max(0, self.at - self.lag + 1), self._size(s)
+            owed = sum(self._size(k) for k in self.order[lo:pos] if k not in self._held)
+            spare = [k for k in self._victims() if self._done(k) or self._pos[k] > pos]
+            if self.bytes_held - sum(self._held[k] for k in spare) + owed + size > self.cache_bytes:
+                return False
+            for old in spare:
+                if self.bytes_held + size <= self.cache_bytes:
+                    break
                 self._evict(old)
-            for f in self.manifest.shards[s].files:
-                self._fetch(s, f)
-            self._held[s] = size
+            self._install(s, size)
             self._ahead.add(s)
-            self.fetches += 1
             return True
+
+    def _install(self, s: int, size: int) -> None:
+        for f in self.manifest.shards[s].files:
+            self._fetch(s, f)
+        self._held[s] = size
+        self.fetches += 1
 
     def _evict(self, s: int) -> None:
         self._ahead.discard(s)
@@ -209,17 +249,15 @@ class RemoteStoreDataset(StoreDataset):
         """The order the next pass will need shards in (the loader calls this when it knows it),
         and ``lag``: a shard is not needed again once the pass opens the one ``lag`` places after
         it. A background thread fetches the next shards while the batch reads the current one,
-        evicting only shards the pass is done with."""
-        self._plan_order, self._lag = (list(shards) if shards else []), max(1, int(lag))
-        biggest = self.cache.biggest
-        if shards and self._lag * biggest > self.cache.cache_bytes:
+        never evicting what the pass still needs (see :class:`ShardCache`)."""
+        lag, biggest = max(1, int(lag)), self.cache.biggest
+        self.cache.plan(shards, lag)
+        if shards and lag * biggest > self.cache.cache_bytes:
             warnings.warn(
                 f"{self.url}: the cache holds {self.cache.cache_bytes // biggest} shards but a pass in "
-                f"this order needs about {self._lag} at once, so shards will be fetched again and "
-                f"again; raise cache_bytes to {self._lag * biggest:,} or use a smaller window",
-                PerformanceWarning, stacklevel=3)
-        self._plan_pos = {s: i for i, s in enumerate(self._plan_order)}
-        self._needed_at = 0
+                f"this order needs about {lag} at once, so shards will be fetched again and "
+                f"again; raise cache_bytes to {lag * biggest:,} ({(lag + AHEAD) * biggest:,} to "
+                "also fetch ahead) or use a smaller window", PerformanceWarning, stacklevel=3)
 
     def _wake_fetcher(self) -> None:
         thread = getattr(self, "_ahead", None)
@@ -231,24 +269,30 @@ class RemoteStoreDataset(StoreDataset):
         self._wake.set()
 
     def _fetch_ahead(self) -> None:
-        done = -1
         while self._wake.wait(IDLE_S):  # idle for a while: the pass is over, the thread ends
             self._wake.clear()
-            order, at = self._plan_order, self._needed_at
-            behind = set(order[:max(0, at - self._lag + 1)])
-            for i in range(max(at, done) + 1, min(len(order), at + 1 + AHEAD)):
-                try:
-                    if not self.cache.fetch_ahead(order[i], behind):
-                        break
-                except Exception:  # the batch that needs it fetches it again and raises the error
+            self._fetch_next()
+
+    def _fetch_next(self) -> None:
+        for s in self.cache.ahead():
+            try:
+                if not self.cache.fetch_ahead(s):
                     break
-                done = i
+            except Exception:  # the batch that needs it fetches it again and raises the error
+                break
+
+    def _shard(self, s: int) -> Any:
+        got = self._open.get(s)
+        if got is None:  # fetched and mapped under the cache's lock: no thread evicts it between
+            with self.cache._lock:
+                got = self._open.get(s)
+                if got is None:
+                    got = self._open[s] = self._open_shard(s)
+        return got
 
     def _open_shard(self, s: int) -> Any:
         self.cache.ensure(s)
-        pos = getattr(self, "_plan_pos", {}).get(s)
-        if pos is not None:
-            self._needed_at = pos
+        if s in self.cache._pos:
             self._wake_fetcher()
         return super()._open_shard(s)
 
