@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
+
 from .errors import InvalidInputError
 
 __all__ = ["close_client", "local_client"]
@@ -42,15 +44,25 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
         install()  # before the scheduler starts: distributed reads its pages once, at start
     # tcp even in-process: with processes=False distributed picks inproc://, which has no host
     kwargs.setdefault("protocol", "tcp://")
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                           processes=processes, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", **kwargs)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                               processes=processes, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", **kwargs)
     client = Client(cluster)
     if dashboard:
         from .dashboard import attach
 
         attach(client)
     return client
+
+
+def _worker_environ() -> dict[str, Any]:
+    """Dask's worker environment without ``MALLOC_TRIM_THRESHOLD_``: setting it turns off glibc's
+    adaptive mmap threshold, so every chunk-sized array is mmapped and page-faulted anew (shard
+    writing cost ~2x the CPU of the same code in one process, measured: benchmarks/README.md)."""
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    return environ
 
 
 def close_client(client: Any) -> None:
