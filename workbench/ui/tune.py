@@ -254,7 +254,11 @@ class Tuner:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self.watch._shown_at = time.monotonic()
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        # what a saved notebook shows where the widget state is gone
+        bundle["text/plain"] = ("wb.tune: loader controls, live charts and the trials table; "
+                                "run the cell to see them")
+        return bundle
 
     def __repr__(self) -> str:
         return f"Tuner({self._loader!r}, {len(self.trials)} trials)"
