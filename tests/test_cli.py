@@ -64,3 +64,63 @@ def test_bad_usage_exits_2(tmp_path, raw):
     r = run("convert", raw.csv, tmp_path / "d", "--sparse", "tokens")
     assert r.returncode == 2 and "COLUMN=WIDTH" in r.stderr
     assert run("frobnicate").returncode == 2
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    import workbench as wb
+
+    path = tmp_path_factory.mktemp("tune") / "s.store"
+    rows = 40_000
+    wb.convert({"x": np.random.default_rng(0).random((rows, 16), dtype="float32"),
+                "y": np.arange(rows)}, path, progress=False)
+    return path
+
+
+def _loader_line(stdout):
+    import ast
+
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("wb.loader(ds, "))
+    call = ast.parse(line, mode="eval").body
+    assert isinstance(call, ast.Call) and [ast.unparse(a) for a in call.args] == ["ds"]
+    return {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+
+
+def test_tune_prints_the_trials_and_a_loader_line_that_builds(small_store):
+    import workbench as wb
+
+    r = run("tune", small_store, "--seconds", "4", "--batch-size", "512", "--shuffle", "full",
+            "--memory-budget", "1GiB")
+    assert r.returncode == 0, r.stderr
+    assert "memory budget 1,024 MiB" in r.stdout
+    header = next(ln for ln in r.stdout.splitlines() if ln.startswith("setting"))
+    assert header.split() == ["setting", "samples/s", "MB/s", "wait", "peak", "MiB", "note"]
+    rows = [ln for ln in r.stdout.splitlines() if ", batch " in ln]
+    assert len(rows) >= 3 and all(", batch 512," in ln for ln in rows)  # one batch size kept
+    assert sum(ln.rstrip().endswith("best") for ln in rows) == 1
+    options = _loader_line(r.stdout)
+    assert options["batch_size"] == 512 and options["shuffle"] == "full"
+    assert options["worker_type"] in ("thread", "process") and options["num_workers"] >= 0
+    dl = wb.loader(wb.open_dataset(small_store), **options)
+    assert len(next(iter(dl))["y"]) == 512
+    dl.close()
+
+
+def test_tune_searches_several_batch_sizes(small_store):
+    r = run("tune", small_store, "--seconds", "4", "--batch-size", "256", "1024")
+    assert r.returncode == 0, r.stderr
+    rows = [ln for ln in r.stdout.splitlines() if ", batch " in ln]
+    assert any(", batch 256," in ln for ln in rows) and any(", batch 1024," in ln for ln in rows)
+    assert _loader_line(r.stdout)["batch_size"] in (256, 1024)
+
+
+@pytest.mark.parametrize("budget", ["lots", "-1GB", "0"])
+def test_tune_bad_budget_is_a_clear_usage_error(small_store, budget):
+    r = run("tune", small_store, f"--memory-budget={budget}")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"--memory-budget: {budget!r} is not a memory size" in r.stderr
+
+
+def test_tune_missing_dataset_exits_1(tmp_path):
+    r = run("tune", tmp_path / "nowhere", "--seconds", "1")
+    assert r.returncode == 1 and "nowhere" in r.stderr and "Traceback" not in r.stderr

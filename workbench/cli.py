@@ -24,6 +24,54 @@ def _sparse(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _budget(text: str) -> int:
+    from .tuning import budget_bytes
+
+    try:
+        value = budget_bytes(text)
+    except (ValueError, TypeError, KeyError):
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size; use e.g. 2GiB, 500MB "
+                                         "or a number of bytes")
+    return value
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from .datasets import open_dataset
+    from .trials import best
+    from .tuning import autotune
+
+    options: dict[str, object] = {}
+    sizes = args.batch_size or []
+    if sizes:
+        options["batch_size"] = sizes[0]
+    if args.shuffle:
+        options["shuffle"] = args.shuffle
+    r = autotune(open_dataset(args.path), memory_budget=args.memory_budget,
+                 time_budget_s=args.seconds, batch_sizes=sizes if len(sizes) > 1 else None,
+                 **options)
+    print(f"{len(r.trials)} trials in {r.seconds:.1f} s, memory budget "
+          f"{r.memory_budget / 2**20:,.0f} MiB (the process tree's PSS above its start)")
+    top = best(r.trials)
+    head = f"{'setting':<44} {'samples/s':>10} {'MB/s':>8} {'wait':>5} {'peak MiB':>9}  note"
+    print(head + "\n" + "-" * len(head))
+    for t in r.trials:
+        c = t.config
+        n, kind = c["num_workers"], c["worker_type"]
+        readers = "in-process" if not n else f"{n} {kind}" + (
+            "" if n == 1 else "es" if kind == "process" else "s")
+        setting = (f"{readers}, batch {c['batch_size']}, prefetch {c['prefetch_factor']}, "
+                   f"window {c['window']}")
+        note = t.cut or ("best" if t is top else "" if t.measured else
+                         "too few batches to measure")
+        print(f"{setting:<44} {t.samples_per_s:>10,.0f} {t.mb_per_s:>8,.1f} "
+              f"{t.wait_fraction:>5.2f} {t.peak_bytes / 2**20:>9,.0f}  {note}")
+    chosen = {k: v for k, v in r.best.items() if k != "pin_memory" or v}
+    print(f"\nds = wb.open_dataset({args.path!r})\n"
+          f"wb.loader(ds, {', '.join(f'{k}={v!r}' for k, v in chosen.items())})")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -67,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("publish", help="upload a dataset to an fsspec URL (shards, manifest, CURRENT last)")
     u.add_argument("path")
     u.add_argument("url")
+
+    t = sub.add_parser("tune", help="search loader settings under a memory budget (wb.autotune)")
+    t.add_argument("path", help="a dataset folder, .npy, HDF5 or Parquet path (wb.open_dataset)")
+    t.add_argument("--memory-budget", type=_budget, default=None, metavar="SIZE",
+                   help="growth of the process tree's PSS allowed, e.g. 2GiB or 500MB "
+                        "(default: half the memory available at the start)")
+    t.add_argument("--seconds", type=float, default=60.0, help="time budget of the search")
+    t.add_argument("--batch-size", type=int, nargs="+", default=None, metavar="N",
+                   help="one: the batch size to keep; several: the batch sizes to search")
+    t.add_argument("--shuffle", choices=["block", "full", "sequential", "shard"], default=None)
 
     d = sub.add_parser("demo", help="generate demo data, convert, verify, load and summarize")
     d.add_argument("--rows", type=int, default=20_000)
@@ -147,6 +205,9 @@ def _run(args: argparse.Namespace) -> int:
 
         m = publish(args.path, args.url)
         print(f"published {args.path} -> {args.url}: {len(m.shards)} shards, {m.num_rows:,} rows")
+        return 0
+    if args.cmd == "tune":
+        _tune(args)
         return 0
     if args.cmd == "demo":
         from .tour import run_tour

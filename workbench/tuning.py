@@ -6,6 +6,9 @@ the run started. A trial heading past the budget is cut before it gets there: th
 every 0.1 s and cuts at ``GUARD`` of the budget, or earlier when the last samples' slope would
 cross the budget before the next one; a setting with more worker processes than one already cut
 (or predicted over budget from the PSS per worker measured so far) is refused without running.
+So is a setting of N worker processes when N times this process's anonymous memory would not
+fit: a forked worker may copy every such page (a Python list's refcounts are written on every
+read), in less time than one memory sample takes, so only that worst case is safe to plan on.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import psutil
 from dask.utils import parse_bytes
 
 from .loading import Loader, loader
+from .memory import process_memory
 from .training import SAMPLE_S, Run, knobs
 from .trials import Trial, best
 
@@ -146,6 +150,15 @@ class _Search:
         kind, n = options.get("worker_type"), options.get("num_workers", 0)
         if n and kind in self.cut_at and n >= self.cut_at[kind]:
             return f"refused: {self.cut_at[kind]} {kind} workers already reached the budget"
+        if n and kind == "process":
+            # A forked worker can copy, page by page, every anonymous page this process holds
+            # (refcount writes to Python objects are enough), faster than any sampling can see:
+            # refuse unless that worst case fits what the budget leaves.
+            anon, grown = process_memory().anonymous, self.run.pss - self.run.log.base_pss
+            if max(0, grown) + n * anon >= GUARD * self.budget:
+                return (f"refused: {n} process worker{'s' if n > 1 else ''} could copy "
+                        f"{n * anon / 2**20:,.0f} MiB ({anon / 2**20:,.0f} MiB of this process's "
+                        f"anonymous memory each, copy-on-write after fork), over the budget")
         done = [t for t in self.run.log.trials if t.config["worker_type"] == kind and
                 t.config["num_workers"] and t.measured]
         if n and kind == "process" and done:
