@@ -1,4 +1,5 @@
-"""A training run on a background thread: ``step(batch)`` for every batch of a loader, epoch
+"""A training run on a background thread: ``step(batch)`` for every batch of a loader (on
+``device`` through ``wb.to_device`` when one is given), epoch
 after epoch, while its settings change (``Loader.reconfigure``); every setting held becomes a
 :class:`~workbench.trials.Trial`, and the process tree's memory is sampled meanwhile. The widget
 (``wb.tune``) and :func:`~workbench.tuning.autotune` both drive one.
@@ -19,6 +20,7 @@ from typing import Any
 import psutil
 import torch
 
+from .device import to_device
 from .loading import Loader
 from .memory import memory_tree
 from .options import LIVE_OPTIONS
@@ -52,8 +54,8 @@ class Run:
     the trials of every setting held (``log``) and the tree's memory sampled meanwhile."""
 
     def __init__(self, dl: Loader, step: Callable[[Any], Any] | None = None, *,
-                 memory_every: float = SAMPLE_S) -> None:
-        self.loader, self.step = dl, step or read
+                 device: str | None = None, memory_every: float = SAMPLE_S) -> None:
+        self.loader, self.step, self.device = dl, step or read, device
         self.error: BaseException | None = None
         self.log = TrialLog(tree_pss())
         self.lock = threading.Lock()  # the log is written by the train, memory and driver threads
@@ -81,7 +83,8 @@ class Run:
     def _train(self) -> None:
         try:
             while not self._stop.is_set():
-                for batch in self.loader:
+                batches = to_device(self.loader, self.device) if self.device else self.loader
+                for batch in batches:  # on the GPU, copied one batch ahead, when one is given
                     self.step(batch)
                     while not self._running.is_set() and not self._stop.is_set():
                         self._running.wait(0.1)

@@ -91,7 +91,7 @@ def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
              memory_budget: int | str | None = None, time_budget_s: float = 60.0,
              batch_sizes: list[int] | None = None, space: dict[str, list[Any]] | None = None,
              on_trial: Callable[[Trial], None] | None = None, run: Run | None = None,
-             **loader_options: Any) -> AutotuneResult:
+             device: str | None = None, **loader_options: Any) -> AutotuneResult:
     """Find fast loader settings for ``dataset`` (or a Loader) while ``step(batch)`` trains,
     keeping the process tree's memory growth under ``memory_budget``. One knob at a time
     (readers, read-ahead, window; batch size if ``batch_sizes``), each value held for a short
@@ -106,7 +106,7 @@ def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
     own = run is None
     dl = run.loader if run is not None else dataset if isinstance(dataset, Loader) else \
         loader(dataset, **loader_options)
-    run = run if run is not None else Run(dl, step)
+    run = run if run is not None else Run(dl, step, device=device)
     space = space or default_space(dl, batch_sizes)
     start = knobs(dl)
     point = {"readers": (start["worker_type"], start["num_workers"]),

@@ -40,18 +40,19 @@ COLUMNS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "pin_m
            "shuffle")
 
 
-def tune(target: Any, step: Callable[[Any], Any] | None = None, *, refresh: float = 0.5,
-         memory_budget: int | str | None = None, autotune_s: float = 30.0,
+def tune(target: Any, step: Callable[[Any], Any] | None = None, *, device: str | None = None,
+         refresh: float = 0.5, memory_budget: int | str | None = None, autotune_s: float = 30.0,
          **loader_options: Any) -> Tuner:
     """Train ``step(batch)`` (default: read the batch) over ``target`` (a dataset, or a Loader)
-    on a background thread, with controls that reconfigure the loader live; returns the
+    on a background thread (batches moved to ``device``, e.g. "cuda", through ``wb.to_device``
+    when given), with controls that reconfigure the loader live; returns the
     :class:`Tuner` (display it, or let the cell show it).
 
     >>> t = tune(wb.open_dataset({"x": np.zeros((5000, 4), "float32")}), refresh=0.05)
     >>> time.sleep(0.3); t.close(); len(t.trials) >= 1
     True
     """
-    return Tuner(target, step, refresh=refresh, memory_budget=memory_budget,
+    return Tuner(target, step, device=device, refresh=refresh, memory_budget=memory_budget,
                  autotune_s=autotune_s, **loader_options)
 
 
@@ -59,14 +60,15 @@ class Tuner:
     """The panel: controls, the watch charts, the trials table, and the buttons."""
 
     def __init__(self, target: Any, step: Callable[[Any], Any] | None = None, *,
-                 refresh: float = 0.5, memory_budget: int | str | None = None,
-                 autotune_s: float = 30.0, **loader_options: Any) -> None:
+                 device: str | None = None, refresh: float = 0.5,
+                 memory_budget: int | str | None = None, autotune_s: float = 30.0,
+                 **loader_options: Any) -> None:
         self.dataset = target.dataset if isinstance(target, Loader) else target
         self._options = dict(loader_options)
         self._loader = target if isinstance(target, Loader) else loader(target, **loader_options)
         self.memory_budget, self.autotune_s, self.every = memory_budget, autotune_s, refresh
         self.result: AutotuneResult | None = None
-        self.run = Run(self._loader, step)
+        self.run = Run(self._loader, step, device=device)
         self.watch = Watch(self._loader, interval=refresh, refresh=refresh)
         self._syncing = False
         self.controls = self._controls()
