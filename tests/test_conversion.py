@@ -403,3 +403,17 @@ def test_malformed_csv_row_in_the_second_half_names_file_and_line_and_commits_no
     with pytest.raises(DatasetNotFoundError):
         wb.open_dataset(dest)
     assert not dest.exists() or not list(dest.iterdir())  # no shard written after the abort
+
+
+def test_a_cluster_conversion_that_makes_one_shard_says_to_pass_smaller_shards(tmp_path, dask_client):
+    from workbench.errors import PerformanceWarning
+
+    x = np.zeros((1000, 4), "float32")
+    with pytest.warns(PerformanceWarning, match="unit of parallel work.*smaller shard_bytes"):
+        wb.convert(x, tmp_path / "one", client=dask_client, progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        m = wb.convert(x, tmp_path / "many", client=dask_client, shard_bytes=4000, progress=False)
+    assert len(m.shards) == 4

@@ -88,6 +88,11 @@ def convert(
     if chunk_rows is None and fingerprint is not None:
         rows_per_chunk = max(64, min(1 << 20, DEFAULT_CHUNK_BYTES // row_bytes))
     shard_rows = max(1, shard_bytes // row_bytes)
+    expect = src.num_rows or src.estimated_rows
+    if (client is not None or workers) and expect and expect <= shard_rows:
+        warnings.warn(f"{where}: about {expect:,} rows make one shard of shard_bytes={shard_bytes:,}; "
+                      "a shard is the unit of parallel work, so one worker does it all: pass a "
+                      "smaller shard_bytes= (several shards per worker)", PerformanceWarning, stacklevel=2)
     options: dict[str, Any] = {"shard_rows": shard_rows, "chunk_rows": rows_per_chunk}
     if format == "parquet":
         from .layouts.parquet.writer import DEFAULT_ROW_GROUP_BYTES
