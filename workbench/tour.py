@@ -1,10 +1,13 @@
 """The main job behind ``workbench demo`` / ``make demo``: generate the built-in demo data,
 convert every input format, verify, load, and summarize.
 
->>> report = run_tour("tour", rows=2000, progress=False, echo=lambda line: None, load_seconds=0.1)
+>>> report = run_tour("tour", rows=2000, progress=False, echo=lambda line: None, load_seconds=0.05,
+...                   load_mib=2)
 >>> [(c.name, c.rows, c.verified) for c in report.conversions]  # doctest: +NORMALIZE_WHITESPACE
 [('CSV -> store', 2000, True), ('Parquet -> parquet', 2000, True),
  ('HDF5 -> hdf5', 2000, True), ('NPY -> store', 2000, True)]
+>>> report.loading.rows, all(report.loading.ratio(o) > 0 for o in ("sequential", "block", "full"))
+(2048, True)
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalog import read_manifest
 from .conversion import convert
@@ -22,7 +25,12 @@ from .integrity import verify
 from .summary import describe
 from .units import human_bytes
 
+if TYPE_CHECKING:
+    from .limits import OrderComparison
+
 __all__: list[str] = []
+
+LOAD_FEATURES = 256   # float32 columns of the load section's rows: 1 KiB, as the benchmark's
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class Conversion:
 @dataclass
 class TourReport:
     conversions: list[Conversion] = field(default_factory=list)
-    loading: list[dict[str, Any]] = field(default_factory=list)
+    loading: OrderComparison | None = None
 
 
 def _plan(raw: Any, out: Path) -> list[tuple[str, Any, Path, dict[str, Any]]]:
@@ -59,8 +67,13 @@ def _plan(raw: Any, out: Path) -> list[tuple[str, Any, Path, dict[str, Any]]]:
 
 
 def run_tour(out: str | Path = "demo_data", *, rows: int = 20_000, progress: bool = True,
-             echo: Callable[[str], None] = print, load_seconds: float = 3.0) -> TourReport:
-    """Generate, convert, verify and load the demo data under ``out``; ``echo`` each step."""
+             echo: Callable[[str], None] = print, load_seconds: float = 0.5,
+             load_mib: float = 256) -> TourReport:
+    """Generate, convert, verify and load the demo data under ``out``; ``echo`` each step.
+
+    The load section runs on its own data, ``load_mib`` MiB of 1 KiB rows (a size where the
+    limits mean something), each reader ``load_seconds`` per round (see ``compare_orders``).
+    """
     out = Path(out)
     report = TourReport()
     echo(f"== 1. demo data: {rows:,} rows (dense features, integer label, sparse tokens) ==")
@@ -86,41 +99,26 @@ def run_tour(out: str | Path = "demo_data", *, rows: int = 20_000, progress: boo
     first = report.conversions[0]
     echo("\n" + describe(read_manifest(first.dest)[1], first.dest))
 
-    echo("\n== 3. load: batches per second next to this machine's limits ==")
-    report.loading = _load(Path(first.dest), load_seconds)
-    echo(f"{'reader':<44}{'samples/s':>12}{'MB/s':>9}{'x limit':>9}")
-    for r in report.loading:
-        echo(f"{r['name']:<44}{r['samples_per_s']:>12,.0f}{r['mb_per_s']:>9,.0f}{r['ratio']:>9.2f}")
+    echo("\n== 3. load: each order against its own limit and the seeds' Datasets, one run ==")
+    from .limits import compare_orders   # torch: imported when the load section starts
+
+    store, h5 = _load_data(out, load_mib, echo)
+    report.loading = compare_orders(store, hdf5=h5, seconds=load_seconds)
+    echo(report.loading.text())
     echo(f"\ndone: datasets under {out}/; open one with workbench.open_dataset('{first.dest}')")
     return report
 
 
-def _load(store: Path, seconds: float) -> list[dict[str, Any]]:
-    import numpy as np
-
-    from .datasets import open_dataset
-    from .loading import loader
-    from .throughput import measure, memcpy_mb_per_s, sequential_mb_per_s
-
-    version, m = read_manifest(store)
-    feats = next(f for f in m.shards[0].files if f.column == "features")
-    arr = np.load(version / feats.path, mmap_mode="r", allow_pickle=False)
-    ds = open_dataset(store, columns=["features", "label"])
-    batch = 1024
-    seq = sequential_mb_per_s(arr, batch, max_seconds=seconds)
-    memcpy = memcpy_mb_per_s()
-    rows = [{"name": "limit: zero-copy sequential memmap slices", "samples_per_s": seq.samples_per_s,
-             "mb_per_s": seq.mb_per_s, "ratio": 1.0},
-            {"name": "limit: memcpy", "samples_per_s": memcpy * 1e6 / ds.row_nbytes,
-             "mb_per_s": memcpy, "ratio": 1.0}]
-    for order, limit in (("sequential", seq.mb_per_s), ("block", memcpy), ("full", memcpy)):
-        with loader(ds, batch_size=batch, shuffle=order) as dl:
-            t = measure(_epochs(dl), max_seconds=seconds)
-        rows.append({"name": f"workbench.loader shuffle={order!r}", "samples_per_s": t.samples_per_s,
-                     "mb_per_s": t.mb_per_s, "ratio": t.mb_per_s / limit if limit else 0.0})
-    return rows
-
-
-def _epochs(dl: Any) -> Any:
-    while True:
-        yield from dl
+def _load_data(out: Path, mib: float, echo: Callable[[str], None]) -> tuple[Path, Path]:
+    """1 KiB rows (256 float32 features + an int64 label), ``mib`` MiB of features: the seed's
+    HDF5 file and a one-shard store converted from it, so every reader reads the same values."""
+    rows = max(2048, int(mib * (1 << 20)) // (LOAD_FEATURES * 4))
+    t = time.perf_counter()
+    raw = make_demo(out / "load", rows=rows, features=LOAD_FEATURES, nnz=0, formats=("hdf5",))
+    assert raw.hdf5 is not None
+    store = out / "load.store"
+    convert(raw.hdf5, store, target="label", columns=["features", "label"], overwrite=True,
+            progress=False, shard_bytes=2 * rows * (LOAD_FEATURES * 4 + 8))   # one shard
+    echo(f"wrote {rows:,} rows x {LOAD_FEATURES} float32 + int64 label as {raw.hdf5} and {store} "
+         f"in {time.perf_counter() - t:.1f} s")
+    return store, raw.hdf5

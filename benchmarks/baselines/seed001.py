@@ -2,6 +2,7 @@
 
 Seed 001 is the article "Datasets that fit in memory" / "Datasets that fit on your hard drive" /
 "Sparse vectors". Re-exported by :mod:`seeds`; see there for the rules these baselines follow.
+:class:`MemmapPerItemDataset` is defined in ``workbench.naive`` (re-exported here).
 
 >>> ds = MemmapPerItemDataset("demo_data/features.npy", "demo_data/labels.npy")
 >>> loader = DataLoader(ds, batch_size=256, shuffle=True)
@@ -17,34 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from workbench.naive import MemmapPerItemDataset
+
 __all__ = [
     "DaskMemmapDataset", "MemmapPerItemDataset", "SimpleDataset", "SparseIndexDataset",
     "make_seed_collate",
 ]
-
-
-class MemmapPerItemDataset(Dataset):
-    """The per-item memmap Dataset: ``torch.from_numpy(np.array(X[i]))`` for one row at a time.
-
-    Seed 001's ``MemmapDataset`` ("Datasets that fit on your hard drive") without its dask
-    concatenation (see :class:`DaskMemmapDataset` for that), which is also the "per-item memmap"
-    row of the baseline measurement. Use with ``DataLoader(ds, batch_size=B)``: default_collate
-    then stacks B separate row tensors per batch.
-
-    >>> ds = MemmapPerItemDataset("demo_data/features.npy", "demo_data/labels.npy")
-    >>> DataLoader(ds, batch_size=256, shuffle=True)
-    """
-
-    def __init__(self, npy_path: str | os.PathLike[str],
-                 target_path: str | os.PathLike[str]) -> None:
-        self.features = np.load(npy_path, mmap_mode="r", allow_pickle=False)
-        self.targets = np.load(target_path, mmap_mode="r", allow_pickle=False)
-
-    def __len__(self) -> int:
-        return self.features.shape[0]
-
-    def __getitem__(self, idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.from_numpy(np.array(self.features[idx])), torch.tensor(self.targets[idx])
 
 
 class DaskMemmapDataset(Dataset):
