@@ -56,7 +56,7 @@ def test_config_validates_and_lists_what_differs():
 
 
 change = st.fixed_dictionaries({}, optional={
-    "batch_size": st.integers(1, 700), "window": st.integers(1, 6),
+    "batch_size": st.integers(1, 700), "window": st.integers(1, 6), "run_rows": st.integers(1, 64),
     "num_workers": st.integers(0, 2), "prefetch_factor": st.integers(1, 3),
     "shuffle": st.sampled_from(wb.ORDERS)})
 
@@ -168,3 +168,15 @@ def test_reconfigure_from_another_thread_while_training(ds):
     t.join(30)
     assert not t.is_alive() and 7 in sizes and sizes[0] == 50
     assert sorted(seen) == list(range(N))
+
+
+def test_run_rows_reach_the_sampler_and_batches_come_in_runs(ds):
+    dl = wb.loader(ds, batch_size=256, shuffle="block", block_rows=512, run_rows=64)
+    assert dl.sampler.run_rows == 64
+    it = iter(dl)
+    pieces = [1 + int(np.sum(np.diff(ids(next(it))) != 1)) for _ in range(3)]
+    assert max(pieces) <= 256 // 64 + 1  # 4 runs, neighbours may merge; a window edge adds one
+    dl.reconfigure(run_rows=1)  # from the next window: here the epoch's one window is under way
+    list(it)
+    rest = [ids(b) for b in dl]  # the next epoch: single rows
+    assert dl.sampler.run_rows == 1 and max(1 + int(np.sum(np.diff(r) != 1)) for r in rest) > 50

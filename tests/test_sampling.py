@@ -293,7 +293,8 @@ def test_shard_order_needs_sizes_that_add_up():
 
 changes = st.lists(st.tuples(st.integers(0, 6),                        # batches before the change
                              st.one_of(st.none(), st.integers(1, 40)),  # new batch_size
-                             st.one_of(st.none(), st.integers(1, 5))),  # new window
+                             st.one_of(st.none(), st.integers(1, 5)),   # new window
+                             st.one_of(st.none(), st.integers(1, 9))),  # new run_rows
                    max_size=6)
 
 
@@ -308,14 +309,14 @@ def test_reconfigure_mid_epoch_reads_every_row_exactly_once(shape, plan, world, 
     got: list[list[np.ndarray]] = [[] for _ in samplers]
     save_at = data.draw(st.integers(0, len(plan)))
     saved = None
-    for i, (steps, b, w) in enumerate(plan):
+    for i, (steps, b, w, run) in enumerate(plan):
         for r, it in enumerate(its):
             got[r] += list(itertools.islice(it, steps))
         if i == save_at:
             saved = (json.loads(json.dumps(samplers[0].state_dict())), len(got[0]))
         done = samplers[0].batches_done
         for s in samplers:
-            s.reconfigure(done, batch_size=b, window=w)
+            s.reconfigure(done, batch_size=b, window=w, run_rows=run)
         its = [iter(s) for s in samplers]
         assert {len(s) for s in samplers} == {len(samplers[0])}
     for r, it in enumerate(its):
@@ -364,3 +365,28 @@ def test_order_change_applies_from_the_next_epoch():
     assert np.array_equal(np.concatenate([first, *s]), np.arange(100))  # still sequential
     s.set_epoch(1)
     assert s.order == "full" and not np.array_equal(np.concatenate(list(s)), np.arange(100))
+
+
+@FAST
+@given(shapes, st.integers(1, 12))
+def test_runs_cover_each_row_once_and_come_in_contiguous_pieces(shape, run):
+    n, b, br = shape[0], shape[1], shape[2]
+    s = make(*shape[:4], "block", *shape[5:], run_rows=run)
+    batches = list(s)
+    flat = np.concatenate([np.zeros(0, np.int64)] + batches)
+    assert np.array_equal(np.sort(flat), np.arange(n))
+    for batch in batches:  # each batch is at most ceil(b/run)+1 runs, each split by block edges
+        pieces = 1 + int(np.sum(np.diff(batch) != 1)) if len(batch) else 0
+        assert pieces <= 2 * (-(-b // run) + 1) + b // max(1, br)
+
+
+def test_shuffle_quality_ranks_the_orders():
+    from workbench.orders import shuffle_quality
+    n, b = 100_000, 1024
+    q = {name: shuffle_quality(list(BatchSampler(n, b, order, seed=0, block_rows=1024, window=8,
+                                                 run_rows=r)), n)
+         for name, order, r in [("seq", "sequential", 1), ("full", "full", 1),
+                                ("block", "block", 1), ("runs", "block", 64)]}
+    assert q["seq"] < 0.05 and abs(q["full"] - 1) < 0.05
+    assert 0.8 < q["block"] < 0.95 and q["runs"] < q["block"]
+    assert abs(q["runs"] - (1 - 1 / 8) * (1 - 64 / b)) < 0.1  # the documented estimate

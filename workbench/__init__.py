@@ -68,6 +68,7 @@ _EXPORTS = {
     "convert": "conversion",
     "doctor": "explore.doctor",
     "epoch_order": "orders",
+    "shuffle_quality": "orders",
     "evict": "pagecache",
     "info": "summary",
     "inspect": "explore.inspect",

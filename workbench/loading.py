@@ -77,8 +77,8 @@ class Loader:
     "block" is a storage-aligned quasi-random order, "shard" permutes whole shards for
     streaming), ``seed``, ``worker_type`` ("thread" or "process"), ``transform`` (a per-batch
     function run where the batch is read), ``rank``/``world_size`` (default: those of an
-    initialised ``torch.distributed`` group, else 0 of 1), ``window`` and ``block_rows`` (the
-    block order's unit; default: the dataset's storage blocks, or 4096 rows for a dataset
+    initialised ``torch.distributed`` group, else 0 of 1), ``window``, ``run_rows`` (rows per
+    contiguous run in a block-order batch) and ``block_rows`` (the block order's unit; default: the dataset's storage blocks, or 4096 rows for a dataset
     without them: ``loader.block_rows`` says which). ``loader.config`` holds them all
     (a :class:`~workbench.options.LoaderConfig`); ``reconfigure`` changes them while it runs.
 
@@ -110,7 +110,8 @@ class Loader:
         self.sampler = BatchSampler(len(dataset), cfg.batch_size, order=cfg.shuffle, seed=cfg.seed,
                                     block_rows=self.block_rows, window=cfg.window, rank=rank,
                                     world_size=world_size, drop_last=cfg.drop_last,
-                                    shard_rows=getattr(dataset, "shard_rows", None))
+                                    shard_rows=getattr(dataset, "shard_rows", None),
+                                    run_rows=cfg.run_rows)
         self.stats = LoaderStats()
         self._epoch = self._position = 0
         self._pending: LoaderConfig | None = None
@@ -145,8 +146,8 @@ class Loader:
 
     def reconfigure(self, **changes: Any) -> LoaderConfig:
         """Change ``batch_size``, ``num_workers``, ``worker_type``, ``prefetch_factor``,
-        ``pin_memory`` or ``window`` at the next batch boundary, and ``shuffle`` from the next
-        epoch, without losing the epoch: every row of it is still delivered exactly once.
+        ``pin_memory``, ``window`` or ``run_rows`` at the next batch boundary, ``shuffle`` from
+        the next epoch, without losing the epoch: every row of it is still delivered once.
         Read-ahead batches are dropped and readers rebuilt; returns the config that will apply.
 
         >>> dl = loader(wb.open_dataset({"y": np.arange(1000)}), batch_size=100)
@@ -169,7 +170,7 @@ class Loader:
             return
         old, self.config = self.config, cfg
         self.sampler.reconfigure(self._position, batch_size=cfg.batch_size, window=cfg.window,
-                                 order=cfg.shuffle)
+                                 order=cfg.shuffle, run_rows=cfg.run_rows)
         readers = ("num_workers", "worker_type", "prefetch_factor", "pin_memory")
         if any(getattr(old, k) != getattr(cfg, k) for k in readers):
             self._close_workers()

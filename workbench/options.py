@@ -30,7 +30,7 @@ AUTO_THREADS = 2
 
 # what reconfigure changes at the next batch boundary, and what waits for the next epoch
 LIVE_OPTIONS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "pin_memory",
-                "window")
+                "window", "run_rows")
 NEXT_EPOCH_OPTIONS = ("shuffle",)
 
 
@@ -47,6 +47,7 @@ class LoaderConfig:
     prefetch_factor: int = 2
     pin_memory: bool = False
     window: int = 8
+    run_rows: int = 1
     block_rows: int | None = None
     drop_last: bool = False
     collate_fn: Callable[[Any], Any] | None = None
@@ -103,7 +104,7 @@ class LoaderConfig:
     def _checked(self, row_nbytes: int) -> LoaderConfig:
         if self.worker_type not in ("thread", "process"):
             raise InvalidInputError(f"worker_type={self.worker_type!r}; use 'thread' or 'process'")
-        for name in ("batch_size", "prefetch_factor", "window"):
+        for name in ("batch_size", "prefetch_factor", "window", "run_rows"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InvalidInputError(f"{name}={value!r}; use an integer of at least 1")

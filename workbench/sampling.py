@@ -26,6 +26,10 @@ Orders (``ORDERS``):
   batch boundary after the current window (that one batch may straddle two windows), and every
   row is still read exactly once (``workbench.orders``).
 
+``run_rows`` R > 1 (block and shard orders) shuffles each window in runs of R consecutive rows,
+so a batch is B/R contiguous runs (copied at memory speed) from across the window; R=1 mixes
+single rows. ``workbench.orders.shuffle_quality`` says what each choice costs in mixing.
+
 Within a batch indices are sorted ascending: the order of rows inside a batch does not change the
 gradient, and sorted indices let the reader coalesce neighbouring rows into range reads.
 
@@ -60,7 +64,7 @@ __all__ = ["ORDERS", "BatchSampler"]
 
 # fixed for a sampler's life: a state saved under other values cannot name the same rows
 _FIXED_KEYS = ("num_rows", "seed", "block_rows", "drop_last")
-_STATE_KEYS = (*_FIXED_KEYS, "batch_size", "order", "window", "rank", "world_size")
+_STATE_KEYS = (*_FIXED_KEYS, "batch_size", "order", "window", "run_rows", "rank", "world_size")
 
 
 def _int(name: str, value: object, low: int, hint: str) -> int:
@@ -93,8 +97,9 @@ class BatchSampler:
 
     def __init__(self, num_rows: int, batch_size: int, order: str = "block", seed: int = 0,
                  block_rows: int = 4096, window: int = 8, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False, shard_rows: Any = None) -> None:
+                 drop_last: bool = False, shard_rows: Any = None, run_rows: int = 1) -> None:
         self.order = self._next_order = _order(order)
+        self.run_rows = _int("run_rows", run_rows, 1, "pass the rows per contiguous run, at least 1")
         self.num_rows = _int("num_rows", num_rows, 0, "pass the dataset's len()")
         self.batch_size = _int("batch_size", batch_size, 1, "pass a batch_size of at least 1")
         self.block_rows = _int("block_rows", block_rows, 1,
@@ -114,7 +119,7 @@ class BatchSampler:
         self.epoch, self.batches_done = 0, 0
         self._resume_from = 0
         self._order: EpochOrder | None = None
-        self._segments: list[tuple[int, int]] | None = None  # None: one, from the settings
+        self._segments: list[tuple[int, int, int]] | None = None  # None: one, from the settings
         self._plan(0, 0)
 
     def _plan(self, offset: int, first_batch: int) -> None:
@@ -150,14 +155,16 @@ class BatchSampler:
         if self._order is None or self._order.key != key or self._order.order != self.order:
             self._order = EpochOrder(self.num_rows, self.order, self.seed, epoch, self.block_rows,
                                      self._shard_rows)
-            self._segments = self._segments or [(0, self._order.span(self.window, self.batch_size))]
+            self._segments = self._segments or [
+                (0, self._order.span(self.window, self.batch_size), self.run_rows)]
             self._order.set_segments(self._segments)
         return self._order
 
     def reconfigure(self, batches_done: int, *, batch_size: int | None = None,
-                    window: int | None = None, order: str | None = None) -> None:
-        """Go on after ``batches_done`` batches of this epoch with a new ``batch_size`` or
-        ``window`` (``order`` applies from the next epoch). The rows already read keep their
+                    window: int | None = None, order: str | None = None,
+                    run_rows: int | None = None) -> None:
+        """Go on after ``batches_done`` batches of this epoch with a new ``batch_size``,
+        ``window`` or ``run_rows`` (``order`` applies from the next epoch). The rows already read keep their
         places in the epoch's order: the rest are read exactly once, from a batch boundary on.
         With ranks, every rank must make the same change after the same batch.
 
@@ -170,19 +177,22 @@ class BatchSampler:
             "batch_size", batch_size, 1, "pass a batch_size of at least 1")
         w = self.window if window is None else _int(
             "window", window, 1, "pass how many blocks to mix at once, at least 1")
+        r = self.run_rows if run_rows is None else _int(
+            "run_rows", run_rows, 1, "pass the rows per contiguous run, at least 1")
         if order is not None:
             self._next_order = _order(order)
         p = self.rows_done(batches_done)
-        if self.order in WINDOWED and (b, w) != (self.batch_size, self.window) and p < self.num_rows:
+        changed = (b, w, r) != (self.batch_size, self.window, self.run_rows)
+        if self.order in WINDOWED and changed and p < self.num_rows:
             epoch_order = self._epoch_order(self.epoch)
             w0, w1 = epoch_order.window_at(p)
             # a new layout from the first batch boundary at or after the current window's end
             start = p if p == w0 else p + -(-(w1 - p) // b) * b
             if start < self.num_rows:
                 self._segments = [s for s in self._segments or [] if s[0] < start] + \
-                    [(start, epoch_order.span(w, b))]
+                    [(start, epoch_order.span(w, b), r)]
                 epoch_order.set_segments(self._segments)
-        self.batch_size, self.window = b, w
+        self.batch_size, self.window, self.run_rows = b, w, r
         self.batches_done = self._resume_from = batches_done
         self._plan(p, batches_done)
 
@@ -260,8 +270,8 @@ class BatchSampler:
                 f" and batch_size={state.get('batch_size')}")
         self.epoch, self._order = epoch, None
         self.order = _order(state.get("order", self.order))
-        self._segments = [(int(s), int(w)) for s, w in state["windows"]] \
-            if state.get("windows") else None
+        self._segments = [(int(s[0]), int(s[1]), int(s[2]) if len(s) > 2 else 1)
+                          for s in state["windows"]] if state.get("windows") else None
         if same_plan:
             self._plan(_int("rows_offset", state.get("rows_offset", 0), 0, "pass a saved state"),
                        _int("batches_offset", state.get("batches_offset", 0), 0, "a saved state"))

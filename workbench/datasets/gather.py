@@ -115,11 +115,22 @@ def _settle(now: float) -> None:
         _cost[path] = per if not old else old + _ALPHA * (per - old)
 
 
+# rows per run, on average, from which copying runs as slices beats a per-row gather
+RUN_COPY_MEAN = 16
+
+
 def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
            min_bytes: int = MIN_PARALLEL_BYTES, path: str | None = None) -> np.ndarray:
     """``out[:] = src[rows]`` (rows bounds-checked by the caller's Plan), bit-identical to np.take.
 
     ``path`` ("take" or "torch") skips the measured choice (tests)."""
+    if len(rows) >= RUN_COPY_MEAN:
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        if (len(breaks) + 1) * RUN_COPY_MEAN <= len(rows):  # long runs (run_rows): slice copies
+            for a, b in zip([0, *breaks.tolist()], [*breaks.tolist(), len(rows)]):
+                r = int(rows[a])
+                out[a:b] = src[r:r + b - a]
+            return out
     threads = gather_threads() if out.nbytes >= min_bytes else 1
     if threads <= 1 or not torch_gatherable(src, out):
         return np.take(src, rows, axis=0, out=out, mode="clip")

@@ -37,7 +37,8 @@ __all__ = ["Tuner", "tune"]
 
 BATCH_SIZES = [2**k for k in range(4, 17)]
 COLUMNS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "pin_memory", "window",
-           "shuffle")
+           "run_rows", "shuffle")
+RUN_ROWS = [2**k for k in range(0, 9)]
 
 
 def tune(target: Any, step: Callable[[Any], Any] | None = None, *, device: str | None = None,
@@ -113,6 +114,9 @@ class Tuner:
                                         description="shuffle"),
             "window": widgets.IntSlider(value=c.window, min=1, max=64, description="window",
                                         continuous_update=False),
+            "run_rows": widgets.SelectionSlider(options=sorted({*RUN_ROWS, c.run_rows}),
+                                                value=c.run_rows, description="run rows",
+                                                continuous_update=False, style=style),
         }
         for name, w in controls.items():
             w.add_class(f"workbench-tune-{name.replace('_', '-')}")
@@ -133,7 +137,7 @@ class Tuner:
         try:
             for name, w in self.controls.items():
                 value = getattr(config, name)
-                if name == "batch_size" and value not in w.options:
+                if isinstance(w, widgets.SelectionSlider) and value not in w.options:
                     w.options = sorted({*w.options, value})
                 w.value = value
         finally:
@@ -240,7 +244,8 @@ class Tuner:
         state = "running" if self.running else "paused" if self.run.alive else "stopped"
         self.label.value = (f"<b>{state}</b>: batch_size={c.batch_size}, num_workers="
                             f"{c.num_workers} ({c.worker_type}), prefetch_factor="
-                            f"{c.prefetch_factor}, window={c.window}, shuffle={c.shuffle!r}")
+                            f"{c.prefetch_factor}, window={c.window}, run_rows={c.run_rows}, "
+                            f"shuffle={c.shuffle!r}")
         if self.run.error is not None:
             self.status.value = html.escape(f"the step raised: {self.run.error!r}")
         self.table.value = trials_table(self.trials)
