@@ -249,8 +249,7 @@ def plain_dataloader(root: str, batch: int, order: str, workers: int, seconds: f
 
 def seed_hdf5(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
     """Seed 000 HDF5Dataset: one h5py read per item, DataLoader(batch_size=256)."""
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.baselines.seeds import HDF5Dataset
+    from workbench.naive import HDF5Dataset
 
     ds = HDF5Dataset(_paths(root)["h5"], "features", "label", lazy_open=workers > 0)
     return lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=batch), seconds=seconds)
@@ -258,8 +257,7 @@ def seed_hdf5(root: str, batch: int, order: str, workers: int, seconds: float) -
 
 def seed_memmap_item(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
     """Per-item memmap Dataset (seed 001 pattern): ``np.array(X[i])`` per item, default_collate."""
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.baselines.seeds import MemmapPerItemDataset
+    from workbench.naive import MemmapPerItemDataset
 
     p = _paths(root)
     ds = MemmapPerItemDataset(p["features"], p["labels"])
@@ -268,8 +266,7 @@ def seed_memmap_item(root: str, batch: int, order: str, workers: int, seconds: f
 
 def seed_memmap_batched(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
     """Seed 000 MemoryMappedDataset: fixed contiguous batches, ``DataLoader(batch_size=None)``."""
-    sys.path.insert(0, str(ROOT))
-    from benchmarks.baselines.seeds import MemoryMappedDataset
+    from workbench.naive import MemoryMappedDataset
 
     p = _paths(root)
     ds = MemoryMappedDataset(p["features"], p["labels"], batch)

@@ -1,4 +1,5 @@
-"""The demo generator: four formats that agree, deterministic, learnable, bounded memory."""
+"""The demo generator: four formats that agree, deterministic, learnable, bounded memory; the
+tour's load section sets each order beside its own limit and the naive Datasets."""
 
 from __future__ import annotations
 
@@ -158,3 +159,31 @@ def test_failure_leaves_no_partial_files(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         make_demo(tmp_path, rows=3000, chunk_rows=1000, progress=boom)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_tour_load_section_compares_like_with_like(tmp_path):
+    from workbench.catalog import read_manifest
+    from workbench.datasets import open_dataset
+    from workbench.tour import run_tour
+
+    lines: list[str] = []
+    report = run_tour(tmp_path, rows=2000, progress=False, echo=lines.append, load_seconds=0.05,
+                      load_mib=4)
+    text = "\n".join(lines)
+    load = text[text.index("== 3. load"):]
+    c = report.loading
+    assert c.rows == 4096 and c.row_bytes == 256 * 4 + 8   # 4 MiB of 1 KiB rows + int64 label
+    for order in ("sequential", "block", "full"):
+        assert f"workbench.loader(shuffle={order!r})" in load
+    for name in ("zero-copy read", "memcpy of the same batches", "random gather, np.take",
+                 "MemoryMappedDataset", "per-item memmap Dataset", "per-item HDF5Dataset"):
+        assert name in load, name
+    assert c.text() in load and all(len(line) <= 100 for line in c.text().splitlines())
+    for prefix in ("sequential: ", "block: ", "full shuffle: "):
+        assert any(line.startswith(prefix) and "x " in line for line in load.splitlines()), prefix
+    _, m = read_manifest(tmp_path / "load.store")   # one shard: the limits read the loader's bytes
+    assert len(m.shards) == 1 and [col.name for col in m.columns] == ["features", "label"]
+    with h5py.File(tmp_path / "load" / "demo.h5") as f:   # the seed's HDF5Dataset reads the same rows
+        x = f["features"][:100]
+    ds = open_dataset(tmp_path / "load.store")
+    np.testing.assert_array_equal(ds.get_batch(range(100))["features"].numpy(), x)

@@ -1,10 +1,18 @@
-"""throughput: every batch is really read, rates count from the first batch, limits are sane."""
+"""throughput: every batch is really read, rates count from the first batch, limits are sane;
+compare_orders sets each order against its own limit and the naive Datasets, from one run."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import h5py
 import numpy as np
+import pytest
 import torch
 
+import workbench as wb
+from workbench.errors import InvalidInputError
+from workbench.limits import ORDERS, OrderComparison, Reading, compare_orders
 from workbench.throughput import consume, measure, memcpy_mb_per_s, sequential_mb_per_s
 
 
@@ -26,3 +34,96 @@ def test_limits_are_positive_and_sequential_runs_for_its_time():
     assert memcpy_mb_per_s(nbytes=8 << 20, repeats=2) > 10
     t = sequential_mb_per_s(np.ones((100, 4), "float32"), 10, max_seconds=0.3)
     assert t.seconds >= 0.25 and t.samples > 100  # several passes over a tiny array
+
+
+# ---- compare_orders: each order against its own limit and the naive Datasets, one run ----------
+
+ROWS, K = 3000, 8   # 3000 % 256 != 0: the limits must stop at whole batches
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("limits")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((ROWS, K), dtype=np.float32)
+    y = rng.integers(0, 4, ROWS)
+    wb.convert({"features": x, "label": y}, root / "s.store", target="label", progress=False)
+    with h5py.File(root / "s.h5", "w") as f:
+        f["features"], f["label"] = x, y
+    return root
+
+
+@pytest.fixture(scope="module")
+def comparison(small):
+    return compare_orders(small / "s.store", batch_size=256, seconds=0.05, rounds=2,
+                          hdf5=small / "s.h5")
+
+
+def test_every_order_has_ours_a_positive_limit_and_a_naive_reader(comparison):
+    c = comparison
+    assert [r.order for r in c.readings if r.kind == "workbench"] == list(ORDERS)
+    for order in ORDERS:
+        assert c.limit(order).kind == "limit" and c.limit(order).rows_per_s > 0
+        assert c.ours(order).rows_per_s > 0
+        assert c.naive(order), order
+    names = " ".join(r.name for r in c.readings if r.kind == "naive")
+    for cls in ("MemoryMappedDataset", "per-item memmap Dataset", "HDF5Dataset"):
+        assert cls in names
+    assert (c.rows, c.row_bytes, c.batch_size, c.rounds) == (ROWS, K * 4 + 8, 256, 2)
+
+
+def test_every_reader_reads_the_same_bytes_per_row(comparison):
+    for r in comparison.readings:   # features + label, whoever reads them: like with like
+        assert r.mb_per_s * 1e6 / r.rows_per_s == pytest.approx(K * 4 + 8, rel=1e-6), r.name
+        assert len(r.runs) == 2 and r.rows_per_s == max(r.runs)
+
+
+def test_ratios_come_from_the_same_runs_readings(comparison):
+    c = comparison
+    gathers = [r for r in c.readings if r.kind == "limit" and r.order == "full"]
+    assert c.limit("full") == max(gathers, key=lambda r: r.rows_per_s)
+    for order in ORDERS:
+        assert c.ratio(order) == c.ours(order).rows_per_s / c.limit(order).rows_per_s
+        line = " ".join(c.verdicts()[ORDERS.index(order)].split())
+        assert f"= {c.ratio(order):.2f}x " in line or f"= {c.ratio(order):,.0f}x " in line
+        for r in c.naive(order):
+            want = c.ours(order).rows_per_s / r.rows_per_s
+            assert c.ratio(order, r) == want
+            shown = f"{want:.2f}x" if want < 10 else f"{want:,.0f}x"
+            assert f"{shown} {r.name.removeprefix('naive: ')}" in line
+    text = c.text()
+    assert all(len(line) <= 100 for line in text.splitlines())
+    assert all(r.name in text for r in c.readings)
+
+
+def test_the_wording_of_a_known_comparison():
+    def rd(name, kind, order, rate):
+        return Reading(name, kind, order, rate, rate * 1032 / 1e6, (rate, rate / 2))
+
+    c = OrderComparison("x.store", 262_144, 1032, 1024, 0.5, 2, (
+        rd("limit: zero-copy read of the same batches", "limit", "sequential", 10e6),
+        rd("limit: memcpy of the same batches", "limit", "block", 5e6),
+        rd("limit: random gather, np.take on 1 core", "limit", "full", 2e6),
+        rd("limit: random gather, torch.index_select on 2 threads", "limit", "full", 2.5e6),
+        rd("workbench.loader(shuffle='sequential')", "workbench", "sequential", 9e6),
+        rd("workbench.loader(shuffle='block')", "workbench", "block", 4e6),
+        rd("workbench.loader(shuffle='full')", "workbench", "full", 2e6),
+        rd("naive: seed 001's per-item memmap Dataset", "naive", "full", 50e3)))
+    seq, block, full = c.verdicts()
+    assert seq == ("sequential: 9.00 M rows/s = 0.90x a zero-copy read of the same batches "
+                   "(10.00 M rows/s)")
+    assert block.startswith("block: 4.00 M rows/s = 0.80x a memcpy of the same bytes")
+    assert " ".join(full.split()) == (
+        "full shuffle: 2.00 M rows/s = 0.80x the random-gather limit (2.50 M rows/s, "
+        "torch.index_select on 2 threads); 40x seed 001's per-item memmap Dataset")
+    assert "0.50" in c.table()   # the worst round over the best
+    assert dataclasses.replace(c, readings=c.readings[:4]).limit("full").rows_per_s == 2.5e6
+
+
+def test_bad_arguments_and_missing_columns_raise(small):
+    with pytest.raises(InvalidInputError):
+        compare_orders(small / "s.store", batch_size=0)
+    with pytest.raises(InvalidInputError):
+        compare_orders(small / "s.store", rounds=0)
+    with pytest.raises(InvalidInputError, match="features="):
+        compare_orders(small / "s.store", features="pixels")

@@ -120,7 +120,8 @@ class OrderComparison:
 
     def text(self) -> str:
         """The header, the table and the verdicts: what the demo and the notebook print."""
-        return "\n".join([textwrap.fill(self.header(), 96), "", self.table(), "", *self.verdicts()])
+        head = textwrap.fill(self.header(), 96, break_on_hyphens=False)
+        return "\n".join([head, "", self.table(), "", *self.verdicts()])
 
 
 def _rate(x: float) -> str:
@@ -266,9 +267,9 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
                     "full", gather(True)))
     out += [(f"workbench.loader(shuffle={o!r})", "workbench", o, ours(o)) for o in ORDERS]
     out += [
-        ("naive: seed 000's MemoryMappedDataset, its fixed batches", "naive", "sequential",
+        ("naive: seed 000's MemoryMappedDataset, fixed batches", "naive", "sequential",
          plain(lambda: MemoryMappedDataset(fx, fy, b), batch_size=None)),
-        ("naive: seed 000's MemoryMappedDataset, fixed batches shuffled", "naive", "block",
+        ("naive: seed 000's MemoryMappedDataset, batches shuffled", "naive", "block",
          plain(lambda: MemoryMappedDataset(fx, fy, b), batch_size=None, shuffle=True)),
         ("naive: seed 001's per-item memmap Dataset", "naive", "full",
          plain(lambda: MemmapPerItemDataset(fx, fy), batch_size=b, shuffle=True))]

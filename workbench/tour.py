@@ -119,6 +119,6 @@ def _load_data(out: Path, mib: float, echo: Callable[[str], None]) -> tuple[Path
     store = out / "load.store"
     convert(raw.hdf5, store, target="label", columns=["features", "label"], overwrite=True,
             progress=False, shard_bytes=2 * rows * (LOAD_FEATURES * 4 + 8))   # one shard
-    echo(f"wrote {rows:,} rows x {LOAD_FEATURES} float32 + int64 label as {raw.hdf5} and {store} "
-         f"in {time.perf_counter() - t:.1f} s")
+    echo(f"wrote {rows:,} rows of {LOAD_FEATURES} float32 + an int64 label in "
+         f"{time.perf_counter() - t:.1f} s:\n  {raw.hdf5} (for the seed's HDF5Dataset) and {store}")
     return store, raw.hdf5
