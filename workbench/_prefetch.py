@@ -1,5 +1,5 @@
-"""How batches are fetched: in the caller, on read-ahead threads, or in DataLoader worker
-processes; and how failures become named errors.
+"""How batches are fetched: in the caller or on read-ahead threads (``_workers``: in DataLoader
+worker processes); and how failures become named errors.
 
 A pass gets a frozen :class:`FetchSpec` and reports each delivered batch through callbacks;
 it never sees the :class:`~workbench.loading.Loader` that made it.
@@ -8,7 +8,6 @@ it never sees the :class:`~workbench.loading.Loader` that made it.
 from __future__ import annotations
 
 import collections
-import functools
 import queue
 import threading
 import time
@@ -19,50 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
-import torch
-import torch.utils.data
 
-from ._batch import keep_batch_memory
 from ._batch import pin as _pin
 from ._fetch import Fetch, read_error, timeout_error
-from .errors import LoaderTimeoutError, WorkerError
+from .errors import WorkerError
 
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
-
-
-def _worker_init(worker_id: int, user_init: Callable[[int], None] | None = None) -> None:
-    torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
-    keep_batch_memory()
-    if user_init is not None:
-        user_init(worker_id)
-
-
-class _FetchDataset(torch.utils.data.Dataset):
-    """What worker processes read: ``__getitems__((idx, epoch, k))`` is one whole batch."""
-
-    def __init__(self, fetch: Fetch) -> None:
-        self.fetch = fetch
-
-    def __getitems__(self, key: tuple[np.ndarray, int, int]) -> Any:
-        return self.fetch(*key)
-
-
-def _identity(batch: Any) -> Any:
-    return batch  # the fetch already collated (and transformed) it
-
-
-class _Feed:
-    """A batch sampler torch can iterate again each epoch (persistent workers): each pass
-    points it at its own batches and records what was sent, oldest first, for error messages."""
-
-    def __init__(self) -> None:
-        self.batches: Iterator[Key] = iter(())
-        self.sent: collections.deque = collections.deque()
-
-    def __iter__(self) -> Iterator[Key]:
-        for key in self.batches:
-            self.sent.append(key[0])
-            yield key
 
 
 def _read_loop(fetch: Fetch, tasks: queue.SimpleQueue, stop: threading.Event, pin: bool,
@@ -220,81 +181,3 @@ class ThreadPass(Pass):
             deadline = time.monotonic() + _JOIN_S
             for t in self._threads:
                 t.join(max(0.0, deadline - time.monotonic()))
-
-
-class ProcessPass(Pass):
-    """Batches from torch DataLoader worker processes; with ``persistent_workers`` the
-    DataLoader (and its workers) is kept in ``holder`` and reused by the next pass."""
-
-    def __init__(self, spec: FetchSpec, batches: Iterator[Key], *args: Any,
-                 holder: dict[str, Any] | None = None) -> None:
-        super().__init__(spec, batches, *args)
-        holder = holder if holder is not None else {}
-        dl = holder.get("dl") if spec.persistent_workers and holder.get("spec") == spec else None
-        if dl is None:
-            stale = holder.pop("dl", None)  # kept workers built for other settings
-            if stale is not None and getattr(stale, "_iterator", None) is not None:
-                shutdown_workers(stale._iterator)
-            feed = _Feed()
-            dl = torch.utils.data.DataLoader(
-                _FetchDataset(spec.fetch), batch_sampler=feed, collate_fn=_identity,
-                num_workers=spec.num_workers, pin_memory=spec.pin,
-                pin_memory_device=spec.pin_memory_device, prefetch_factor=spec.prefetch_factor,
-                timeout=spec.timeout or 0, persistent_workers=spec.persistent_workers,
-                multiprocessing_context=spec.multiprocessing_context,
-                worker_init_fn=functools.partial(_worker_init, user_init=spec.worker_init_fn))
-            holder["dl"], holder["spec"] = dl, spec
-        self._feed: _Feed = dl.batch_sampler
-        self._feed.batches, self._feed.sent = batches, collections.deque()
-        self._persistent = spec.persistent_workers
-        self._it: Any = iter(dl)
-
-    def _fetch(self) -> tuple[Any, int]:
-        try:
-            batch = next(self._it)
-        except StopIteration:
-            raise
-        except Exception as exc:
-            msg = str(exc) if isinstance(exc, RuntimeError) else ""
-            if msg.startswith("DataLoader timed out"):
-                raise timeout_error(self._head(), self._spec.timeout, "a worker process") from exc
-            if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
-                raise LoaderTimeoutError(
-                    f"a loader worker process died ({msg}); something killed it, often the "
-                    "out-of-memory killer: use a smaller batch_size, fewer workers or "
-                    "worker_type='thread'") from exc
-            raise read_error(exc, self._head(), "in a worker process") from exc
-        return batch, len(self._feed.sent.popleft())
-
-    def in_flight(self) -> int:
-        return len(self._feed.sent)
-
-    def pids(self) -> list[int]:
-        return live_pids(self._it)
-
-    def _head(self) -> np.ndarray:
-        # torch delivers in order, so the batch that failed is the oldest one not yet delivered
-        return self._feed.sent[0] if self._feed.sent else np.empty(0, np.int64)
-
-    def close(self, force: bool = False) -> None:
-        self._done = True
-        it, self._it = getattr(self, "_it", None), None
-        if it is None or (self._persistent and not force):
-            return  # persistent workers outlive the pass; Loader.close() shuts them down
-        shutdown_workers(it, force)
-
-
-def live_pids(it: Any) -> list[int]:
-    """The worker processes of a torch DataLoader iterator that are alive."""
-    return [w.pid for w in getattr(it, "_workers", ()) if w.is_alive()]
-
-
-def shutdown_workers(it: Any, force: bool = False) -> None:
-    """Stop a torch DataLoader iterator's worker processes (at once when ``force``)."""
-    if force:  # after a hang or a death, don't wait out torch's 5 s join per worker
-        for w in getattr(it, "_workers", ()):
-            if w.is_alive():
-                w.terminate()
-    shutdown = getattr(it, "_shutdown_workers", None)
-    if shutdown is not None:
-        shutdown()

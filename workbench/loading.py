@@ -21,8 +21,8 @@ import torch
 
 from ._batch import batch_nbytes, keep_batch_memory
 from ._fetch import Fetch, check_dataset
-from ._prefetch import (FetchSpec, Pass, ProcessPass, SyncPass, ThreadPass, live_pids,
-                        shutdown_workers)
+from ._prefetch import FetchSpec, Pass, SyncPass, ThreadPass
+from ._workers import ProcessPass, live_pids, shutdown_workers
 from .errors import InvalidInputError
 from .metrics import BatchEvent, LoaderStats
 from .options import LoaderConfig

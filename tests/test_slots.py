@@ -1,0 +1,71 @@
+"""Worker processes hand batches over through reused shared-memory slots: the data is exactly the
+thread path's, batches the consumer keeps are never overwritten, and what does not fit a slot
+(other shapes, non-tensors) still arrives through torch's own path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import workbench as wb
+from workbench._slots import Slots
+
+N = 5000
+
+
+@pytest.fixture(scope="module")
+def ds():
+    rng = np.random.default_rng(0)
+    return wb.open_dataset({"x": rng.random((N, 7), dtype="float32"), "y": np.arange(N)})
+
+
+def test_kept_batches_from_processes_equal_the_thread_path(ds):
+    kw = dict(batch_size=64, shuffle="full", seed=4, num_workers=2, prefetch_factor=2)
+    kept = list(wb.loader(ds, worker_type="process", **kw))  # all kept: slots reused meanwhile
+    ref = list(wb.loader(ds, worker_type="thread", **kw))
+    assert len(kept) == len(ref) == -(-N // 64)
+    for a, b in zip(kept, ref):
+        assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
+
+
+def test_a_bigger_batch_after_a_change_gets_a_new_ring(ds):
+    dl = wb.loader(ds, batch_size=50, shuffle="block", num_workers=2, worker_type="process",
+                   persistent_workers=True)
+    it = iter(dl)
+    got = [next(it)["y"] for _ in range(5)]
+    dl.reconfigure(batch_size=700)  # the kept workers' rings are too small: they grow
+    got += [b["y"] for b in it]
+    assert sorted(torch.cat(got).tolist()) == list(range(N))
+    assert {len(g) for g in got[6:-1]} == {700}
+    dl.close()
+
+
+class Words(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 300
+
+    def __getitem__(self, i: int):
+        return {"id": i, "word": f"w{i}"}  # strings collate to a list: not a slot's kind
+
+
+def test_batches_that_are_not_tensors_take_torchs_path():
+    dl = wb.loader(Words(), batch_size=32, shuffle="sequential", num_workers=2,
+                   worker_type="process")
+    batches = list(dl)
+    assert batches[0]["word"][:2] == ["w0", "w1"]
+    assert torch.cat([b["id"] for b in batches]).tolist() == list(range(300))
+
+
+def test_slots_refuse_what_does_not_fit():
+    ring = Slots.for_batch({"x": torch.zeros(4, 3)}, rows=4, count=2)
+    assert ring.write(0, {"x": torch.zeros(5, 3)}) is None  # too many rows
+    assert ring.write(0, {"x": torch.zeros(2, 4)}) is None  # another row shape
+    assert ring.write(0, {"x": torch.zeros(2, 3, dtype=torch.float64)}) is None
+    assert ring.write(0, {"z": torch.zeros(2, 3)}) is None  # other keys
+    assert Slots.for_batch({"x": torch.zeros(4, 3), "n": torch.zeros(1)}, 4, 2) is None
+    pairs = Slots.for_batch((torch.zeros(4, 3),), rows=4, count=2)
+    ref = pairs.write(3, (torch.ones(2, 3),))
+    out = pairs.read(ref)
+    pairs.write(1, (torch.zeros(2, 3),))  # the same slot, reused: the copy out is unaffected
+    assert isinstance(out, tuple) and out[0].sum() == 6
