@@ -22,22 +22,52 @@ import torch
 
 from .device import to_device
 from .loading import Loader
-from .memory import memory_tree
+from .memory import ProcessMemory, memory_tree, process_memory, quick_memory
 from .options import LIVE_OPTIONS
 from .trials import TrialLog
 
 __all__: list[str] = []
 
 SAMPLE_S = 0.1  # memory sampling period while tuning
+FULL_S = 1.0  # a full PSS reading this often; cheap estimates in between
+
+
+def _tree() -> dict[int, str]:
+    me = psutil.Process()
+    return {me.pid: "kernel", **{c.pid: "child" for c in me.children(recursive=True)}}
 
 
 def tree_pss() -> int:
     """PSS of this process and every child process (loader workers), in bytes."""
-    me = psutil.Process()
-    pids = {me.pid: "kernel"}
-    for child in me.children(recursive=True):
-        pids[child.pid] = "child"
-    return int(memory_tree(pids)["total"]["pss"])
+    return int(memory_tree(_tree())["total"]["pss"])
+
+
+class TreeMemory:
+    """The tree's PSS, read in full (``smaps_rollup``, ~30 ms for a big process) every ``FULL_S``
+    and in between estimated from each process's growth in anonymous memory since (kernel
+    counters, O(1)): what a forked worker copies shows up there at once."""
+
+    def __init__(self) -> None:
+        self._full: dict[int, ProcessMemory] = {}
+        self._at = -FULL_S
+
+    def read(self) -> int:
+        now, total = time.monotonic(), 0
+        full = now - self._at >= FULL_S
+        if full:
+            self._at = now
+        for pid in _tree():
+            try:
+                last = None if full else self._full.get(pid)
+                if last is None:
+                    self._full[pid] = m = process_memory(pid, "tree")
+                    total += m.pss
+                else:
+                    quick = quick_memory(pid, "tree", last)
+                    total += last.pss + max(0, quick.anonymous - last.anonymous)
+            except (ProcessLookupError, psutil.Error, OSError):
+                self._full.pop(pid, None)  # gone between listing and reading
+        return total
 
 
 def read(batch: Any) -> None:
@@ -94,9 +124,10 @@ class Run:
             self.error = exc
 
     def _sample(self) -> None:
+        tree = TreeMemory()
         while not self._stop.wait(self._every):
             try:
-                self.pss = tree_pss()
+                self.pss = tree.read()
             except psutil.Error:
                 continue
             now = time.perf_counter()
