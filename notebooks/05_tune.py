@@ -6,7 +6,7 @@
 # memory, shuffle order and the block order's window. A change applies at the next batch
 # boundary through `Loader.reconfigure`, **without losing the epoch**: every row is still read
 # exactly once (a new `shuffle` order waits for the next epoch). Each setting you hold becomes a
-# row of the trials table (median samples/s, MB/s, the consumer's wait fraction, peak memory);
+# row of the trials table (samples/s, MB/s, the consumer's wait fraction, peak memory);
 # the fastest is in bold. The kernel stays free: other cells run while it tunes.
 #
 # **autotune** searches the same knobs one at a time (far fewer trials than a grid) under a
