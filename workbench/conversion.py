@@ -50,7 +50,9 @@ def convert(
 
     ``format`` is "store" (sharded .npy), "hdf5" or "parquet". ``transform(chunk) -> chunk`` runs once
     per chunk of rows at conversion time. ``client`` (a ``distributed.Client``) or ``workers`` (a
-    count: a local cluster) converts shards as Dask tasks. ``progress``: True draws a bar (tqdm's
+    count: a local cluster) converts shards as Dask tasks, one shard each (so ``shard_bytes`` sets
+    the unit of parallel work); a CSV file is cut into newline-aligned byte ranges that each worker
+    parses itself (one reader, with a ``PerformanceWarning``, from a quoted newline on). ``progress``: True draws a bar (tqdm's
     meter; in a notebook, one display updated in place), False none, or a callable
     ``progress(rows_done, rows_total_or_None)`` receives every update. ``row_group_bytes`` (parquet) and
     ``hdf5_chunk_bytes`` default to the layout's own (4 MiB row groups, 1 MiB HDF5 chunks).
