@@ -144,6 +144,7 @@ def epochs(dl):
     while True:
         yield from dl
 
+
 # %% [markdown]
 # ## PyTorch's own `DataLoader` works too
 # Every dataset `open_dataset` returns follows PyTorch's `Dataset` contract: `ds[i]` is a sample and

@@ -93,8 +93,9 @@ class OrderComparison:
 
     def header(self) -> str:
         return (f"{self.rows:,} rows x {self.row_bytes:,} B ({human_bytes(self.rows * self.row_bytes)})"
-                f" of {self.source}, batch {self.batch_size:,}, warm page cache; every reader sums"
-                f" each batch; best of {self.rounds} interleaved rounds of {self.seconds:g} s each")
+                f" of {self.source}, batch {self.batch_size:,}, warm page cache; the naive Datasets"
+                f" through DataLoader(num_workers=0); every reader sums each batch; best of"
+                f" {self.rounds} interleaved rounds of {self.seconds:g} s each")
 
     def table(self) -> str:
         lines = [f"{'reader':<58}{'order':<11}{'rows/s':>11}{'MB/s':>8}{'worst':>7}"]
@@ -265,11 +266,15 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
     if every > 1:
         out.append((f"limit: random gather, torch.index_select on {every} threads", "limit",
                     "full", gather(True)))
-    out += [(f"workbench.loader(shuffle={o!r})", "workbench", o, ours(o)) for o in ORDERS]
+    for o in ORDERS:   # named with the read-ahead its defaults choose for this batch size
+        with loader(ds, batch_size=b, shuffle=o, seed=0) as probe:
+            w, kind = probe.num_workers, probe.worker_type
+        how = f"{w} {kind}s" if w > 1 else f"1 {kind}" if w else "in-process"
+        out.append((f"workbench.loader(shuffle={o!r}), {how}", "workbench", o, ours(o)))
     out += [
         ("naive: seed 000's MemoryMappedDataset, fixed batches", "naive", "sequential",
          plain(lambda: MemoryMappedDataset(fx, fy, b), batch_size=None)),
-        ("naive: seed 000's MemoryMappedDataset, batches shuffled", "naive", "block",
+        ("naive: seed 000's MemoryMappedDataset, whole-batch shuffle", "naive", "block",
          plain(lambda: MemoryMappedDataset(fx, fy, b), batch_size=None, shuffle=True)),
         ("naive: seed 001's per-item memmap Dataset", "naive", "full",
          plain(lambda: MemmapPerItemDataset(fx, fy), batch_size=b, shuffle=True))]
