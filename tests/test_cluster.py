@@ -87,3 +87,18 @@ def test_a_cluster_started_with_the_dask_cli_converts_into_a_relative_destinatio
         for p in reversed(procs):
             p.terminate()
             p.wait(30)
+
+
+def _malloc_env() -> tuple[str | None, str | None]:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_local_workers_keep_glibcs_adaptive_malloc():
+    """Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap
+    threshold (a shard then costs ~2x the CPU); local_client's workers start without it and keep
+    Dask's other settings."""
+    client = wb.local_client(1, dashboard=False)
+    try:
+        assert list(client.run(_malloc_env).values()) == [(None, "1")]
+    finally:
+        wb.close_client(client)
