@@ -98,10 +98,10 @@ class OrderComparison:
                 f" {self.rounds} interleaved rounds of {self.seconds:g} s each")
 
     def table(self) -> str:
-        lines = [f"{'reader':<58}{'order':<11}{'rows/s':>11}{'MB/s':>8}{'worst':>7}"]
+        lines = [f"{'reader':<59}{'order':<11}{'rows/s':>11}{'MB/s':>8}{'worst':>7}"]
         for r in self.readings:
             worst = min(r.runs) / r.rows_per_s if r.rows_per_s else 0.0
-            lines.append(f"{r.name:<58}{r.order:<11}{r.rows_per_s:>11,.0f}{r.mb_per_s:>8,.0f}"
+            lines.append(f"{r.name:<59}{r.order:<11}{r.rows_per_s:>11,.0f}{r.mb_per_s:>8,.0f}"
                          f"{worst:>7.2f}")
         return "\n".join(lines)
 
