@@ -115,6 +115,10 @@ class OrderComparison:
                      f"{', ' + lim.name.split(', ', 1)[1] if order == 'full' else ''})")
             naive = [f"{_times(self.ratio(order, r))} {r.name.removeprefix('naive: ')}"
                      for r in self.naive(order)]
+            for r in self._of("runs", order):  # the option that trades mixing for copy speed
+                rows = r.name.split("run_rows=")[1].rstrip(")")
+                words += (f"; with run_rows={rows}: {_times(r.rows_per_s / lim.rows_per_s)} "
+                          f"{LIMITS[order]}")
             out.append(textwrap.fill(words + ("; " + ", ".join(naive) if naive else ""), 96,
                                      subsequent_indent="    ", break_on_hyphens=False))
         return out
@@ -245,9 +249,9 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
                     yield tx, ty
         return run
 
-    def ours(order_: str) -> Make:
+    def ours(order_: str, **options: Any) -> Make:
         def run() -> Iterator[Any]:
-            with loader(ds, batch_size=b, shuffle=order_, seed=0) as dl:
+            with loader(ds, batch_size=b, shuffle=order_, seed=0, **options) as dl:
                 while True:
                     yield from dl
         return run
@@ -271,6 +275,9 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
             w, kind = probe.num_workers, probe.worker_type
         how = f"{w} {kind}s" if w > 1 else f"1 {kind}" if w else "in-process"
         out.append((f"workbench.loader(shuffle={o!r}), {how}", "workbench", o, ours(o)))
+    runs = max(1, b // 16)  # 16 contiguous runs per batch: copied as slices
+    out.append((f"workbench.loader(shuffle='block', run_rows={runs})", "runs", "block",
+                ours("block", run_rows=runs)))
     out += [
         ("naive: seed 000's MemoryMappedDataset, fixed batches", "naive", "sequential",
          plain(lambda: MemoryMappedDataset(fx, fy, b), batch_size=None)),
