@@ -58,6 +58,7 @@ w
 # %%
 weights = np.random.default_rng(1).random((64, 64), dtype="float32")
 rows = 0
+w.monitor.sample()  # a reading before the first batch, however fast the epochs turn out
 for epoch in range(3):
     for batch in dl:
         x = batch["x"].numpy()

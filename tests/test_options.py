@@ -180,3 +180,32 @@ def test_run_rows_reach_the_sampler_and_batches_come_in_runs(ds):
     list(it)
     rest = [ids(b) for b in dl]  # the next epoch: single rows
     assert dl.sampler.run_rows == 1 and max(1 + int(np.sum(np.diff(r) != 1)) for r in rest) > 50
+
+
+def test_changes_from_another_thread_never_race_a_pass_starting():
+    """A change made while the consumer is between epochs used to re-plan the sampler under the
+    new pass's first batches (a zero-row batch): now it is applied atomically with a pass start."""
+    for _ in range(3):
+        dl = wb.loader(Plain(), batch_size=50, num_workers=1, worker_type="process",
+                       shuffle="full")
+        errors: list[BaseException] = []
+        stop = threading.Event()
+        epochs: list[list[int]] = []
+
+        def train():
+            try:
+                while not stop.is_set():
+                    epochs.append([i for b in dl for i in ids(b)])
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+        t = threading.Thread(target=train)
+        t.start()
+        for k in range(6):
+            time.sleep(0.05)
+            dl.reconfigure(num_workers=1 + k % 2, batch_size=(50, 64, 7)[k % 3])
+        stop.set()
+        t.join(60)
+        dl.close()
+        assert not errors, errors[0]
+        assert all(sorted(e) == list(range(700)) for e in epochs[:-1])  # whole epochs stay exact

@@ -47,20 +47,15 @@ class _Run:
 
     def __next__(self) -> Any:
         if self._loader._pending is not None and not self._done:
-            self._pass.close()
-            self._loader._apply_pending()
-            self._pass = self._loader._new_pass()
+            with self._loader._lock:  # no other thread applies a change while passes swap
+                self._pass.close()
+                self._loader._apply_pending()
+                self._pass = self._loader._new_pass()
         try:
             return next(self._pass)
         except StopIteration:
             self._done = True
             raise
-
-    def in_flight(self) -> int:
-        return self._pass.in_flight()
-
-    def pids(self) -> list[int]:
-        return getattr(self._pass, "pids", lambda: [])()
 
     def close(self) -> None:
         self._pass.close()
@@ -115,7 +110,7 @@ class Loader:
         self.stats = LoaderStats()
         self._epoch = self._position = 0
         self._pending: LoaderConfig | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # changes are applied by one thread at a time
         self._fetch: Fetch | None = None
         self._current: weakref.ref | None = None
         self._workers: dict[str, Any] = {}  # a persistent DataLoader, kept across passes
@@ -156,32 +151,33 @@ class Loader:
         >>> [len(b["y"]) for b in it], dl.batch_size   # the rest of the epoch, each row once
         ([300, 300, 300], 300)
         """
-        with self._lock:
+        with self._lock:  # atomic with __iter__: a pass starting now sees the change or waits
             cfg = (self._pending or self.config).with_changes(self._row_nbytes, **changes)
             self._pending = cfg
-        if getattr(self._pass(), "_done", True):  # not iterating: nothing to wait for
-            self._apply_pending()
+            if getattr(self._pass(), "_done", True):  # not iterating: nothing to wait for
+                self._apply_pending()
         return cfg
 
     def _apply_pending(self) -> None:
         with self._lock:
             cfg, self._pending = self._pending, None
-        if cfg is None:
-            return
-        old, self.config = self.config, cfg
-        self.sampler.reconfigure(self._position, batch_size=cfg.batch_size, window=cfg.window,
-                                 order=cfg.shuffle, run_rows=cfg.run_rows)
-        readers = ("num_workers", "worker_type", "prefetch_factor", "pin_memory")
-        if any(getattr(old, k) != getattr(cfg, k) for k in readers):
-            self._close_workers()
+            if cfg is None:
+                return
+            old, self.config = self.config, cfg
+            self.sampler.reconfigure(self._position, batch_size=cfg.batch_size,
+                                     window=cfg.window, order=cfg.shuffle, run_rows=cfg.run_rows)
+            readers = ("num_workers", "worker_type", "prefetch_factor", "pin_memory")
+            if any(getattr(old, k) != getattr(cfg, k) for k in readers):
+                self._close_workers()
 
     def __iter__(self) -> Iterator[Any]:
         self._end_pass()
         keep_batch_memory()
-        self._apply_pending()
-        self.sampler.set_epoch(self._epoch)
-        it = _Run(self)
-        self._current = weakref.ref(it)
+        with self._lock:
+            self._apply_pending()
+            self.sampler.set_epoch(self._epoch)
+            it = _Run(self)
+            self._current = weakref.ref(it)
         return it
 
     def _new_pass(self) -> Pass:
@@ -234,12 +230,12 @@ class Loader:
     def read_ahead(self) -> int:
         """Batches read ahead of the consumer right now (0 in-process or between passes)."""
         it = self._pass()
-        return it.in_flight() if it is not None else 0
+        return it._pass.in_flight() if it is not None else 0
 
     def worker_pids(self) -> dict[int, str]:
         """``{pid: name}`` of the worker processes reading for this loader now, or kept between
         passes (``persistent_workers``); none for threads."""
-        pids = getattr(self._pass(), "pids", lambda: [])()
+        pids = getattr(getattr(self._pass(), "_pass", None), "pids", lambda: [])()
         if not pids:
             dl = getattr(self, "_workers", {}).get("dl")
             pids = live_pids(getattr(dl, "_iterator", None))
