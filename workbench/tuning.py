@@ -114,6 +114,8 @@ def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
     points = sum(len(v) for v in space.values())
     trial_s = max(0.3, time_budget_s / (points + 1))
     tuner = _Search(run, budget, trial_s, t0 + time_budget_s, on_trial)
+    if own:  # a fresh run's first batches touch cold pages and caches: not the start's speed
+        time.sleep(trial_s / 2)
     try:
         best_point, best_rate = point, tuner.measure(point)
         for knob, values in space.items():
@@ -180,7 +182,9 @@ class _Search:
         with run.lock:
             held = run.log.current is not None and all(
                 run.log.current.config[k] == v for k, v in options.items())
-        if not held:  # the setting running now needs no change (the search's start)
+            if held:  # the setting running now (the search's start): measure it afresh, not
+                run.log.start(dict(run.log.current.config), time.perf_counter())  # cold batches
+        if not held:
             run.loader.reconfigure(**options)
         end, last = time.perf_counter() + self.trial_s * 4, []
         while time.perf_counter() < end and run.alive:
