@@ -69,3 +69,21 @@ def test_slots_refuse_what_does_not_fit():
     out = pairs.read(ref)
     pairs.write(1, (torch.zeros(2, 3),))  # the same slot, reused: the copy out is unaffected
     assert isinstance(out, tuple) and out[0].sum() == 6
+
+
+def test_a_loop_left_early_keeps_the_persistent_workers(ds):
+    import gc
+
+    dl = wb.loader(ds, batch_size=100, shuffle="full", num_workers=2, worker_type="process",
+                   persistent_workers=True)
+    for k, _ in enumerate(dl):  # a whole epoch
+        pass
+    pids = set(dl.worker_pids())
+    for k, _ in enumerate(dl):  # left early: the dropped pass is collected
+        if k == 3:
+            break
+    gc.collect()
+    assert set(dl.worker_pids()) == pids  # not force-stopped by the collected pass
+    rows = torch.cat([b["y"] for b in dl])  # and the next pass runs on them
+    assert len(rows) > 0 and set(dl.worker_pids()) == pids
+    dl.close()

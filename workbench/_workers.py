@@ -147,6 +147,11 @@ class ProcessPass(Pass):
         # torch delivers in order, so the batch that failed is the oldest one not yet delivered
         return self._feed.sent[0] if self._feed.sent else np.empty(0, np.int64)
 
+    def __del__(self) -> None:
+        # a dropped pass (a loop left early) must not force-stop persistent workers that the
+        # loader keeps for its next pass; force is for a hung or dead worker
+        self.close()
+
     def close(self, force: bool = False) -> None:
         self._done = True
         it, self._it = getattr(self, "_it", None), None
