@@ -36,7 +36,7 @@ import torch
 import workbench as wb
 from workbench.training import Run, knobs, tree_pss
 from workbench.trials import WARMUP_BATCHES, Trial
-from workbench.tuning import _apply, _Search, autotune, default_space
+from workbench.tuning import _apply, _holds, _Search, autotune, default_space
 
 MiB = 2**20
 NO_BUDGET = 1 << 60
@@ -117,14 +117,14 @@ def hold(dl: wb.Loader, points: list[dict[str, Any]], trial_s: float,
     """Hold each point as autotune holds a trial, on one Run; (point, trial, wall rate) each."""
     t0 = time.perf_counter()
     run, rows = Run(dl), Rows(dl)
-    search = _Search(run, budget, trial_s, float("inf"), None)
+    search = _Search(run, budget, trial_s, float("inf"))
     out = []
     try:
         for point in points:
             want = _apply(point)
             search.measure(point)
             with run.lock:
-                mine = [t for t in run.log.trials if all(t.config[k] == v for k, v in want.items())]
+                mine = [t for t in run.log.trials if _holds(t, want)]
             trial = mine[-1] if mine else Trial({**knobs(dl), **want}, time.perf_counter(),
                                                 cut=f"no batch in {4 * trial_s:.1f} s")
             out.append((point, trial, rows.rate(trial)))

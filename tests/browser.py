@@ -27,6 +27,17 @@ HOW = ("install Debian's chromium (`apt-get install -y chromium`; `make test` do
        "root) and the dev extra (`pip install -e .[dev]`, which has playwright)")
 
 
+def until(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False): for what a
+    background thread or a page will show soon."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
+
+
 def missing() -> str | None:
     """Why no browser test can run here, or None."""
     try:

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.ui.tune import Tuner, trials_table
+from workbench.ui.tune import trials_table
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser  # noqa: E402
@@ -26,13 +26,6 @@ N = 4000
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_tune.ipynb"
 
 
-def _until(predicate, timeout: float = 30.0) -> bool:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
@@ -63,21 +56,21 @@ def test_moving_a_control_reconfigures_the_running_loader_and_keeps_coverage(ds,
     rec.loader = wb.loader(ds, batch_size=100, shuffle="block", block_rows=256)
     t = wb.tune(rec.loader, rec, refresh=0.05)
     try:
-        assert _until(lambda: len(rec.seen) >= 5)
+        assert browser.until(lambda: len(rec.seen) >= 5)
         t.controls["batch_size"].value = 512
-        assert _until(lambda: 512 in rec.sizes())
+        assert browser.until(lambda: 512 in rec.sizes())
         assert t.config.batch_size == 512
-        assert _until(lambda: "batch_size=512" in t.label.value)  # the view thread redraws it
+        assert browser.until(lambda: "batch_size=512" in t.label.value)  # the view thread redraws it
         t.controls["num_workers"].value = 2
         t.controls["window"].value = 3
-        assert _until(lambda: t.config.num_workers == 2 and t.config.window == 3)
+        assert browser.until(lambda: t.config.num_workers == 2 and t.config.window == 3)
         t.controls["worker_type"].value = "process"
-        assert _until(lambda: t.config.worker_type == "process" and t._loader.worker_pids())
+        assert browser.until(lambda: t.config.worker_type == "process" and t._loader.worker_pids())
         t.controls["shuffle"].value = "full"  # from the next epoch
         epoch = t._loader._epoch
-        assert _until(lambda: t._loader._epoch >= epoch + 2, 60)
+        assert browser.until(lambda: t._loader._epoch >= epoch + 2, 60)
         assert t._loader.order == "full"
-        assert _until(lambda: len(t.trials) >= 4)
+        assert browser.until(lambda: len(t.trials) >= 4)
         assert "<table" in t.table.value and t.table.value.count("<tr") >= 4
     finally:
         t.close()
@@ -86,7 +79,7 @@ def test_moving_a_control_reconfigures_the_running_loader_and_keeps_coverage(ds,
     for e in done:
         rows = np.concatenate([ids for k, ids in rec.seen if k == e])
         assert np.array_equal(np.sort(rows), np.arange(N)), e  # each row once, whatever changed
-    assert _until(lambda: threading.active_count() <= threads and
+    assert browser.until(lambda: threading.active_count() <= threads and
                   len(psutil.Process().children(recursive=True)) <= children, 15)
     assert not t.run.alive and "stopped" in t.label.value
     out, err = capfd.readouterr()
@@ -103,11 +96,11 @@ def test_buttons_pause_autotune_and_show_the_code(ds):
         time.sleep(0.3)
         assert t._loader.stats.batches - n <= 1  # at most the batch in hand finishes
         t.buttons["pause"].click()
-        assert _until(lambda: t._loader.stats.batches > n + 3)
+        assert browser.until(lambda: t._loader.stats.batches > n + 3)
         before = len(t.trials)
         t.buttons["autotune"].click()  # returns at once; the search runs on its thread
         assert t.buttons["autotune"].disabled
-        assert _until(lambda: t.result is not None, 60) and not t.buttons["autotune"].disabled
+        assert browser.until(lambda: t.result is not None, 60) and not t.buttons["autotune"].disabled
         assert len(t.trials) > before + 3
         assert all(tr.peak_bytes < t.result.memory_budget for tr in t.result.trials)
         best = t.best
@@ -137,16 +130,16 @@ def test_a_users_dataset_with_worker_processes_rebuilt_at_the_boundary():
     t = wb.tune(Plain(), lambda b: seen.append(len(b["id"])), batch_size=50, num_workers=1,
                 worker_type="process", refresh=0.05)
     try:
-        assert _until(lambda: len(seen) >= 3)
+        assert browser.until(lambda: len(seen) >= 3)
         pids = set(t._loader.worker_pids())
         t.controls["num_workers"].value = 2
         t.controls["batch_size"].value = 64
-        assert _until(lambda: 64 in seen and len(t._loader.worker_pids()) == 2, 60)
+        assert browser.until(lambda: 64 in seen and len(t._loader.worker_pids()) == 2, 60)
         assert pids.isdisjoint(t._loader.worker_pids())
         pids |= set(t._loader.worker_pids())
     finally:
         t.close()
-    assert _until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() !=
+    assert browser.until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() !=
                                   psutil.STATUS_ZOMBIE for p in pids), 15)
     assert t._loader.worker_pids() == {}
 
@@ -156,7 +149,7 @@ def test_a_step_that_raises_is_shown_and_reraised_on_close(ds):
         raise ValueError("shape mismatch in my model")
 
     t = wb.tune(ds, step, refresh=0.05)
-    assert _until(lambda: "shape mismatch" in t.status.value)
+    assert browser.until(lambda: "shape mismatch" in t.status.value)
     with pytest.raises(ValueError, match="shape mismatch"):
         t.close()
 
@@ -250,7 +243,7 @@ def test_drag_the_batch_size_and_autotune_in_jupyterlab(lab, tmp_path):
             page.keyboard.press("Escape")
             cells.last.click()
             page.keyboard.press("Shift+Enter")
-            assert _until(lambda: (tmp_path / "root" / "kernel.txt").exists(), 60)
+            assert browser.until(lambda: (tmp_path / "root" / "kernel.txt").exists(), 60)
             size, trials = map(int, (tmp_path / "root" / "kernel.txt").read_text().split())
             assert size == kernel_size == new_size  # autotune keeps the batch size you chose
             assert trials >= rows + 3

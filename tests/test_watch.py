@@ -26,13 +26,6 @@ def _loader(rows: int = 50_000, **kw):
     return wb.loader(ds, batch_size=500, shuffle=True, **kw)
 
 
-def _until(predicate, timeout: float = 30.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_charts_follow_a_loader_with_worker_processes(capfd):
@@ -44,7 +37,7 @@ def test_the_charts_follow_a_loader_with_worker_processes(capfd):
         for _ in range(3):
             for _ in dl:
                 pass
-        assert _until(lambda: len(samples.x) >= 3 and len(w.processes.x) == 3), \
+        assert browser.until(lambda: len(samples.x) >= 3 and len(w.processes.x) == 3), \
             (len(samples.x), list(w.processes.x))
         assert samples.y.max() > 0
         assert np.all(np.diff(samples.x) > 0) and samples.x[0] >= 0  # seconds since the watch began
@@ -78,7 +71,7 @@ def test_a_monitor_given_to_watch_keeps_running_after_it():
 def test_without_a_gpu_the_gpu_chart_says_why_and_hides():
     w = wb.watch(interval=0.05, refresh=0.05)
     try:
-        assert _until(lambda: bool(w.monitor.latest()))
+        assert browser.until(lambda: bool(w.monitor.latest()))
         w.refresh()
         gpu = w.monitor.latest()["gpu"]
         if gpu["available"]:

@@ -95,9 +95,7 @@ class ProcessPass(Pass):
         holder = holder if holder is not None else {}
         dl = holder.get("dl") if spec.persistent_workers and holder.get("spec") == spec else None
         if dl is None:
-            stale = holder.pop("dl", None)  # kept workers built for other settings
-            if stale is not None and getattr(stale, "_iterator", None) is not None:
-                shutdown_workers(stale._iterator)
+            release(holder)  # kept workers built for other settings
             feed = _Feed()
             dl = torch.utils.data.DataLoader(  # slots: pinned after the copy out, not before
                 _FetchDataset(spec.fetch, spec.prefetch_factor + 1 if SLOTS else 0),
@@ -158,6 +156,13 @@ class ProcessPass(Pass):
         if it is None or (self._persistent and not force):
             return  # persistent workers outlive the pass; Loader.close() shuts them down
         shutdown_workers(it, force)
+
+
+def release(holder: dict[str, Any]) -> None:
+    """Stop the persistent workers kept in ``holder``, if any."""
+    it = getattr(holder.pop("dl", None), "_iterator", None)
+    if it is not None:
+        shutdown_workers(it)
 
 
 def live_pids(it: Any) -> list[int]:

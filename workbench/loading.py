@@ -22,7 +22,7 @@ import torch
 from ._batch import batch_nbytes, keep_batch_memory
 from ._fetch import Fetch, check_dataset
 from ._prefetch import FetchSpec, Pass, SyncPass, ThreadPass
-from ._workers import ProcessPass, live_pids, shutdown_workers
+from ._workers import ProcessPass, live_pids, release
 from .errors import InvalidInputError
 from .metrics import BatchEvent, LoaderStats
 from .options import LoaderConfig
@@ -73,8 +73,9 @@ class Loader:
     streaming), ``seed``, ``worker_type`` ("thread" or "process"), ``transform`` (a per-batch
     function run where the batch is read), ``rank``/``world_size`` (default: those of an
     initialised ``torch.distributed`` group, else 0 of 1), ``window``, ``run_rows`` (rows per
-    contiguous run in a block-order batch) and ``block_rows`` (the block order's unit; default: the dataset's storage blocks, or 4096 rows for a dataset
-    without them: ``loader.block_rows`` says which). ``loader.config`` holds them all
+    contiguous run in a block-order batch) and ``block_rows`` (the block order's unit; default:
+    the dataset's storage blocks, or 4096 rows for a dataset without them: ``loader.block_rows``
+    says which). ``loader.config`` holds them all
     (a :class:`~workbench.options.LoaderConfig`); ``reconfigure`` changes them while it runs.
 
     Each full pass advances the epoch, so consecutive ``for`` loops see new orders; ``set_epoch``
@@ -270,10 +271,7 @@ class Loader:
         self._close_workers()
 
     def _close_workers(self) -> None:
-        dl = getattr(self, "_workers", {}).pop("dl", None)
-        it = getattr(dl, "_iterator", None)
-        if it is not None:
-            shutdown_workers(it)
+        release(getattr(self, "_workers", {}))
 
     def __enter__(self) -> Loader:
         return self

@@ -34,6 +34,16 @@ LIVE_OPTIONS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "
 NEXT_EPOCH_OPTIONS = ("shuffle",)
 
 
+def _order_name(shuffle: Any) -> str:
+    """An order name from ``shuffle=``: DataLoader's True (full) and False (sequential), or ours."""
+    if isinstance(shuffle, bool):
+        return "full" if shuffle else "sequential"
+    if shuffle not in ORDERS:
+        raise InvalidInputError(f"shuffle={shuffle!r} is not understood; use one of {ORDERS}, "
+                                "True (full) or False (sequential)")
+    return str(shuffle)
+
+
 @dataclass(frozen=True)
 class LoaderConfig:
     """Every option of :class:`~workbench.loading.Loader`, validated; ``shuffle`` is an order name
@@ -70,12 +80,7 @@ class LoaderConfig:
         if unknown:
             raise InvalidInputError(f"unknown loader option(s) {unknown}; the options are "
                                     f"{sorted(known)}")
-        shuffle = options.get("shuffle", "block")
-        if isinstance(shuffle, bool):  # DataLoader's meaning
-            options["shuffle"] = "full" if shuffle else "sequential"
-        elif shuffle not in ORDERS:
-            raise InvalidInputError(f"shuffle={shuffle!r} is not understood; use one of {ORDERS}, "
-                                    "True (full) or False (sequential)")
+        options["shuffle"] = _order_name(options.get("shuffle", "block"))
         generator = options.get("generator")
         if options.get("seed") is None:  # like DataLoader: the generator, if given, decides
             options["seed"] = generator.initial_seed() % (1 << 63) if generator is not None else 0
@@ -94,11 +99,8 @@ class LoaderConfig:
         options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if "num_workers" in changes:
             options["auto_workers"] = changes["num_workers"] is None
-        if isinstance(changes.get("shuffle"), bool):
-            changes["shuffle"] = "full" if changes["shuffle"] else "sequential"
-        if changes.get("shuffle", self.shuffle) not in ORDERS:
-            raise InvalidInputError(f"shuffle={changes['shuffle']!r} is not understood; use one "
-                                    f"of {ORDERS}")
+        if "shuffle" in changes:
+            changes["shuffle"] = _order_name(changes["shuffle"])
         return LoaderConfig(**{**options, **changes})._checked(row_nbytes)
 
     def _checked(self, row_nbytes: int) -> LoaderConfig:

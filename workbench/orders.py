@@ -72,11 +72,9 @@ class EpochOrder:
             return max(1, -(-int(rows) // batch_size)) * batch_size
         return max(1, (window * self._largest) // batch_size) * batch_size
 
-    def set_segments(self, segments: list[tuple[int, ...]]) -> None:
-        """Lay windows out as ``[(start, span, run_rows), ...]`` (ascending starts, the first at
-        0; a missing run_rows is 1)."""
-        self._segments = [(int(s[0]), int(s[1]), int(s[2]) if len(s) > 2 else 1)
-                          for s in segments]
+    def set_segments(self, layout: Any) -> None:
+        """Lay windows out as ``[(start, span, run_rows), ...]`` (see :func:`segments`)."""
+        self._segments = segments(layout)
         self._cache = None
 
     def _segment(self, p: int) -> int:
@@ -122,6 +120,16 @@ class EpochOrder:
                 parts.append(self._window(w0, w1)[p - w0:p - w0 + end])
             start += end
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def segments(layout: Any) -> list[tuple[int, int, int]]:
+    """A window layout as ``(start, span, run_rows)`` int triples (ascending starts, the first at
+    0), from ours or from a saved state's lists; a state saved before runs existed has pairs.
+
+    >>> segments([[0, 64], [128, 32, 4]])
+    [(0, 64, 1), (128, 32, 4)]
+    """
+    return [(int(s[0]), int(s[1]), int(s[2]) if len(s) > 2 else 1) for s in layout]
 
 
 def epoch_order(num_rows: int, order: str, seed: int = 0, epoch: int = 0, block_rows: int = 4096,

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from workbench.errors import IncompatibleResumeError, InvalidInputError
-from workbench.orders import ORDERS, WINDOWED, EpochOrder
+from workbench.orders import ORDERS, WINDOWED, EpochOrder, segments
 
 __all__ = ["ORDERS", "BatchSampler"]
 
@@ -164,8 +164,9 @@ class BatchSampler:
                     window: int | None = None, order: str | None = None,
                     run_rows: int | None = None) -> None:
         """Go on after ``batches_done`` batches of this epoch with a new ``batch_size``,
-        ``window`` or ``run_rows`` (``order`` applies from the next epoch). The rows already read keep their
-        places in the epoch's order: the rest are read exactly once, from a batch boundary on.
+        ``window`` or ``run_rows`` (``order`` applies from the next epoch). The rows already
+        read keep their places in the epoch's order: the rest are read exactly once, from a
+        batch boundary on.
         With ranks, every rank must make the same change after the same batch.
 
         >>> s = BatchSampler(100, 10, order="block", block_rows=8, window=2)
@@ -270,8 +271,7 @@ class BatchSampler:
                 f" and batch_size={state.get('batch_size')}")
         self.epoch, self._order = epoch, None
         self.order = _order(state.get("order", self.order))
-        self._segments = [(int(s[0]), int(s[1]), int(s[2]) if len(s) > 2 else 1)
-                          for s in state["windows"]] if state.get("windows") else None
+        self._segments = segments(state["windows"]) if state.get("windows") else None
         if same_plan:
             self._plan(_int("rows_offset", state.get("rows_offset", 0), 0, "pass a saved state"),
                        _int("batches_offset", state.get("batches_offset", 0), 0, "a saved state"))

@@ -24,7 +24,7 @@ from .device import to_device
 from .loading import Loader
 from .memory import ProcessMemory, memory_tree, process_memory, quick_memory
 from .options import LIVE_OPTIONS
-from .trials import TrialLog
+from .trials import Trial, TrialLog
 
 __all__: list[str] = []
 
@@ -90,7 +90,6 @@ class Run:
         self.log = TrialLog(tree_pss())
         self.lock = threading.Lock()  # the log is written by the train, memory and driver threads
         self.pss = self.log.base_pss
-        self._on_memory: list[Callable[[float, int], None]] = []
         self._every = memory_every
         self._stop, self._running = threading.Event(), threading.Event()
         self._running.set()
@@ -130,15 +129,23 @@ class Run:
                 self.pss = tree.read()
             except psutil.Error:
                 continue
-            now = time.perf_counter()
             with self.lock:
-                self.log.memory(now, self.pss)
-            for fn in self._on_memory:
-                fn(now, self.pss - self.log.base_pss)
+                self.log.memory(time.perf_counter(), self.pss)
 
     @property
     def alive(self) -> bool:
         return self._threads[0].is_alive()
+
+    @property
+    def running(self) -> bool:
+        """Training now: alive and not paused."""
+        return self._running.is_set() and self.alive
+
+    def holding(self) -> list[Trial]:
+        """Every trial so far, the open one last (a snapshot)."""
+        with self.lock:
+            current = self.log.current
+            return [*self.log.trials, *([current] if current is not None else [])]
 
     def pause(self) -> None:
         self._running.clear()

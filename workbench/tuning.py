@@ -90,7 +90,7 @@ def budget_bytes(memory_budget: int | str | None) -> int:
 def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
              memory_budget: int | str | None = None, time_budget_s: float = 60.0,
              batch_sizes: list[int] | None = None, space: dict[str, list[Any]] | None = None,
-             on_trial: Callable[[Trial], None] | None = None, run: Run | None = None,
+             run: Run | None = None,
              device: str | None = None, **loader_options: Any) -> AutotuneResult:
     """Find fast loader settings for ``dataset`` (or a Loader) while ``step(batch)`` trains,
     keeping the process tree's memory growth under ``memory_budget``. One knob at a time
@@ -113,7 +113,7 @@ def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
              **{k: start[k] for k in space if k != "readers"}}
     points = sum(len(v) for v in space.values())
     trial_s = max(0.3, time_budget_s / (points + 1))
-    tuner = _Search(run, budget, trial_s, t0 + time_budget_s, on_trial)
+    tuner = _Search(run, budget, trial_s, t0 + time_budget_s)
     if own:  # a fresh run's first batches touch cold pages and caches: not the start's speed
         time.sleep(trial_s / 2)
     try:
@@ -141,10 +141,8 @@ def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
 class _Search:
     """Holds each setting for a trial, cutting it before the budget is crossed."""
 
-    def __init__(self, run: Run, budget: int, trial_s: float, deadline: float,
-                 on_trial: Callable[[Trial], None] | None) -> None:
+    def __init__(self, run: Run, budget: int, trial_s: float, deadline: float) -> None:
         self.run, self.budget, self.trial_s, self.deadline = run, budget, trial_s, deadline
-        self.on_trial = on_trial
         self.safe: dict[str, Any] = {"num_workers": 0}  # in-process: no reader memory at all
         self.cut_at: dict[str, int] = {}  # worker type -> fewest workers cut
 
@@ -178,10 +176,9 @@ class _Search:
             if reason:
                 trial = run.log.refuse(config, reason, time.perf_counter())
         if reason:
-            return self._done(trial)
+            return _rate(trial)
         with run.lock:
-            held = run.log.current is not None and all(
-                run.log.current.config[k] == v for k, v in options.items())
+            held = _holds(run.log.current, options)
             if held:  # the setting running now (the search's start): measure it afresh, not
                 run.log.start(dict(run.log.current.config), time.perf_counter())  # cold batches
         if not held:
@@ -191,7 +188,7 @@ class _Search:
             time.sleep(SAMPLE_S / 2)
             with run.lock:
                 trial = run.log.current
-                ours = trial is not None and all(trial.config[k] == v for k, v in options.items())
+                ours = _holds(trial, options)
                 grown = run.pss - run.log.base_pss
                 last = (last + [(time.perf_counter(), grown)])[-3:]
                 slope = (last[-1][1] - last[0][1]) / max(1e-3, last[-1][0] - last[0][0])
@@ -204,17 +201,19 @@ class _Search:
                         kind = options.get("worker_type", "thread")
                         self.cut_at[kind] = min(self.cut_at.get(kind, 1 << 30), options["num_workers"])
                     break
-                if ours and trial.batches >= 3 and time.perf_counter() - trial.started >= \
+                if ours and trial.measured and time.perf_counter() - trial.started >= \
                         self.trial_s:
                     trial = run.log.finish(time.perf_counter())
                     self.safe = options if grown < self.budget / 2 else self.safe
-                    return self._done(trial)
+                    return _rate(trial)
         run.loader.reconfigure(**self.safe)  # back to a setting known to fit
-        with run.lock:
-            trial = run.log.trials[-1] if run.log.trials else None
-        return self._done(trial) if trial is not None and trial.cut else 0.0
+        return 0.0  # cut, or too slow to measure in the time it had
 
-    def _done(self, trial: Trial) -> float:
-        if self.on_trial is not None:
-            self.on_trial(trial)
-        return trial.samples_per_s if trial.measured else 0.0
+
+def _holds(trial: Trial | None, options: dict[str, Any]) -> bool:
+    """Whether ``trial`` is of a setting with every one of ``options``."""
+    return trial is not None and all(trial.config[k] == v for k, v in options.items())
+
+
+def _rate(trial: Trial) -> float:
+    return trial.samples_per_s if trial.measured else 0.0

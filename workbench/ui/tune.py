@@ -73,14 +73,8 @@ class Tuner:
         self.watch = Watch(self._loader, interval=refresh, refresh=refresh)
         self._syncing = False
         self.controls = self._controls()
-        self.label = widgets.HTML()
-        self.label.add_class("workbench-tune-label")
-        self.status = widgets.HTML()
-        self.status.add_class("workbench-tune-status")
-        self.table = widgets.HTML()
-        self.table.add_class("workbench-tune-trials")
-        self.code = widgets.HTML()
-        self.code.add_class("workbench-tune-code")
+        self.label, self.status, self.table, self.code = (
+            _html(f"workbench-tune-{name}") for name in ("label", "status", "trials", "code"))
         self.buttons = self._buttons()
         self.widget = widgets.VBox([
             widgets.HBox(list(self.controls.values())[:4]),
@@ -165,21 +159,17 @@ class Tuner:
 
     @property
     def running(self) -> bool:
-        return self.run._running.is_set() and self.run.alive
+        return self.run.running
 
     @property
     def trials(self) -> list[dict[str, Any]]:
         """Every setting held so far (the open one last), as dicts."""
-        with self.run.lock:
-            done = list(self.run.log.trials)
-            open_ = self.run.log.current
-        return [t.as_dict() for t in done + ([open_] if open_ is not None else [])]
+        return [t.as_dict() for t in self.run.holding()]
 
     @property
     def best(self) -> dict[str, Any] | None:
         """The fastest measured setting's options, as ``wb.loader`` takes them."""
-        with self.run.lock:
-            top = best(list(self.run.log.trials) + [t for t in [self.run.log.current] if t])
+        top = best(self.run.holding())
         return dict(top.config) if top is not None else None
 
     def loader(self) -> Loader:
@@ -269,6 +259,12 @@ class Tuner:
 
     def __repr__(self) -> str:
         return f"Tuner({self._loader!r}, {len(self.trials)} trials)"
+
+
+def _html(css_class: str) -> widgets.HTML:
+    w = widgets.HTML()
+    w.add_class(css_class)  # what the browser test finds it by
+    return w
 
 
 def trials_table(trials: list[dict[str, Any]]) -> str:
