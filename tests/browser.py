@@ -7,6 +7,7 @@ Without chromium or Playwright the browser tests skip and say how to enable them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -16,7 +17,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,6 +145,24 @@ class Lab:
         except (OSError, subprocess.TimeoutExpired):
             self.proc.terminate()
             self.proc.wait(10)
+
+
+@contextlib.contextmanager
+def serving(tmp_path: Path, notebooks: dict[str, Any]) -> Iterator[Lab]:
+    """A started :class:`Lab` whose root (``tmp_path / "root"``) holds ``notebooks`` (name ->
+    nbformat notebook); stopped on exit."""
+    import nbformat
+
+    root = tmp_path / "root"
+    root.mkdir()
+    for name, nb in notebooks.items():
+        nbformat.write(nb, root / name)
+    server = Lab(root, tmp_path / "private")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def wait_idle(page, timeout_s: float = 180) -> None:

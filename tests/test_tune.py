@@ -184,12 +184,8 @@ def lab(tmp_path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    (tmp_path / "root").mkdir()
-    nbformat.write(nb, tmp_path / "root" / "tune.ipynb")
-    server = browser.Lab(tmp_path / "root", tmp_path / "private")
-    server.start()
-    yield server
-    server.stop()
+    with browser.serving(tmp_path, {"tune.ipynb": nb}) as server:
+        yield server
     shutil.rmtree(tmp_path / "root" / "nb_data", ignore_errors=True)
 
 

@@ -126,12 +126,8 @@ def lab(tmp_path):
     browser.require()
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS], metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    (tmp_path / "root").mkdir()
-    nbformat.write(nb, tmp_path / "root" / "watch.ipynb")
-    server = browser.Lab(tmp_path / "root", tmp_path / "private")
-    server.start()
-    yield server
-    server.stop()
+    with browser.serving(tmp_path, {"watch.ipynb": nb}) as server:
+        yield server
 
 
 def test_the_charts_grow_in_jupyterlab_while_another_cell_trains(lab, tmp_path):
