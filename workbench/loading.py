@@ -280,7 +280,8 @@ class Loader:
         self.close()
 
     def __del__(self) -> None:
-        self.close()
+        if release is not None:  # None at interpreter exit: module globals are gone by then
+            self.close()
 
 
 def loader(dataset: Any, **options: Any) -> Loader:

@@ -91,16 +91,20 @@ class EpochOrder:
     def _window(self, w0: int, w1: int) -> np.ndarray:
         if self._cache is not None and self._cache[0] == w0:
             return self._cache[1]
-        pos = np.arange(w0, w1, dtype=np.int64)
-        b = np.searchsorted(self._starts, pos, side="right") - 1
-        rows = self._row0[b] + (pos - self._starts[b])
+        # the window's positions lie in a few consecutive blocks: map them block by block
+        b0 = int(np.searchsorted(self._starts, w0, side="right")) - 1
+        b1 = int(np.searchsorted(self._starts, w1 - 1, side="right"))
+        first = self._starts[b0:b1]
+        lengths = np.minimum(self._starts[b0 + 1:b1 + 1], w1) - np.maximum(first, w0)
+        rows = np.repeat(self._row0[b0:b1] - first, lengths) + np.arange(w0, w1, dtype=np.int64)
         rng, run = np.random.default_rng([*self.key, 2, w0]), self._segments[self._segment(w0)][2]
         if run <= 1:
             rng.shuffle(rows)
-        else:  # permute runs of `run` positions, keeping each run's rows in order
-            k = np.arange(len(rows))
-            rank = np.argsort(rng.permutation(-(-len(rows) // run)))
-            rows = rows[np.argsort(rank[k // run] * run + k % run, kind="stable")]
+        else:  # the runs of `run` positions in a random order, each run's rows kept in order
+            perm = rng.permutation(-(-len(rows) // run))
+            lengths = np.minimum(run, len(rows) - perm * run)
+            shift = perm * run - (np.cumsum(lengths) - lengths)
+            rows = rows[np.repeat(shift, lengths) + np.arange(len(rows))]
         self._cache = (w0, rows)
         return rows
 

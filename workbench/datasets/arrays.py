@@ -21,7 +21,7 @@ from ..inputs.memmaps import memmap_ref, reopen
 from ..manifest import Column
 from ..sparse import CSR, concat
 from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
-from .gather import gather
+from .gather import gather, run_breaks
 
 __all__: list[str] = []
 
@@ -56,7 +56,8 @@ class ArraysDataset(BaseDataset):
             b = a + plan.k
             return {c.name: _view(arrays[c.name], a, b, self.share_views) for c in self._cols}
         local = plan.idx - base if base else plan.idx
-        return {c.name: _take(arrays[c.name], local) for c in self._cols}
+        breaks = run_breaks(local)  # once for every column
+        return {c.name: _take(arrays[c.name], local, breaks) for c in self._cols}
 
     def _read_across(self, plan: Plan, s0: int, s1: int) -> dict[str, Array]:
         """Several shards: gather sorted rows shard by shard into one array, then restore order."""
@@ -66,6 +67,9 @@ class ArraysDataset(BaseDataset):
         spans = [(s, cuts[j], cuts[j + 1]) for j, s in enumerate(range(s0, s1 + 1)) if cuts[j + 1] > cuts[j]]
         self._count(len(spans))
         shards = {s: self._shard(s) for s, _, _ in spans}  # each fetched once, whatever the columns
+        breaks = run_breaks(idx)
+        cut = {a: None if breaks is None else breaks[(breaks > a) & (breaks < b)] - a
+               for _, a, b in spans}  # each shard's runs, found once for every column
         out: dict[str, Array] = {}
         for c in self._cols:
             if c.sparse:
@@ -80,7 +84,7 @@ class ArraysDataset(BaseDataset):
             first = shards[spans[0][0]][c.name]
             buf = np.empty((idx.size, *first.shape[1:]), first.dtype)
             for s, a, b in spans:
-                gather(shards[s][c.name], idx[a:b] - self._offs[s], buf[a:b])
+                gather(shards[s][c.name], idx[a:b] - self._offs[s], buf[a:b], breaks=cut[a])
             if order is not None:
                 res = np.empty_like(buf)
                 res[order] = buf
@@ -97,10 +101,10 @@ def _view(v: Array, a: int, b: int, share: bool) -> Array:
     return v[a:b] if share and not v.flags.writeable else v[a:b].copy()
 
 
-def _take(v: Array, local: np.ndarray) -> Array:
+def _take(v: Array, local: np.ndarray, breaks: np.ndarray | None) -> Array:
     if isinstance(v, CSR):
         return v.take(local)
-    return gather(v, local, np.empty((local.size, *v.shape[1:]), v.dtype))
+    return gather(v, local, np.empty((local.size, *v.shape[1:]), v.dtype), breaks=breaks)
 
 
 class MemoryDataset(ArraysDataset):
