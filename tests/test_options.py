@@ -55,6 +55,22 @@ def test_config_validates_and_lists_what_differs():
         c.with_changes(16, batch_size=0)
 
 
+def test_prefetch_factor_none_keeps_about_2_mib_in_flight_per_process_worker():
+    kib = 1024
+    proc = LoaderConfig.build(row_nbytes=kib, batch_size=256, worker_type="process")
+    assert (proc.prefetch_factor, proc.auto_prefetch) == (8, True)  # 256 KiB batches: 8 deep
+    assert proc.with_changes(kib, batch_size=1024).prefetch_factor == 2  # 1 MiB batches
+    assert proc.with_changes(kib, batch_size=64).prefetch_factor == 8  # never more than 8
+    assert proc.with_changes(kib, worker_type="thread").prefetch_factor == 2  # threads: 2
+    assert "prefetch_factor" not in proc.loader_options()
+    fixed = proc.with_changes(kib, prefetch_factor=3)
+    assert (fixed.prefetch_factor, fixed.with_changes(kib, batch_size=4).prefetch_factor) == (3, 3)
+    assert fixed.loader_options()["prefetch_factor"] == 3
+    assert fixed.with_changes(kib, prefetch_factor=None).prefetch_factor == 8  # back to auto
+    with pytest.raises(InvalidInputError, match="prefetch_factor=0"):
+        LoaderConfig.build(row_nbytes=kib, prefetch_factor=0)
+
+
 change = st.fixed_dictionaries({}, optional={
     "batch_size": st.integers(1, 700), "window": st.integers(1, 6), "run_rows": st.integers(1, 64),
     "num_workers": st.integers(0, 2), "prefetch_factor": st.integers(1, 3),

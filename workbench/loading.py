@@ -83,7 +83,10 @@ class Loader:
 
     ``num_workers=None`` (default) reads in the caller's thread when a batch is under 1 MiB and
     with 2 read-ahead threads above that (``workbench.options``); ``worker_type="process"`` uses
-    torch DataLoader worker processes (they copy every batch through shared memory).
+    torch DataLoader worker processes (they copy every batch through shared memory), which pay
+    off when a pure-Python ``transform`` outweighs the hand-over (``benchmarks/workers.py``).
+    ``prefetch_factor=None`` (default) reads 2 batches ahead per thread, and per process as
+    many as fit in 2 MiB (2 to 8): small batches need more in flight to hide the hand-over.
     """
 
     def __init__(self, dataset: Any, *, sampler: Any = None, batch_sampler: Any = None,
