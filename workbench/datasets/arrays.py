@@ -68,12 +68,14 @@ class ArraysDataset(BaseDataset):
         self._count(len(spans))
         shards = {s: self._shard(s) for s, _, _ in spans}  # each fetched once, whatever the columns
         breaks = run_breaks(idx)
-        cut = {a: None if breaks is None else breaks[(breaks > a) & (breaks < b)] - a
-               for _, a, b in spans}  # each shard's runs, found once for every column
+        # each shard's local rows and runs, found once for every column
+        local = [(s, a, b, idx[a:b] - self._offs[s],
+                  None if breaks is None else breaks[(breaks > a) & (breaks < b)] - a)
+                 for s, a, b in spans]
         out: dict[str, Array] = {}
         for c in self._cols:
             if c.sparse:
-                parts = [shards[s][c.name].take(idx[a:b] - self._offs[s]) for s, a, b in spans]
+                parts = [shards[s][c.name].take(rows) for s, _, _, rows, _ in local]
                 csr = concat(parts)
                 if order is not None:
                     inv = np.empty_like(order)
@@ -83,8 +85,8 @@ class ArraysDataset(BaseDataset):
                 continue
             first = shards[spans[0][0]][c.name]
             buf = np.empty((idx.size, *first.shape[1:]), first.dtype)
-            for s, a, b in spans:
-                gather(shards[s][c.name], idx[a:b] - self._offs[s], buf[a:b], breaks=cut[a])
+            for s, a, b, rows, runs in local:
+                gather(shards[s][c.name], rows, buf[a:b], breaks=runs)
             if order is not None:
                 res = np.empty_like(buf)
                 res[order] = buf
