@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet --no-deps $(PEERS)
 	$(PY) benchmarks/convert.py
 	$(PY) benchmarks/loaders.py
+	$(PY) benchmarks/workers.py
 
 clean:
 	rm -rf $(VENV) demo_data bench_data
