@@ -59,7 +59,13 @@ ds = wb.open_dataset(url, cache_dir=DATA / "cache", cache_bytes=cache_bytes)
 
 # %% tags=["nbval-check-output"]
 def on_disk(folder):
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+    total = 0
+    for f in Path(folder).rglob("*"):
+        try:  # the fetch-ahead thread may evict or rename a file between the listing and its stat
+            total += f.stat().st_size if f.is_file() else 0
+        except FileNotFoundError:
+            continue
+    return total
 
 rows, peak = 0, 0
 for batch in wb.loader(ds, batch_size=512, shuffle="shard", window=2, num_workers=0, seed=0):
