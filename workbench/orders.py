@@ -94,17 +94,15 @@ class EpochOrder:
         # the window's positions lie in a few consecutive blocks: map them block by block
         b0 = int(np.searchsorted(self._starts, w0, side="right")) - 1
         b1 = int(np.searchsorted(self._starts, w1 - 1, side="right"))
-        first = self._starts[b0:b1]
-        lengths = np.minimum(self._starts[b0 + 1:b1 + 1], w1) - np.maximum(first, w0)
-        rows = np.repeat(self._row0[b0:b1] - first, lengths) + np.arange(w0, w1, dtype=np.int64)
+        lo = np.maximum(self._starts[b0:b1], w0)
+        hi = np.minimum(self._starts[b0 + 1:b1 + 1], w1)
+        rows = _concat_ranges(self._row0[b0:b1] + (lo - self._starts[b0:b1]), hi - lo)
         rng, run = np.random.default_rng([*self.key, 2, w0]), self._segments[self._segment(w0)][2]
         if run <= 1:
             rng.shuffle(rows)
         else:  # the runs of `run` positions in a random order, each run's rows kept in order
             perm = rng.permutation(-(-len(rows) // run))
-            lengths = np.minimum(run, len(rows) - perm * run)
-            shift = perm * run - (np.cumsum(lengths) - lengths)
-            rows = rows[np.repeat(shift, lengths) + np.arange(len(rows))]
+            rows = rows[_concat_ranges(perm * run, np.minimum(run, len(rows) - perm * run))]
         self._cache = (w0, rows)
         return rows
 
@@ -124,6 +122,12 @@ class EpochOrder:
                 parts.append(self._window(w0, w1)[p - w0:p - w0 + end])
             start += end
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+
+def _concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``starts[i], starts[i]+1, ..., starts[i]+lengths[i]-1`` for every i, one after another."""
+    shift = starts - (np.cumsum(lengths) - lengths)  # each range's start minus its place
+    return np.repeat(shift, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
 
 
 def segments(layout: Any) -> list[tuple[int, int, int]]:
