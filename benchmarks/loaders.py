@@ -498,8 +498,7 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
               _best([r for r in explicit if r["order"] == order and r["workers"] == "process 2"]),
               _best([r for r in explicit if r["order"] == order and r["workers"] == "thread 2"]),
               0.5)
-    in_process = [r for r in ours_bs if r["workers"] == "thread 0" and "Monitor" not in r["name"]
-                  and "run_rows" not in r["name"]]
+    in_process = [r for r in in_process_all(warm, batch) if "Monitor" not in r["name"]]
     for order in ("block", "full"):
         watched = _best([r for r in in_process_all(warm, batch) if r["order"] == order and "Monitor" in r["name"]])
         check(f"watched by a Monitor at 2 Hz ≥ 0.98× unwatched ({order}, thread 0)", watched,
