@@ -114,6 +114,13 @@ def test_changes_rebuild_the_readers_and_leak_nothing(ds, worker_type):
     dl.reconfigure(worker_type="thread" if worker_type == "process" else "process", num_workers=2)
     got += [i for b in it for i in ids(b)]
     assert sorted(got) == list(range(N))
+    # the wish survives a spell on threads: processes are kept between passes again
+    assert dl.config.persistent_workers and dl.config.keeps_workers == (worker_type == "thread")
+    if worker_type == "thread":  # now on processes: the next pass reuses the same workers
+        pids = set(dl.worker_pids())
+        assert pids and set(dl.worker_pids()) == pids
+        list(dl)
+        assert set(dl.worker_pids()) == pids
     dl.close()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and (threading.active_count() > threads or

@@ -200,7 +200,7 @@ class Loader:
         pin = cfg.pin_memory and torch.cuda.is_available()  # no CUDA: nothing to pin for
         spec = FetchSpec(self._fetch, cfg.num_workers, cfg.prefetch_factor, pin, cfg.timeout,
                          cfg.multiprocessing_context, cfg.worker_init_fn, cfg.pin_memory_device,
-                         cfg.persistent_workers)
+                         cfg.keeps_workers)
         if cfg.num_workers == 0:
             return SyncPass(spec, keys, self._delivered, self._finish_epoch)
         if cfg.worker_type == "thread":

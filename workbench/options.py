@@ -134,9 +134,15 @@ class LoaderConfig:
         if not isinstance(workers, int) or workers < 0:
             raise InvalidInputError(f"num_workers={workers!r}; use an integer >= 0, or None to "
                                     "let the loader choose")
-        persistent = bool(self.persistent_workers) and self.worker_type == "process" and workers > 0
         return dataclasses.replace(self, num_workers=workers, pin_memory=bool(self.pin_memory),
-                                   persistent_workers=persistent, prefetch_factor=prefetch)
+                                   persistent_workers=bool(self.persistent_workers),
+                                   prefetch_factor=prefetch)
+
+    @property
+    def keeps_workers(self) -> bool:
+        """Whether worker processes outlive a pass: ``persistent_workers`` asked for, and the
+        readers are processes (threads start in ~0.1 ms; nothing to keep)."""
+        return self.persistent_workers and self.worker_type == "process" and self.num_workers > 0
 
     def loader_options(self) -> dict[str, Any]:
         """The options that differ from the defaults, as ``wb.loader(ds, **options)`` takes them."""
