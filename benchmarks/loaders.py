@@ -19,9 +19,9 @@ order. Memory: Σ over the process and its workers of anonymous + shmem PSS (rea
 Σ RSS (which counts page cache once per process mapping it) for reference.
 Peers (``_peers.py``): Mosaic's MDS shards and litdata's optimized chunks are written once from
 the same rows; each reads a shuffled epoch with its own shuffle (seed 0). ``--skip-peers`` omits them.
-"workbench loader (np.take gather)" is ours with the parallel gather off (``WB_GATHER_THREADS=1``,
-the default); run with ``WB_GATHER_THREADS=all`` for the other rows to use it: the before/after of
-``workbench.datasets.gather`` in one run.
+"workbench loader (numpy gather)" is ours without the compiled multi-shard gather (what
+``WB_GATHER_THREADS=1 WB_NATIVE_GATHER=0`` or an install without a C compiler gives): np.take per
+shard per column. The before/after of ``workbench.datasets._take`` in one run.
 The table is also written to ``bench_data/loaders-<date>.md``.
 """
 
@@ -193,16 +193,16 @@ def cold_read(root: str, seconds: float) -> dict[str, Any]:
 
 
 def ours(root: str, batch: int, order: str, workers: int | None, worker_type: str, seconds: float,
-         cold: bool = False, monitor: float = 0.0, gather_threads: int = 0,
+         cold: bool = False, monitor: float = 0.0, numpy_gather: bool = False,
          run_rows: int = 1) -> dict[str, Any]:
     """``workbench.loader(workbench.open_dataset(store), ...)``; with ``monitor`` > 0, watched by a
-    ``workbench.Monitor`` sampling every ``monitor`` seconds; ``gather_threads`` = 1: the np.take
-    gather (what ``WB_GATHER_THREADS=1`` sets; the module is imported before this runs)."""
+    ``workbench.Monitor`` sampling every ``monitor`` seconds; ``numpy_gather``: without the compiled
+    gather, np.take per shard (what ``WB_NATIVE_GATHER=0`` sets at import)."""
     import workbench
     from workbench.datasets import gather
 
-    if gather_threads:
-        gather._CORES = gather_threads
+    if numpy_gather:
+        gather._CORES, gather.native = 1, None
 
     store = str(_paths(root)["store"])
     warm = None if cold else workbench.open_dataset(store)
@@ -339,8 +339,8 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
                             "full", "-", bsz, method="take", **c))
             out.append(_row("workbench loader", "ours", "full", "thread 0", bsz, order="full",
                             workers=0, worker_type="thread", **c))
-        out.append(_row("workbench loader (np.take gather)", "ours", "full", "thread 0", bsz,
-                        order="full", workers=0, worker_type="thread", gather_threads=1, **c))
+        out.append(_row("workbench loader (numpy gather)", "ours", "full", "thread 0", bsz,
+                        order="full", workers=0, worker_type="thread", numpy_gather=True, **c))
     for order in ("block", "full"):
         out.append(_row("workbench loader + Monitor at 2 Hz", "ours", order, "thread 0", b, order=order,
                         workers=0, worker_type="thread", monitor=0.5, **common))
@@ -469,8 +469,8 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
 
     zc = _best(_get(warm, "limit_zero_copy"))
     mc = _best(_get(warm, "limit_memcpy"))
-    ours_bs = [r for r in _get(warm, "ours", batch=batch)  # the np.take rows are the "before"
-               if "Monitor" not in r["name"] and "np.take" not in r["name"]]
+    ours_bs = [r for r in _get(warm, "ours", batch=batch)  # the numpy rows are the "before"
+               if "Monitor" not in r["name"] and "numpy gather" not in r["name"]]
     seq = _best([r for r in ours_bs if r["order"] == "sequential"])
     blk = _best([r for r in ours_bs if r["order"] == "block"])
     full = _best([r for r in ours_bs if r["order"] == "full"])
@@ -485,9 +485,9 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
         gl = _best(_get(warm, "limit_random_gather", batch=bsz))
         mine_full = [r for r in _get(warm, "ours", "full", batch=bsz) if "Monitor" not in r["name"]]
         check(f"full shuffle ≥ 0.8× the random-gather limit, best of its two (bs {bsz})",
-              _best([r for r in mine_full if "np.take" not in r["name"]]), gl, 0.8)
-        check(f"  same, before: np.take gather (bs {bsz}, thread 0)",
-              _best([r for r in mine_full if "np.take" in r["name"]]), gl, 0.8)
+              _best([r for r in mine_full if "numpy gather" not in r["name"]]), gl, 0.8)
+        check(f"  same, before: numpy gather (bs {bsz}, thread 0)",
+              _best([r for r in mine_full if "numpy gather" in r["name"]]), gl, 0.8)
     explicit = [r for r in ours_bs if r["workers"] != "None" and "run_rows" not in r["name"]]
     for order in ("sequential", "block", "full"):
         check(f"num_workers=None ≥ 0.9× the best explicit setting ({order})",

@@ -110,7 +110,21 @@ class ProcessPass(Pass):
         self._feed: _Feed = dl.batch_sampler
         self._feed.batches, self._feed.sent = batches, collections.deque()
         self._persistent = spec.persistent_workers
-        self._it: Any = iter(dl)
+        try:  # starting the workers already feeds them: one may die before the first batch
+            self._it: Any = iter(dl)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> Exception:
+        msg = str(exc) if isinstance(exc, RuntimeError) else ""
+        if msg.startswith("DataLoader timed out"):
+            return timeout_error(self._head(), self._spec.timeout, "a worker process")
+        if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
+            return LoaderTimeoutError(
+                f"a loader worker process died ({msg}); something killed it, often the "
+                "out-of-memory killer: use a smaller batch_size, fewer workers or "
+                "worker_type='thread'")
+        return read_error(exc, self._head(), "in a worker process")
 
     def _fetch(self) -> tuple[Any, int]:
         try:
@@ -118,15 +132,7 @@ class ProcessPass(Pass):
         except StopIteration:
             raise
         except Exception as exc:
-            msg = str(exc) if isinstance(exc, RuntimeError) else ""
-            if msg.startswith("DataLoader timed out"):
-                raise timeout_error(self._head(), self._spec.timeout, "a worker process") from exc
-            if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
-                raise LoaderTimeoutError(
-                    f"a loader worker process died ({msg}); something killed it, often the "
-                    "out-of-memory killer: use a smaller batch_size, fewer workers or "
-                    "worker_type='thread'") from exc
-            raise read_error(exc, self._head(), "in a worker process") from exc
+            raise self._error(exc) from exc
         if isinstance(batch, tuple) and len(batch) in (2, 3) and isinstance(batch[1], SlotRef):
             if len(batch) == 3:
                 self._rings[batch[0]] = batch[2]

@@ -21,6 +21,12 @@ from its gather's start to the same thread's next gather: OpenMP helpers spin af
 and take the core from the caller's own work (the consumer), which the gather alone never shows
 (measured: bs 1024 full shuffle, 0.67M rows/s with the gather alone timed vs 1.81M with np.take).
 
+A batch that spans several shards is one call of the compiled ``take_rows`` (``_take.c``, built by
+``pip install``; :data:`native` is None where it could not be built, or with ``WB_NATIVE_GATHER=0``):
+numpy needs a call per shard per column and the Python around them, 59 us for a bs-256 shuffled
+batch over 5 shards here against 41 us for the two native calls (np.take of the same rows from one
+array: 33 us).
+
 >>> src = np.arange(12.0).reshape(6, 2)
 >>> gather(src, np.array([1, 4]), np.empty((2, 2)))[:, 0].tolist()
 [2.0, 8.0]
@@ -38,6 +44,12 @@ import numpy as np
 import torch
 
 __all__: list[str] = []
+
+try:  # optional=True in setup.py: an install without a C compiler still works, on numpy
+    from . import _take as _compiled
+except ImportError:  # pragma: no cover - depends on the install
+    _compiled = None
+native: Any = _compiled if os.environ.get("WB_NATIVE_GATHER", "1") != "0" else None
 
 # Below this a 2-thread index_select measured no faster than np.take (64-128 KiB: often slower)
 MIN_PARALLEL_BYTES = 256 << 10
@@ -175,3 +187,22 @@ def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
             torch.set_num_threads(before)
         _active.pop()
     return out
+
+
+def take_sharded(sources: list[np.ndarray], starts: Any, rows: np.ndarray, out: np.ndarray) -> bool:
+    """``out[i] = `` global row ``rows[i]``, where ``sources[j]`` holds the rows from ``starts[j]``
+    on, in one native call without the GIL; False (nothing done) where :data:`native` is missing
+    or a source is not a C-contiguous array of ``out``'s dtype.
+
+    >>> a, b = np.arange(4.0), np.arange(10.0, 13.0)
+    >>> out = np.empty(3)
+    >>> take_sharded([a, b], np.array([0, 4]), np.array([5, 0, 6]), out), out.tolist()
+    (True, [11.0, 0.0, 12.0])
+    """
+    if native is None or not out.flags.c_contiguous:
+        return False
+    for a in sources:
+        if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or a.dtype != out.dtype:
+            return False
+    native.take_rows(sources, starts, rows if rows.dtype == np.int64 else rows.astype(np.int64), out)
+    return True
