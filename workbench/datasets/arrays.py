@@ -80,13 +80,17 @@ class ArraysDataset(BaseDataset):
             out[c.name] = buf
         return out
 
+    def _spans(self, idx: np.ndarray, s0: int, s1: int) -> list[tuple[int, int, int]]:
+        """``(shard, a, b)`` for each shard that ascending ``idx`` touches: ``idx[a:b]`` lie in it."""
+        cuts = [0, *np.searchsorted(idx, self._offsets[s0 + 1:s1 + 1]).tolist(), idx.size]
+        return [(s, cuts[j], cuts[j + 1]) for j, s in enumerate(range(s0, s1 + 1)) if cuts[j + 1] > cuts[j]]
+
     def _read_across(self, plan: Plan, s0: int, s1: int) -> dict[str, Array]:
         """Several shards: one native call per column, or, with numpy, sorted rows gathered
         shard by shard into one array, then put back in the order asked."""
         if _gather.native is not None:
-            if plan.ascending:  # a shard is touched where the cut moves
-                cuts = [0, *np.searchsorted(plan.idx, self._offsets[s0 + 1:s1 + 1]).tolist(), plan.k]
-                touched = [s0 + j for j in range(s1 - s0 + 1) if cuts[j + 1] > cuts[j]]
+            if plan.ascending:
+                touched = [s for s, _, _ in self._spans(plan.idx, s0, s1)]
             else:
                 sid = np.searchsorted(self._offsets, plan.idx, side="right") - 1
                 touched = (np.flatnonzero(np.bincount(sid - s0)) + s0).tolist()
@@ -96,8 +100,7 @@ class ArraysDataset(BaseDataset):
                 return got
         order = None if plan.ascending else np.argsort(plan.idx, kind="stable")
         idx = plan.idx if order is None else plan.idx[order]
-        cuts = [0, *np.searchsorted(idx, self._offsets[s0 + 1:s1 + 1]).tolist(), idx.size]
-        spans = [(s, cuts[j], cuts[j + 1]) for j, s in enumerate(range(s0, s1 + 1)) if cuts[j + 1] > cuts[j]]
+        spans = self._spans(idx, s0, s1)
         self._count(len(spans))
         shards = {s: self._shard(s) for s, _, _ in spans}  # each fetched once, whatever the columns
         breaks = run_breaks(idx)
