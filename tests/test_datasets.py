@@ -489,3 +489,89 @@ def test_take_rows_checks_its_inputs():
     # a strided or mismatched source: take_sharded declines and the caller uses numpy
     assert not gmod.take_sharded([a[:, ::2]], np.array([0]), np.array([0]), np.empty((1, 1), ">i8"))
     assert not gmod.take_sharded([a], np.array([0]), np.array([0]), np.empty((1, 2), "<i8"))
+
+
+def _sharded(rows: int = 20_000, width: int = 64, shards: int = 3):
+    a = np.arange(rows * width, dtype=np.float32).reshape(rows, width)
+    cuts = np.linspace(0, rows, shards + 1).astype(np.int64)
+    return a, [a[cuts[s]:cuts[s + 1]] for s in range(shards)], cuts[:-1].copy()
+
+
+@pytest.mark.skipif(gmod.native is None, reason="the compiled gather is not built (no C compiler)")
+def test_take_rows_with_helper_threads_matches_one_thread():
+    a, parts, starts = _sharded()
+    r = np.random.default_rng(3)
+    cases = [np.sort(r.choice(len(a), 4096, replace=False)), r.integers(0, len(a), 5000),
+             np.r_[0:3000, 9000:12000], r.integers(0, len(a), 129)]  # sorted, repeats, runs, odd size
+    for idx in cases:
+        for threads in (1, 2, 4):
+            out = np.full((len(idx), a.shape[1]), np.nan, np.float32)
+            gmod.native.take_rows(parts, starts, idx, out, threads)
+            assert out.tobytes() == a[idx].tobytes(), (len(idx), threads)
+    bad = r.integers(0, len(a), 4096)
+    bad[[3000, 1200]] = len(a) + 7, -5  # two bad rows in different chunks: the first one is named
+    with pytest.raises(IndexError, match=r"row -5 \(position 1200\)"):
+        gmod.native.take_rows(parts, starts, bad, np.empty((4096, a.shape[1]), np.float32), 2)
+
+
+@pytest.mark.skipif(gmod.native is None, reason="the compiled gather is not built (no C compiler)")
+def test_take_rows_from_many_threads_at_once_each_gets_its_rows():
+    # read-ahead threads overlap: one call at a time gets the helpers, the others copy alone
+    import threading
+
+    a, parts, starts = _sharded()
+    wrong: list[int] = []
+
+    def reader(seed: int) -> None:
+        r = np.random.default_rng(seed)
+        for _ in range(200):
+            idx = r.integers(0, len(a), 1024)
+            out = np.empty((1024, a.shape[1]), np.float32)
+            gmod.native.take_rows(parts, starts, idx, out, 2)
+            if out.tobytes() != a[idx].tobytes():
+                wrong.append(seed)
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
+
+
+def _take_in_child(queue) -> None:
+    a, parts, starts = _sharded()
+    idx = np.random.default_rng(9).integers(0, len(a), 4096)
+    out = np.empty((4096, a.shape[1]), np.float32)
+    gmod.native.take_rows(parts, starts, idx, out, 2)
+    queue.put(out.tobytes() == a[idx].tobytes())
+
+
+@pytest.mark.skipif(gmod.native is None, reason="the compiled gather is not built (no C compiler)")
+def test_take_rows_with_helpers_works_in_a_forked_child():
+    # the parent's helper threads do not exist after fork(): the child must start its own, not hang
+    import multiprocessing
+
+    a, parts, starts = _sharded()
+    idx = np.arange(0, len(a), 3)
+    gmod.native.take_rows(parts, starts, idx, np.empty((len(idx), a.shape[1]), np.float32), 2)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_take_in_child, args=(queue,))
+    child.start()
+    assert queue.get(timeout=60) is True
+    child.join(10)
+    assert child.exitcode == 0
+
+
+def _threads_seen(batch: dict) -> dict:
+    return {**batch, "threads": torch.tensor([gmod.native_threads()] * len(batch["y"]))}
+
+
+def test_native_threads_are_one_in_worker_processes(sources, monkeypatch):
+    monkeypatch.setattr(gmod, "_NATIVE_CORES", 2)
+    assert gmod.native_threads() == 2  # here: every core
+    ds = sources["store"](columns=["x", "y"])
+    dl = wb.loader(ds, batch_size=100, num_workers=1, worker_type="process", transform=_threads_seen)
+    seen = torch.cat([b["threads"] for b in dl])
+    assert seen.tolist() == [1] * N  # the worker processes already use the cores

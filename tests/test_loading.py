@@ -255,3 +255,37 @@ def test_default_workers_follow_batch_bytes(tmp_path):
     assert wb.loader(ds, batch_size=4096).num_workers == 2
     assert wb.loader(ds, batch_size=256, worker_type="process").num_workers == 2
     assert wb.loader(ds, batch_size=256, num_workers=1).num_workers == 1
+
+
+EXIT_SCRIPT = """
+import sys, time
+import numpy as np
+from workbench.datasets import open_dataset
+from workbench.loading import loader
+
+class Slow:
+    def __init__(self, ds, log): self.ds, self.log = ds, log
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i): return self.ds[i]
+    def __getitems__(self, idx):
+        time.sleep(0.3)
+        out = self.ds.__getitems__(idx)
+        with open(self.log, "a") as f: f.write("read done\\n")
+        return out
+
+ds = Slow(open_dataset(sys.argv[1]), sys.argv[2])
+it = iter(loader(ds, batch_size=10, num_workers=2, worker_type="thread"))
+next(it)  # the two readers are now mid-read on the batches after it
+"""
+
+
+@pytest.mark.timeout(60)
+def test_exit_waits_for_reads_in_progress(npy, tmp_path):
+    # A reader still running while the interpreter finalizes can abort the process; exit joins them.
+    import subprocess
+    import sys
+    log = tmp_path / "reads.log"
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(npy), str(log)],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().count("read done") >= 3  # the first batch and both reads in flight

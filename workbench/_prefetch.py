@@ -7,10 +7,12 @@ it never sees the :class:`~workbench.loading.Loader` that made it.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -25,24 +27,44 @@ from .errors import WorkerError
 
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
 
+# Reader threads are daemons so a hung read never blocks exit, but one still reading while the
+# interpreter finalizes can free a torch tensor off the GIL and abort the process (std::terminate in
+# torch's from_numpy deleter). At exit every pass is stopped and its readers joined first.
+_PASSES: weakref.WeakSet = weakref.WeakSet()
+_READERS: set[threading.Thread] = set()
+
+
+@atexit.register
+def _stop_readers() -> None:
+    for p in list(_PASSES):
+        p.close(force=True)
+    deadline = time.monotonic() + _JOIN_S
+    for t in list(_READERS):
+        t.join(max(0.0, deadline - time.monotonic()))
+
 
 def _read_loop(fetch: Fetch, tasks: queue.SimpleQueue, stop: threading.Event, pin: bool,
                init: Callable[[int], None] | None, worker_id: int) -> None:
     # Holds no reference to the iterator, so dropping the iterator lets GC stop the threads.
-    if init is not None:
-        init(worker_id)
-    while True:
-        item = tasks.get()
-        if item is None or stop.is_set():
-            return
-        fut, key = item
-        if not fut.set_running_or_notify_cancel():
-            continue
-        try:
-            batch = fetch(*key)
-            fut.set_result(_pin(batch) if pin else batch)
-        except BaseException as exc:  # the consumer re-raises it as WorkerError
-            fut.set_exception(exc)
+    try:
+        if init is not None:
+            init(worker_id)
+        while True:
+            item = tasks.get()
+            if item is None or stop.is_set():
+                return
+            fut, key = item
+            batch = None
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                batch = fetch(*key)
+                fut.set_result(_pin(batch) if pin else batch)
+            except BaseException as exc:  # the consumer re-raises it as WorkerError
+                fut.set_exception(exc)
+            item = fut = batch = None  # a batch the consumer dropped is freed here, not at exit
+    finally:
+        _READERS.discard(threading.current_thread())
 
 
 @dataclass(frozen=True)
@@ -136,7 +158,9 @@ class ThreadPass(Pass):
                                    spec.worker_init_fn, i))
             for i in range(spec.num_workers)
         ]
+        _PASSES.add(self)
         for t in self._threads:
+            _READERS.add(t)
             t.start()
         self._fill()
 

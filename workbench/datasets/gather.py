@@ -21,11 +21,14 @@ from its gather's start to the same thread's next gather: OpenMP helpers spin af
 and take the core from the caller's own work (the consumer), which the gather alone never shows
 (measured: bs 1024 full shuffle, 0.67M rows/s with the gather alone timed vs 1.81M with np.take).
 
-A batch that spans several shards is one call of the compiled ``take_rows`` (``_take.c``, built by
+A shuffled batch is one call per column of the compiled ``take_rows`` (``_take.c``, built by
 ``pip install``; :data:`native` is None where it could not be built, or with ``WB_NATIVE_GATHER=0``):
-numpy needs a call per shard per column and the Python around them. A bs-256 shuffled batch of
-1 KiB rows over 5 shards here: the reader's ``_read`` 59 -> 46 us, of which the two native calls
-35 us (np.take of the same feature rows from one array: 30 us; benchmarks/README.md).
+it finds each row's shard itself (numpy needs a call per shard per column and the Python around
+them) and, for batches of ``MIN_NATIVE_PARALLEL_BYTES`` or more, shares the rows with helper
+threads of its own (``native_threads``). Those claim rows in small chunks, so the caller never
+waits for a helper that is descheduled or asleep (the OpenMP failure above). bs-256 batches of
+random 1 KiB rows from the page cache, one array, summed, on this 2-core VM: 6.0-6.7M rows/s with
+one thread, 7.2-7.4M with two; bs 1024 6.1-6.3M -> 7.9M (benchmarks/README.md).
 
 >>> src = np.arange(12.0).reshape(6, 2)
 >>> gather(src, np.array([1, 4]), np.empty((2, 2)))[:, 0].tolist()
@@ -66,12 +69,12 @@ _CYCLE_MAX_S = 0.25  # a longer gap between gathers is a pause (epoch end, eval)
 _last = threading.local()  # this thread's previous gather: (path, start, bytes)
 
 
-def cores() -> int:
+def cores(default: str = "1") -> int:
     """Threads a gather may use: ``WB_GATHER_THREADS`` (``all`` = every core this process may run
-    on). Default 1 (np.take): in the loader benchmark on a loaded 2-core VM the parallel path lost
-    (bs 1024 full shuffle 0.20-0.37x of np.take, bs 256 0.81-1.18x), so it is opt-in until it
-    wins there side by side (benchmarks/README.md)."""
-    env = os.environ.get("WB_GATHER_THREADS", "1")
+    on), else ``default``. The OpenMP path's default is 1 (np.take): in the loader benchmark on a
+    loaded 2-core VM it lost (bs 1024 full shuffle 0.20-0.37x of np.take, bs 256 0.81-1.18x), so
+    it is opt-in; the compiled gather's default is every core (:func:`native_threads`)."""
+    env = os.environ.get("WB_GATHER_THREADS", default)
     if env == "all":
         try:
             return len(os.sched_getaffinity(0))
@@ -81,6 +84,9 @@ def cores() -> int:
 
 
 _CORES = cores()
+_NATIVE_CORES = min(16, cores("all"))
+# Below this one thread copies as fast as two (64 random 1 KiB rows: 4.9 vs 5.2M rows/s summed)
+MIN_NATIVE_PARALLEL_BYTES = 64 << 10
 
 
 def gather_threads() -> int:
@@ -89,6 +95,15 @@ def gather_threads() -> int:
     if _CORES <= 1 or torch.utils.data.get_worker_info() is not None:
         return 1
     return max(1, _CORES // (len(_active) + 1))
+
+
+def native_threads() -> int:
+    """Threads for the next compiled gather: every core (``WB_GATHER_THREADS`` caps it), and 1 in
+    a DataLoader worker process, where the worker processes already use the cores. Calls that
+    overlap (read-ahead threads) share the pool: one call at a time gets the helpers."""
+    if _NATIVE_CORES <= 1 or torch.utils.data.get_worker_info() is not None:
+        return 1
+    return _NATIVE_CORES
 
 
 def torch_gatherable(src: np.ndarray, out: np.ndarray) -> bool:
@@ -191,7 +206,8 @@ def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
 
 def take_sharded(sources: list[np.ndarray], starts: Any, rows: np.ndarray, out: np.ndarray) -> bool:
     """``out[i] = `` global row ``rows[i]``, where ``sources[j]`` holds the rows from ``starts[j]``
-    on, in one native call without the GIL; False (nothing done) where :data:`native` is missing
+    on, in one native call without the GIL (on :func:`native_threads` threads when ``out`` is
+    ``MIN_NATIVE_PARALLEL_BYTES`` or more); False (nothing done) where :data:`native` is missing
     or a source is not a C-contiguous array of ``out``'s dtype.
 
     >>> a, b = np.arange(4.0), np.arange(10.0, 13.0)
@@ -204,5 +220,7 @@ def take_sharded(sources: list[np.ndarray], starts: Any, rows: np.ndarray, out: 
     for a in sources:
         if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or a.dtype != out.dtype:
             return False
-    native.take_rows(sources, starts, rows if rows.dtype == np.int64 else rows.astype(np.int64), out)
+    threads = native_threads() if out.nbytes >= MIN_NATIVE_PARALLEL_BYTES else 1
+    native.take_rows(sources, starts, rows if rows.dtype == np.int64 else rows.astype(np.int64),
+                     out, threads)
     return True
