@@ -206,10 +206,27 @@ def test_killed_worker_process_is_reported_fast(npy):
     procs = children()
     dl = loader(Killing(npy), batch_size=100, worker_type="process", num_workers=2, timeout=60)
     start = time.monotonic()
-    with pytest.raises(LoaderError, match="worker process died"):
+    with pytest.raises(LoaderError, match=r"worker process died \(pid \d+ killed by SIGKILL"):
         list(dl)
     assert time.monotonic() - start < 15
     assert settles(children, procs)
+
+
+@pytest.mark.timeout(90)
+def test_killed_worker_is_reported_where_the_consumer_swallows_errors(npy):
+    # torch's SIGCHLD handler raised its error in whatever the main thread ran at that moment:
+    # here a step that swallows errors, after which the loader waited out its whole timeout
+    dl = loader(Killing(npy), batch_size=100, worker_type="process", num_workers=2, timeout=60)
+    it = iter(dl)  # both workers start reading, and die
+    start = time.monotonic()
+    while time.monotonic() - start < 1.0:
+        try:
+            time.sleep(0.05)
+        except Exception:
+            pass
+    with pytest.raises(LoaderError, match="killed by SIGKILL"):
+        next(it)
+    assert time.monotonic() - start < 15
 
 
 @pytest.mark.timeout(60)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import collections
 import functools
 import os
+import signal
+import time
 from collections.abc import Callable
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.utils.data
+from torch.utils.data import dataloader as _torch_dl
 
 from ._batch import keep_batch_memory
 from ._batch import pin as _pin
@@ -67,6 +70,41 @@ def _to_ring(batch: Any, count: int) -> Any:
     return (os.getpid(), ref, ring)
 
 
+_POLL_S = 0.1  # how soon a dead worker is noticed while the consumer waits
+
+
+class _WorkerIter(_torch_dl._MultiProcessingDataLoaderIter):
+    """torch's worker iterator, noticing a dead worker by polling instead of by signal.
+
+    torch's SIGCHLD handler raises its RuntimeError wherever the main thread happens to be: inside
+    a library that swallows it (the consumer then waits out the whole ``timeout``), or between a
+    queue's lock acquire and its ``try`` (the lock is never released and closing deadlocks). Both
+    seen here, about 1 run in 40. So our workers leave its registry before the first index is
+    sent, and the wait for a batch checks them every ``_POLL_S`` instead.
+    """
+
+    def _reset(self, loader: Any, first_iter: bool = False) -> None:
+        if self._worker_pids_set:
+            _torch_dl._utils.signal_handling._remove_worker_pids(id(self))
+            self._worker_pids_set = False
+        super()._reset(loader, first_iter)
+
+    def _try_get_data(self, timeout: float = _torch_dl._utils.MP_STATUS_CHECK_INTERVAL) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:  # torch's own try checks the workers each time it comes back empty
+            got = super()._try_get_data(max(0.0, min(_POLL_S, deadline - time.monotonic())))
+            if got[0] or time.monotonic() >= deadline:
+                return got
+
+
+class _DataLoader(torch.utils.data.DataLoader):
+    def _get_iterator(self) -> Any:
+        if self.num_workers == 0:
+            return super()._get_iterator()
+        self.check_worker_number_rationality()
+        return _WorkerIter(self)
+
+
 def _identity(batch: Any) -> Any:
     return batch  # the fetch already collated (and transformed) it
 
@@ -97,7 +135,7 @@ class ProcessPass(Pass):
         if dl is None:
             release(holder)  # kept workers built for other settings
             feed = _Feed()
-            dl = torch.utils.data.DataLoader(  # slots: pinned after the copy out, not before
+            dl = _DataLoader(  # slots: pinned after the copy out, not before
                 _FetchDataset(spec.fetch, spec.prefetch_factor + 1 if SLOTS else 0),
                 batch_sampler=feed, collate_fn=_identity,
                 num_workers=spec.num_workers, pin_memory=spec.pin and not SLOTS,
@@ -121,7 +159,8 @@ class ProcessPass(Pass):
             return timeout_error(self._head(), self._spec.timeout, "a worker process")
         if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
             return LoaderTimeoutError(
-                f"a loader worker process died ({msg}); something killed it, often the "
+                f"a loader worker process died ({_deaths(getattr(self, '_it', None)) or msg}); something killed "
+                "it, often the "
                 "out-of-memory killer: use a smaller batch_size, fewer workers or "
                 "worker_type='thread'")
         return read_error(exc, self._head(), "in a worker process")
@@ -169,6 +208,24 @@ def release(holder: dict[str, Any]) -> None:
     it = getattr(holder.pop("dl", None), "_iterator", None)
     if it is not None:
         shutdown_workers(it)
+
+
+def _deaths(it: Any) -> str:
+    """How the worker processes of ``it`` that are gone ended, e.g. ``pid 7 killed by SIGKILL``."""
+    out = []
+    for w in getattr(it, "_workers", ()):
+        code = w.exitcode
+        if code:
+            how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
+            out.append(f"pid {w.pid} {how}")
+    return ", ".join(out)
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
 
 
 def live_pids(it: Any) -> list[int]:
