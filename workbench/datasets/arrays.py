@@ -22,11 +22,12 @@ from ..manifest import Column
 from ..sparse import CSR, concat
 from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
 from . import gather as _gather
-from .gather import gather, run_breaks, take_sharded
+from .gather import gather, run_breaks, sharded_ok, take_into
 
 __all__: list[str] = []
 
 Array = Any  # np.ndarray | CSR
+MAX_NATIVE_SHARDS = 4096  # the native path keeps every shard's memmaps open (2 columns: 8,192 fds)
 
 
 class ArraysDataset(BaseDataset):
@@ -35,6 +36,7 @@ class ArraysDataset(BaseDataset):
     def _set_shards(self, rows: list[int]) -> None:
         self._offsets = np.concatenate([[0], np.cumsum(rows, dtype=np.int64)]).astype(np.int64)
         self._offs = self._offsets.tolist()
+        self._starts = self._offsets[:-1]  # each shard's first row, as the native gather takes them
         self.shard_rows = [int(r) for r in rows]  # the shuffle="shard" order's units
 
     share_views = True  # contiguous batches of read-only data are returned zero-copy
@@ -64,20 +66,39 @@ class ArraysDataset(BaseDataset):
         breaks = run_breaks(local)  # once for every column
         return {c.name: _take(arrays[c.name], local, breaks) for c in self._cols}
 
-    def _read_native(self, plan: Plan, touched: Any) -> dict[str, Array] | None:
-        """Every column in one native call each, rows in the order asked (no sort, no un-sort);
-        None where a column cannot go that way (sparse, a strided user array)."""
-        if any(c.sparse for c in self._cols):
-            return None
-        shards = [self._shard(s) for s in touched]
-        starts = self._offsets[touched]
-        out: dict[str, Array] = {}
-        for c in self._cols:
-            srcs = [sh[c.name] for sh in shards]
-            buf = np.empty((plan.k, *srcs[0].shape[1:]), srcs[0].dtype)
-            if not take_sharded(srcs, starts, plan.idx, buf):
+    # column -> every shard's array, for the native path: None = not built yet; False = never
+    # (the default: only readers whose shards stay open cheaply, memmaps, opt in with None)
+    _sources: Any = False
+
+    def _native_sources(self) -> dict[str, list[np.ndarray]] | None:
+        """Every shard's array of each column, opened once, so that a batch is one native call
+        per column with no Python splitting it by shard; None where a column cannot go that way
+        (sparse, a strided user array, too many shards to keep open)."""
+        if self._sources is None:
+            self._sources = False
+            if not any(c.sparse for c in self._cols) and len(self._offs) - 1 <= MAX_NATIVE_SHARDS:
+                shards = [self._shard(s) for s in range(len(self._offs) - 1)]
+                srcs = {c.name: [sh[c.name] for sh in shards] for c in self._cols}
+                if all(sharded_ok(v) for v in srcs.values()):
+                    self._sources = srcs
+        return self._sources or None
+
+    def _read_native(self, plan: Plan, touched: list[int] | None) -> dict[str, Array] | None:
+        """Every column in one native call each, rows in the order asked (no sort, no un-sort),
+        over every shard, or over the ``touched`` ones where not all are open; None where a
+        column cannot go that way."""
+        srcs, starts = self._native_sources(), self._starts
+        if srcs is None:
+            if touched is None or any(c.sparse for c in self._cols):
                 return None
-            out[c.name] = buf
+            shards = [self._shard(s) for s in touched]
+            srcs, starts = {c.name: [sh[c.name] for sh in shards] for c in self._cols}, self._offsets[touched]
+            if not all(sharded_ok(v) for v in srcs.values()):
+                return None
+        out = {}
+        for name, arrays in srcs.items():
+            out[name] = take_into(arrays, starts, plan.idx,
+                                  np.empty((plan.k, *arrays[0].shape[1:]), arrays[0].dtype))
         return out
 
     def _spans(self, idx: np.ndarray, s0: int, s1: int) -> list[tuple[int, int, int]]:
@@ -89,14 +110,17 @@ class ArraysDataset(BaseDataset):
         """Several shards: one native call per column, or, with numpy, sorted rows gathered
         shard by shard into one array, then put back in the order asked."""
         if _gather.native is not None:
-            if plan.ascending:
+            if self._native_sources() is not None:
+                touched = None  # the kernel finds each row's shard: count the span's shards
+                n = s1 - s0 + 1
+            elif plan.ascending:
                 touched = [s for s, _, _ in self._spans(plan.idx, s0, s1)]
             else:
                 sid = np.searchsorted(self._offsets, plan.idx, side="right") - 1
                 touched = (np.flatnonzero(np.bincount(sid - s0)) + s0).tolist()
             got = self._read_native(plan, touched)
             if got is not None:
-                self._count(len(touched))
+                self._count(n if touched is None else len(touched))
                 return got
         order = None if plan.ascending else np.argsort(plan.idx, kind="stable")
         idx = plan.idx if order is None else plan.idx[order]
@@ -152,6 +176,7 @@ class MemoryDataset(ArraysDataset):
     """
 
     kind = "arrays"
+    _sources = None
 
     def __init__(self, arrays: dict[str, Array], cols: tuple[Column, ...], *, where: str, **kw: Any) -> None:
         n = len(next(iter(arrays.values())))
@@ -168,7 +193,9 @@ class MemoryDataset(ArraysDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         refs = {k: (memmap_ref(v) if isinstance(v, np.ndarray) else None) or v for k, v in self._arrays.items()}
-        return {**self.__dict__, "_arrays": refs}
+        state = {**self.__dict__, "_arrays": refs}
+        state.pop("_sources", None)  # rebuilt from the reopened arrays
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["_arrays"] = {k: reopen(v) if isinstance(v, tuple) else v for k, v in state["_arrays"].items()}

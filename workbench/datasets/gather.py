@@ -204,6 +204,23 @@ def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
     return out
 
 
+def sharded_ok(sources: list[Any], dtype: Any = None) -> bool:
+    """Whether :func:`take_into` can read ``sources``: C-contiguous arrays of one dtype."""
+    dtype = dtype if dtype is not None else getattr(sources[0], "dtype", None) if sources else None
+    return bool(sources) and all(isinstance(a, np.ndarray) and a.flags.c_contiguous
+                                 and a.dtype == dtype for a in sources)
+
+
+def take_into(sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray,
+              out: np.ndarray) -> np.ndarray:
+    """:func:`take_sharded` without its checks: ``sources`` passed :func:`sharded_ok`, ``out``
+    is a new C-contiguous array of their dtype, ``starts`` int64, one per source."""
+    threads = native_threads() if out.nbytes >= MIN_NATIVE_PARALLEL_BYTES else 1
+    native.take_rows(sources, starts, rows if rows.dtype == np.int64 else rows.astype(np.int64),
+                     out, threads)
+    return out
+
+
 def take_sharded(sources: list[np.ndarray], starts: Any, rows: np.ndarray, out: np.ndarray) -> bool:
     """``out[i] = `` global row ``rows[i]``, where ``sources[j]`` holds the rows from ``starts[j]``
     on, in one native call without the GIL (on :func:`native_threads` threads when ``out`` is
@@ -215,12 +232,7 @@ def take_sharded(sources: list[np.ndarray], starts: Any, rows: np.ndarray, out: 
     >>> take_sharded([a, b], np.array([0, 4]), np.array([5, 0, 6]), out), out.tolist()
     (True, [11.0, 0.0, 12.0])
     """
-    if native is None or not out.flags.c_contiguous:
+    if native is None or not out.flags.c_contiguous or not sharded_ok(sources, out.dtype):
         return False
-    for a in sources:
-        if not isinstance(a, np.ndarray) or not a.flags.c_contiguous or a.dtype != out.dtype:
-            return False
-    threads = native_threads() if out.nbytes >= MIN_NATIVE_PARALLEL_BYTES else 1
-    native.take_rows(sources, starts, rows if rows.dtype == np.int64 else rows.astype(np.int64),
-                     out, threads)
+    take_into(sources, np.asarray(starts, np.int64), rows, out)
     return True

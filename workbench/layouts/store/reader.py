@@ -29,6 +29,7 @@ class StoreDataset(ArraysDataset):
     """A committed "store" dataset: one memmapped ``.npy`` per column per shard, opened lazily."""
 
     kind = "store"
+    _sources = None  # memmaps: every shard may stay open for the native gather
 
     def __init__(self, version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> None:
         super().__init__(cols, manifest.num_rows, where=str(version), manifest=manifest,
@@ -44,7 +45,9 @@ class StoreDataset(ArraysDataset):
         self.block_rows = pow2_block_rows(self.row_nbytes)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_open": {}}  # memmaps are reopened lazily where unpickled
+        state = {**self.__dict__, "_open": {}}  # memmaps are reopened lazily where unpickled
+        state.pop("_sources", None)
+        return state
 
     def _shard(self, s: int) -> dict[str, Array]:
         got = self._open.get(s)
