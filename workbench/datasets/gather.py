@@ -28,7 +28,9 @@ them) and, for batches of ``MIN_NATIVE_PARALLEL_BYTES`` or more, shares the rows
 threads of its own (``native_threads``). Those claim rows in small chunks, so the caller never
 waits for a helper that is descheduled or asleep (the OpenMP failure above). bs-256 batches of
 random 1 KiB rows from the page cache, one array, summed, on this 2-core VM: 6.0-6.7M rows/s with
-one thread, 7.2-7.4M with two; bs 1024 6.1-6.3M -> 7.9M (benchmarks/README.md).
+one thread, 7.2-7.4M with two; bs 1024 6.1-6.3M -> 7.9M (benchmarks/README.md). Readers whose
+shards stay open (memmaps) pass every shard to :func:`take_into` at once: no Python splits a
+batch by shard (``get_batch`` of 256 random rows over 5 shards: 49.7 -> 36.8 us).
 
 >>> src = np.arange(12.0).reshape(6, 2)
 >>> gather(src, np.array([1, 4]), np.empty((2, 2)))[:, 0].tolist()
