@@ -306,3 +306,15 @@ def test_exit_waits_for_reads_in_progress(npy, tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert log.read_text().count("read done") >= 3  # the first batch and both reads in flight
+
+
+def test_process_batches_show_in_a_torch_profile(npy):
+    # without a profiler the worker iterator skips torch's per-batch range (its cost); with one,
+    # the range is there as in torch's own DataLoader
+    dl = loader(open_dataset(npy), batch_size=100, worker_type="process", num_workers=2)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        got = sum(len(b["x"]) for b in dl)
+    assert got == N
+    names = [e.name for e in prof.events()]
+    assert sum("DataLoader" in n and "__next__" in n for n in names) >= len(dl), set(names)
+    dl.close()
