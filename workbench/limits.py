@@ -7,8 +7,9 @@ the fastest way to get the same rows from the same bytes, measured in the same r
 - ``sequential`` against zero-copy views of the same batch-sized slices (nothing is copied);
 - ``block`` against a contiguous memcpy of those slices into a reused buffer;
 - ``full`` against a random gather of the same rows (each batch's rows sorted, as the sampler
-  does) into a reused buffer, from the page cache: ``np.take`` on one core and
-  ``torch.index_select`` on every core, the faster of the two;
+  does) into a reused buffer, from the page cache: ``np.take`` on one core,
+  ``torch.index_select`` on every core and, where it is built, the compiled gather the readers
+  use (``take_rows``) on every core, the fastest of them;
 
 and beside the seeds' naive Dataset classes (:mod:`workbench.naive`) read through a plain
 ``DataLoader`` on the same data, in the order each one offers. Every reader consumes each batch
@@ -205,6 +206,7 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
     from torch.utils.data import DataLoader
 
     from .datasets.base import shared_tensor
+    from .datasets.gather import native, sharded_ok
     from .loading import loader
     from .naive import HDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset
     from .orders import epoch_order
@@ -229,14 +231,18 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
                 np.copyto(by, y[a:a + b])
                 yield tx, ty
 
-    def gather(parallel: bool) -> Make:
+    def gather(how: str) -> Make:
         sx, sy = shared_tensor(np.asarray(x)), shared_tensor(np.asarray(y))   # views, no copy
+        xs, ys, zero = [np.asarray(x)], [np.asarray(y)], np.zeros(1, np.int64)
 
         def run() -> Iterator[Any]:
             while True:
                 for a in range(0, n, b):
-                    idx = np.sort(order[a:a + b])
-                    if parallel:   # every core for the gather only; the sum keeps one thread
+                    idx = np.sort(order[a:a + b]).astype(np.int64, copy=False)
+                    if how == "compiled":
+                        native.take_rows(xs, zero, idx, bx, every)
+                        native.take_rows(ys, zero, idx, by, 1)
+                    elif how == "torch":   # every core for the gather; the sum keeps one
                         keep = torch.get_num_threads()
                         torch.set_num_threads(every)
                         i = torch.from_numpy(idx)
@@ -266,10 +272,13 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
     out: list[tuple[str, str, str, Make]] = [
         ("limit: zero-copy read of the same batches", "limit", "sequential", zero_copy),
         ("limit: memcpy of the same batches", "limit", "block", memcpy),
-        ("limit: random gather, np.take on 1 core", "limit", "full", gather(False))]
+        ("limit: random gather, np.take on 1 core", "limit", "full", gather("take"))]
     if every > 1:
         out.append((f"limit: random gather, torch.index_select on {every} threads", "limit",
-                    "full", gather(True)))
+                    "full", gather("torch")))
+    if native is not None and sharded_ok([np.asarray(x)]) and sharded_ok([np.asarray(y)]):
+        out.append((f"limit: random gather, compiled take_rows on {every} threads", "limit",
+                    "full", gather("compiled")))
     for o in ORDERS:   # named with the read-ahead its defaults choose for this batch size
         with loader(ds, batch_size=b, shuffle=o, seed=0) as probe:
             w, kind = probe.num_workers, probe.worker_type
