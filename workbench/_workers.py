@@ -168,9 +168,9 @@ class ProcessPass(Pass):
         if msg.startswith("DataLoader timed out"):
             return timeout_error(self._head(), self._spec.timeout, "a worker process")
         if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
+            how = _deaths(getattr(self, "_it", None)) or msg  # _it is unset if iter() failed
             return LoaderTimeoutError(
-                f"a loader worker process died ({_deaths(getattr(self, '_it', None)) or msg}); something killed "
-                "it, often the "
+                f"a loader worker process died ({how}); something killed it, often the "
                 "out-of-memory killer: use a smaller batch_size, fewer workers or "
                 "worker_type='thread'")
         return read_error(exc, self._head(), "in a worker process")

@@ -181,7 +181,8 @@ static int ensure_helpers(int want) {
     return helpers;
 }
 
-/* copy with threads - 1 helpers sharing the rows; -1 when the pool is busy or absent (copy alone) */
+/* copy with threads - 1 helpers sharing the rows; *used = 0 (nothing copied: copy alone) when
+ * the pool is busy with another call or no helper could start */
 static Py_ssize_t copy_rows_shared(char *out, const char **base, const int64_t *start,
                                    const int64_t *stop, Py_ssize_t S, const int64_t *idx,
                                    Py_ssize_t n, Py_ssize_t row, int threads, Py_ssize_t chunk,

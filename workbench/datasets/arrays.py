@@ -75,13 +75,18 @@ class ArraysDataset(BaseDataset):
         per column with no Python splitting it by shard; None where a column cannot go that way
         (sparse, a strided user array, too many shards to keep open)."""
         if self._sources is None:
-            self._sources = False
-            if not any(c.sparse for c in self._cols) and len(self._offs) - 1 <= MAX_NATIVE_SHARDS:
-                shards = [self._shard(s) for s in range(len(self._offs) - 1)]
-                srcs = {c.name: [sh[c.name] for sh in shards] for c in self._cols}
-                if all(sharded_ok(v) for v in srcs.values()):
-                    self._sources = srcs
+            self._sources, n = False, len(self._offs) - 1  # False first: an open that raises stays off
+            if n <= MAX_NATIVE_SHARDS:
+                self._sources = self._column_sources(range(n)) or False
         return self._sources or None
+
+    def _column_sources(self, shards: Any) -> dict[str, list[np.ndarray]] | None:
+        """Column -> the arrays of ``shards``, where the native gather can read every column."""
+        if any(c.sparse for c in self._cols):
+            return None
+        opened = [self._shard(s) for s in shards]
+        srcs = {c.name: [sh[c.name] for sh in opened] for c in self._cols}
+        return srcs if all(sharded_ok(v) for v in srcs.values()) else None
 
     def _read_native(self, plan: Plan, touched: list[int] | None) -> dict[str, Array] | None:
         """Every column in one native call each, rows in the order asked (no sort, no un-sort),
@@ -89,12 +94,10 @@ class ArraysDataset(BaseDataset):
         column cannot go that way."""
         srcs, starts = self._native_sources(), self._starts
         if srcs is None:
-            if touched is None or any(c.sparse for c in self._cols):
+            srcs = self._column_sources(touched) if touched is not None else None
+            if srcs is None:
                 return None
-            shards = [self._shard(s) for s in touched]
-            srcs, starts = {c.name: [sh[c.name] for sh in shards] for c in self._cols}, self._offsets[touched]
-            if not all(sharded_ok(v) for v in srcs.values()):
-                return None
+            starts = self._offsets[touched]
         out = {}
         for name, arrays in srcs.items():
             out[name] = take_into(arrays, starts, plan.idx,
@@ -112,7 +115,6 @@ class ArraysDataset(BaseDataset):
         if _gather.native is not None:
             if self._native_sources() is not None:
                 touched = None  # the kernel finds each row's shard: count the span's shards
-                n = s1 - s0 + 1
             elif plan.ascending:
                 touched = [s for s, _, _ in self._spans(plan.idx, s0, s1)]
             else:
@@ -120,7 +122,7 @@ class ArraysDataset(BaseDataset):
                 touched = (np.flatnonzero(np.bincount(sid - s0)) + s0).tolist()
             got = self._read_native(plan, touched)
             if got is not None:
-                self._count(n if touched is None else len(touched))
+                self._count(s1 - s0 + 1 if touched is None else len(touched))
                 return got
         order = None if plan.ascending else np.argsort(plan.idx, kind="stable")
         idx = plan.idx if order is None else plan.idx[order]

@@ -208,9 +208,11 @@ def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
 
 def sharded_ok(sources: list[Any], dtype: Any = None) -> bool:
     """Whether :func:`take_into` can read ``sources``: C-contiguous arrays of one dtype."""
-    dtype = dtype if dtype is not None else getattr(sources[0], "dtype", None) if sources else None
-    return bool(sources) and all(isinstance(a, np.ndarray) and a.flags.c_contiguous
-                                 and a.dtype == dtype for a in sources)
+    if not sources:
+        return False
+    want = getattr(sources[0], "dtype", None) if dtype is None else dtype
+    return all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == want
+               for a in sources)
 
 
 def take_into(sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray,
