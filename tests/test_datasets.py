@@ -219,6 +219,36 @@ def test_store_contiguous_batch_is_zero_copy(sources):
     assert not np.shares_memory(open_dataset(src).get_batch(range(0, 10))["x"].numpy(), src)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_get_batch_reads_into_out(sources, kind):
+    from workbench.datasets import gather
+    from workbench.datasets.plan import plan_for
+
+    cols = ["x"] if kind in ("npy", "numpy", "memmap", "tensor", "dask") else ["x", "y"]
+    ds = sources[kind](columns=cols)
+    for name, idx in IDX.items():
+        want = ds.get_batch(idx)
+        out = {c: torch.full_like(t, -1) for c, t in want.items()}
+        got = ds.get_batch(idx, out=out)
+        assert got is out, name
+        for c in want:
+            assert torch.equal(out[c], want[c]), (kind, name, c)
+    if kind in ("store", "npy", "memmap") and gather.native is not None:
+        # readers over memmaps gather straight into out: no batch of their own, then a copy
+        plan = plan_for(IDX["cross"], len(ds), ds.where)
+        assert ds._read_to_out(plan, {c: t.numpy() for c, t in ds.get_batch(IDX["cross"]).items()})
+    idx = IDX["unsorted"]
+    if kind in ("store", "memmap"):  # a cast: read, then copied into out
+        half = sources[kind](columns=cols, dtype="float16")
+        out = {c: torch.empty_like(t) for c, t in half.get_batch(idx).items()}
+        assert torch.equal(half.get_batch(idx, out=out)["x"], half.get_batch(idx)["x"])
+    short = {c: torch.empty_like(t[:3]) for c, t in ds.get_batch(idx).items()}
+    with pytest.raises(InvalidInputError, match=r"out\['x'\].*7 rows"):
+        ds.get_batch(idx, out=short)
+    with pytest.raises(InvalidInputError, match="one tensor for each"):
+        ds.get_batch(idx, out={})
+
+
 def test_read_counts(tmp):
     big = np.arange(8192 * 4, dtype=np.float32).reshape(8192, 4)
     conv = {}

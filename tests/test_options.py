@@ -55,18 +55,19 @@ def test_config_validates_and_lists_what_differs():
         c.with_changes(16, batch_size=0)
 
 
-def test_prefetch_factor_none_keeps_about_2_mib_in_flight_per_process_worker():
+def test_prefetch_factor_none_keeps_about_4_mib_in_flight_per_process_worker():
     kib = 1024
     proc = LoaderConfig.build(row_nbytes=kib, batch_size=256, worker_type="process")
-    assert (proc.prefetch_factor, proc.auto_prefetch) == (8, True)  # 256 KiB batches: 8 deep
-    assert proc.with_changes(kib, batch_size=1024).prefetch_factor == 2  # 1 MiB batches
-    assert proc.with_changes(kib, batch_size=64).prefetch_factor == 8  # never more than 8
+    assert (proc.prefetch_factor, proc.auto_prefetch) == (16, True)  # 256 KiB batches: 16 deep
+    assert proc.with_changes(kib, batch_size=1024).prefetch_factor == 4  # 1 MiB batches
+    assert proc.with_changes(kib, batch_size=8192).prefetch_factor == 2  # never fewer than 2
+    assert proc.with_changes(kib, batch_size=64).prefetch_factor == 16  # never more than 16
     assert proc.with_changes(kib, worker_type="thread").prefetch_factor == 2  # threads: 2
     assert "prefetch_factor" not in proc.loader_options()
     fixed = proc.with_changes(kib, prefetch_factor=3)
     assert (fixed.prefetch_factor, fixed.with_changes(kib, batch_size=4).prefetch_factor) == (3, 3)
     assert fixed.loader_options()["prefetch_factor"] == 3
-    assert fixed.with_changes(kib, prefetch_factor=None).prefetch_factor == 8  # back to auto
+    assert fixed.with_changes(kib, prefetch_factor=None).prefetch_factor == 16  # back to auto
     with pytest.raises(InvalidInputError, match="prefetch_factor=0"):
         LoaderConfig.build(row_nbytes=kib, prefetch_factor=0)
 

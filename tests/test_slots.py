@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench._slots import Slots
+from workbench._slots import LEND, Full, Slots
 
 N = 5000
 
@@ -87,3 +87,61 @@ def test_a_loop_left_early_keeps_the_persistent_workers(ds):
     rows = torch.cat([b["y"] for b in dl])  # and the next pass runs on them
     assert len(rows) > 0 and set(dl.worker_pids()) == pids
     dl.close()
+
+
+def test_a_lent_batch_keeps_its_slot_until_it_and_its_views_are_freed():
+    import gc
+
+    ring = Slots.for_batch({"x": torch.zeros(4, 3)}, rows=4, count=3)
+    first = ring.read(ring.write(0, {"x": torch.ones(4, 3)}))["x"]
+    view = first[1:]  # a view of the lent batch holds the slot as well
+    del first
+    gc.collect()
+    for k in range(1, 7):  # more writes than slots: the held one is never written over
+        got = ring.read(ring.write(k, {"x": torch.full((4, 3), float(k))}))["x"]
+        assert got.sum() == 12 * k
+        del got
+    assert view.sum() == 9 and ring.busy[0] == 2
+    del view
+    gc.collect()
+    assert ring.busy.tolist() == [0, 0, 0]
+
+
+def test_a_consumer_keeping_every_batch_gets_copies_beyond_the_lent_ones():
+    ring = Slots.for_batch({"x": torch.zeros(2, 2)}, rows=2, count=3)
+    kept = [ring.read(ring.write(k, {"x": torch.full((2, 2), float(k))}))["x"] for k in range(8)]
+    assert [float(t[0, 0]) for t in kept] == list(range(8))  # none written over
+    assert int((ring.busy == 2).sum()) == LEND  # the rest were copied out and their slots freed
+
+
+def test_every_slot_written_and_unread_is_full_until_a_new_pass_forgets_them():
+    ring = Slots.for_batch({"x": torch.zeros(2, 2)}, rows=2, count=2)
+    lent = ring.read(ring.write(0, {"x": torch.ones(2, 2)}))
+    ring.write(1, {"x": torch.ones(2, 2)})  # written, never read (its pass was left early)
+    with pytest.raises(Full):
+        ring.write(2, {"x": torch.ones(2, 2)})
+    ring.forget_unread()
+    assert ring.busy.tolist() == [2, 0]  # the lent one is still held
+    assert ring.write(2, {"x": torch.ones(2, 2)}).slot == 1
+    del lent
+
+
+def test_passes_left_early_leave_no_slot_taken(ds):
+    import gc
+
+    dl = wb.loader(ds, batch_size=64, shuffle="full", num_workers=2, worker_type="process",
+                   persistent_workers=True, seed=1)
+    for _ in range(3):  # each leaves batches written into slots that nobody will read
+        for k, _b in enumerate(dl):
+            if k == 2:
+                break
+    rows = torch.cat([b["y"] for b in dl])  # a whole epoch on the same workers
+    assert sorted(rows.tolist()) == list(range(N))
+    gc.collect()
+    rings = dl._workers["rings"]
+    del _b  # the last batch of the last pass left early, still lent
+    gc.collect()
+    assert len(rings) == 2 and all(not r.busy.any() for r in rings.values())
+    print([r.count for r in rings.values()])
+    dl.close()
+

@@ -52,12 +52,23 @@ class Fetch:
         self.collate = collate_fn or default_collate
         self.wants_generator = transform is not None and _takes_generator(transform)
 
+    @property
+    def fills(self) -> bool:
+        """Whether :meth:`fill` can read a batch straight into given tensors."""
+        return self.ours and self.transform is None
+
+    def fill(self, idx: np.ndarray, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The batch at ``idx`` read into ``out`` (column -> tensor of ``len(idx)`` rows)."""
+        return self.dataset.get_batch(self._rows(idx), out=out)
+
+    def _rows(self, idx: np.ndarray) -> Any:
+        # our readers take the sampler's int64 array as is, or a range when every batch is one
+        # run (their zero-copy path); a list would cost ~15 us/batch to build and re-check
+        return range(int(idx[0]), int(idx[-1]) + 1) if self.contiguous and len(idx) else idx
+
     def __call__(self, idx: np.ndarray, epoch: int, k: int) -> Any:
         if self.ours:
-            # our readers take the sampler's int64 array as is, or a range when every batch is one
-            # run (their zero-copy path); a list would cost ~15 us/batch to build and re-check
-            rows = range(int(idx[0]), int(idx[-1]) + 1) if self.contiguous and len(idx) else idx
-            batch = self.dataset.get_batch(rows)
+            batch = self.dataset.get_batch(self._rows(idx))
         else:
             items = idx.tolist()  # the Dataset protocol's list[int]
             data = (self.dataset.__getitems__(items) if self.batched

@@ -3,16 +3,18 @@ slots (``_slots``) rather than a new shared tensor per batch; and stopping those
 
 Measured why (1 KiB rows, 2-core VM): torch's default path shm_opens, maps and page-faults a
 fresh segment for every batch on both sides, which put process workers at 0.02x the thread path.
+Then each request through torch's queues still cost ~150 us of CPU on each side, so one request
+carries a group of small batches, read in the worker straight into its slots (``_requests``).
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import os
 import signal
 import time
-from collections.abc import Callable
 from typing import Any, Iterator
 
 import numpy as np
@@ -20,56 +22,16 @@ import torch
 import torch.utils.data
 from torch.utils.data import dataloader as _torch_dl
 
-from ._batch import keep_batch_memory
 from ._batch import pin as _pin
-from ._fetch import Fetch, read_error, timeout_error
+from ._fetch import read_error, timeout_error
 from ._prefetch import FetchSpec, Key, Pass
+from ._requests import Feed, FetchDataset, group_size, worker_init
 from ._slots import Slots, SlotRef
 from .errors import LoaderTimeoutError
 
 __all__: list[str] = []
 
 SLOTS = os.environ.get("WB_WORKER_SLOTS", "1") != "0"  # 0: torch's per-batch shared tensors
-
-
-def _worker_init(worker_id: int, user_init: Callable[[int], None] | None = None) -> None:
-    torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
-    keep_batch_memory()
-    if user_init is not None:
-        user_init(worker_id)
-
-
-class _FetchDataset(torch.utils.data.Dataset):
-    """What worker processes read: ``__getitems__((idx, epoch, k))`` is one whole batch, put in
-    this worker's slot ring when ``slots`` (``slots`` = how many per worker)."""
-
-    def __init__(self, fetch: Fetch, slots: int = 0) -> None:
-        self.fetch, self.slots = fetch, slots
-
-    def __getitems__(self, key: tuple[np.ndarray, int, int]) -> Any:
-        batch = self.fetch(*key)
-        return _to_ring(batch, self.slots) if self.slots else batch
-
-
-_RING: list[Any] = [None, 0]  # this worker process's Slots and its batch counter
-
-
-def _to_ring(batch: Any, count: int) -> Any:
-    """In a worker: the batch written into its next slot (a SlotRef crosses the process
-    boundary); the first time, or when it no longer fits, a new ring travels with it once."""
-    ring, n = _RING
-    ref = ring.write(n, batch) if ring is not None else None
-    if ref is not None:
-        _RING[1] = n + 1
-        return (os.getpid(), ref)
-    ring = Slots.for_batch(batch, rows=0, count=count)  # sized by this batch
-    ref = ring.write(0, batch) if ring is not None else None
-    if ref is None:
-        return batch  # not a dict/tuple/list of dense tensors of one length: torch's own way
-    _RING[0], _RING[1] = ring, 1
-    return (os.getpid(), ref, ring)
-
-
 _POLL_S = 0.1  # how soon a dead worker is noticed while the consumer waits
 
 
@@ -119,20 +81,6 @@ def _identity(batch: Any) -> Any:
     return batch  # the fetch already collated (and transformed) it
 
 
-class _Feed:
-    """A batch sampler torch can iterate again each epoch (persistent workers): each pass
-    points it at its own batches and records what was sent, oldest first, for error messages."""
-
-    def __init__(self) -> None:
-        self.batches: Iterator[Key] = iter(())
-        self.sent: collections.deque = collections.deque()
-
-    def __iter__(self) -> Iterator[Key]:
-        for key in self.batches:
-            self.sent.append(key[0])
-            yield key
-
-
 class ProcessPass(Pass):
     """Batches from torch DataLoader worker processes; with ``persistent_workers`` the
     DataLoader (and its workers) is kept in ``holder`` and reused by the next pass."""
@@ -144,19 +92,29 @@ class ProcessPass(Pass):
         dl = holder.get("dl") if spec.persistent_workers and holder.get("spec") == spec else None
         if dl is None:
             release(holder)  # kept workers built for other settings
-            feed = _Feed()
+            first = next(batches, None)  # its size sets how many batches a request carries
+            if first is not None:
+                batches = itertools.chain([first], batches)
+            fetch = spec.fetch
+            # prefetch_factor counts batches in flight per worker, as in torch; what travels
+            # is requests of `size` of them
+            size = min(spec.prefetch_factor, group_size(
+                len(first[0]) * fetch.dataset.row_nbytes if fetch.ours and first is not None else 0))
+            requests = spec.prefetch_factor // size
+            feed = Feed(size)
             dl = _DataLoader(  # slots: pinned after the copy out, not before
-                _FetchDataset(spec.fetch, spec.prefetch_factor + 1 if SLOTS else 0),
+                FetchDataset(spec.fetch, requests + 1 if SLOTS else 0),
                 batch_sampler=feed, collate_fn=_identity,
                 num_workers=spec.num_workers, pin_memory=spec.pin and not SLOTS,
-                pin_memory_device=spec.pin_memory_device, prefetch_factor=spec.prefetch_factor,
+                pin_memory_device=spec.pin_memory_device, prefetch_factor=requests,
                 timeout=spec.timeout or 0, persistent_workers=spec.persistent_workers,
                 multiprocessing_context=spec.multiprocessing_context,
-                worker_init_fn=functools.partial(_worker_init, user_init=spec.worker_init_fn))
+                worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn))
             holder["dl"], holder["spec"], holder["rings"] = dl, spec, {}
         self._rings: dict[int, Slots] = holder["rings"]  # worker pid -> its slot ring
-        self._feed: _Feed = dl.batch_sampler
-        self._feed.batches, self._feed.sent = batches, collections.deque()
+        self._feed: Feed = dl.batch_sampler
+        self._feed.start(batches)
+        self._ready: collections.deque = collections.deque()
         self._persistent = spec.persistent_workers
         try:  # starting the workers already feeds them: one may die before the first batch
             self._it: Any = iter(dl)
@@ -176,15 +134,17 @@ class ProcessPass(Pass):
         return read_error(exc, self._head(), "in a worker process")
 
     def _fetch(self) -> tuple[Any, int]:
-        try:
-            batch = next(self._it)
-        except StopIteration:
-            raise
-        except Exception as exc:
-            raise self._error(exc) from exc
+        if not self._ready:
+            try:
+                self._ready.extend(next(self._it))  # one request's group of batches
+            except StopIteration:
+                raise
+            except Exception as exc:
+                raise self._error(exc) from exc
+        batch = self._ready.popleft()
         if isinstance(batch, tuple) and len(batch) in (2, 3) and isinstance(batch[1], SlotRef):
-            if len(batch) == 3:
-                self._rings[batch[0]] = batch[2]
+            if len(batch) == 3 and not batch[2].same(self._rings.get(batch[0])):
+                self._rings[batch[0]] = batch[2]  # new, or sent again: keep the one lending
             batch = self._rings[batch[0]].read(batch[1])
             if self._spec.pin:
                 batch = _pin(batch)

@@ -83,10 +83,11 @@ class Loader:
 
     ``num_workers=None`` (default) reads in the caller's thread when a batch is under 1 MiB and
     with 2 read-ahead threads above that (``workbench.options``); ``worker_type="process"`` uses
-    torch DataLoader worker processes (they copy every batch through shared memory), which pay
-    off when a pure-Python ``transform`` outweighs the hand-over (``benchmarks/workers.py``).
+    torch DataLoader worker processes, which read our datasets' batches straight into reused
+    shared-memory slots and send small batches in groups of up to ``prefetch_factor``; they pay
+    off when a pure-Python ``transform`` holds the GIL (``benchmarks/workers.py``).
     ``prefetch_factor=None`` (default) reads 2 batches ahead per thread, and per process as
-    many as fit in 2 MiB (2 to 8): small batches need more in flight to hide the hand-over.
+    many as fit in 4 MiB (2 to 16): one request to a worker carries them all.
     """
 
     def __init__(self, dataset: Any, *, sampler: Any = None, batch_sampler: Any = None,

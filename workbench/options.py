@@ -27,10 +27,11 @@ DEFAULT_WORKER_TYPE = "thread"
 # threads); from ~1 MiB per batch two threads win (bs=4096: 4.0M vs 3.7M). None picks by that.
 AUTO_THREADS_FROM_BYTES = 1 << 20
 AUTO_THREADS = 2
-# Worker processes hand batches over with a latency that small batches cannot hide 2 deep
-# (bs=256 x 1 KiB, 2 processes, steady state: 1.27M rows/s at prefetch_factor 2, 1.60M at 4,
-# 1.70M at 8); prefetch_factor=None keeps about this many bytes in flight per process worker.
-AUTO_PREFETCH_BYTES, AUTO_PREFETCH_MAX = 2 << 20, 8
+# Worker processes: each request through torch's queues costs ~150 us of CPU a side, so small
+# batches travel in groups of up to prefetch_factor (``_requests.group_size``); None keeps about
+# 4 MiB in flight per process worker, one group (bs=256 x 1 KiB, 2 processes, full shuffle:
+# 307 us a batch one a request, 139 us 16 a request).
+AUTO_PREFETCH_BYTES, AUTO_PREFETCH_MAX = 4 << 20, 16
 
 # what reconfigure changes at the next batch boundary, and what waits for the next epoch
 LIVE_OPTIONS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "pin_memory",

@@ -104,6 +104,27 @@ class ArraysDataset(BaseDataset):
                                   np.empty((plan.k, *arrays[0].shape[1:]), arrays[0].dtype))
         return out
 
+    def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
+        """One native gather per column into ``out``, or a plain copy of a contiguous run in
+        one shard; False where the dtypes differ (a conversion) or a column cannot go that way."""
+        offs = self._offs
+        s0, s1 = bisect_right(offs, plan.lo) - 1, bisect_right(offs, plan.hi) - 1
+        if plan.contiguous and s0 == s1:
+            arrays, a = self._shard(s0), plan.lo - offs[s0]
+            if any(c.sparse or arrays[c.name].dtype != out[c.name].dtype for c in self._cols):
+                return False
+            for c in self._cols:
+                np.copyto(out[c.name], arrays[c.name][a:a + plan.k], casting="no")
+            self._count(1)
+            return True
+        srcs = self._native_sources() if _gather.native is not None else None
+        if srcs is None or any(v[0].dtype != out[k].dtype for k, v in srcs.items()):
+            return False
+        for name, arrays in srcs.items():
+            take_into(arrays, self._starts, plan.idx, out[name])
+        self._count(s1 - s0 + 1)
+        return True
+
     def _spans(self, idx: np.ndarray, s0: int, s1: int) -> list[tuple[int, int, int]]:
         """``(shard, a, b)`` for each shard that ascending ``idx`` touches: ``idx[a:b]`` lie in it."""
         cuts = [0, *np.searchsorted(idx, self._offsets[s0 + 1:s1 + 1]).tolist(), idx.size]

@@ -125,18 +125,44 @@ class BaseDataset(Dataset):
         """PyTorch's batched read: the samples at ``indices``, read in one pass (see :class:`Rows`)."""
         return Rows(self.get_batch(indices), len(indices))
 
-    def get_batch(self, indices: Any) -> dict[str, torch.Tensor]:
+    def get_batch(self, indices: Any, out: dict[str, torch.Tensor] | None = None
+                  ) -> dict[str, torch.Tensor]:
         """The rows at ``indices`` (list, range, array or tensor; any order, repeats allowed) as
-        one collated batch: column -> tensor of ``len(indices)`` rows, in the order asked."""
+        one collated batch: column -> tensor of ``len(indices)`` rows, in the order asked.
+
+        ``out``: column -> a C-contiguous tensor of ``len(indices)`` rows to read into (as torch's
+        ``out=``); the batch returned is then ``out``, read straight into it where the reader can
+        (one copy instead of a gather and a copy), else copied there."""
         self.stats.batches += 1
         if not len(indices):
             return self._to_torch(empty_chunk(self._cols), self.sparse)
         plan = plan_for(indices, self._n, self.where)
         self.stats.rows += plan.k
-        return self._to_torch(self._read(plan), self.sparse)
+        if out is None:
+            return self._to_torch(self._read(plan), self.sparse)
+        self._check_out(out, plan.k)
+        if not self._read_to_out(plan, {k: v.numpy() for k, v in out.items()}):
+            for k, v in self._to_torch(self._read(plan), self.sparse).items():
+                out[k].copy_(v)
+        return out
+
+    def _check_out(self, out: dict[str, torch.Tensor], k: int) -> None:
+        if set(out) != set(self.columns):
+            raise InvalidInputError(f"{self.where}: out= has columns {sorted(out)}; give one "
+                                    f"tensor for each of {list(self.columns)}")
+        for name, v in out.items():
+            if len(v) != k or not v.is_contiguous() or v.device.type != "cpu":
+                raise InvalidInputError(
+                    f"{self.where}: out[{name!r}] is a {tuple(v.shape)} tensor on {v.device}; "
+                    f"give a C-contiguous CPU tensor of {k} rows (one per index)")
 
     def _read(self, plan: Plan) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
+        """Read the batch straight into ``out`` (numpy views of the caller's tensors) where this
+        reader can; False: :meth:`get_batch` reads it as usual and copies it there."""
+        return False
 
     # -- numpy -> torch -------------------------------------------------------------------
     def _to_torch(self, chunk: dict[str, Any], sparse: str) -> dict[str, torch.Tensor]:
