@@ -114,7 +114,7 @@ def main() -> None:
             if t != "none":
                 checks.append((f"processes > threads, {t} transform (2 processes / best thread "
                                "setting)", med[(t, "2 processes")] / max(
-                                   med[(t, c)] for c in CONFIGS if "process" not in c), 1.0))
+                                   med[(t, c)] for c in ("in-process (0)", "2 threads")), 1.0))
         for t in TRANSFORMS:
             best = max(med[(t, c)] for c in CONFIGS if "default" not in c)
             checks.append((f"num_workers=None >= 0.9x the best explicit setting ({t})",

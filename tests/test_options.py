@@ -233,3 +233,23 @@ def test_changes_from_another_thread_never_race_a_pass_starting():
         dl.close()
         assert not errors, errors[0]
         assert all(sorted(e) == list(range(700)) for e in epochs[:-1])  # whole epochs stay exact
+
+
+def test_worker_type_none_picks_processes_for_a_transform_where_workers_fork():
+    def double(batch):
+        return batch
+
+    plain = LoaderConfig.build(row_nbytes=1024)
+    assert (plain.worker_type, plain.auto_type) == ("thread", True)
+    with_fn = LoaderConfig.build(row_nbytes=1024, transform=double)
+    assert (with_fn.worker_type, with_fn.num_workers) == ("process", 2)  # a Python transform
+    assert "worker_type" not in with_fn.loader_options()
+    assert with_fn.keeps_workers  # chosen by the loader: kept across epochs
+    assert not LoaderConfig.build(row_nbytes=1024, worker_type="process").keeps_workers
+    spawned = LoaderConfig.build(row_nbytes=1024, transform=double, multiprocessing_context="spawn")
+    assert spawned.worker_type == "thread"  # spawn would pickle the transform: threads are safe
+    chosen = LoaderConfig.build(row_nbytes=1024, transform=double, worker_type="thread")
+    assert chosen.worker_type == "thread" and chosen.loader_options()["worker_type"] == "thread"
+    assert chosen.with_changes(1024, worker_type=None).worker_type == "process"
+    with pytest.raises(InvalidInputError, match="worker_type='fiber'.*None"):
+        LoaderConfig.build(worker_type="fiber")

@@ -70,8 +70,9 @@ class Loader:
     ``persistent_workers``, ``pin_memory_device``); the README maps each one. Ours besides:
     ``shuffle`` also takes an order name ("sequential", "full", "block", "shard"; the default
     "block" is a storage-aligned quasi-random order, "shard" permutes whole shards for
-    streaming), ``seed``, ``worker_type`` ("thread" or "process"), ``transform`` (a per-batch
-    function run where the batch is read), ``rank``/``world_size`` (default: those of an
+    streaming), ``seed``, ``worker_type`` ("thread", "process", or None, the default: processes where
+    a ``transform`` is given and workers start by fork, kept across epochs, else threads), ``transform`` (a
+    per-batch function run where the batch is read), ``rank``/``world_size`` (default: those of an
     initialised ``torch.distributed`` group, else 0 of 1), ``window``, ``run_rows`` (rows per
     contiguous run in a block-order batch) and ``block_rows`` (the block order's unit; default:
     the dataset's storage blocks, or 4096 rows for a dataset without them: ``loader.block_rows``

@@ -20,7 +20,9 @@ from .sampling import ORDERS
 
 __all__ = ["LoaderConfig"]
 
-# Why (1 GiB memmap, 2-core box): processes ran at 11-77 % of threads (each batch copied via shm).
+# worker_type=None: processes for a per-batch transform (a Python one holds the GIL: 2 processes
+# ran 1.36x the best thread setting with a light one, 1.72x with a heavy one, benchmarks/workers.py),
+# where workers start by fork (nothing to pickle: a notebook's own functions work); else threads.
 DEFAULT_WORKER_TYPE = "thread"
 # Threads hand each batch across the GIL (~150 us on 2 cores): for small batches that costs more
 # than it overlaps (2 GiB store, bs=256: block 1.8M rows/s in-process vs 0.7-0.8M with 1-2
@@ -37,6 +39,22 @@ AUTO_PREFETCH_BYTES, AUTO_PREFETCH_MAX = 4 << 20, 16
 LIVE_OPTIONS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "pin_memory",
                 "window", "run_rows")
 NEXT_EPOCH_OPTIONS = ("shuffle",)
+
+
+_AUTO = {"auto_workers": "num_workers", "auto_prefetch": "prefetch_factor", "auto_type": "worker_type"}
+
+
+def _forks(context: Any) -> bool:
+    """Whether DataLoader workers would start by fork (``multiprocessing_context``, else the
+    default start method)."""
+    import multiprocessing
+
+    if context is None:  # without fixing the method: the first of the list is the default
+        method = multiprocessing.get_start_method(allow_none=True) or \
+            multiprocessing.get_all_start_methods()[0]
+    else:
+        method = context if isinstance(context, str) else context.get_start_method()
+    return method == "fork"
 
 
 def _order_name(shuffle: Any) -> str:
@@ -78,11 +96,12 @@ class LoaderConfig:
     world_size: int | None = None
     auto_workers: bool = True
     auto_prefetch: bool = True
+    auto_type: bool = True
 
     @classmethod
     def build(cls, row_nbytes: int = 0, **options: Any) -> LoaderConfig:
         """Validate ``options`` (DataLoader's names, plus ours) into a config."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"auto_workers", "auto_prefetch"}
+        known = {f.name for f in dataclasses.fields(cls)} - set(_AUTO)
         unknown = sorted(set(options) - known)
         if unknown:
             raise InvalidInputError(f"unknown loader option(s) {unknown}; the options are "
@@ -93,8 +112,8 @@ class LoaderConfig:
             options["seed"] = generator.initial_seed() % (1 << 63) if generator is not None else 0
         timeout = options.get("timeout", 30.0)
         options["timeout"] = timeout if timeout and timeout > 0 else None
-        options["auto_workers"] = options.get("num_workers") is None
-        options["auto_prefetch"] = options.get("prefetch_factor") is None
+        for auto, name in _AUTO.items():
+            options[auto] = options.get(name) is None
         return cls(**options)._checked(row_nbytes)
 
     def with_changes(self, row_nbytes: int, **changes: Any) -> LoaderConfig:
@@ -105,17 +124,21 @@ class LoaderConfig:
                 f"{fixed} cannot change while a loader runs; reconfigure takes "
                 f"{list(LIVE_OPTIONS + NEXT_EPOCH_OPTIONS)}: build a new loader for the rest")
         options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        if "num_workers" in changes:
-            options["auto_workers"] = changes["num_workers"] is None
-        if "prefetch_factor" in changes:
-            options["auto_prefetch"] = changes["prefetch_factor"] is None
+        for auto, name in _AUTO.items():
+            if name in changes:
+                options[auto] = changes[name] is None
         if "shuffle" in changes:
             changes["shuffle"] = _order_name(changes["shuffle"])
         return LoaderConfig(**{**options, **changes})._checked(row_nbytes)
 
     def _checked(self, row_nbytes: int) -> LoaderConfig:
-        if self.worker_type not in ("thread", "process"):
-            raise InvalidInputError(f"worker_type={self.worker_type!r}; use 'thread' or 'process'")
+        kind = self.worker_type
+        if self.auto_type:
+            kind = "process" if self.transform is not None and _forks(
+                self.multiprocessing_context) else DEFAULT_WORKER_TYPE
+        if kind not in ("thread", "process"):
+            raise InvalidInputError(f"worker_type={kind!r}; use 'thread', 'process', or None "
+                                    "to let the loader choose")
         for name in ("batch_size", "window", "run_rows"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -123,11 +146,11 @@ class LoaderConfig:
         batch_bytes = self.batch_size * int(row_nbytes or 0)
         prefetch = self.prefetch_factor
         if self.auto_prefetch:
-            prefetch = 2 if self.worker_type == "thread" or not batch_bytes else \
+            prefetch = 2 if kind == "thread" or not batch_bytes else \
                 max(2, min(AUTO_PREFETCH_MAX, AUTO_PREFETCH_BYTES // batch_bytes))
         workers = self.num_workers
         if self.auto_workers:
-            big = self.worker_type == "process" or batch_bytes >= AUTO_THREADS_FROM_BYTES
+            big = kind == "process" or batch_bytes >= AUTO_THREADS_FROM_BYTES
             workers = AUTO_THREADS if big else 0
         if not isinstance(prefetch, int) or isinstance(prefetch, bool) or prefetch < 1:
             raise InvalidInputError(f"prefetch_factor={prefetch!r}; use an integer of at least 1, "
@@ -135,24 +158,27 @@ class LoaderConfig:
         if not isinstance(workers, int) or workers < 0:
             raise InvalidInputError(f"num_workers={workers!r}; use an integer >= 0, or None to "
                                     "let the loader choose")
-        return dataclasses.replace(self, num_workers=workers, pin_memory=bool(self.pin_memory),
+        return dataclasses.replace(self, num_workers=workers, worker_type=kind,
+                                   pin_memory=bool(self.pin_memory),
                                    persistent_workers=bool(self.persistent_workers),
                                    prefetch_factor=prefetch)
 
     @property
     def keeps_workers(self) -> bool:
-        """Whether worker processes outlive a pass: ``persistent_workers`` asked for, and the
-        readers are processes (threads start in ~0.1 ms; nothing to keep)."""
-        return self.persistent_workers and self.worker_type == "process" and self.num_workers > 0
+        """Whether worker processes outlive a pass: ``persistent_workers`` asked for, or the
+        loader chose processes itself (``worker_type=None``: starting them every epoch cost 22 %
+        of a 512-batch epoch here), and the readers are processes (threads start in ~0.1 ms)."""
+        return ((self.persistent_workers or self.auto_type) and self.worker_type == "process"
+                and self.num_workers > 0)
 
     def loader_options(self) -> dict[str, Any]:
         """The options that differ from the defaults, as ``wb.loader(ds, **options)`` takes them."""
         default = LoaderConfig.build()
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name not in ("auto_workers", "auto_prefetch")
-               and getattr(self, f.name) != getattr(default, f.name)}
-        if self.auto_workers:
-            out.pop("num_workers", None)
-        if self.auto_prefetch:
-            out.pop("prefetch_factor", None)
+               if f.name not in _AUTO and getattr(self, f.name) != getattr(default, f.name)}
+        for auto, name in _AUTO.items():
+            if getattr(self, auto):
+                out.pop(name, None)
+            elif name == "worker_type":
+                out[name] = self.worker_type  # chosen by hand: kept, even where it is the default
         return out
