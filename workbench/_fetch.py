@@ -66,6 +66,20 @@ class Fetch:
         # run (their zero-copy path); a list would cost ~15 us/batch to build and re-check
         return range(int(idx[0]), int(idx[-1]) + 1) if self.contiguous and len(idx) else idx
 
+    def start(self, idx: np.ndarray) -> Any:
+        """Begin reading the batch at ``idx`` in the background (our datasets, on the compiled
+        gather's helper threads), for :meth:`finish`; None where it cannot."""
+        if not self.ours or self.contiguous:
+            return None
+        try:
+            return self.dataset._start_batch(idx)
+        except Exception:  # a bad batch: the read proper raises it, in its turn
+            return None
+
+    def finish(self, started: Any, idx: np.ndarray, epoch: int, k: int) -> Any:
+        """The batch :meth:`start` began, transformed."""
+        return self._transformed(self.dataset._finish_batch(started), idx, epoch, k)
+
     def __call__(self, idx: np.ndarray, epoch: int, k: int) -> Any:
         if self.ours:
             batch = self.dataset.get_batch(self._rows(idx))
@@ -74,6 +88,9 @@ class Fetch:
             data = (self.dataset.__getitems__(items) if self.batched
                     else [self.dataset[i] for i in items])
             batch = self.collate(data)
+        return self._transformed(batch, idx, epoch, k)
+
+    def _transformed(self, batch: Any, idx: np.ndarray, epoch: int, k: int) -> Any:
         if self.transform is None:
             return batch
         try:

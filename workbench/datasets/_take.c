@@ -101,8 +101,8 @@ static atomic_uint wake_word; /* the futex: bumped once per call */
 static atomic_int sleepers;
 static int helpers;           /* started in this process */
 static atomic_llong spin_ns = SPIN_MIN_NS;
-static int64_t last_end_ns, gap_avg_ns; /* under call_lock */
-static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t last_end_ns, gap_avg_ns; /* owned by whoever holds the pool */
+static atomic_int pool_busy;  /* one call (or one started gather) uses the pool at a time */
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void run_chunk(uint64_t c) {
@@ -157,12 +157,15 @@ static void *helper(void *arg) {
     return NULL;
 }
 
+static void forget_pending(void);
+
 static void after_fork_child(void) {
     helpers = 0; /* the parent's threads do not exist here */
-    pthread_mutex_init(&call_lock, NULL);
+    atomic_store(&pool_busy, 0);
     pthread_mutex_init(&start_lock, NULL);
     atomic_store(&sleepers, 0);
     last_end_ns = gap_avg_ns = 0;
+    forget_pending();
 }
 
 static int ensure_helpers(int want) {
@@ -189,16 +192,15 @@ static int ensure_helpers(int want) {
     return helpers;
 }
 
-/* copy with threads - 1 helpers sharing the rows; *used = 0 (nothing copied: copy alone) when
- * the pool is busy with another call or no helper could start */
-static Py_ssize_t copy_rows_shared(char *out, const char **base, const int64_t *start,
-                                   const int64_t *stop, Py_ssize_t S, const int64_t *idx,
-                                   Py_ssize_t n, Py_ssize_t row, int threads, Py_ssize_t chunk,
-                                   int *used) {
-    *used = 0;
-    if (ensure_helpers(threads - 1) < 1 || pthread_mutex_trylock(&call_lock))
-        return 0;
-    *used = 1;
+static int pool_take(void) {
+    int free_ = 0;
+    return atomic_compare_exchange_strong(&pool_busy, &free_, 1);
+}
+
+/* hand a job to the helpers (the caller holds the pool); returns its generation */
+static uint64_t begin_shared(char *out, const char **base, const int64_t *start,
+                             const int64_t *stop, Py_ssize_t S, const int64_t *idx, Py_ssize_t n,
+                             Py_ssize_t row, Py_ssize_t chunk) {
     const int64_t t0 = now_ns();
     if (last_end_ns) {
         const int64_t gap = t0 - last_end_ns;
@@ -218,16 +220,112 @@ static Py_ssize_t copy_rows_shared(char *out, const char **base, const int64_t *
     atomic_fetch_add_explicit(&wake_word, 1, memory_order_release);
     if (atomic_load(&sleepers) > 0)
         syscall(SYS_futex, &wake_word, FUTEX_WAKE_PRIVATE, MAX_HELPERS, NULL, NULL, 0);
+    return gen;
+}
+
+/* copy what the helpers have not claimed, wait for the rest, give the pool back */
+static Py_ssize_t end_shared(uint64_t gen) {
     work(gen);
     int spins = 0; /* a helper may still be copying its last chunk */
     while (atomic_load_explicit(&job.done, memory_order_acquire) != job.nchunks)
         if (++spins % 256 == 0) sched_yield(); else CPU_RELAX();
     long long b = atomic_load(&job.bad);
     last_end_ns = now_ns();
-    pthread_mutex_unlock(&call_lock);
+    atomic_store(&pool_busy, 0);
     return b ? -b : 0; /* -(position + 1): copy_rows' convention */
 }
+
+/* copy with threads - 1 helpers sharing the rows; *used = 0 (nothing copied: copy alone) when
+ * the pool is busy with another call or no helper could start */
+static Py_ssize_t copy_rows_shared(char *out, const char **base, const int64_t *start,
+                                   const int64_t *stop, Py_ssize_t S, const int64_t *idx,
+                                   Py_ssize_t n, Py_ssize_t row, int threads, Py_ssize_t chunk,
+                                   int *used) {
+    *used = 0;
+    if (ensure_helpers(threads - 1) < 1 || !pool_take())
+        return 0;
+    *used = 1;
+    return end_shared(begin_shared(out, base, start, stop, S, idx, n, row, chunk));
+}
 #endif
+
+/* one call's buffers, held from parsing until the copy is done */
+typedef struct {
+    PyObject *seq;
+    Py_buffer *srcs, starts, idx, out;
+    const char **base;
+    int64_t *stop;
+    Py_ssize_t S, got, n, row;
+} call_t;
+
+static void release(call_t *c) {
+    for (Py_ssize_t i = 0; i < c->got; i++)
+        PyBuffer_Release(&c->srcs[i]);
+    if (c->starts.obj) PyBuffer_Release(&c->starts);
+    if (c->idx.obj) PyBuffer_Release(&c->idx);
+    if (c->out.obj) PyBuffer_Release(&c->out);
+    PyMem_Free(c->srcs);
+    PyMem_Free((void *)c->base);
+    PyMem_Free(c->stop);
+    Py_XDECREF(c->seq);
+    memset(c, 0, sizeof(*c));
+}
+
+/* 0: ready to copy; 1: nothing to copy; -1: an error is set. release() in every case. */
+static int parse(PyObject *const *args, call_t *c) {
+    memset(c, 0, sizeof(*c));
+    c->seq = PySequence_Fast(args[0], "take_rows: sources must be a sequence of buffers");
+    if (c->seq == NULL)
+        return -1;
+    c->S = PySequence_Fast_GET_SIZE(c->seq);
+    c->srcs = PyMem_Calloc((size_t)c->S + 1, sizeof(Py_buffer));
+    c->base = PyMem_Calloc((size_t)c->S + 1, sizeof(char *));
+    c->stop = PyMem_Calloc((size_t)c->S + 1, sizeof(int64_t));
+    if (c->srcs == NULL || c->base == NULL || c->stop == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[1], &c->starts, PyBUF_C_CONTIGUOUS) < 0 ||
+        PyObject_GetBuffer(args[2], &c->idx, PyBUF_C_CONTIGUOUS) < 0 ||
+        PyObject_GetBuffer(args[3], &c->out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
+        return -1;
+    if (c->S < 1 || c->starts.len != c->S * 8 || c->idx.len % 8) {
+        PyErr_SetString(PyExc_ValueError,
+                        "take_rows: needs one or more sources, one int64 start each, int64 rows");
+        return -1;
+    }
+    const int64_t *start = c->starts.buf;
+    c->n = c->idx.len / 8;
+    if (c->n == 0 || c->out.len % c->n) {
+        if (c->n || c->out.len) {
+            PyErr_SetString(PyExc_ValueError, "take_rows: out is not len(idx) whole rows");
+            return -1;
+        }
+        return 1;
+    }
+    c->row = c->out.len / c->n;
+    if (c->row == 0) /* zero-width rows: nothing to copy (the caller's Plan checked the rows) */
+        return 1;
+    for (; c->got < c->S; c->got++) {
+        Py_ssize_t g = c->got;
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(c->seq, g), &c->srcs[g], PyBUF_C_CONTIGUOUS) < 0)
+            return -1;
+        c->base[g] = c->srcs[g].buf;
+        c->stop[g] = start[g] + c->srcs[g].len / c->row;
+        if (g && start[g] < c->stop[g - 1]) {
+            c->got++;
+            PyErr_SetString(PyExc_ValueError, "take_rows: sources overlap or starts not ascending");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *bad_row(const call_t *c, Py_ssize_t bad) {
+    PyErr_Format(PyExc_IndexError, "take_rows: row %lld (position %zd) is in no source",
+                 (long long)((const int64_t *)c->idx.buf)[-1 - bad], -1 - bad);
+    return NULL;
+}
 
 static PyObject *take_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -239,86 +337,100 @@ static PyObject *take_rows(PyObject *self, PyObject *const *args, Py_ssize_t nar
     const long threads = nargs == 5 ? PyLong_AsLong(args[4]) : 1;
     if (threads == -1 && PyErr_Occurred())
         return NULL;
-    PyObject *seq = PySequence_Fast(args[0], "take_rows: sources must be a sequence of buffers");
-    if (seq == NULL)
-        return NULL;
-    const Py_ssize_t S = PySequence_Fast_GET_SIZE(seq);
-    Py_buffer starts = {0}, idx = {0}, out = {0};
-    Py_buffer *srcs = PyMem_Calloc((size_t)S + 1, sizeof(Py_buffer));
-    const char **base = PyMem_Calloc((size_t)S + 1, sizeof(char *));
-    int64_t *stop = PyMem_Calloc((size_t)S + 1, sizeof(int64_t));
-    Py_ssize_t got = 0, bad = 0;
-    PyObject *result = NULL;
-    if (srcs == NULL || base == NULL || stop == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (PyObject_GetBuffer(args[1], &starts, PyBUF_C_CONTIGUOUS) < 0 ||
-        PyObject_GetBuffer(args[2], &idx, PyBUF_C_CONTIGUOUS) < 0 ||
-        PyObject_GetBuffer(args[3], &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0)
-        goto done;
-    if (S < 1 || starts.len != S * 8 || idx.len % 8) {
-        PyErr_SetString(PyExc_ValueError,
-                        "take_rows: needs one or more sources, one int64 start each, int64 rows");
-        goto done;
-    }
-    const int64_t *start = starts.buf;
-    const Py_ssize_t n = idx.len / 8;
-    if (n == 0 || out.len % n) {
-        if (n || out.len)
-            PyErr_SetString(PyExc_ValueError, "take_rows: out is not len(idx) whole rows");
-        else
-            result = Py_NewRef(Py_None);
-        goto done;
-    }
-    const Py_ssize_t row = out.len / n;
-    if (row == 0) { /* zero-width rows: nothing to copy (the caller's Plan checked the rows) */
-        result = Py_NewRef(Py_None);
-        goto done;
-    }
-    for (; got < S; got++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &srcs[got], PyBUF_C_CONTIGUOUS) < 0)
-            goto done;
-        base[got] = srcs[got].buf;
-        stop[got] = start[got] + srcs[got].len / row;
-        if (got && start[got] < stop[got - 1]) {
-            got++;
-            PyErr_SetString(PyExc_ValueError, "take_rows: sources overlap or starts not ascending");
-            goto done;
-        }
-    }
-    Py_BEGIN_ALLOW_THREADS
-    int shared = 0;
+    call_t c;
+    int ok = parse(args, &c);
+    PyObject *result = ok == 1 ? Py_NewRef(Py_None) : NULL;
+    if (ok == 0) {
+        Py_ssize_t bad = 0;
+        Py_BEGIN_ALLOW_THREADS
+        int shared = 0;
 #ifdef WB_POOL
-    if (threads > 1 && n >= 2 * CHUNK_ROWS(row))
-        bad = copy_rows_shared(out.buf, base, start, stop, S, idx.buf, n, row, (int)threads,
-                               CHUNK_ROWS(row), &shared);
+        if (threads > 1 && c.n >= 2 * CHUNK_ROWS(c.row))
+            bad = copy_rows_shared(c.out.buf, c.base, c.starts.buf, c.stop, c.S, c.idx.buf, c.n,
+                                   c.row, (int)threads, CHUNK_ROWS(c.row), &shared);
 #endif
-    if (!shared)
-        bad = copy_rows(out.buf, base, start, stop, S, idx.buf, n, row);
-    Py_END_ALLOW_THREADS
-    if (bad < 0) {
-        PyErr_Format(PyExc_IndexError, "take_rows: row %lld (position %zd) is in no source",
-                     (long long)((const int64_t *)idx.buf)[-1 - bad], -1 - bad);
-        goto done;
+        if (!shared)
+            bad = copy_rows(c.out.buf, c.base, c.starts.buf, c.stop, c.S, c.idx.buf, c.n, c.row);
+        Py_END_ALLOW_THREADS
+        result = bad < 0 ? bad_row(&c, bad) : Py_NewRef(Py_None);
     }
-    result = Py_NewRef(Py_None);
-done:
-    for (Py_ssize_t i = 0; i < got; i++)
-        PyBuffer_Release(&srcs[i]);
-    if (starts.obj) PyBuffer_Release(&starts);
-    if (idx.obj) PyBuffer_Release(&idx);
-    if (out.obj) PyBuffer_Release(&out);
-    PyMem_Free(srcs);
-    PyMem_Free((void *)base);
-    PyMem_Free(stop);
-    Py_DECREF(seq);
+    release(&c);
     return result;
+}
+
+/* A gather started on the helpers while the caller goes on (the consumer uses the last batch
+ * meanwhile); one at a time per process, finished by take_rows_finish(). Its buffers are held
+ * until then, so nothing it writes into can be freed under it. */
+static struct {
+    call_t c;
+    int active;
+    uint64_t gen;
+} pending;
+
+/* after fork: the child's copies of the buffers belong to the parent's objects; drop, not release */
+static void forget_pending(void) { memset(&pending, 0, sizeof(pending)); }
+
+static PyObject *take_rows_start(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "take_rows_start(sources, starts, idx, out) takes 4 arguments");
+        return NULL;
+    }
+#ifdef WB_POOL
+    if (pending.active)
+        Py_RETURN_FALSE;
+    call_t c;
+    int ok = parse(args, &c);
+    if (ok < 0) {
+        release(&c);
+        return NULL;
+    }
+    if (ok == 1 || c.n < 2 * CHUNK_ROWS(c.row) || ensure_helpers(1) < 1 || !pool_take()) {
+        release(&c);
+        Py_RETURN_FALSE; /* nothing worth starting, or the pool is busy: copy when asked */
+    }
+    pending.c = c;
+    pending.active = 1;
+    pending.gen = begin_shared(c.out.buf, c.base, c.starts.buf, c.stop, c.S, c.idx.buf, c.n, c.row,
+                               CHUNK_ROWS(c.row));
+    Py_RETURN_TRUE;
+#else
+    (void)args;
+    Py_RETURN_FALSE;
+#endif
+}
+
+static PyObject *take_rows_finish(PyObject *self, PyObject *unused) {
+    (void)self;
+    (void)unused;
+#ifdef WB_POOL
+    if (!pending.active) {
+        PyErr_SetString(PyExc_RuntimeError, "take_rows_finish: no gather was started");
+        return NULL;
+    }
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    bad = end_shared(pending.gen);
+    Py_END_ALLOW_THREADS
+    pending.active = 0;
+    PyObject *result = bad < 0 ? bad_row(&pending.c, bad) : Py_NewRef(Py_None);
+    release(&pending.c);
+    return result;
+#else
+    PyErr_SetString(PyExc_RuntimeError, "take_rows_finish: no gather was started");
+    return NULL;
+#endif
 }
 
 static PyMethodDef methods[] = {
     {"take_rows", (PyCFunction)(void (*)(void))take_rows, METH_FASTCALL,
      "take_rows(sources, starts, idx, out, threads=1): out[i] = global row idx[i] of the sharded sources."},
+    {"take_rows_start", (PyCFunction)(void (*)(void))take_rows_start, METH_FASTCALL,
+     "take_rows_start(sources, starts, idx, out): begin take_rows on the helper threads and return "
+     "at once (True), or False where it cannot start (pool busy, too small): then call take_rows."},
+    {"take_rows_finish", take_rows_finish, METH_NOARGS,
+     "take_rows_finish(): wait for the gather take_rows_start began (raises IndexError for a row "
+     "in no source)."},
     {NULL, NULL, 0, NULL},
 };
 

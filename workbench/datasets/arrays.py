@@ -23,6 +23,7 @@ from ..sparse import CSR, concat
 from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
 from . import gather as _gather
 from .gather import gather, run_breaks, sharded_ok, take_into
+from .plan import plan_for
 
 __all__: list[str] = []
 
@@ -103,6 +104,32 @@ class ArraysDataset(BaseDataset):
             out[name] = take_into(arrays, starts, plan.idx,
                                   np.empty((plan.k, *arrays[0].shape[1:]), arrays[0].dtype))
         return out
+
+    def _start_batch(self, indices: Any) -> Any:
+        """Begin gathering the batch's widest column on the helper threads (``_finish_batch``
+        returns the batch); None where it cannot (contiguous, not every shard open, no helpers)."""
+        srcs = self._native_sources() if _gather.native is not None and len(indices) else None
+        if srcs is None:
+            return None
+        plan = plan_for(indices, self._n, self.where)
+        if plan.contiguous:
+            return None
+        name = max(srcs, key=lambda k: srcs[k][0][:1].nbytes)
+        first = srcs[name][0]
+        out = np.empty((plan.k, *first.shape[1:]), first.dtype)
+        return (plan, name, out) if _gather.start_into(srcs[name], self._starts, plan.idx, out) else None
+
+    def _finish_batch(self, started: Any) -> dict[str, Any]:
+        plan, name, out = started
+        _gather.finish_into()
+        self.stats.batches += 1
+        self.stats.rows += plan.k
+        self._count(bisect_right(self._offs, plan.hi) - bisect_right(self._offs, plan.lo) + 1)
+        srcs = self._native_sources()
+        chunk = {c.name: out if c.name == name else take_into(
+            srcs[c.name], self._starts, plan.idx,
+            np.empty((plan.k, *srcs[c.name][0].shape[1:]), srcs[c.name][0].dtype)) for c in self._cols}
+        return self._to_torch(chunk, self.sparse)
 
     def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
         """One native gather per column into ``out``, or a plain copy of a contiguous run in

@@ -159,6 +159,14 @@ class BaseDataset(Dataset):
     def _read(self, plan: Plan) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _start_batch(self, indices: Any) -> Any:
+        """Begin reading the batch at ``indices`` in the background, for :meth:`_finish_batch`
+        to return; None where this reader cannot (then :meth:`get_batch` reads it)."""
+        return None
+
+    def _finish_batch(self, started: Any) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
     def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
         """Read the batch straight into ``out`` (numpy views of the caller's tensors) where this
         reader can; False: :meth:`get_batch` reads it as usual and copies it there."""

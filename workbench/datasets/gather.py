@@ -225,6 +225,22 @@ def take_into(sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray,
     return out
 
 
+def start_into(sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray,
+               out: np.ndarray) -> bool:
+    """Begin :func:`take_into` on the compiled gather's helper threads and return at once (the
+    caller uses the last batch meanwhile); False where it cannot (no helpers here, a small batch,
+    one already started): then call :func:`take_into`. One at a time per process; every start
+    that returned True must be followed by :func:`finish_into`."""
+    if native is None or native_threads() <= 1 or out.nbytes < MIN_NATIVE_PARALLEL_BYTES:
+        return False
+    return bool(native.take_rows_start(sources, starts, rows, out))
+
+
+def finish_into() -> None:
+    """Wait for the gather :func:`start_into` began."""
+    native.take_rows_finish()
+
+
 def take_sharded(sources: list[np.ndarray], starts: Any, rows: np.ndarray, out: np.ndarray) -> bool:
     """``out[i] = `` global row ``rows[i]``, where ``sources[j]`` holds the rows from ``starts[j]``
     on, in one native call without the GIL (on :func:`native_threads` threads when ``out`` is
