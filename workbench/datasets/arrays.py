@@ -115,21 +115,21 @@ class ArraysDataset(BaseDataset):
         if plan.contiguous:
             return None
         name = max(srcs, key=lambda k: srcs[k][0][:1].nbytes)
-        first = srcs[name][0]
-        out = np.empty((plan.k, *first.shape[1:]), first.dtype)
-        return (plan, name, out) if _gather.start_into(srcs[name], self._starts, plan.idx, out) else None
+        out = {k: np.empty((plan.k, *v[0].shape[1:]), v[0].dtype) for k, v in srcs.items()}
+        if not _gather.start_into(srcs[name], self._starts, plan.idx, out[name]):
+            return None
+        for k, arrays in srcs.items():  # the narrower columns here, while the helpers copy
+            if k != name:
+                take_into(arrays, self._starts, plan.idx, out[k])
+        return plan, out
 
     def _finish_batch(self, started: Any) -> dict[str, Any]:
-        plan, name, out = started
+        plan, out = started
         _gather.finish_into()
         self.stats.batches += 1
         self.stats.rows += plan.k
         self._count(bisect_right(self._offs, plan.hi) - bisect_right(self._offs, plan.lo) + 1)
-        srcs = self._native_sources()
-        chunk = {c.name: out if c.name == name else take_into(
-            srcs[c.name], self._starts, plan.idx,
-            np.empty((plan.k, *srcs[c.name][0].shape[1:]), srcs[c.name][0].dtype)) for c in self._cols}
-        return self._to_torch(chunk, self.sparse)
+        return self._to_torch({c.name: out[c.name] for c in self._cols}, self.sparse)
 
     def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
         """One native gather per column into ``out``, or a plain copy of a contiguous run in
