@@ -618,6 +618,8 @@ def test_a_batch_started_in_the_background_equals_get_batch(tmp):
     assert len(ds._offs) > 2  # several shards
     rows = np.sort(np.random.default_rng(4).choice(20_000, 2048, replace=False))
     started = ds._start_batch(rows)
+    assert ds.reads_ahead == (started is not None)
+    assert not open_dataset(_convert(tmp, "hdf5")).reads_ahead  # HDF5 reads through h5py
     if gather.native is None or gather.native_threads() <= 1:
         assert started is None  # no helpers: get_batch reads it
         return

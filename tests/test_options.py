@@ -46,6 +46,8 @@ def test_config_validates_and_lists_what_differs():
     assert (c.shuffle, c.num_workers, c.auto_workers) == ("full", 0, True)
     assert c.loader_options() == {"batch_size": 64, "shuffle": "full"}
     assert c.with_changes(16, batch_size=1 << 17).num_workers == 2  # auto follows batch bytes
+    # a dataset that gathers the next batch in the background stays in-process at any size
+    assert c.with_changes(16, True, batch_size=1 << 17).num_workers == 0
     assert c.with_changes(16, num_workers=3).loader_options()["num_workers"] == 3
     with pytest.raises(InvalidInputError, match="unknown loader option.*'batchsize'"):
         LoaderConfig.build(batchsize=3)

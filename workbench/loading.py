@@ -82,8 +82,9 @@ class Loader:
     Each full pass advances the epoch, so consecutive ``for`` loops see new orders; ``set_epoch``
     picks one explicitly. ``state_dict`` records the rows delivered (not read ahead) in the epoch.
 
-    ``num_workers=None`` (default) reads in the caller's thread when a batch is under 1 MiB and
-    with 2 read-ahead threads above that (``workbench.options``); ``worker_type="process"`` uses
+    ``num_workers=None`` (default) reads in the caller's thread, where stores and memmaps gather
+    the next batch on helper threads meanwhile; other datasets read in the caller's thread under
+    1 MiB a batch and with 2 read-ahead threads above that (``workbench.options``); ``worker_type="process"`` uses
     torch DataLoader worker processes, which read our datasets' batches straight into reused
     shared-memory slots and send small batches in groups of up to ``prefetch_factor``; they pay
     off when a pure-Python ``transform`` holds the GIL (``benchmarks/workers.py``).
@@ -102,7 +103,8 @@ class Loader:
                 "batch_sampler=...) over the same dataset")
         self.dataset = dataset
         self._row_nbytes = int(getattr(dataset, "row_nbytes", 0) or 0)
-        self.config = cfg = LoaderConfig.build(self._row_nbytes, **options)
+        self._reads_ahead = bool(getattr(dataset, "reads_ahead", False))
+        self.config = cfg = LoaderConfig.build(self._row_nbytes, self._reads_ahead, **options)
         rank, world_size = resolve(cfg.rank, cfg.world_size)
         own = getattr(dataset, "block_rows", None)
         self.block_rows = int(cfg.block_rows or own or FALLBACK_BLOCK_ROWS)
@@ -158,7 +160,7 @@ class Loader:
         ([300, 300, 300], 300)
         """
         with self._lock:  # atomic with __iter__: a pass starting now sees the change or waits
-            cfg = (self._pending or self.config).with_changes(self._row_nbytes, **changes)
+            cfg = (self._pending or self.config).with_changes(self._row_nbytes, self._reads_ahead, **changes)
             self._pending = cfg
             if getattr(self._pass(), "_done", True):  # not iterating: nothing to wait for
                 self._apply_pending()

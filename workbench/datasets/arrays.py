@@ -105,6 +105,13 @@ class ArraysDataset(BaseDataset):
                                   np.empty((plan.k, *arrays[0].shape[1:]), arrays[0].dtype))
         return out
 
+    @property
+    def reads_ahead(self) -> bool:  # type: ignore[override]
+        """Whether an in-process loader can gather the next batch on the compiled gather's
+        helper threads (every shard open, the extension built, more than one core)."""
+        return (_gather.native is not None and _gather.native_threads() > 1
+                and self._native_sources() is not None)
+
     def _start_batch(self, indices: Any) -> Any:
         """Begin gathering the batch's widest column on the helper threads (``_finish_batch``
         returns the batch); None where it cannot (contiguous, not every shard open, no helpers)."""

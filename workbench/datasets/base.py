@@ -159,6 +159,8 @@ class BaseDataset(Dataset):
     def _read(self, plan: Plan) -> dict[str, Any]:
         raise NotImplementedError
 
+    reads_ahead = False  # whether _start_batch can read the next batch in the background
+
     def _start_batch(self, indices: Any) -> Any:
         """Begin reading the batch at ``indices`` in the background, for :meth:`_finish_batch`
         to return; None where this reader cannot (then :meth:`get_batch` reads it)."""
