@@ -46,9 +46,14 @@ def _map(obj: Any, fn: Any) -> Any:
 
 
 def batch_nbytes(batch: Any) -> int:
-    if type(batch) is dict and all(type(t) is torch.Tensor and t.layout == torch.strided
-                                   for t in batch.values()):
-        return sum(t.nbytes for t in batch.values())  # the common case, without _map (~10 us)
+    if type(batch) is dict:  # the common case, in one loop without _map (~10 us) or genexprs
+        total = 0
+        for t in batch.values():
+            if type(t) is not torch.Tensor or t.layout != torch.strided:
+                break
+            total += t.nbytes
+        else:
+            return total
     sizes: list[int] = []
 
     def size(t: torch.Tensor) -> None:
