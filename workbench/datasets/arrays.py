@@ -115,9 +115,11 @@ class ArraysDataset(BaseDataset):
     def _start_batch(self, indices: Any) -> Any:
         """Begin gathering the batch's widest column on the helper threads (``_finish_batch``
         returns the batch); None where it cannot (contiguous, not every shard open, no helpers)."""
-        srcs = self._native_sources() if _gather.native is not None and len(indices) else None
-        if srcs is None:
-            return None
+        n = len(indices)
+        srcs = self._native_sources() if _gather.native is not None and n else None
+        if srcs is None or not isinstance(indices, np.ndarray) or \
+                int(indices[-1]) - int(indices[0]) == n - 1:
+            return None  # a sampler's sorted batch spanning n rows is one run: its read is a view
         plan = plan_for(indices, self._n, self.where)
         if plan.contiguous:
             return None
