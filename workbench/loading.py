@@ -70,26 +70,25 @@ class Loader:
     ``persistent_workers``, ``pin_memory_device``); the README maps each one. Ours besides:
     ``shuffle`` also takes an order name ("sequential", "full", "block", "shard"; the default
     "block" is a storage-aligned quasi-random order, "shard" permutes whole shards for
-    streaming), ``seed``, ``worker_type`` ("thread", "process", or None, the default: processes where
-    a ``transform`` is given and workers start by fork, kept across epochs, else threads), ``transform`` (a
-    per-batch function run where the batch is read), ``rank``/``world_size`` (default: those of an
-    initialised ``torch.distributed`` group, else 0 of 1), ``window``, ``run_rows`` (rows per
-    contiguous run in a block-order batch) and ``block_rows`` (the block order's unit; default:
-    the dataset's storage blocks, or 4096 rows for a dataset without them: ``loader.block_rows``
-    says which). ``loader.config`` holds them all
-    (a :class:`~workbench.options.LoaderConfig`); ``reconfigure`` changes them while it runs.
+    streaming), ``seed``, ``worker_type`` ("thread", "process", or None, the default: processes,
+    kept across epochs, where a ``transform`` is given and workers start by fork, else threads),
+    ``transform`` (a per-batch function run where the batch is read), ``rank``/``world_size``
+    (default: those of an initialised ``torch.distributed`` group, else 0 of 1), ``window``,
+    ``run_rows`` (rows per contiguous run in a block-order batch) and ``block_rows`` (the block
+    order's unit; default: the dataset's storage blocks, or 4096 rows for a dataset without them:
+    ``loader.block_rows`` says which). ``loader.config`` holds them all (a
+    :class:`~workbench.options.LoaderConfig`); ``reconfigure`` changes them while it runs.
 
     Each full pass advances the epoch, so consecutive ``for`` loops see new orders; ``set_epoch``
     picks one explicitly. ``state_dict`` records the rows delivered (not read ahead) in the epoch.
 
-    ``num_workers=None`` (default) reads in the caller's thread, where stores and memmaps gather
-    the next batch on helper threads meanwhile; other datasets read in the caller's thread under
-    1 MiB a batch and with 2 read-ahead threads above that (``workbench.options``); ``worker_type="process"`` uses
-    torch DataLoader worker processes, which read our datasets' batches straight into reused
-    shared-memory slots and send small batches in groups of up to ``prefetch_factor``; they pay
-    off when a pure-Python ``transform`` holds the GIL (``benchmarks/workers.py``).
-    ``prefetch_factor=None`` (default) reads 2 batches ahead per thread, and per process as
-    many as fit in 4 MiB (2 to 16): one request to a worker carries them all.
+    ``num_workers=None`` (default) reads in the caller's thread (stores and memmaps gather the
+    next batch on helper threads meanwhile), other datasets with 2 read-ahead threads from 1 MiB
+    a batch (``workbench.options``); ``worker_type="process"`` uses torch DataLoader worker
+    processes, which read our batches straight into reused shared-memory slots and send small
+    ones in groups of up to ``prefetch_factor``; they pay off when a pure-Python ``transform``
+    holds the GIL (``benchmarks/workers.py``). ``prefetch_factor=None`` (default) reads 2
+    batches ahead per thread, and per process as many as fit in 4 MiB (2 to 16).
     """
 
     def __init__(self, dataset: Any, *, sampler: Any = None, batch_sampler: Any = None,
