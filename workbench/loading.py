@@ -1,6 +1,6 @@
 """Feed batches from any map-style Dataset: one batched read per batch for ours (PyTorch's
-``__getitems__`` + ``collate_fn`` for the rest), read ahead in threads (default) or in torch
-DataLoader worker processes, in order, resumable mid-epoch, with live stats.
+``__getitems__`` + ``collate_fn`` for the rest), read ahead in the background, in threads or in
+worker processes, in order, resumable mid-epoch, with live stats.
 
 >>> ds = wb.open_dataset({"x": np.zeros((5000, 4), "float32"), "y": np.arange(5000)})
 >>> dl = loader(ds, batch_size=1024, shuffle="block", num_workers=0)
@@ -81,7 +81,6 @@ class Loader:
 
     Each full pass advances the epoch, so consecutive ``for`` loops see new orders; ``set_epoch``
     picks one explicitly. ``state_dict`` records the rows delivered (not read ahead) in the epoch.
-
     ``num_workers=None`` (default) reads in the caller's thread (stores and memmaps gather the
     next batch on helper threads meanwhile), other datasets with 2 read-ahead threads from 1 MiB
     a batch (``workbench.options``); ``worker_type="process"`` uses torch DataLoader worker
