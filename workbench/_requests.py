@@ -48,7 +48,7 @@ class FetchDataset(torch.utils.data.Dataset):
             return [self.fetch(*key[:3]) for key in group]
         count = self.slots * len(group) + LEND
         if _RING[0] is not None and _RING[0].count < count:
-            _RING[0] = None  # groups grew (a larger batch_size? no: fewer rows a batch): a new ring
+            _RING[0] = None  # sized by a short group (an epoch's last): a new one for full groups
         return [_one(self.fetch, key, count) for key in group]
 
 
