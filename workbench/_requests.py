@@ -120,8 +120,6 @@ def _to_ring(batch: Any, count: int, pass_no: int) -> Any:
     return _sent(ref)
 
 
-
-
 # about 4 MiB a request, at most 16 batches (and at most prefetch_factor): measured (bs 256 of
 # 1 KiB rows, 2 workers, full shuffle) 307 us a batch one a request, 189 at 1 MiB, 139 at 4 MiB
 # x 16, 127 at 8 MiB
@@ -163,5 +161,3 @@ class Feed:
                 group = []
         if group:
             yield group
-
-

@@ -120,10 +120,8 @@ class ArraysDataset(BaseDataset):
         if srcs is None or not isinstance(indices, np.ndarray) or \
                 int(indices[-1]) - int(indices[0]) == n - 1:
             return None  # a sampler's sorted batch spanning n rows is one run: its read is a view
-        plan = plan_for(indices, self._n, self.where)
-        if plan.contiguous:
-            return None
-        name = max(srcs, key=lambda k: srcs[k][0][:1].nbytes)
+        plan = plan_for(indices, self._n, self.where)  # not contiguous: the check above
+        name = max(self._cols, key=lambda c: c.row_bytes).name
         out = {k: np.empty((plan.k, *v[0].shape[1:]), v[0].dtype) for k, v in srcs.items()}
         if not _gather.start_into(srcs[name], self._starts, plan.idx, out[name]):
             return None
@@ -137,16 +135,16 @@ class ArraysDataset(BaseDataset):
         _gather.finish_into()
         self.stats.batches += 1
         self.stats.rows += plan.k
-        self._count(bisect_right(self._offs, plan.hi) - bisect_right(self._offs, plan.lo) + 1)
+        s0, s1 = self._shard_span(plan)
+        self._count(s1 - s0 + 1)
         return self._to_torch({c.name: out[c.name] for c in self._cols}, self.sparse)
 
     def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
         """One native gather per column into ``out``, or a plain copy of a contiguous run in
         one shard; False where the dtypes differ (a conversion) or a column cannot go that way."""
-        offs = self._offs
-        s0, s1 = bisect_right(offs, plan.lo) - 1, bisect_right(offs, plan.hi) - 1
+        s0, s1 = self._shard_span(plan)
         if plan.contiguous and s0 == s1:
-            arrays, a = self._shard(s0), plan.lo - offs[s0]
+            arrays, a = self._shard(s0), plan.lo - self._offs[s0]
             if any(c.sparse or arrays[c.name].dtype != out[c.name].dtype for c in self._cols):
                 return False
             for c in self._cols:
@@ -160,6 +158,10 @@ class ArraysDataset(BaseDataset):
             take_into(arrays, self._starts, plan.idx, out[name])
         self._count(s1 - s0 + 1)
         return True
+
+    def _shard_span(self, plan: Plan) -> tuple[int, int]:
+        """The first and last shard the batch's rows lie in."""
+        return bisect_right(self._offs, plan.lo) - 1, bisect_right(self._offs, plan.hi) - 1
 
     def _spans(self, idx: np.ndarray, s0: int, s1: int) -> list[tuple[int, int, int]]:
         """``(shard, a, b)`` for each shard that ascending ``idx`` touches: ``idx[a:b]`` lie in it."""
