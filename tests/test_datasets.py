@@ -644,3 +644,25 @@ def test_a_batch_started_in_the_background_equals_get_batch(tmp):
     ds._finish_batch(again)
     order = np.concatenate([s.numpy() for s in seen])
     assert len(np.unique(order)) == 3 * 512
+
+
+def test_a_started_gather_says_what_went_wrong():
+    if gmod.native is None or gmod.native_threads() <= 1:
+        assert not gmod.start_into([np.zeros((10, 4))], np.zeros(1, np.int64),
+                                   np.arange(4), np.empty((4, 4)))
+        return
+    src = np.random.default_rng(5).random((50_000, 32))
+    rows = np.random.default_rng(6).choice(50_000, 4096)
+    out = np.empty((4096, 32))
+    assert gmod.start_into([src], np.zeros(1, np.int64), rows, out)
+    gmod.finish_into()
+    np.testing.assert_array_equal(out, src[rows])
+    with pytest.raises(RuntimeError, match="no gather was started"):
+        gmod.finish_into()
+    bad = rows.copy()
+    bad[7] = 50_000
+    assert gmod.start_into([src], np.zeros(1, np.int64), bad, out)
+    with pytest.raises(IndexError, match=r"row 50000 \(position 7\) is in no source"):
+        gmod.finish_into()
+    assert gmod.start_into([src], np.zeros(1, np.int64), rows, out)  # the pool was given back
+    gmod.finish_into()
