@@ -106,11 +106,12 @@ class MemSampler:
 # ---- timing -----------------------------------------------------------------------------------
 
 def timed(make: Callable[[], Iterable[Any]], *, seconds: float, max_batches: int | None = None,
-          rows_per_batch: int | None = None) -> dict[str, float]:
+          rows_per_batch: int | None = None, from_start: bool = False) -> dict[str, float]:
     """One run: iterate ``make()`` consuming every batch until ``seconds`` or ``max_batches`` or
-    the end (one epoch). Rates count from the first batch; the first batch's latency is its own
-    figure. Memory: peaks over the run, and ``anon_growth`` = peak after the first batch minus
-    the level at the first batch (flat over the epoch means ~0)."""
+    the end (one epoch). Rates count from the first batch (``from_start``: from the call, the
+    first batch's rows and time included); the first batch's latency is its own figure.
+    Memory: peaks over the run, and ``anon_growth`` = peak after the first batch minus the level
+    at the first batch (flat over the epoch means ~0)."""
     with MemSampler() as mem:
         t0 = time.perf_counter()
         it = iter(make())
@@ -121,9 +122,9 @@ def timed(make: Callable[[], Iterable[Any]], *, seconds: float, max_batches: int
             now = time.perf_counter()
             n += 1
             if n == 1:
-                start, first = now, now - t0
+                start, first = (t0 if from_start else now), now - t0
                 at_first = mem.mark()
-            else:
+            if n > 1 or from_start:
                 samples += rows_per_batch or rows
                 nbytes += b
             del batch
@@ -134,7 +135,7 @@ def timed(make: Callable[[], Iterable[Any]], *, seconds: float, max_batches: int
         close = getattr(it, "close", None) or getattr(it, "_shutdown_workers", None)
         if close is not None:
             close()
-    secs = end - start if n > 1 else 0.0
+    secs = end - start if n > 1 or from_start else 0.0
     return {"samples": samples, "bytes": nbytes, "seconds": secs, "batches": n,
             "samples_per_s": samples / secs if secs > 0 else 0.0,
             "mb_per_s": nbytes / 1e6 / secs if secs > 0 else 0.0, "first_batch_s": first,
@@ -154,7 +155,10 @@ def median_of(make: Callable[[], Iterable[Any]], *, runs: int = 3, seconds: floa
               rows_per_batch: int | None = None) -> dict[str, Any]:
     """A warm-up run (none when cold), then ``runs`` timed runs; medians plus every run's rate.
 
-    ``cold``: the page cache is dropped before each run; ``make`` must open a new mapping."""
+    ``cold``: the page cache is dropped before each run; ``make`` must open a new mapping. Cold
+    rates count from the start, the first batch included: with the device's read-ahead
+    (``read_ahead_kb``, 8 MiB on this VM's disk) the first batch of a shuffled order can fault in
+    most of a file, and a rate from the first batch on would leave that read out."""
     if not cold and warmup_s > 0:
         timed(make, seconds=warmup_s, max_batches=max_batches, rows_per_batch=rows_per_batch)
     results = []
@@ -162,7 +166,7 @@ def median_of(make: Callable[[], Iterable[Any]], *, runs: int = 3, seconds: floa
         if cold:
             drop_caches()
         results.append(timed(make, seconds=seconds, max_batches=max_batches,
-                             rows_per_batch=rows_per_batch))
+                             rows_per_batch=rows_per_batch, from_start=cold))
     rates = [r["samples_per_s"] for r in results]
     mid = sorted(results, key=lambda r: r["samples_per_s"])[len(results) // 2]
     return {**mid, "runs": rates, "peak_anon": max(r["peak_anon"] for r in results),

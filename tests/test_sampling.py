@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.errors import IncompatibleResumeError, InvalidInputError
-from workbench.orders import epoch_order
+from workbench.orders import EpochOrder, epoch_order
 from workbench.sampling import ORDERS, BatchSampler
 
 shapes = st.tuples(
@@ -66,6 +66,23 @@ def test_batches_are_cut_from_epoch_order(shape):
     assert np.array_equal(np.sort(g), np.arange(n))
     for k, batch in enumerate(make(*shape)):
         assert np.array_equal(batch, np.sort(g[k * b:(k + 1) * b]))
+
+
+@FAST
+@given(shapes, st.lists(st.tuples(st.integers(0, 400), st.integers(1, 50)), min_size=1,
+                        max_size=30), st.integers(1, 4))
+def test_a_batch_is_its_positions_sorted_whatever_the_queries(shape, queries, run):
+    """EpochOrder.batch sorts runs of batches ahead in one call: any sequence of (start, size)
+    queries, aligned or not, past the end or not, gets exactly the sorted positions."""
+    n, b, br, w, order, seed, epoch = shape
+    if n == 0:
+        return
+    o = EpochOrder(n, order, seed, epoch, br)
+    o.set_segments([(0, o.span(w, b), run)])
+    for start, size in queries + [(q[0] + q[1], q[1]) for q in queries]:  # and the next batch
+        got = o.batch(start, size)
+        assert got.dtype == np.int64
+        assert np.array_equal(got, np.sort(o.take(start, start + size)))
 
 
 @pytest.mark.parametrize("order", ["full", "block"])

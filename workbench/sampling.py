@@ -201,10 +201,7 @@ class BatchSampler:
         b, w, k = self.batch_size, self.world_size, k - self._k0
         size = min(b, self._per_rank - k * b)
         start = self._offset + k * w * b + self.rank * size
-        rows = order.take(start, start + size)
-        if order.order == "sequential" and len(rows) and rows[-1] - rows[0] == len(rows) - 1:
-            return rows  # a fresh ascending run already (no wrap-around): nothing to sort
-        return np.sort(rows.astype(np.int64, copy=False))  # a copy: take() may view the permutation
+        return order.batch(start, size)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         start, self._resume_from = self._resume_from, 0
