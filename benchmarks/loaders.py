@@ -215,11 +215,12 @@ def cold_read(root: str, seconds: float) -> dict[str, Any]:
 
 def ours(root: str, batch: int, order: str, workers: int | None, worker_type: str, seconds: float,
          cold: bool = False, monitor: float = 0.0, numpy_gather: bool = False,
-         run_rows: int = 1, gather_threads: int = 0) -> dict[str, Any]:
+         run_rows: int = 1, gather_threads: int = 0, advise: bool = True) -> dict[str, Any]:
     """``workbench.loader(workbench.open_dataset(store), ...)``; with ``monitor`` > 0, watched by a
     ``workbench.Monitor`` sampling every ``monitor`` seconds; ``numpy_gather``: without the compiled
     gather, np.take per shard (what ``WB_NATIVE_GATHER=0`` sets at import); ``gather_threads``:
-    cap the compiled gather's threads (what ``WB_GATHER_THREADS`` sets at import)."""
+    cap the compiled gather's threads (what ``WB_GATHER_THREADS`` sets at import); ``advise``:
+    False turns off the read-ahead advice on the sampler's next window (the "before" of cold)."""
     import workbench
     from workbench.datasets import gather
 
@@ -235,6 +236,8 @@ def ours(root: str, batch: int, order: str, workers: int | None, worker_type: st
         ds = warm if warm is not None else workbench.open_dataset(store)  # cold: new mapping
         dl = workbench.loader(ds, batch_size=batch, shuffle=order, seed=0, num_workers=workers,
                               worker_type=worker_type, run_rows=run_rows)
+        if not advise:
+            dl.sampler.advise = None
         if not monitor:
             return iter(dl)
         return _watched(dl, workbench.Monitor(dl, interval=monitor))
@@ -243,6 +246,12 @@ def ours(root: str, batch: int, order: str, workers: int | None, worker_type: st
         return lm.median_of(make, seconds=seconds, cold=cold)
     finally:
         _stop_watching()
+
+
+def ours_unadvised(root: str, batch: int, order: str, workers: int | None, worker_type: str,
+                   seconds: float, cold: bool = False) -> dict[str, Any]:
+    """:func:`ours` without read-ahead advice on the next window."""
+    return ours(root, batch, order, workers, worker_type, seconds, cold=cold, advise=False)
 
 
 def _dataloader(ds: Any, order: str, workers: int, **kw: Any) -> Any:
@@ -422,6 +431,10 @@ def cold_plan(args: argparse.Namespace, root: str) -> list[dict[str, Any]]:
                              ("full", "thread", 0, b), ("full", "thread", 2, b)):
         out.append(_row("cold: workbench loader", "ours", order, f"{wt} {w}", bb, root=root,
                         batch=bb, seconds=s, order=order, workers=w, worker_type=wt, cold=True))
+        if order == "block" and w == 0:
+            out.append(_row("cold: workbench loader, no read-ahead advice", "ours_unadvised", order,
+                            f"{wt} {w}", bb, root=root, batch=bb, seconds=s, order=order,
+                            workers=w, worker_type=wt, cold=True))
     return out
 
 
@@ -567,6 +580,10 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
         cblk = _best(_get(cold, "ours", "block", batch=batch))
         check("cold block ≥ 0.8× cold sequential (dd-like read)", cblk, cseq, 0.8)
         check("cold block ≥ 0.8× cold sequential (zero-copy memmap)", cblk, cmm, 0.8)
+        check("cold block ≥ 0.8× cold sequential (workbench loader)", cblk,
+              _best(_get(cold, "ours", "sequential")), 0.8)
+        check("  same, before: no read-ahead advice", _best(_get(cold, "ours_unadvised", "block",
+                                                                   batch=batch)), cmm, 0.8)
         cfull = _best(_get(cold, "ours", "full"))
         if cfull and cseq:  # a full shuffle reads every byte too: a cold sequential read bounds it
             out.append(f"- cold full / cold dd-like sequential read: "

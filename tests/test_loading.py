@@ -325,3 +325,30 @@ def test_process_batches_show_in_a_torch_profile(npy):
     requests = -(-len(dl) // group_size(100 * open_dataset(npy).row_nbytes))
     assert sum("DataLoader" in n and "__next__" in n for n in names) >= requests, set(names)
     dl.close()
+
+
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_block_order_asks_for_each_next_window_and_reads_the_same_rows(tmp_path, npy, worker_type):
+    """The loader hands its dataset's ``will_need`` to the sampler: the main process asks the
+    kernel for each window ahead (measured in benchmarks/loaders.py --cold); the rows it reads
+    are the same without the advice, and a dataset that cannot advise gets none."""
+    import workbench as wb
+
+    store = wb.convert(npy, tmp_path / "x.store", shard_bytes=4_000, progress=False)
+    ds = open_dataset(tmp_path / "x.store")
+    assert len(store.shards) > 2
+    asked: list[int] = []
+    told = ds.will_need
+    ds.will_need = lambda starts, lengths: asked.append(told(starts, lengths)) or asked[-1]
+    kw = dict(batch_size=16, shuffle="block", block_rows=32, window=2, seed=3,
+              num_workers=1, worker_type=worker_type)
+    dl = loader(ds, **kw)
+    assert dl.sampler.advise == ds.will_need
+    wb.evict(tmp_path / "x.store")
+    with_advice = [rows_of(b) for b in dl]
+    spans = -(-N // dl.sampler._epoch_order(0).span(2, 16))
+    assert len(asked) == spans and asked[0] > 0  # once a window (the first: with the second)
+    quiet = loader(ds, **kw)
+    quiet.sampler.advise = None
+    assert all(np.array_equal(a, b) for a, b in zip(with_advice, (rows_of(b) for b in quiet)))
+    assert loader(torch.utils.data.TensorDataset(torch.zeros(4))).sampler.advise is None

@@ -55,3 +55,55 @@ def test_a_dataset_means_its_shard_files_and_pages_map_where(tmp_path, big):
 def test_missing_paths_are_named(tmp_path):
     with pytest.raises(SourceNotFoundError, match="nope.npy"):
         wb.residency(tmp_path / "nope.npy")
+
+
+def _resident_rows(path, a, lo, hi):
+    """Whether every page holding rows [lo, hi) of the .npy memmap ``a`` is cached."""
+    pages = wb.residency(path, pages=True).pages[str(path)]
+    first = (a.offset + lo * a.strides[0]) // PAGE
+    last = (a.offset + hi * a.strides[0] - 1) // PAGE
+    return bool(pages[first:last + 1].all())
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def test_will_need_reads_the_rows_ahead_and_then_finds_them_resident(big):
+    from workbench.pagecache import will_need
+
+    wb.evict(big)
+    a = np.load(big, mmap_mode="r")  # 256-byte rows
+    assert not _resident_rows(big, a, 4000, 6000)
+    asked = will_need(a, 4000, 6000)
+    assert 2000 * 256 <= asked <= 2000 * 256 + 2 * PAGE
+    for _ in range(100):  # the kernel reads them in the background
+        if _resident_rows(big, a, 4000, 6000):
+            break
+        time.sleep(0.02)
+    assert _resident_rows(big, a, 4000, 6000)
+    assert will_need(a, 4000, 6000) == 0  # resident: nothing asked
+    assert will_need(a, 10, 10) == 0 and will_need(a[:, ::2], 0, 100) == 0  # empty; strided
+
+
+def test_a_store_asks_for_runs_of_rows_across_its_shards(tmp_path, big):
+    wb.convert(big, tmp_path / "d.store", shard_bytes=600_000, progress=False)
+    ds = wb.open_dataset(tmp_path / "d.store")
+    for s in range(len(ds.shard_rows)):
+        ds._shard(s)  # mapped (their headers read) before the evict: only the advice reads now
+    wb.evict(tmp_path / "d.store")
+    starts, lengths = np.array([100, 2000]), np.array([50, 1500])  # the second crosses shards
+    assert len(ds.shard_rows) > 2 and ds.shard_rows[0] < 3500 < sum(ds.shard_rows[:2])
+    assert wb.residency(tmp_path / "d.store").resident_bytes < 1550 * 256 // 10
+    assert ds.will_need(starts, lengths) >= 1550 * 256
+    for _ in range(100):
+        r = wb.residency(tmp_path / "d.store")
+        if r.resident_bytes >= 1550 * 256:
+            break
+        time.sleep(0.02)
+    assert r.resident_bytes >= 1550 * 256
+    last = [f for f in r.files if f"{len(ds.shard_rows) - 1:05d}" in f]
+    assert last and all(r.files[f][0] == 0 for f in last)  # a shard no run touches: not read
+    assert ds.will_need(starts, lengths) == 0  # all resident: the next 7 calls do not look
+    wb.evict(tmp_path / "d.store")
+    assert [ds.will_need(starts, lengths) for _ in range(7)] == [0] * 7
+    assert ds.will_need(starts, lengths) >= 1550 * 256  # the 8th looks, finds them gone, asks

@@ -85,6 +85,33 @@ def test_a_batch_is_its_positions_sorted_whatever_the_queries(shape, queries, ru
         assert np.array_equal(got, np.sort(o.take(start, start + size)))
 
 
+@FAST
+@given(shapes, st.integers(1, 3), st.integers(1, 4))
+def test_every_batch_is_announced_before_it_is_yielded_once_per_window(shape, world, run):
+    """A sampler with ``advise`` tells it the next window's storage runs when a window starts
+    (and, at a pass's start, the first window's): every row of a batch was announced before the
+    batch is yielded; windowed orders only, a few calls a window at most."""
+    n, b, br, w, order, seed, epoch = shape
+    calls: list[np.ndarray] = []
+    s = make(*shape, rank=world - 1, world_size=world, run_rows=run)
+    s.advise = lambda starts, lengths: calls.append(
+        np.concatenate([np.arange(a, a + k) for a, k in zip(starts, lengths)] + [np.zeros(0, int)]))
+    announced: set[int] = set()
+    count = 0
+    for batch in s:
+        for c in calls:
+            announced.update(c.tolist())
+        count, calls[:] = count + len(calls), []
+        if order in ("block", "shard"):
+            assert set(batch.tolist()) <= announced
+    if order not in ("block", "shard"):
+        assert count == 0
+    elif len(s):
+        windows = -(-n // s._epoch_order(epoch).span(w, b))
+        assert 1 <= count <= windows + 3  # each window once; the padding's wrap: 2 more
+        assert announced <= set(range(n))
+
+
 @pytest.mark.parametrize("order", ["full", "block"])
 def test_epochs_differ_and_reproduce(order):
     args = dict(block_rows=16, window=3, seed=7)

@@ -2,7 +2,8 @@
 worker processes); and how failures become named errors.
 
 A pass gets a frozen :class:`FetchSpec` and reports each delivered batch through callbacks;
-it never sees the :class:`~workbench.loading.Loader` that made it.
+it never sees the :class:`~workbench.loading.Loader` that made it. A :class:`Run`, the iterator
+the consumer holds, does: it swaps in a new pass when the loader was reconfigured.
 """
 
 from __future__ import annotations
@@ -231,3 +232,31 @@ class ThreadPass(Pass):
             deadline = time.monotonic() + _JOIN_S
             for t in self._threads:
                 t.join(max(0.0, deadline - time.monotonic()))
+
+
+class Run:
+    """A pass over the epoch as the consumer sees it; the pass reading it is swapped for a new
+    one at a batch boundary when the loader was reconfigured (``loader``: a
+    :class:`~workbench.loading.Loader`, through its ``_pending``, ``_lock``, ``_apply_pending``
+    and ``_new_pass``)."""
+
+    def __init__(self, loader: Any) -> None:
+        self._loader, self._pass, self._done = loader, loader._new_pass(), False
+
+    def __iter__(self) -> Run:
+        return self
+
+    def __next__(self) -> Any:
+        if self._loader._pending is not None and not self._done:
+            with self._loader._lock:  # no other thread applies a change while passes swap
+                self._pass.close()
+                self._loader._apply_pending()
+                self._pass = self._loader._new_pass()
+        try:
+            return next(self._pass)
+        except StopIteration:
+            self._done = True
+            raise
+
+    def close(self) -> None:
+        self._pass.close()

@@ -21,7 +21,7 @@ import torch
 
 from ._batch import batch_nbytes, keep_batch_memory
 from ._fetch import Fetch, check_dataset
-from ._prefetch import FetchSpec, Pass, SyncPass, ThreadPass
+from ._prefetch import FetchSpec, Pass, Run, SyncPass, ThreadPass
 from ._workers import ProcessPass, live_pids, release
 from .errors import InvalidInputError
 from .metrics import BatchEvent, LoaderStats
@@ -33,32 +33,6 @@ __all__ = ["Loader", "loader"]
 
 _OPTIONS = frozenset(f.name for f in dataclasses.fields(LoaderConfig)) - {"block_rows", "shuffle"}
 FALLBACK_BLOCK_ROWS = 4096  # block order over a dataset without storage blocks (the sampler's default)
-
-
-class _Run:
-    """A pass over the epoch as the consumer sees it; the pass reading it is swapped for a new
-    one at a batch boundary when the loader was reconfigured."""
-
-    def __init__(self, loader: Loader) -> None:
-        self._loader, self._pass, self._done = loader, loader._new_pass(), False
-
-    def __iter__(self) -> _Run:
-        return self
-
-    def __next__(self) -> Any:
-        if self._loader._pending is not None and not self._done:
-            with self._loader._lock:  # no other thread applies a change while passes swap
-                self._pass.close()
-                self._loader._apply_pending()
-                self._pass = self._loader._new_pass()
-        try:
-            return next(self._pass)
-        except StopIteration:
-            self._done = True
-            raise
-
-    def close(self) -> None:
-        self._pass.close()
 
 
 class Loader:
@@ -113,6 +87,7 @@ class Loader:
                                     world_size=world_size, drop_last=cfg.drop_last,
                                     shard_rows=getattr(dataset, "shard_rows", None),
                                     run_rows=cfg.run_rows)
+        self.sampler.advise = getattr(dataset, "will_need", None)  # cold windows read ahead
         self.stats = LoaderStats()
         self._epoch = self._position = 0
         self._pending: LoaderConfig | None = None
@@ -182,7 +157,7 @@ class Loader:
         with self._lock:
             self._apply_pending()
             self.sampler.set_epoch(self._epoch)
-            it = _Run(self)
+            it = Run(self)
             self._current = weakref.ref(it)
         return it
 

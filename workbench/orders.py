@@ -78,9 +78,32 @@ class EpochOrder:
         self._segments = segments(layout)
         self._firsts = [s[0] for s in self._segments]
         self._cache = self._sorted = None
+        self._ahead = (-1, -1, -1)  # ahead(): the window it saw last, the one it announced
 
     def _segment(self, p: int) -> int:
         return bisect.bisect_right(self._firsts, p) - 1
+
+    def ahead(self, start: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """What to read ahead when a pass asks for positions ``[start, stop)``, as
+        :meth:`window_rows` runs: at a window's first batch the next window's; at a jump (a
+        pass's start) or a batch that reaches into another window (a new segment, the padding's
+        wrap) those windows' too; nothing inside a window, nor for the sequential (the kernel
+        reads ahead) and full (random rows: the kernel's read-around) orders."""
+        (c0, c1, told), p, q = self._ahead, start % self.n, (stop - 1) % self.n  # padding wraps
+        if self.order not in WINDOWED or (c0 <= p < c1 and c0 <= q < c1):
+            return []
+        runs = []
+        for x in (p, q):
+            w0, w1 = self.window_at(x)
+            if (w0, w1) == (c0, c1):
+                continue
+            if w0 != told:  # a jump: this window was not announced
+                runs.append(self.window_rows(w0, w1))
+            if w1 < self.n:
+                runs.append(self.window_rows(*self.window_at(w1)))
+            c0, c1, told = w0, w1, w1
+        self._ahead = (c0, c1, told)
+        return runs
 
     def batch(self, start: int, size: int) -> np.ndarray:
         """The rows at positions ``[start, start + size)``, sorted (a batch read in disk order).
@@ -112,15 +135,20 @@ class EpochOrder:
         w0 = start + (p - start) // span * span
         return w0, min(w0 + span, end, self.n)
 
-    def _window(self, w0: int, w1: int) -> np.ndarray:
-        if self._cache is not None and self._cache[0] == w0:
-            return self._cache[1]
+    def window_rows(self, w0: int, w1: int) -> tuple[np.ndarray, np.ndarray]:
+        """The storage rows of window ``[w0, w1)`` (windowed orders) as runs: first rows and
+        lengths, one run per block (or shard) it draws from, in the window's block order."""
         # the window's positions lie in a few consecutive blocks: map them block by block
         b0 = int(np.searchsorted(self._starts, w0, side="right")) - 1
         b1 = int(np.searchsorted(self._starts, w1 - 1, side="right"))
         lo = np.maximum(self._starts[b0:b1], w0)
         hi = np.minimum(self._starts[b0 + 1:b1 + 1], w1)
-        rows = _concat_ranges(self._row0[b0:b1] + (lo - self._starts[b0:b1]), hi - lo)
+        return self._row0[b0:b1] + (lo - self._starts[b0:b1]), hi - lo
+
+    def _window(self, w0: int, w1: int) -> np.ndarray:
+        if self._cache is not None and self._cache[0] == w0:
+            return self._cache[1]
+        rows = _concat_ranges(*self.window_rows(w0, w1))
         rng, run = np.random.default_rng([*self.key, 2, w0]), self._segments[self._segment(w0)][2]
         if run <= 1:
             rng.shuffle(rows)

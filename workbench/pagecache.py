@@ -116,22 +116,54 @@ def files_of(path: Any) -> list[str]:
     return found
 
 
+def will_need(a: np.ndarray, lo: int, hi: int) -> int:
+    """Ask the kernel to read rows ``[lo, hi)`` of a memory-mapped array ahead, without waiting
+    (``madvise(MADV_WILLNEED)`` on their pages); returns the bytes asked for, 0 where their
+    first and last pages are cached already, the array is not row-contiguous or the call failed
+    (advice only: nothing is lost without it).
+
+    >>> a = np.load("x.npy", mmap_mode="r"); _ = evict("x.npy")
+    >>> will_need(a, 0, 10) > 0, will_need(a, 990, 1000) >= 0
+    (True, True)
+    """
+    if hi <= lo or a.ndim == 0 or not a.flags.c_contiguous or not hasattr(mmap, "MADV_WILLNEED"):
+        return 0
+    step = a.strides[0]
+    start = a.ctypes.data + lo * step
+    first = start - start % PAGE  # madvise takes page-aligned addresses
+    size = start + (hi - lo) * step - first
+    libc, last = _c(), first + (size - 1) // PAGE * PAGE
+    # its first and last pages resident: the warm case, where asking costs ~3.5 us a MiB
+    if libc.mincore(first, PAGE, _PAGE_BYTE) == 0 and _PAGE_BYTE[0] & 1 and \
+            libc.mincore(last, PAGE, _PAGE_BYTE) == 0 and _PAGE_BYTE[0] & 1:
+        return 0
+    return size if libc.madvise(first, size, mmap.MADV_WILLNEED) == 0 else 0
+
+
+_PAGE_BYTE = (ctypes.c_ubyte * 1)()  # mincore's answer for one page (a race only mis-advises)
+
+
 _libc: Any = None
+
+
+def _c() -> Any:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return _libc
 
 
 def _mincore(path: str, size: int) -> np.ndarray:
     """One byte per page of ``path`` (``size`` bytes); bit 0 set where the page is resident."""
-    global _libc
     if size == 0:
         return np.zeros(0, np.uint8)
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
     vec = np.zeros((size + PAGE - 1) // PAGE, np.uint8)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as mm:
         view = np.frombuffer(mm, np.uint8)  # an address for the mapping, without reading it
         try:
-            if _libc.mincore(view.ctypes.data, size, vec.ctypes.data) != 0:
+            if _c().mincore(view.ctypes.data, size, vec.ctypes.data) != 0:
                 err = ctypes.get_errno()
                 raise InvalidInputError(f"{path}: mincore failed ({os.strerror(err)}); page-cache "
                                         "residency needs Linux")

@@ -52,7 +52,7 @@ epoch's final one, which may be partial or padded by wrapping and straddle two w
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -94,6 +94,10 @@ class BatchSampler:
     >>> np.array_equal(np.sort(np.concatenate(batches)), np.arange(1000))   # each row once
     True
     """
+
+    # told the storage runs (first rows, lengths) a pass reads next, once a window, to read them
+    # ahead (a loader sets its dataset's ``will_need``); None: nobody listens
+    advise: Callable[[np.ndarray, np.ndarray], Any] | None = None
 
     def __init__(self, num_rows: int, batch_size: int, order: str = "block", seed: int = 0,
                  block_rows: int = 4096, window: int = 8, rank: int = 0, world_size: int = 1,
@@ -201,6 +205,9 @@ class BatchSampler:
         b, w, k = self.batch_size, self.world_size, k - self._k0
         size = min(b, self._per_rank - k * b)
         start = self._offset + k * w * b + self.rank * size
+        if self.advise is not None:
+            for runs in order.ahead(start, start + size):
+                self.advise(*runs)
         return order.batch(start, size)
 
     def __iter__(self) -> Iterator[np.ndarray]:

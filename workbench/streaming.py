@@ -227,7 +227,7 @@ def open_remote(url: str, *, cache_dir: str | os.PathLike[str] | None = None,
 class RemoteStoreDataset(StoreDataset):
     """A store dataset whose shards are fetched on demand into a :class:`ShardCache`."""
 
-    kind, _sources = "store (remote)", False  # shards come and go: never all open for the gather
+    kind, _sources, _fetches = "store (remote)", False, True  # shards come and go: never all open
 
     def __init__(self, version: Path, manifest: Manifest, cols: Any, *, cache: ShardCache,
                  url: str, **kw: Any) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..inputs.memmaps import memmap_ref, reopen
 from ..manifest import Column
+from ..pagecache import will_need
 from ..sparse import CSR, concat
 from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
 from . import gather as _gather
@@ -29,6 +30,7 @@ __all__: list[str] = []
 
 Array = Any  # np.ndarray | CSR
 MAX_NATIVE_SHARDS = 4096  # the native path keeps every shard's memmaps open (2 columns: 8,192 fds)
+WILL_NEED_BYTES = 256 << 20  # read-ahead asked for in one call at most (a window of big shards)
 
 
 class ArraysDataset(BaseDataset):
@@ -66,6 +68,34 @@ class ArraysDataset(BaseDataset):
         local = plan.idx - base if base else plan.idx
         breaks = run_breaks(local)  # once for every column
         return {c.name: _take(arrays[c.name], local, breaks) for c in self._cols}
+
+    _idle_advice = 0  # will_need calls left to skip
+
+    def _mapped(self, s: int) -> dict[str, Array] | None:
+        """Shard ``s``'s arrays where they are local mappings that read-ahead advice can reach
+        without reading anything now; None (the default): no advice."""
+        return None
+
+    def will_need(self, starts: np.ndarray, lengths: np.ndarray) -> int:
+        """Ask the kernel to read these runs of rows ahead, without waiting (the sampler's next
+        window in block and shard order: a cold epoch then reads ahead as a sequential one
+        does); returns the bytes asked for, at most ``WILL_NEED_BYTES`` a call. Dense columns.
+        Where a call finds every run resident, the next 7 return 0 at once (warm data: looking
+        cost ~1 us a batch)."""
+        if self._idle_advice > 0:
+            self._idle_advice -= 1
+            return 0
+        asked, offs = 0, self._offs
+        for r0, r1 in zip(starts.tolist(), (starts + lengths).tolist()):
+            s = bisect_right(offs, r0) - 1
+            while r0 < r1 and asked < WILL_NEED_BYTES:
+                end, arrays = min(r1, offs[s + 1]), self._mapped(s)
+                for v in (arrays or {}).values():
+                    if isinstance(v, np.ndarray):
+                        asked += will_need(v, r0 - offs[s], end - offs[s])
+                r0, s = end, s + 1
+        self._idle_advice = 0 if asked else 7
+        return asked
 
     # column -> every shard's array, for the native path: None = not built yet; False = never
     # (the default: only readers whose shards stay open cheaply, memmaps, opt in with None)
@@ -252,6 +282,8 @@ class MemoryDataset(ArraysDataset):
 
     def _shard(self, s: int) -> dict[str, Array]:
         return self._arrays
+
+    _mapped = _shard  # memmaps get the advice; for arrays in RAM it is a no-op
 
     def __getstate__(self) -> dict[str, Any]:
         refs = {k: (memmap_ref(v) if isinstance(v, np.ndarray) else None) or v for k, v in self._arrays.items()}

@@ -55,6 +55,11 @@ class StoreDataset(ArraysDataset):
             got = self._open[s] = self._open_shard(s)
         return got
 
+    _fetches = False  # opening a shard maps it, reading nothing (a remote store's fetches it)
+
+    def _mapped(self, s: int) -> dict[str, Array] | None:
+        return self._open.get(s) if self._fetches else self._shard(s)
+
     def _open_shard(self, s: int) -> dict[str, Array]:
         shard = self.manifest.shards[s]  # type: ignore[union-attr]
         files = {(f.column, f.part): self._version / f.path for f in shard.files}
