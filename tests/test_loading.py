@@ -187,6 +187,20 @@ def test_stats_count_samples_bytes_and_time(npy):
     assert s.samples == 0
 
 
+@pytest.mark.parametrize("dtype,transform", [(None, None), ("float16", None), (None, "halve")])
+def test_stats_bytes_are_the_batches_bytes_however_they_are_counted(npy, dtype, transform):
+    """Batches of our datasets as read are counted as rows x row bytes without looking at them;
+    a cast or a transform changes the bytes, and then the batch itself is measured."""
+    from workbench._batch import batch_nbytes
+
+    fn = (lambda b: {k: v[:, :1] for k, v in b.items()}) if transform else None
+    for order in ("sequential", "full"):
+        dl = loader(open_dataset(npy, dtype=dtype), batch_size=64, shuffle=order, transform=fn,
+                    num_workers=0)
+        assert dl.stats.bytes == 0 and sum(batch_nbytes(b) for b in dl) == dl.stats.bytes > 0
+    assert open_dataset(npy, dtype=dtype).dense_row_nbytes == (D * 8 if dtype is None else 0)
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("worker_type,workers", MODES)
 def test_raising_dataset_names_the_batch(npy, worker_type, workers):

@@ -51,6 +51,9 @@ class Fetch:
         self.batched = callable(getattr(dataset, "__getitems__", None))
         self.collate = collate_fn or default_collate
         self.wants_generator = transform is not None and _takes_generator(transform)
+        self.starts = self.ours and not contiguous  # whether start() may read in the background
+        # bytes a row takes in a batch, where known without looking at the batch (else 0)
+        self.row_bytes = int(getattr(dataset, "dense_row_nbytes", 0)) if self.fills else 0
 
     @property
     def fills(self) -> bool:
@@ -69,7 +72,7 @@ class Fetch:
     def start(self, idx: np.ndarray) -> Any:
         """Begin reading the batch at ``idx`` in the background (our datasets, on the compiled
         gather's helper threads), for :meth:`finish`; None where it cannot."""
-        if not self.ours or self.contiguous:
+        if not self.starts:
             return None
         try:
             return self.dataset._start_batch(idx)

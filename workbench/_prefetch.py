@@ -154,9 +154,10 @@ class SyncPass(Pass):
             raise
         except Exception as exc:
             raise read_error(exc, key[0], "in the main process") from exc
-        nxt = next(self._batches, None)
-        if nxt is not None:
-            self._ahead = (nxt, spec.fetch.start(nxt[0]))
+        if spec.fetch.starts:  # sequential batches are views: nothing to read ahead
+            nxt = next(self._batches, None)
+            if nxt is not None:
+                self._ahead = (nxt, spec.fetch.start(nxt[0]))
         return (_pin(batch) if spec.pin else batch), len(key[0])
 
     def in_flight(self) -> int:

@@ -185,7 +185,7 @@ class Loader:
         return ProcessPass(spec, keys, self._delivered, self._finish_epoch, holder=self._workers)
 
     def _delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
-        nbytes = batch_nbytes(batch)
+        nbytes = rows * self._fetch.row_bytes or batch_nbytes(batch)  # type: ignore[union-attr]
         self.stats.add(rows, nbytes, wait_s, since_last_s)
         self._position += 1
         if self._subscribers:  # the hot path pays one check when nobody watches

@@ -104,7 +104,7 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
         return ds
     from ..inputs.arrays import columns_of
     from ..schema import check_columns
-    from .arrays import MemoryDataset
+    from .memory import MemoryDataset
 
     if kind == "table":
         from ..inputs.arrow import as_arrow, stored_columns

@@ -1,13 +1,13 @@
-"""Readers over row-sharded NumPy arrays and CSRs: the base of the store layout's reader, and
-in-memory arrays and memmaps (:class:`MemoryDataset`).
+"""Readers over row-sharded NumPy arrays and CSRs: the base of the store layout's reader and of
+in-memory arrays and memmaps (:class:`~.memory.MemoryDataset`).
 
 A batch is one gather per touched shard: a contiguous ascending batch inside one shard is a
 zero-copy view of read-only (memmapped) data; anything else is one :func:`~.gather.gather` (on
 every core where that pays, else ``np.take``) into a new array.
 
->>> ds = MemoryDataset({"x": np.arange(10.0)}, (Column("x", "float64"),), where="demo")
->>> ds.get_batch([3, 1])["x"].tolist()
-[3.0, 1.0]
+>>> ds = wb.open_dataset({"x": np.arange(10.0)})   # a MemoryDataset: one shard
+>>> ds.get_batch([3, 1])["x"].tolist(), isinstance(ds, ArraysDataset)
+([3.0, 1.0], True)
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from bisect import bisect_right
 from typing import Any
 
 import numpy as np
+import torch
 
-from ..inputs.memmaps import memmap_ref, reopen
-from ..manifest import Column
 from ..pagecache import will_need
 from ..sparse import CSR, concat
-from .base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
+from .base import BaseDataset, Plan, shared_tensor
 from . import gather as _gather
 from .gather import gather, run_breaks, sharded_ok, take_into
 from .plan import plan_for
@@ -43,6 +42,38 @@ class ArraysDataset(BaseDataset):
         self.shard_rows = [int(r) for r in rows]  # the shuffle="shard" order's units
 
     share_views = True  # contiguous batches of read-only data are returned zero-copy
+    _plain: dict[str, np.dtype] | None = None  # dense column -> a dtype its views need no cast from
+
+    def get_batch(self, indices: Any, out: dict[str, torch.Tensor] | None = None
+                  ) -> dict[str, torch.Tensor]:
+        """See :meth:`BaseDataset.get_batch`; a ``range`` inside one shard of read-only arrays
+        (the loader's sequential batches) is sliced straight to tensors (~2 us a batch less)."""
+        if out is None and type(indices) is range and self.share_views:
+            got = self._views(indices)
+            if got is not None:
+                return got
+        return super().get_batch(indices, out)
+
+    def _views(self, r: range) -> dict[str, torch.Tensor] | None:
+        lo, hi, offs = r.start, r.stop, self._offs
+        if r.step != 1 or not 0 <= lo < hi <= self._n:
+            return None
+        s = bisect_right(offs, lo) - 1
+        if hi > offs[s + 1]:
+            return None
+        plain = self._plain
+        if plain is None:
+            dts = {c.name: np.dtype(c.dtype) for c in self._cols if not c.sparse}
+            plain = self._plain = {k: d for k, d in dts.items() if d.isnative and (
+                self.dtype is None or d.kind != "f" or d == self.dtype)}
+        out, base = {}, offs[s]
+        for name, v in self._shard(s).items():
+            if v.__class__ is not np.ndarray or v.flags.writeable or plain.get(name) != v.dtype:
+                return None  # a copy, a cast or a CSR: the general path
+            out[name] = shared_tensor(v[lo - base:hi - base])
+        stats = self.stats
+        stats.batches, stats.rows, stats.reads = stats.batches + 1, stats.rows + hi - lo, stats.reads + 1
+        return out
 
     def _shard(self, s: int) -> dict[str, Array]:
         raise NotImplementedError
@@ -259,38 +290,3 @@ def _take(v: Array, local: np.ndarray, breaks: np.ndarray | None) -> Array:
     if isinstance(v, CSR):
         return v.take(local)
     return gather(v, local, np.empty((local.size, *v.shape[1:]), v.dtype), breaks=breaks)
-
-
-class MemoryDataset(ArraysDataset):
-    """In-memory or memory-mapped arrays (one shard). Memmaps pickle as a file reference.
-
-    Other in-memory arrays necessarily pickle their data (spawned DataLoader workers get a copy).
-    """
-
-    kind = "arrays"
-    _sources = None
-
-    def __init__(self, arrays: dict[str, Array], cols: tuple[Column, ...], *, where: str, **kw: Any) -> None:
-        n = len(next(iter(arrays.values())))
-        super().__init__(cols, n, where=where, **kw)
-        self._arrays = {c.name: arrays[c.name] for c in cols}
-        self._set_shards([n])
-        for c in cols:
-            if c.sparse:
-                self.row_nbytes += sparse_row_nbytes(c, arrays[c.name].nnz, n)
-        self.block_rows = pow2_block_rows(self.row_nbytes)
-
-    def _shard(self, s: int) -> dict[str, Array]:
-        return self._arrays
-
-    _mapped = _shard  # memmaps get the advice; for arrays in RAM it is a no-op
-
-    def __getstate__(self) -> dict[str, Any]:
-        refs = {k: (memmap_ref(v) if isinstance(v, np.ndarray) else None) or v for k, v in self._arrays.items()}
-        state = {**self.__dict__, "_arrays": refs}
-        state.pop("_sources", None)  # rebuilt from the reopened arrays
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state["_arrays"] = {k: reopen(v) if isinstance(v, tuple) else v for k, v in state["_arrays"].items()}
-        self.__dict__.update(state)

@@ -107,6 +107,13 @@ class BaseDataset(Dataset):
         self.block_rows = 64
         self.row_nbytes = sum(c.row_bytes for c in cols if not c.sparse)
 
+    @property
+    def dense_row_nbytes(self) -> int:
+        """Bytes a row takes in a batch (``row_nbytes``) where every column is dense and kept in
+        its stored dtype; 0 where a batch's size must be measured."""
+        same = self.dtype is None or all(np.dtype(c.dtype) == self.dtype for c in self._cols)
+        return self.row_nbytes if same and not any(c.sparse for c in self._cols) else 0
+
     # -- protocol -------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._n
