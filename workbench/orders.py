@@ -28,6 +28,7 @@ import numpy as np
 __all__ = ["epoch_order", "shuffle_quality"]
 
 ORDERS = ("sequential", "full", "block", "shard")
+AHEAD_WINDOWS = 2  # windows told ahead of the one a pass reads (see EpochOrder.ahead)
 WINDOWED = ("block", "shard")
 
 
@@ -78,18 +79,20 @@ class EpochOrder:
         self._segments = segments(layout)
         self._firsts = [s[0] for s in self._segments]
         self._cache = self._sorted = None
-        self._ahead = (-1, -1, -1)  # ahead(): the window it saw last, the one it announced
+        self._ahead = (-1, -1, -1, -1)  # ahead(): the window it saw last; positions told
 
     def _segment(self, p: int) -> int:
         return bisect.bisect_right(self._firsts, p) - 1
 
     def ahead(self, start: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """What to read ahead when a pass asks for positions ``[start, stop)``, as
-        :meth:`window_rows` runs: at a window's first batch the next window's; at a jump (a
-        pass's start) or a batch that reaches into another window (a new segment, the padding's
-        wrap) those windows' too; nothing inside a window, nor for the sequential (the kernel
-        reads ahead) and full (random rows: the kernel's read-around) orders."""
-        (c0, c1, told), p, q = self._ahead, start % self.n, (stop - 1) % self.n  # padding wraps
+        :meth:`window_rows` runs: at a window's first batch, the window ``AHEAD_WINDOWS`` past
+        it (every window is told once, that far ahead); at a jump (a pass's start, a resume) or a
+        batch that reaches into another window (a new segment, the padding's wrap), that window
+        and those up to ``AHEAD_WINDOWS`` past it; nothing inside a window, nor for the
+        sequential (the kernel reads ahead) and full (random rows: the kernel's read-around)
+        orders."""
+        (c0, c1, t0, t1), p, q = self._ahead, start % self.n, (stop - 1) % self.n  # padding wraps
         if self.order not in WINDOWED or (c0 <= p < c1 and c0 <= q < c1):
             return []
         runs = []
@@ -97,12 +100,18 @@ class EpochOrder:
             w0, w1 = self.window_at(x)
             if (w0, w1) == (c0, c1):
                 continue
-            if w0 != told:  # a jump: this window was not announced
+            if not t0 <= w0 < w1 <= t1:  # a jump: this window was not announced
                 runs.append(self.window_rows(w0, w1))
-            if w1 < self.n:
-                runs.append(self.window_rows(*self.window_at(w1)))
-            c0, c1, told = w0, w1, w1
-        self._ahead = (c0, c1, told)
+                t0, t1 = w0, w1
+            end = w1
+            for _ in range(AHEAD_WINDOWS):
+                end = self.window_at(end)[1] if end < self.n else end
+            while t1 < end:  # the windows up to AHEAD_WINDOWS past this one, each told once
+                nxt = self.window_at(t1)
+                runs.append(self.window_rows(*nxt))
+                t1 = nxt[1]
+            c0, c1 = w0, w1
+        self._ahead = (c0, c1, t0, t1)
         return runs
 
     def batch(self, start: int, size: int) -> np.ndarray:
