@@ -46,20 +46,22 @@ class ArraysDataset(BaseDataset):
 
     def get_batch(self, indices: Any, out: dict[str, torch.Tensor] | None = None
                   ) -> dict[str, torch.Tensor]:
-        """See :meth:`BaseDataset.get_batch`; a ``range`` inside one shard of read-only arrays
-        (the loader's sequential batches) is sliced straight to tensors (~2 us a batch less)."""
-        if out is None and type(indices) is range and self.share_views:
-            got = self._views(indices)
+        """See :meth:`BaseDataset.get_batch`; a ``range`` (the sequential loader's batches) goes
+        to :meth:`_views` before any planning (~2 us a batch less than the general path)."""
+        if out is None and type(indices) is range and indices.step == 1 \
+                and 0 <= indices.start < indices.stop <= self._n:
+            got = self._views(indices.start, indices.stop)
             if got is not None:
+                self.stats.batches, self.stats.rows = self.stats.batches + 1, self.stats.rows + len(indices)
                 return got
         return super().get_batch(indices, out)
 
-    def _views(self, r: range) -> dict[str, torch.Tensor] | None:
-        lo, hi, offs = r.start, r.stop, self._offs
-        if r.step != 1 or not 0 <= lo < hi <= self._n:
-            return None
+    def _views(self, lo: int, hi: int) -> dict[str, torch.Tensor] | None:
+        """Rows ``[lo, hi)`` inside one shard of read-only arrays sliced straight to tensors;
+        None where they need a copy, a cast or a CSR, or cross shards."""
+        offs = self._offs
         s = bisect_right(offs, lo) - 1
-        if hi > offs[s + 1]:
+        if hi > offs[s + 1] or not self.share_views:
             return None
         plain = self._plain
         if plain is None:
@@ -69,10 +71,9 @@ class ArraysDataset(BaseDataset):
         out, base = {}, offs[s]
         for name, v in self._shard(s).items():
             if v.__class__ is not np.ndarray or v.flags.writeable or plain.get(name) != v.dtype:
-                return None  # a copy, a cast or a CSR: the general path
+                return None
             out[name] = shared_tensor(v[lo - base:hi - base])
-        stats = self.stats
-        stats.batches, stats.rows, stats.reads = stats.batches + 1, stats.rows + hi - lo, stats.reads + 1
+        self._count(1)
         return out
 
     def _shard(self, s: int) -> dict[str, Array]:

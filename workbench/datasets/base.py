@@ -146,7 +146,8 @@ class BaseDataset(Dataset):
         plan = plan_for(indices, self._n, self.where)
         self.stats.rows += plan.k
         if out is None:
-            return self._to_torch(self._read(plan), self.sparse)
+            got = self._views(plan.lo, plan.hi + 1) if plan.contiguous else None
+            return got if got is not None else self._to_torch(self._read(plan), self.sparse)
         self._check_out(out, plan.k)
         if not self._read_to_out(plan, {k: v.numpy() for k, v in out.items()}):
             for k, v in self._to_torch(self._read(plan), self.sparse).items():
@@ -165,6 +166,11 @@ class BaseDataset(Dataset):
 
     def _read(self, plan: Plan) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _views(self, lo: int, hi: int) -> dict[str, torch.Tensor] | None:
+        """Rows ``[lo, hi)`` as tensors straight from the source, where a reader can; None:
+        :meth:`_read` them."""
+        return None
 
     reads_ahead = False  # whether _start_batch can read the next batch in the background
 

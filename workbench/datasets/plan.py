@@ -63,9 +63,9 @@ class Plan:
 
 
 def _order_facts(idx: np.ndarray) -> tuple[bool, bool, int, int]:
-    if idx.size > 1:
-        strict = bool((idx[1:] > idx[:-1]).all())
-        ascending = strict or bool((idx[1:] >= idx[:-1]).all())
+    if idx.size > 1:  # count_nonzero: ~0.4 us a call less than .all()'s Python wrapper
+        strict = not np.count_nonzero(idx[1:] <= idx[:-1])
+        ascending = strict or not np.count_nonzero(idx[1:] < idx[:-1])
     else:
         strict = ascending = True
     if ascending:
@@ -90,6 +90,8 @@ def plan_for(indices: Any, n: int, where: str) -> Plan:
 
 def as_index(indices: Any) -> np.ndarray:
     """Any batch of row numbers (list, range, ndarray, tensor) as a 1-d int64 array."""
+    if type(indices) is np.ndarray and indices.ndim == 1 and indices.dtype == np.int64:
+        return indices  # a sampler's batch, as it is
     if isinstance(indices, range):
         return np.arange(indices.start, indices.stop, indices.step, dtype=np.int64)
     if type(indices).__module__.startswith("torch") and hasattr(indices, "cpu"):  # a tensor
