@@ -343,8 +343,8 @@ def test_process_batches_show_in_a_torch_profile(npy):
 
 @pytest.mark.parametrize("worker_type", ["thread", "process"])
 def test_block_order_asks_for_each_next_window_and_reads_the_same_rows(tmp_path, npy, worker_type):
-    """The loader hands its dataset's ``will_need`` to the sampler: the main process asks the
-    kernel for each window ahead (measured in benchmarks/loaders.py --cold); the rows it reads
+    """The loader hands its dataset's ``will_need`` to the sampler, through an Advisor thread:
+    the main process asks the kernel for each window ahead (measured in benchmarks/loaders.py --cold); the rows it reads
     are the same without the advice, and a dataset that cannot advise gets none."""
     import workbench as wb
 
@@ -357,9 +357,10 @@ def test_block_order_asks_for_each_next_window_and_reads_the_same_rows(tmp_path,
     kw = dict(batch_size=16, shuffle="block", block_rows=32, window=2, seed=3,
               num_workers=1, worker_type=worker_type)
     dl = loader(ds, **kw)
-    assert dl.sampler.advise == ds.will_need
+    assert dl.sampler.advise.fn == ds.will_need  # called on the Advisor's thread
     wb.evict(tmp_path / "x.store")
     with_advice = [rows_of(b) for b in dl]
+    assert dl.sampler.advise.wait(10.0)
     spans = -(-N // dl.sampler._epoch_order(0).span(2, 16))
     assert len(asked) == spans and asked[0] > 0  # once a window (the first: with the second)
     quiet = loader(ds, **kw)

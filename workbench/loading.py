@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ._advice import Advisor
 from ._batch import batch_nbytes, keep_batch_memory
 from ._fetch import Fetch, check_dataset
 from ._prefetch import FetchSpec, Pass, Run, SyncPass, ThreadPass
@@ -87,7 +88,8 @@ class Loader:
                                     world_size=world_size, drop_last=cfg.drop_last,
                                     shard_rows=getattr(dataset, "shard_rows", None),
                                     run_rows=cfg.run_rows)
-        self.sampler.advise = getattr(dataset, "will_need", None)  # cold windows read ahead
+        if callable(getattr(dataset, "will_need", None)):  # cold windows read ahead
+            self.sampler.advise = Advisor(dataset.will_need)
         self.stats = LoaderStats()
         self._epoch = self._position = 0
         self._pending: LoaderConfig | None = None
