@@ -362,7 +362,7 @@ def test_block_order_asks_for_each_next_window_and_reads_the_same_rows(tmp_path,
     with_advice = [rows_of(b) for b in dl]
     assert dl.sampler.advise.wait(10.0)
     spans = -(-N // dl.sampler._epoch_order(0).span(2, 16))
-    assert len(asked) == spans and asked[0] > 0  # once a window (the first: with the second)
+    assert 1 <= len(asked) <= spans and asked[0] > 0  # a window once at most; a backlog: newest
     quiet = loader(ds, **kw)
     quiet.sampler.advise = None
     assert all(np.array_equal(a, b) for a, b in zip(with_advice, (rows_of(b) for b in quiet)))

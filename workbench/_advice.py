@@ -9,21 +9,23 @@ waiting there instead of reading the window it has.
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 __all__: list[str] = []
 
 IDLE_S = 1.0  # the thread ends after this long without advice, and starts again on the next
+MAX_QUEUED = 2  # calls waiting at most: the newest (AHEAD_WINDOWS windows' worth)
 
 
 class Advisor:
     """``advisor(*args)`` queues ``fn(*args)`` for a daemon thread of its own and returns at
-    once; calls run in order, and one that raises is dropped (advice only: a read still reads).
+    once; calls run in order, one that raises is dropped (advice only: a read still reads), and
+    of a backlog only the newest ``MAX_QUEUED`` wait (older advice is for windows the pass has
+    reached already). :meth:`cancel` drops what waits, at a pass's end.
 
     While ``fn`` asks for nothing (returns 0: warm data, where our datasets' ``will_need`` only
     looks), it is called in the caller's thread instead: waking a thread once a window cost
@@ -31,12 +33,14 @@ class Advisor:
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._pending = 0
+        self._cond = threading.Condition()
+        self._reset()
         self._inline = True  # whether calls run in the caller (the last one asked for nothing)
+
+    def _reset(self) -> None:
+        self._queue: collections.deque = collections.deque()
+        self._thread: threading.Thread | None = None
+        self._pid, self._busy, self._stop = os.getpid(), False, False
 
     def __call__(self, *args: Any) -> None:
         if self._inline:
@@ -45,36 +49,47 @@ class Advisor:
             except Exception:
                 pass
             return
-        with self._lock:
+        with self._cond:
             if self._pid != os.getpid():  # a forked child: the parent's thread is not here
-                self._queue, self._thread, self._pid, self._pending = queue.SimpleQueue(), None, os.getpid(), 0
-            self._pending += 1
-            self._queue.put(args)
+                self._reset()
+            self._queue.append(args)
+            while len(self._queue) > MAX_QUEUED:
+                self._queue.popleft()
+            self._cond.notify()
             if self._thread is None:
+                self._stop = False
                 self._thread = threading.Thread(target=self._run, name="workbench-advice", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
         while True:
-            try:
-                args = self._queue.get(timeout=IDLE_S)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
+            with self._cond:
+                if not self._queue and not self._stop:
+                    self._cond.wait(IDLE_S)
+                if not self._queue or self._stop:  # the thread holds fn (its dataset): let go
+                    self._thread = None
+                    return
+                args, self._busy = self._queue.popleft(), True
             try:
                 if not self.fn(*args):
                     self._inline = True  # warm again: the next calls run in the caller
             except Exception:
                 pass
-            with self._lock:
-                self._pending -= 1
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
 
     def wait(self, timeout: float) -> bool:
         """Whether every queued call has run within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self._pending and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return not self._pending
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def cancel(self, timeout: float = 1.0) -> None:
+        """Drop the calls still waiting, let the one running finish (``timeout`` at most) and
+        end the thread: no advice reads pages for a pass that is over, and the dataset it holds
+        (its mappings, which keep their pages cached) is not kept alive by it."""
+        with self._cond:
+            self._queue.clear()
+            self._stop = True
+            self._cond.notify_all()
+        self.wait(timeout)

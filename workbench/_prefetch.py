@@ -238,8 +238,8 @@ class ThreadPass(Pass):
 class Run:
     """A pass over the epoch as the consumer sees it; the pass reading it is swapped for a new
     one at a batch boundary when the loader was reconfigured (``loader``: a
-    :class:`~workbench.loading.Loader`, through its ``_pending``, ``_lock``, ``_apply_pending``
-    and ``_new_pass``)."""
+    :class:`~workbench.loading.Loader`, through its ``_pending``, ``_lock``, ``_apply_pending``,
+    ``_new_pass`` and ``_stop_advice``)."""
 
     def __init__(self, loader: Any) -> None:
         self._loader, self._pass, self._done = loader, loader._new_pass(), False
@@ -261,3 +261,4 @@ class Run:
 
     def close(self) -> None:
         self._pass.close()
+        self._loader._stop_advice()

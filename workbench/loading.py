@@ -225,6 +225,7 @@ class Loader:
         return {pid: f"loader worker {i}" for i, pid in enumerate(pids)}
 
     def _finish_epoch(self) -> None:
+        self._stop_advice()
         self._epoch, self._position = self._epoch + 1, 0
         self.sampler.set_epoch(self._epoch)  # a whole epoch again after an elastic resume
 
@@ -245,6 +246,10 @@ class Loader:
         self._current = None
         if it is not None:
             it.close()
+
+    def _stop_advice(self) -> None:
+        if isinstance(self.sampler.advise, Advisor):  # no read-ahead for a pass that is over
+            self.sampler.advise.cancel()
 
     def close(self) -> None:
         """Stop the reader threads or worker processes of the pass in progress, if any, and
