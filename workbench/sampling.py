@@ -96,7 +96,7 @@ class BatchSampler:
     """
 
     # told the storage runs (first rows, lengths) a pass reads next, once a window, to read them
-    # ahead (a loader sets its dataset's ``will_need``); None: nobody listens
+    # ahead (a loader sets an ``_advice.Advisor`` over its dataset's ``will_need``); None: nobody
     advise: Callable[[np.ndarray, np.ndarray], Any] | None = None
 
     def __init__(self, num_rows: int, batch_size: int, order: str = "block", seed: int = 0,

@@ -42,7 +42,6 @@ class ArraysDataset(BaseDataset):
         self.shard_rows = [int(r) for r in rows]  # the shuffle="shard" order's units
 
     share_views = True  # contiguous batches of read-only data are returned zero-copy
-    _plain: dict[str, np.dtype] | None = None  # dense column -> a dtype its views need no cast from
 
     def get_batch(self, indices: Any, out: dict[str, torch.Tensor] | None = None
                   ) -> dict[str, torch.Tensor]:
@@ -63,14 +62,10 @@ class ArraysDataset(BaseDataset):
         s = bisect_right(offs, lo) - 1
         if hi > offs[s + 1] or not self.share_views:
             return None
-        plain = self._plain
-        if plain is None:
-            dts = {c.name: np.dtype(c.dtype) for c in self._cols if not c.sparse}
-            plain = self._plain = {k: d for k, d in dts.items() if d.isnative and (
-                self.dtype is None or d.kind != "f" or d == self.dtype)}
-        out, base = {}, offs[s]
+        out, base, plain = {}, offs[s], self._uncast()
         for name, v in self._shard(s).items():
-            if v.__class__ is not np.ndarray or v.flags.writeable or plain.get(name) != v.dtype:
+            if v.__class__ is not np.ndarray or v.flags.writeable or plain.get(name) != v.dtype \
+                    or not v.dtype.isnative:
                 return None
             out[name] = shared_tensor(v[lo - base:hi - base])
         self._count(1)

@@ -107,12 +107,22 @@ class BaseDataset(Dataset):
         self.block_rows = 64
         self.row_nbytes = sum(c.row_bytes for c in cols if not c.sparse)
 
+    _uncast_dtypes: dict[str, np.dtype] | None = None
+
+    def _uncast(self) -> dict[str, np.dtype]:
+        """Dense column -> its stored dtype, for the columns a batch keeps in it (``_to_torch``
+        casts float columns to ``dtype``)."""
+        if self._uncast_dtypes is None:
+            dts = {c.name: np.dtype(c.dtype) for c in self._cols if not c.sparse}
+            self._uncast_dtypes = {k: d for k, d in dts.items()
+                                   if self.dtype is None or d.kind != "f" or d == self.dtype}
+        return self._uncast_dtypes
+
     @property
     def dense_row_nbytes(self) -> int:
         """Bytes a row takes in a batch (``row_nbytes``) where every column is dense and kept in
         its stored dtype; 0 where a batch's size must be measured."""
-        same = self.dtype is None or all(np.dtype(c.dtype) == self.dtype for c in self._cols)
-        return self.row_nbytes if same and not any(c.sparse for c in self._cols) else 0
+        return self.row_nbytes if len(self._uncast()) == len(self._cols) else 0
 
     # -- protocol -------------------------------------------------------------------------
     def __len__(self) -> int:
