@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.throughput import consume
+from workbench.bench.throughput import consume
 
 # The consumer's sum runs on 1 torch thread in every contender: on 2 busy cores torch's 2-thread
 # reductions stall on descheduled threads (a 256x256 sum: 30 us -> 2.6 ms), which measured torch's

@@ -1,7 +1,7 @@
 """``wb.autotune`` against an exhaustive grid over the same space, side by side in one run.
 
 Each grid point is held exactly as autotune holds a trial (the same trial length, step and
-measuring code: ``workbench.tuning._Search.measure`` on one background ``Run``), only without a
+measuring code: ``workbench.tuning.search._Search.measure`` on one background ``TrainingRun``), only without a
 budget. Then autotune runs on the same dataset, and the two winners are re-measured side by
 side, interleaved, a few times each, as rows delivered over wall time (the trials' own figure is
 a median of per-batch rates, printed too). Goals (issue 8): autotune's pick >= 0.9x the grid's
@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 import workbench as wb
-from workbench.training import Run, knobs, tree_pss
-from workbench.trials import WARMUP_BATCHES, Trial
-from workbench.tuning import _apply, _holds, _Search, autotune, default_space
+from workbench.tuning.training import TrainingRun, knobs, tree_pss
+from workbench.tuning.trials import WARMUP_BATCHES, Trial
+from workbench.tuning.search import _apply, _holds, _Search, autotune, default_space
 
 MiB = 2**20
 NO_BUDGET = 1 << 60
@@ -114,9 +114,9 @@ def point_of(c: dict[str, Any], space: dict[str, list[Any]]) -> dict[str, Any]:
 
 def hold(dl: wb.Loader, points: list[dict[str, Any]], trial_s: float,
          budget: int = NO_BUDGET) -> tuple[list[tuple[dict, Any, float]], float]:
-    """Hold each point as autotune holds a trial, on one Run; (point, trial, wall rate) each."""
+    """Hold each point as autotune holds a trial, on one TrainingRun; (point, trial, wall rate) each."""
     t0 = time.perf_counter()
-    run, rows = Run(dl), Rows(dl)
+    run, rows = TrainingRun(dl), Rows(dl)
     search = _Search(run, budget, trial_s, float("inf"))
     out = []
     try:

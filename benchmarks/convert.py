@@ -47,8 +47,8 @@ GOAL_RATIO, GOAL_RSS_X, GOAL_RSS_MIB = 0.8, 1.2, 50.0
 
 def _workbench_csv_options(csv: str) -> tuple[Any, Any, int]:
     """The parse/convert options and block size workbench's CSV source would use for ``csv``."""
-    from workbench.conversion import DEFAULT_CHUNK_BYTES
-    from workbench.schema import est_row_bytes, infer_columns
+    from workbench.conversion.pipeline import DEFAULT_CHUNK_BYTES
+    from workbench.format.schema import est_row_bytes, infer_columns
     from workbench.inputs import open_source
 
     src = open_source(csv, target=TARGET, sparse=SPARSE)
@@ -298,7 +298,7 @@ def _data(out: Path, rows: int) -> tuple[Path, Path]:
     folder = out / f"rows-{rows}"
     csv, npy = folder / "demo.csv", folder / "features.npy"
     if not (csv.is_file() and npy.is_file()):
-        from workbench.demo import make_demo
+        from workbench.demo.data import make_demo
 
         print(f"generating {rows:,} demo rows in {folder} ...", flush=True)
         make_demo(folder, rows=rows, formats=("csv", "npy"))

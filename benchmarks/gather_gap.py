@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 import workbench as wb
-from workbench import _fetch
+from workbench.loading import fetch as _fetch
 from workbench.datasets.gather import native
-from workbench.orders import epoch_order
+from workbench.loading.orders import epoch_order
 
 ROOT = Path(__file__).resolve().parent.parent / "bench_data" / "loaders-1048576"
 

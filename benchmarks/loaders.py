@@ -8,11 +8,11 @@ one run.
 
 Data: N rows × 256 float32 (1 KiB) + int64 label, written once under ``bench_data/loaders-<N>/``
 (see ``_loadmeasure.ensure_data``). Every contender runs in a fresh Python process (its own
-imports and memory), consumes each batch the same way (``workbench.throughput.consume``: a sum
+imports and memory), consumes each batch the same way (``workbench.bench.throughput.consume``: a sum
 of every tensor), and reports the median of 3 runs after a warm-up; a run stops after
 ``--seconds`` or one epoch. Rates count from the first batch; samples/s is the primary figure,
 MB/s counts the bytes consumed (1,032 B per sample). Batch 256 everywhere unless noted.
-"full" order is ``workbench.sampling.epoch_order(N, "full", seed=0)`` for every contender
+"full" order is ``workbench.loading.sampling.epoch_order(N, "full", seed=0)`` for every contender
 (per-item baselines get it as a torch Sampler; our loader yields the same rows per batch, sorted).
 The seed's fixed-batch classes can only shuffle whole batches; their "full" is a shuffled batch
 order. Memory: Σ over the process and its workers of anonymous + shmem PSS (real memory), peak;
@@ -67,7 +67,7 @@ def _paths(root: str) -> dict[str, Path]:
 
 
 def _full_order(n: int) -> np.ndarray:
-    from workbench.orders import epoch_order
+    from workbench.loading.orders import epoch_order
 
     return epoch_order(n, "full", seed=0)
 
@@ -112,7 +112,7 @@ def _watched(dl: Any, mon: Any) -> Any:
 
 def limit_memcpy(root: str, batch: int, seconds: float) -> dict[str, Any]:
     """memcpy of the same bytes: each batch-sized slice copied into a reused buffer, summed."""
-    from workbench.throughput import memcpy_mb_per_s
+    from workbench.bench.throughput import memcpy_mb_per_s
 
     p = _paths(root)
     x, y = np.load(p["features"], mmap_mode="r"), np.load(p["labels"], mmap_mode="r")
@@ -282,16 +282,16 @@ def plain_dataloader(root: str, batch: int, order: str, workers: int, seconds: f
 
 
 def seed_hdf5(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
-    """Seed 000 HDF5Dataset: one h5py read per item, DataLoader(batch_size=256)."""
-    from workbench.naive import HDF5Dataset
+    """Seed 000 SeedHDF5Dataset: one h5py read per item, DataLoader(batch_size=256)."""
+    from workbench.bench.naive import SeedHDF5Dataset
 
-    ds = HDF5Dataset(_paths(root)["h5"], "features", "label", lazy_open=workers > 0)
+    ds = SeedHDF5Dataset(_paths(root)["h5"], "features", "label", lazy_open=workers > 0)
     return lm.median_of(lambda: _dataloader(ds, order, workers, batch_size=batch), seconds=seconds)
 
 
 def seed_memmap_item(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
     """Per-item memmap Dataset (seed 001 pattern): ``np.array(X[i])`` per item, default_collate."""
-    from workbench.naive import MemmapPerItemDataset
+    from workbench.bench.naive import MemmapPerItemDataset
 
     p = _paths(root)
     ds = MemmapPerItemDataset(p["features"], p["labels"])
@@ -300,7 +300,7 @@ def seed_memmap_item(root: str, batch: int, order: str, workers: int, seconds: f
 
 def seed_memmap_batched(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
     """Seed 000 MemoryMappedDataset: fixed contiguous batches, ``DataLoader(batch_size=None)``."""
-    from workbench.naive import MemoryMappedDataset
+    from workbench.bench.naive import MemoryMappedDataset
 
     p = _paths(root)
     ds = MemoryMappedDataset(p["features"], p["labels"], batch)
@@ -394,7 +394,7 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
             out.append(_row("workbench loader", "ours", order, f"thread {w}", 4096, root=root,
                             batch=4096, seconds=s, order=order, workers=w, worker_type="thread"))
     for func, name, cfgs in (
-            ("seed_hdf5", "seed HDF5Dataset (per item)", [("full", 0), ("full", 2)]),
+            ("seed_hdf5", "seed SeedHDF5Dataset (per item)", [("full", 0), ("full", 2)]),
             ("seed_memmap_item", "per-item memmap Dataset", [("sequential", 0), ("full", 0), ("full", 2)]),
             ("seed_memmap_batched", "seed MemoryMappedDataset (batched)", [("sequential", 0), ("full", 0), ("full", 2)]),
             ("seed_dask", "seed ParquetDaskDataset (compute/batch)", [("sequential", 0), ("full", 0)])):
@@ -554,7 +554,7 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
                        if "same batches" in r["name"]])
         check(f"plain torch DataLoader ≥ 0.8× wb.loader, in-process, same batches ({order})", plain,
               _best([r for r in in_process if r["order"] == order]), 0.8)
-    check("full ≥ 300× seed HDF5Dataset per item (full order, best of its configs)", full,
+    check("full ≥ 300× seed SeedHDF5Dataset per item (full order, best of its configs)", full,
           _best(_get(warm, "seed_hdf5", "full")), 300)
     check("full ≥ 40× per-item memmap Dataset (full order, best)", full,
           _best(_get(warm, "seed_memmap_item", "full")), 40)

@@ -3,7 +3,7 @@ read in-process from a warm memory-mapped store, beside the physical limits of t
 
 Goal (issue 11): block order >= 0.8x a contiguous memcpy of the same bytes "with the option"
 (``run_rows``); this prints which R gets there and what it costs in mixing
-(``workbench.orders.shuffle_quality``: 1.0 = a full shuffle, 0 = sequential).
+(``workbench.loading.orders.shuffle_quality``: 1.0 = a full shuffle, 0 = sequential).
 
     .venv/bin/python benchmarks/shuffle.py                  # 1 GiB store, 1 KiB rows, batch 1024
     .venv/bin/python benchmarks/shuffle.py --gib 0.25 --repeats 3
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 import workbench as wb
-from workbench.orders import shuffle_quality
+from workbench.loading.orders import shuffle_quality
 
 
 def _store(folder: Path, rows: int) -> Path:

@@ -112,7 +112,7 @@ print(f"{len(losses)} steps; loss fell by more than half: {losses[-1] < 0.5 * lo
 # measured in the same run: a zero-copy read for `sequential`, a contiguous memcpy for `block`, and
 # for `full` a random gather of the same rows into a reused buffer (`np.take` on one core,
 # `torch.index_select` on every core: the faster counts). Beside them, the seeds' naive `Dataset`
-# classes (`workbench.naive`) through a plain `DataLoader`, on the same data. The 20,000 demo rows
+# classes (`workbench.bench.naive`) through a plain `DataLoader`, on the same data. The 20,000 demo rows
 # above fit in the CPU cache, so this runs on 256 MiB of its own 1 KiB rows, one shard, as
 # `make demo` does. Every reader sums each batch; they take turns and each keeps its best round
 # ("worst" is its worst round over its best: the noise). Figures vary by machine and load.

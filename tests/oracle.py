@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from workbench.catalog import read_manifest
-from workbench.sparse import CSR, concat
+from workbench.format.catalog import read_manifest
+from workbench.format.sparse import CSR, concat
 
 
 def read_dataset(path: str | Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""workbench._advice: advice runs on a thread of its own, in order, while it asks for anything;
+"""workbench.loading.advice: advice runs on a thread of its own, in order, while it asks for anything;
 in the caller while it asks for nothing; and survives what it calls."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import os
 import threading
 import time
 
-from workbench import _advice
-from workbench._advice import Advisor
+from workbench.loading import advice as _advice
+from workbench.loading.advice import Advisor
 
 
 def test_calls_run_in_order_off_the_callers_thread_and_a_backlog_keeps_the_newest():

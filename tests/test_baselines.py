@@ -15,11 +15,11 @@ if str(ROOT) not in sys.path:   # benchmarks/ is not an installed package
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines.seeds import (  # noqa: E402
-    DaskMemmapDataset, HDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset, ParquetDaskDataset,
+    DaskMemmapDataset, SeedHDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset, ParquetDaskDataset,
     SimpleDataset, SparseIndexDataset, make_seed_collate,
 )
-from workbench.demo import make_demo  # noqa: E402
-from workbench.sparse import CSR  # noqa: E402
+from workbench.demo.data import make_demo  # noqa: E402
+from workbench.format.sparse import CSR  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The given NumPy array is not writable"),
@@ -45,7 +45,7 @@ def cat(loader):
 @pytest.mark.parametrize("lazy_open", [False, True])
 def test_hdf5_dataset_per_item(demo, lazy_open):
     files, x, y = demo
-    ds = HDF5Dataset(files.hdf5, "features", "label", lazy_open=lazy_open)
+    ds = SeedHDF5Dataset(files.hdf5, "features", "label", lazy_open=lazy_open)
     assert len(ds) == ROWS
     data, target = ds[417]
     assert data.dtype == torch.float32 and target.dtype == torch.int64
@@ -58,7 +58,7 @@ def test_hdf5_dataset_per_item(demo, lazy_open):
 
 def test_hdf5_lazy_open_runs_in_forked_workers_and_pickles_without_handles(demo):
     files, x, y = demo
-    ds = HDF5Dataset(files.hdf5, "features", "label", lazy_open=True)
+    ds = SeedHDF5Dataset(files.hdf5, "features", "label", lazy_open=True)
     ds[0]   # the parent opens its own handle; workers must not reuse it
     assert ds.__getstate__()["file"] is None and ds.file is not None
     gx, gy = cat(DataLoader(ds, batch_size=100, num_workers=2))

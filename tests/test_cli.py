@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.demo import make_demo
+from workbench.demo.data import make_demo
 
 from oracle import read_dataset
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.catalog import read_manifest
+from workbench.format.catalog import read_manifest
 from workbench.errors import DatasetNotFoundError
 
 from oracle import read_dataset
@@ -49,7 +49,7 @@ def _run_child(body) -> int:
 
 def _kill_at_boundary(n: int, layout: str, dest, src) -> None:
     """In the child: SIGKILL ourselves at the n-th file-system write boundary."""
-    import workbench._commit as commit_mod
+    import workbench.conversion.commit as commit_mod
 
     count = [0]
 

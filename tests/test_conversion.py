@@ -12,12 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import workbench as wb
-from workbench.catalog import read_manifest
-from workbench.errors import (
-    DatasetExistsError, DatasetNotFoundError, IncompatibleResumeError, InvalidInputError,
-    TransformError, UnsafeInputError,
-)
-from workbench.sparse import CSR
+from workbench.format.catalog import read_manifest
+from workbench.errors import DatasetExistsError, DatasetNotFoundError, IncompatibleResumeError, InvalidInputError, TransformError, UnsafeInputError
+from workbench.format.sparse import CSR
 
 from oracle import assert_columns_equal, read_dataset
 
@@ -284,7 +281,7 @@ def test_peak_memory_is_flat_when_the_input_grows_4x(tmp_path, layout_):
     import subprocess
     import sys
 
-    from workbench.demo import make_demo
+    from workbench.demo.data import make_demo
 
     peaks, sizes = [], []
     for rows in (100_000, 400_000):
@@ -343,7 +340,7 @@ def _csv(path: Path, n: int, *, newline_from: int | None = None, bad: tuple[int,
 def test_csv_on_two_workers_is_split_by_byte_range_and_equals_in_process(tmp_path, dask_client, crlf):
     import warnings
 
-    from workbench.conversion import _jobs
+    from workbench.conversion.pipeline import _jobs
     from workbench.errors import PerformanceWarning
     from workbench.inputs import open_source
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.daskarray import as_dask
+from workbench.datasets.daskarray import as_dask
 from workbench.errors import InvalidInputError
-from workbench.sparse import CSR
+from workbench.format.sparse import CSR
 
 N = 600
 X = np.random.default_rng(3).standard_normal((N, 3, 2)).astype(np.float32)

@@ -14,10 +14,9 @@ from torch.utils.data import DataLoader
 
 import workbench as wb
 from workbench.datasets import open_dataset
-from workbench.errors import (CorruptDatasetError, DatasetNotFoundError, InvalidInputError,
-                              SourceNotFoundError, UnsafeInputError)
-from workbench.manifest import Column, FileEntry, Manifest, Shard
-from workbench.sparse import CSR
+from workbench.errors import CorruptDatasetError, DatasetNotFoundError, InvalidInputError, SourceNotFoundError, UnsafeInputError
+from workbench.format.manifest import Column, FileEntry, Manifest, Shard
+from workbench.format.sparse import CSR
 
 N = 600
 rng = np.random.default_rng(7)

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from workbench.demo import FORMATS, make_demo
+from workbench.demo.data import FORMATS, make_demo
 from workbench.errors import InvalidInputError
 
 
@@ -162,9 +162,9 @@ def test_failure_leaves_no_partial_files(tmp_path):
 
 
 def test_the_tour_load_section_compares_like_with_like(tmp_path):
-    from workbench.catalog import read_manifest
+    from workbench.format.catalog import read_manifest
     from workbench.datasets import open_dataset
-    from workbench.tour import run_tour
+    from workbench.demo.tour import run_tour
 
     lines: list[str] = []
     report = run_tour(tmp_path, rows=2000, progress=False, echo=lines.append, load_seconds=0.05,
@@ -183,7 +183,7 @@ def test_the_tour_load_section_compares_like_with_like(tmp_path):
         assert any(line.startswith(prefix) and "x " in line for line in load.splitlines()), prefix
     _, m = read_manifest(tmp_path / "load.store")   # one shard: the limits read the loader's bytes
     assert len(m.shards) == 1 and [col.name for col in m.columns] == ["features", "label"]
-    with h5py.File(tmp_path / "load" / "demo.h5") as f:   # the seed's HDF5Dataset reads the same rows
+    with h5py.File(tmp_path / "load" / "demo.h5") as f:   # the seed's SeedHDF5Dataset reads the same rows
         x = f["features"][:100]
     ds = open_dataset(tmp_path / "load.store")
     np.testing.assert_array_equal(ds.get_batch(range(100))["features"].numpy(), x)

@@ -1,4 +1,4 @@
-"""workbench.device: CPU passthrough is free and lazy; on CUDA, batches arrive whole, in order,
+"""workbench.loading.device: CPU passthrough is free and lazy; on CUDA, batches arrive whole, in order,
 one batch ahead."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from workbench.device import measure_h2d, to_device
+from workbench.loading.device import measure_h2d, to_device
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA fallback")

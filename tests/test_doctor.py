@@ -22,16 +22,14 @@ if str(ROOT) not in sys.path:   # benchmarks/ is not an installed package
 
 import workbench as wb  # noqa: E402
 from benchmarks.baselines.seeds import (  # noqa: E402
-    DaskMemmapDataset, HDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset, ParquetDaskDataset,
+    DaskMemmapDataset, SeedHDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset, ParquetDaskDataset,
     SimpleDataset,
 )
-from workbench.demo import make_demo  # noqa: E402
+from workbench.demo.data import make_demo  # noqa: E402
 from workbench.errors import InvalidInputError  # noqa: E402
 from workbench.explore import probes  # noqa: E402
-from workbench.explore.doctor import Diagnosis, doctor  # noqa: E402
-from workbench.explore.findings import (  # noqa: E402
-    KINDS, Finding, finding, ordered, per_item_is_slow,
-)
+from workbench.explore.diagnoses import Diagnosis, doctor  # noqa: E402
+from workbench.explore.findings import KINDS, Finding, finding, ordered, per_item_is_slow
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The given NumPy array is not writable"),
@@ -82,11 +80,11 @@ def test_a_well_built_workbench_loader_gets_no_finding(demo):
 # -- 1. h5py opened before the workers fork -------------------------------------------------------
 def test_h5py_before_fork_on_the_seed_hdf5_dataset(demo):
     files, *_ = demo
-    ds = HDF5Dataset(files.hdf5, "features", "label")   # opens the file in __init__, as the seed
+    ds = SeedHDF5Dataset(files.hdf5, "features", "label")   # opens the file in __init__, as the seed
     d = doctor(DataLoader(ds, batch_size=32, num_workers=2, timeout=30))
     f = by_id(d, "h5py-before-fork")
     assert f.severity == "error" and d.ids[0] == "h5py-before-fork"   # most severe first
-    assert "HDF5Dataset.file" in f.evidence and "HDF5Dataset.data" in f.evidence
+    assert "SeedHDF5Dataset.file" in f.evidence and "SeedHDF5Dataset.data" in f.evidence
     assert str(files.hdf5) in f.evidence and "2 worker processes" in f.evidence
     assert_fix_is_code(f)
     assert "open_dataset" in f.fix and "'features', 'label'" in f.fix
@@ -99,12 +97,12 @@ def test_h5py_before_fork_on_the_seed_hdf5_dataset(demo):
 
 def test_h5py_is_fine_without_process_workers_or_when_opened_per_process(demo):
     files, *_ = demo
-    eager = HDF5Dataset(files.hdf5, "features", "label")
+    eager = SeedHDF5Dataset(files.hdf5, "features", "label")
     assert "h5py-before-fork" not in doctor(DataLoader(eager, batch_size=32)).ids
     assert "h5py-before-fork" not in doctor(wb.loader(eager, num_workers=2)).ids   # threads
     assert "h5py-before-fork" in doctor(wb.loader(eager, num_workers=2, worker_type="process")).ids
     assert by_id(doctor(eager, measure=False), "h5py-before-fork").severity == "info"   # bare
-    lazy = HDF5Dataset(files.hdf5, "features", "label", lazy_open=True)
+    lazy = SeedHDF5Dataset(files.hdf5, "features", "label", lazy_open=True)
     lazy[0]   # opened here too, but its __getstate__ drops the handle and it reopens per pid
     assert lazy.file is not None
     assert "h5py-before-fork" not in doctor(DataLoader(lazy, num_workers=2)).ids
@@ -203,7 +201,7 @@ def test_per_item_reads_on_the_per_item_memmap_dataset(demo):
 
 def test_per_item_reads_on_the_seed_hdf5_dataset_compares_with_h5py_batched_reads(demo):
     files, *_ = demo
-    ds = HDF5Dataset(files.hdf5, "features", "label", lazy_open=True)   # opened by the probe
+    ds = SeedHDF5Dataset(files.hdf5, "features", "label", lazy_open=True)   # opened by the probe
     f = by_id(doctor(DataLoader(ds, batch_size=64)), "per-item-reads")
     assert RATIO.search(f.evidence) and "ds.data, ds.targets" in f.evidence, f.evidence
 
@@ -323,7 +321,7 @@ def test_workers_above_cores_and_no_timeout(demo):
 # -- the article's own DataLoader, rendering, errors ---------------------------------------------
 def test_the_seed_article_loader_as_written_renders_escaped(demo):
     files, *_ = demo
-    ds = HDF5Dataset(files.hdf5, "features", "label")
+    ds = SeedHDF5Dataset(files.hdf5, "features", "label")
     d = doctor(DataLoader(ds, batch_size=32, pin_memory=True, num_workers=4))   # seed 000, ex. 1
     want = {"h5py-before-fork", "per-item-reads", "no-timeout"}
     want |= {"workers-above-cores"} if CORES < 4 else set()
@@ -403,7 +401,7 @@ def run_fix(f: Finding, ds: Dataset, where: Path) -> dict:
 def test_the_fix_lines_run_and_read_the_same_data(demo, tmp_path):
     files, x, y, _ = demo
     cases = [
-        ("h5py-before-fork", HDF5Dataset(files.hdf5, "features", "label"), {"num_workers": 2}),
+        ("h5py-before-fork", SeedHDF5Dataset(files.hdf5, "features", "label"), {"num_workers": 2}),
         ("python-objects-copy-on-read", SimpleDataset(x, y), {"num_workers": 2}),
         ("per-item-reads", MemmapPerItemDataset(files.npy, files.labels_npy), {}),
         ("per-item-reads", OpensPerItem(files.hdf5), {}),

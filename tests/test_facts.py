@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workbench.explore.facts import ArrayFacts, access_costs, regular_chunks, strip, touched
-from workbench.sampling import BatchSampler
+from workbench.loading.sampling import BatchSampler
 
 
 def _units_hit(batches, rows_per_unit: int) -> list[int]:

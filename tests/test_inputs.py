@@ -19,8 +19,8 @@ from workbench.inputs import open_source
 from workbench.inputs.base import Source
 from workbench.inputs.iterables import detect
 from workbench.inputs.tabular import FEATURES
-from workbench.sparse import CSR
-from workbench.chunks import concat_chunks
+from workbench.format.sparse import CSR
+from workbench.format.chunks import concat_chunks
 
 RNG = np.random.default_rng(0)
 

@@ -20,7 +20,7 @@ import pytest
 
 import workbench as wb
 from workbench.errors import InvalidInputError, SourceNotFoundError
-from workbench.explore.inspect import _on_tmpfs
+from workbench.explore.inspection import _on_tmpfs
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.catalog import read_manifest
+from workbench.format.catalog import read_manifest
 from workbench.errors import CorruptDatasetError, WorkbenchError
-from workbench.sparse import CSR
+from workbench.format.sparse import CSR
 
 X = np.random.default_rng(0).random((4000, 8)).astype("float32")
 TOK = CSR.from_lists([[i % 50, 50 + i % 7] for i in range(4000)], dim=100, index_dtype="int32")

@@ -20,7 +20,7 @@ import torch
 import workbench as wb
 from workbench.errors import InvalidInputError
 from workbench.inputs.kinds import KINDS, RANDOM_ACCESS, STREAM_ONLY, kind_of
-from workbench.sparse import CSR
+from workbench.format.sparse import CSR
 
 N = 60
 

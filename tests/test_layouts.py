@@ -15,8 +15,8 @@ import workbench as wb
 from oracle import read_dataset
 from workbench.errors import CorruptDatasetError, InvalidInputError
 from workbench.layouts import check_shard, room, writer_class
-from workbench.manifest import LAYOUTS
-from workbench.sparse import CSR
+from workbench.format.manifest import LAYOUTS
+from workbench.format.sparse import CSR
 
 ROWS = 1500
 

@@ -16,12 +16,11 @@ import psutil
 import pytest
 import torch
 
-from workbench._requests import group_size
+from workbench.loading.workers.requests import group_size
 from workbench.datasets import open_dataset
-from workbench.errors import (IncompatibleResumeError, InvalidInputError, LoaderError,
-                              LoaderTimeoutError, WorkerError)
-from workbench.loading import Loader, loader
-from workbench.sampling import BatchSampler
+from workbench.errors import IncompatibleResumeError, InvalidInputError, LoaderError, LoaderTimeoutError, WorkerError
+from workbench.loading.loaders import Loader, loader
+from workbench.loading.sampling import BatchSampler
 
 N, D = 960, 3
 MODES = [("thread", 0), ("thread", 2), ("process", 2)]
@@ -191,7 +190,7 @@ def test_stats_count_samples_bytes_and_time(npy):
 def test_stats_bytes_are_the_batches_bytes_however_they_are_counted(npy, dtype, transform):
     """Batches of our datasets as read are counted as rows x row bytes without looking at them;
     a cast or a transform changes the bytes, and then the batch itself is measured."""
-    from workbench._batch import batch_nbytes
+    from workbench.loading.batches import batch_nbytes
 
     fn = (lambda b: {k: v[:, :1] for k, v in b.items()}) if transform else None
     for order in ("sequential", "full"):
@@ -297,7 +296,7 @@ EXIT_SCRIPT = """
 import sys, time
 import numpy as np
 from workbench.datasets import open_dataset
-from workbench.loading import loader
+from workbench.loading.loaders import loader
 
 class Slow:
     def __init__(self, ds, log): self.ds, self.log = ds, log

@@ -1,257 +1,64 @@
-"""workbench.options and Loader.reconfigure: one config swapped at a batch boundary, the epoch kept
-whole (every row once), readers rebuilt without leaks, checkpoints taken after a change exact."""
+"""workbench.loading.options: every entry point that takes the loader's options lists each one,
+keyword-only, with the default it really has, for Shift-Tab, tab completion and inspect."""
 
 from __future__ import annotations
 
-import json
-import threading
-import time
+import dataclasses
+import inspect
 
+import jedi
 import numpy as np
-import psutil
 import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import workbench as wb
-from workbench.errors import InvalidInputError
-from workbench.options import LoaderConfig
+from workbench.loading.config import LoaderConfig
+from workbench.loading.options import NAMES, OPTIONS
 
-N = 3000
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return wb.open_dataset({"x": np.arange(N * 4, dtype=np.float32).reshape(N, 4),
-                            "id": np.arange(N)})
+ENTRY_POINTS = {"loader": wb.loader, "Loader": wb.Loader, "tune": wb.tune, "Tuner": wb.results.Tuner,
+                "autotune": wb.autotune}
 
 
-class Plain(torch.utils.data.Dataset):
-    """A user's own map-style Dataset (no batched reads): read through DataLoader's contract."""
-
-    def __len__(self) -> int:
-        return 700
-
-    def __getitem__(self, i: int) -> dict[str, int]:
-        return {"id": i}
+def test_the_table_names_every_option_of_the_config():
+    fields = {f.name for f in dataclasses.fields(LoaderConfig)} - {"auto_workers", "auto_prefetch",
+                                                                    "auto_type"}
+    assert set(NAMES) == fields
 
 
-def ids(batch) -> list[int]:
-    return batch["id"].tolist()
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_each_entry_point_lists_every_option_keyword_only(name):
+    params = inspect.signature(ENTRY_POINTS[name]).parameters
+    for o in OPTIONS:
+        p = params[o.name]
+        assert p.kind is inspect.Parameter.KEYWORD_ONLY and p.default == o.default, (name, o.name)
+    assert not [p for p in params.values() if p.kind is inspect.Parameter.VAR_KEYWORD], name
+    doc = ENTRY_POINTS[name].__doc__
+    assert "Other Parameters" in doc and all(f"\n{o.name} : " in doc for o in OPTIONS), name
 
 
-def test_config_validates_and_lists_what_differs():
-    c = LoaderConfig.build(row_nbytes=16, batch_size=64, shuffle=True)
-    assert (c.shuffle, c.num_workers, c.auto_workers) == ("full", 0, True)
-    assert c.loader_options() == {"batch_size": 64, "shuffle": "full"}
-    assert c.with_changes(16, batch_size=1 << 17).num_workers == 2  # auto follows batch bytes
-    # a dataset that gathers the next batch in the background stays in-process at any size
-    assert c.with_changes(16, True, batch_size=1 << 17).num_workers == 0
-    assert c.with_changes(16, num_workers=3).loader_options()["num_workers"] == 3
-    with pytest.raises(InvalidInputError, match="unknown loader option.*'batchsize'"):
-        LoaderConfig.build(batchsize=3)
-    with pytest.raises(InvalidInputError, match=r"\['seed'\] cannot change while a loader runs"):
-        c.with_changes(16, seed=3)
-    with pytest.raises(InvalidInputError, match="batch_size=0"):
-        c.with_changes(16, batch_size=0)
+def test_no_internal_parameter_in_a_public_signature():
+    assert "run" not in inspect.signature(wb.autotune).parameters
+    assert "sampler" not in inspect.signature(wb.loader).parameters
 
 
-def test_prefetch_factor_none_keeps_about_4_mib_in_flight_per_process_worker():
-    kib = 1024
-    proc = LoaderConfig.build(row_nbytes=kib, batch_size=256, worker_type="process")
-    assert (proc.prefetch_factor, proc.auto_prefetch) == (16, True)  # 256 KiB batches: 16 deep
-    assert proc.with_changes(kib, batch_size=1024).prefetch_factor == 4  # 1 MiB batches
-    assert proc.with_changes(kib, batch_size=8192).prefetch_factor == 2  # never fewer than 2
-    assert proc.with_changes(kib, batch_size=64).prefetch_factor == 16  # never more than 16
-    assert proc.with_changes(kib, worker_type="thread").prefetch_factor == 2  # threads: 2
-    assert "prefetch_factor" not in proc.loader_options()
-    fixed = proc.with_changes(kib, prefetch_factor=3)
-    assert (fixed.prefetch_factor, fixed.with_changes(kib, batch_size=4).prefetch_factor) == (3, 3)
-    assert fixed.loader_options()["prefetch_factor"] == 3
-    assert fixed.with_changes(kib, prefetch_factor=None).prefetch_factor == 16  # back to auto
-    with pytest.raises(InvalidInputError, match="prefetch_factor=0"):
-        LoaderConfig.build(row_nbytes=kib, prefetch_factor=0)
+def test_the_listed_defaults_are_the_real_ones():
+    """Passing every default as shown builds the same loader as passing nothing."""
+    ds = wb.open_dataset({"x": np.zeros((512, 4), "float32")})
+    shown = {o.name: o.default for o in OPTIONS}
+    assert wb.loader(ds, **shown).config == wb.loader(ds).config
 
 
-change = st.fixed_dictionaries({}, optional={
-    "batch_size": st.integers(1, 700), "window": st.integers(1, 6), "run_rows": st.integers(1, 64),
-    "num_workers": st.integers(0, 2), "prefetch_factor": st.integers(1, 3),
-    "shuffle": st.sampled_from(wb.ORDERS)})
+def test_completion_and_dir_show_the_options():
+    ds = wb.open_dataset({"x": np.zeros((64, 4), "float32")})
+    dl = wb.loader(ds, batch_size=16)
+    names = [c.name for c in jedi.Interpreter("wb.loader(ds, prefetch_", [{"wb": wb, "ds": ds}]).complete()]
+    assert "prefetch_factor=" in names
+    names = [c.name for c in jedi.Interpreter("wb.tune(ds, run_r", [{"wb": wb, "ds": ds}]).complete()]
+    assert "run_rows=" in names
+    assert {"batch_size", "num_workers", "prefetch_factor", "worker_type"} <= set(dir(dl))
+    assert dl.batch_size == 16
 
 
-@settings(max_examples=40, deadline=None)
-@given(order=st.sampled_from(wb.ORDERS), plan=st.lists(st.tuples(st.integers(0, 5), change),
-                                                        max_size=5))
-def test_random_changes_mid_epoch_deliver_every_row_once(ds, order, plan):
-    dl = wb.loader(ds, batch_size=100, shuffle=order, seed=3, num_workers=0, block_rows=128)
-    it, got = iter(dl), []
-    expected_size = 100
-    for steps, changes in plan:
-        for _ in range(steps):
-            batch = next(it, None)
-            if batch is not None:
-                got += ids(batch)
-        dl.reconfigure(**changes)
-        expected_size = changes.get("batch_size", expected_size)
-        batch = next(it, None)
-        if batch is not None:  # the next batch already has the new size (or is the last)
-            assert len(batch["id"]) == expected_size or len(got) + len(batch["id"]) == N
-            got += ids(batch)
-    got += [i for b in it for i in ids(b)]
-    assert sorted(got) == list(range(N))
-    dl.close()
-
-
-@pytest.mark.parametrize("worker_type", ["thread", "process"])
-def test_changes_rebuild_the_readers_and_leak_nothing(ds, worker_type):
-    me = psutil.Process()
-    threads, children = threading.active_count(), len(me.children(recursive=True))
-    dl = wb.loader(ds, batch_size=200, shuffle="full", num_workers=2, worker_type=worker_type,
-                   persistent_workers=True)
-    it = iter(dl)
-    got = ids(next(it))
-    dl.reconfigure(num_workers=1, batch_size=50)
-    got += ids(next(it))
-    assert dl.num_workers == 1 and len(got) == 250
-    dl.reconfigure(worker_type="thread" if worker_type == "process" else "process", num_workers=2)
-    got += [i for b in it for i in ids(b)]
-    assert sorted(got) == list(range(N))
-    # the wish survives a spell on threads: processes are kept between passes again
-    assert dl.config.persistent_workers and dl.config.keeps_workers == (worker_type == "thread")
-    if worker_type == "thread":  # now on processes: the next pass reuses the same workers
-        pids = set(dl.worker_pids())
-        assert pids and set(dl.worker_pids()) == pids
-        list(dl)
-        assert set(dl.worker_pids()) == pids
-    dl.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (threading.active_count() > threads or
-                                           len(me.children(recursive=True)) > children):
-        time.sleep(0.1)
-    assert threading.active_count() <= threads
-    assert len(me.children(recursive=True)) <= children
-
-
-def test_a_users_dataset_gets_rebuilt_dataloader_processes():
-    dl = wb.loader(Plain(), batch_size=64, shuffle="full", num_workers=2, worker_type="process")
-    it = iter(dl)
-    first = ids(next(it))
-    pids = set(dl.worker_pids())
-    dl.reconfigure(num_workers=1, batch_size=10)
-    second = next(it)
-    assert len(second["id"]) == 10 and set(dl.worker_pids()).isdisjoint(pids)
-    rest = first + ids(second) + [i for b in it for i in ids(b)]
-    assert sorted(rest) == list(range(700))
-    dl.close()
-
-
-def test_a_checkpoint_after_a_change_resumes_exactly(ds):
-    dl = wb.loader(ds, batch_size=128, shuffle="block", seed=5, window=2, block_rows=128)
-    it = iter(dl)
-    head = [i for _ in range(3) for i in ids(next(it))]
-    dl.reconfigure(batch_size=300, window=5)
-    head += ids(next(it)) + ids(next(it))
-    state = json.loads(json.dumps(dl.state_dict()))
-    rest_here = [i for b in it for i in ids(b)]
-    again = wb.loader(ds, **dl.config.loader_options())  # the tuned settings
-    again.load_state_dict(state)
-    assert [i for b in again for i in ids(b)] == rest_here  # the same rows in the same batches
-    old = wb.loader(ds, batch_size=128, shuffle="block", seed=5, window=2, block_rows=128)
-    old.load_state_dict(state)
-    assert sorted(i for b in old for i in ids(b)) == sorted(rest_here)  # in batches of 128
-    assert sorted(head + rest_here) == list(range(N))
-
-
-def test_shuffle_changes_from_the_next_epoch_and_between_passes_at_once(ds):
-    dl = wb.loader(ds, batch_size=500, shuffle="sequential")
-    it = iter(dl)
-    first = ids(next(it))
-    assert dl.reconfigure(shuffle="full").shuffle == "full"  # what will apply
-    assert dl.order == dl.config.shuffle == "sequential"  # what runs until the next batch
-    assert first + [i for b in it for i in ids(b)] == list(range(N))  # this epoch as it began
-    assert dl.order == "full"
-    dl.reconfigure(batch_size=1000)  # not iterating: applies now
-    assert dl.batch_size == 1000 and len(dl) == 3
-
-
-def test_reconfigure_from_another_thread_while_training(ds):
-    dl = wb.loader(ds, batch_size=50, shuffle="block", num_workers=2)
-    sizes: list[int] = []
-    seen: list[int] = []
-
-    def train():
-        for batch in dl:
-            sizes.append(len(batch["id"]))
-            seen.extend(ids(batch))
-            time.sleep(0.002)
-
-    t = threading.Thread(target=train)
-    t.start()
-    while len(sizes) < 5:
-        time.sleep(0.001)
-    dl.reconfigure(batch_size=7)
-    t.join(30)
-    assert not t.is_alive() and 7 in sizes and sizes[0] == 50
-    assert sorted(seen) == list(range(N))
-
-
-def test_run_rows_reach_the_sampler_and_batches_come_in_runs(ds):
-    dl = wb.loader(ds, batch_size=256, shuffle="block", block_rows=512, run_rows=64)
-    assert dl.sampler.run_rows == 64
-    it = iter(dl)
-    pieces = [1 + int(np.sum(np.diff(ids(next(it))) != 1)) for _ in range(3)]
-    assert max(pieces) <= 256 // 64 + 1  # 4 runs, neighbours may merge; a window edge adds one
-    dl.reconfigure(run_rows=1)  # from the next window: here the epoch's one window is under way
-    list(it)
-    rest = [ids(b) for b in dl]  # the next epoch: single rows
-    assert dl.sampler.run_rows == 1 and max(1 + int(np.sum(np.diff(r) != 1)) for r in rest) > 50
-
-
-def test_changes_from_another_thread_never_race_a_pass_starting():
-    """A change made while the consumer is between epochs used to re-plan the sampler under the
-    new pass's first batches (a zero-row batch): now it is applied atomically with a pass start."""
-    for _ in range(3):
-        dl = wb.loader(Plain(), batch_size=50, num_workers=1, worker_type="process",
-                       shuffle="full")
-        errors: list[BaseException] = []
-        stop = threading.Event()
-        epochs: list[list[int]] = []
-
-        def train():
-            try:
-                while not stop.is_set():
-                    epochs.append([i for b in dl for i in ids(b)])
-            except BaseException as exc:  # noqa: BLE001 - the test reports it
-                errors.append(exc)
-
-        t = threading.Thread(target=train)
-        t.start()
-        for k in range(6):
-            time.sleep(0.05)
-            dl.reconfigure(num_workers=1 + k % 2, batch_size=(50, 64, 7)[k % 3])
-        stop.set()
-        t.join(60)
-        dl.close()
-        assert not errors, errors[0]
-        assert all(sorted(e) == list(range(700)) for e in epochs[:-1])  # whole epochs stay exact
-
-
-def test_worker_type_none_picks_processes_for_a_transform_where_workers_fork():
-    def double(batch):
-        return batch
-
-    plain = LoaderConfig.build(row_nbytes=1024)
-    assert (plain.worker_type, plain.auto_type) == ("thread", True)
-    with_fn = LoaderConfig.build(row_nbytes=1024, transform=double)
-    assert (with_fn.worker_type, with_fn.num_workers) == ("process", 2)  # a Python transform
-    assert "worker_type" not in with_fn.loader_options()
-    assert with_fn.keeps_workers  # chosen by the loader: kept across epochs
-    assert not LoaderConfig.build(row_nbytes=1024, worker_type="process").keeps_workers
-    spawned = LoaderConfig.build(row_nbytes=1024, transform=double, multiprocessing_context="spawn")
-    assert spawned.worker_type == "thread"  # spawn would pickle the transform: threads are safe
-    chosen = LoaderConfig.build(row_nbytes=1024, transform=double, worker_type="thread")
-    assert chosen.worker_type == "thread" and chosen.loader_options()["worker_type"] == "thread"
-    assert chosen.with_changes(1024, worker_type=None).worker_type == "process"
-    with pytest.raises(InvalidInputError, match="worker_type='fiber'.*None"):
-        LoaderConfig.build(worker_type="fiber")
+def test_an_unknown_option_is_refused_with_the_list():
+    ds = wb.open_dataset({"x": np.zeros((64, 4), "float32")})
+    with pytest.raises(wb.errors.InvalidInputError, match="batch_sise.*batch_size"):
+        wb.loader(ds, batch_sise=8)

@@ -69,7 +69,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def test_will_need_reads_the_rows_ahead_and_then_finds_them_resident(big):
-    from workbench.pagecache import will_need
+    from workbench.monitoring.pagecache import will_need
 
     wb.evict(big)
     a = np.load(big, mmap_mode="r")  # 256-byte rows

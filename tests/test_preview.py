@@ -11,7 +11,7 @@ import pytest
 
 import workbench as wb
 from workbench.errors import InvalidInputError
-from workbench.explore.preview import image_kind
+from workbench.explore.previews import image_kind
 
 
 def test_first_and_random_rows_are_the_sources():

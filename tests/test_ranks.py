@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.ranks import resolve
+from workbench.loading.ranks import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = str(Path(sys.executable).parent / "torchrun")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench import _requests
-from workbench._fetch import Fetch
-from workbench._slots import SlotRef
+from workbench.loading.workers import requests as _requests
+from workbench.loading.fetch import Fetch
+from workbench.loading.workers.slots import SlotRef
 
 
 @pytest.fixture()

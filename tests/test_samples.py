@@ -14,7 +14,7 @@ from torch.utils.data import ConcatDataset, DataLoader, DistributedSampler, Subs
 
 import workbench as wb
 from workbench.datasets.samples import Row, Rows
-from workbench.sparse import CSR
+from workbench.format.sparse import CSR
 
 N = 500
 X = np.random.default_rng(5).standard_normal((N, 3)).astype("float32")

@@ -1,4 +1,4 @@
-"""Properties of workbench.sampling: coverage, reproducibility, rank split, resume, locality."""
+"""Properties of workbench.loading.sampling: coverage, reproducibility, rank split, resume, locality."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.errors import IncompatibleResumeError, InvalidInputError
-from workbench.orders import EpochOrder, epoch_order
-from workbench.sampling import ORDERS, BatchSampler
+from workbench.loading.orders import EpochOrder, epoch_order
+from workbench.loading.sampling import ORDERS, BatchSampler
 
 shapes = st.tuples(
     st.integers(0, 300),               # num_rows
@@ -425,7 +425,7 @@ def test_runs_cover_each_row_once_and_come_in_contiguous_pieces(shape, run):
 
 
 def test_shuffle_quality_ranks_the_orders():
-    from workbench.orders import shuffle_quality
+    from workbench.loading.orders import shuffle_quality
     n, b = 100_000, 1024
     q = {name: shuffle_quality(list(BatchSampler(n, b, order, seed=0, block_rows=1024, window=8,
                                                  run_rows=r)), n)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench._slots import LEND, Full, Slots
+from workbench.loading.workers.slots import LEND, Full, Slots
 
 N = 5000
 

@@ -12,8 +12,8 @@ import torch
 
 import workbench as wb
 from workbench.errors import InvalidInputError
-from workbench.limits import ORDERS, OrderComparison, Reading, compare_orders
-from workbench.throughput import consume, measure, memcpy_mb_per_s, sequential_mb_per_s
+from workbench.bench.limits import COMPARED, OrderComparison, Reading, compare_orders
+from workbench.bench.throughput import consume, measure, memcpy_mb_per_s, sequential_mb_per_s
 
 
 def test_consume_reads_every_tensor_and_counts_bytes():
@@ -61,8 +61,8 @@ def comparison(small):
 
 def test_every_order_has_ours_a_positive_limit_and_a_naive_reader(comparison):
     c = comparison
-    assert [r.order for r in c.readings if r.kind == "workbench"] == list(ORDERS)
-    for order in ORDERS:
+    assert [r.order for r in c.readings if r.kind == "workbench"] == list(COMPARED)
+    for order in COMPARED:
         assert c.limit(order).kind == "limit" and c.limit(order).rows_per_s > 0
         assert c.ours(order).rows_per_s > 0
         assert c.naive(order), order
@@ -85,9 +85,9 @@ def test_ratios_come_from_the_same_runs_readings(comparison):
     from workbench.datasets.gather import native
     # the compiled gather the readers use is one of the ceilings wherever it is built
     assert (native is not None) == any("compiled take_rows" in r.name for r in gathers)
-    for order in ORDERS:
+    for order in COMPARED:
         assert c.ratio(order) == c.ours(order).rows_per_s / c.limit(order).rows_per_s
-        line = " ".join(c.verdicts()[ORDERS.index(order)].split())
+        line = " ".join(c.verdicts()[COMPARED.index(order)].split())
         assert f"= {c.ratio(order):.2f}x " in line or f"= {c.ratio(order):,.0f}x " in line
         for r in c.naive(order):
             want = c.ours(order).rows_per_s / r.rows_per_s

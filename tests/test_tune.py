@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.ui.tune import trials_table
+from workbench.ui.tables import trials_table
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser  # noqa: E402

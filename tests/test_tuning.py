@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.options import LoaderConfig
-from workbench.training import tree_pss
-from workbench.tuning import autotune, budget_bytes, default_space
+from workbench.loading.config import LoaderConfig
+from workbench.tuning.training import tree_pss
+from workbench.tuning.search import autotune, budget_bytes, default_space
 
 
 class Records(torch.utils.data.Dataset):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.ui.watch import Watch, header
+from workbench.ui.charts import Watch, header
 
 sys.path.insert(0, str(Path(__file__).parent))
 import browser  # noqa: E402

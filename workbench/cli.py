@@ -25,7 +25,7 @@ def _sparse(items: list[str]) -> dict[str, int]:
 
 
 def _budget(text: str) -> int:
-    from .tuning import budget_bytes
+    from .tuning.search import budget_bytes
 
     try:
         value = budget_bytes(text)
@@ -39,8 +39,8 @@ def _budget(text: str) -> int:
 
 def _tune(args: argparse.Namespace) -> None:
     from .datasets import open_dataset
-    from .trials import best
-    from .tuning import autotune
+    from .tuning.trials import best
+    from .tuning.search import autotune
 
     options: dict[str, object] = {}
     sizes = args.batch_size or []
@@ -147,8 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.cmd == "convert":
-        from .conversion import convert
-        from .summary import describe
+        from .conversion.pipeline import convert
+        from .format.summary import describe
 
         try:
             sparse = _sparse(args.sparse)
@@ -164,25 +164,25 @@ def _run(args: argparse.Namespace) -> int:
         print(describe(m, args.dst))
         return 0
     if args.cmd == "verify":
-        from .integrity import verify
+        from .format.integrity import verify
 
         report = verify(args.path, strict=False)
         print(report)
         return 0 if report.ok else 1
     if args.cmd == "info":
-        from .summary import info
+        from .format.summary import info
 
         print(info(args.path))
         return 0
     if args.cmd == "inspect":
         import json
 
-        from .explore.inspect import inspect
+        from .explore.inspection import inspect
 
         ins = inspect(args.path, batch_size=args.batch_size)
         found = None
         if args.stats:
-            from .explore.stats import stats
+            from .explore.statistics import stats
 
             found = stats(args.path, progress=not args.json)
         if args.json:
@@ -194,14 +194,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.cmd == "advise":
         import json
 
-        from .explore.advise import advise
+        from .explore.advice import advise
 
         found = advise(args.path, batch_size=args.batch_size, shuffle=args.shuffle,
                        ram_bytes=args.ram_bytes)
         print(json.dumps(found.to_dict(), indent=1) if args.json else found)
         return 0
     if args.cmd == "publish":
-        from .publishing import publish
+        from .conversion.publishing import publish
 
         m = publish(args.path, args.url)
         print(f"published {args.path} -> {args.url}: {len(m.shards)} shards, {m.num_rows:,} rows")
@@ -210,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
         _tune(args)
         return 0
     if args.cmd == "demo":
-        from .tour import run_tour
+        from .demo.tour import run_tour
 
         run_tour(args.out, rows=args.rows, progress=not args.no_progress, echo=print)
         return 0

@@ -2,7 +2,7 @@
 
 Seed 001 is the article "Datasets that fit in memory" / "Datasets that fit on your hard drive" /
 "Sparse vectors". Re-exported by :mod:`seeds`; see there for the rules these baselines follow.
-:class:`MemmapPerItemDataset` is defined in ``workbench.naive`` (re-exported here).
+:class:`MemmapPerItemDataset` is defined in ``workbench.bench.naive`` (re-exported here).
 
 >>> ds = MemmapPerItemDataset("demo_data/features.npy", "demo_data/labels.npy")
 >>> loader = DataLoader(ds, batch_size=256, shuffle=True)
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from workbench.naive import MemmapPerItemDataset
+from workbench.bench.naive import MemmapPerItemDataset
 
 __all__ = [
     "DaskMemmapDataset", "MemmapPerItemDataset", "SimpleDataset", "SparseIndexDataset",

@@ -1,14 +1,14 @@
 """The seed articles' Dataset classes, kept faithful (flaws included): the baselines to beat.
 
 Seed 000 ("How to efficiently load datasets larger than RAM using PyTorch DataLoader?") gives
-Example 1 :class:`HDF5Dataset`, Example 2 :class:`MemoryMappedDataset`, Example 3
+Example 1 :class:`SeedHDF5Dataset`, Example 2 :class:`MemoryMappedDataset`, Example 3
 :class:`ParquetDaskDataset`. Seed 001 ("Datasets that fit in memory" / "... on your hard drive" /
 "Sparse vectors") gives :class:`SimpleDataset`, :class:`DaskMemmapDataset` and the sparse
 collate (:func:`make_seed_collate`). :class:`MemmapPerItemDataset` and
 :class:`SparseIndexDataset` are the per-item memmap pattern the seeds describe, pointed at our
-``.npy`` files. Each class changes only what is needed to run on ``workbench.demo`` files; every
-change is listed in its docstring. :class:`HDF5Dataset`, :class:`MemoryMappedDataset` and
-:class:`MemmapPerItemDataset` live in the package, ``workbench.naive`` (the demo measures them
+``.npy`` files. Each class changes only what is needed to run on ``workbench.demo.data`` files; every
+change is listed in its docstring. :class:`SeedHDF5Dataset`, :class:`MemoryMappedDataset` and
+:class:`MemmapPerItemDataset` live in the package, ``workbench.bench.naive`` (the demo measures them
 too); they are re-exported here, one copy.
 
 >>> ds = MemmapPerItemDataset("demo_data/features.npy", "demo_data/labels.npy")
@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from workbench.naive import HDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset
+from workbench.bench.naive import SeedHDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset
 
 from .seed001 import DaskMemmapDataset, SimpleDataset, SparseIndexDataset, make_seed_collate
 
 __all__ = [
-    "DaskMemmapDataset", "HDF5Dataset", "MemmapPerItemDataset", "MemoryMappedDataset",
+    "DaskMemmapDataset", "SeedHDF5Dataset", "MemmapPerItemDataset", "MemoryMappedDataset",
     "ParquetDaskDataset", "SimpleDataset", "SparseIndexDataset", "make_seed_collate",
 ]
 

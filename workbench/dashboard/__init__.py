@@ -3,7 +3,7 @@
 
 They are listed in the dashboard's "More..." menu and in ``/individual-plots.json``, so the
 dask-labextension sidebar in JupyterLab shows them as buttons. A notebook's
-:class:`~workbench.monitor.Monitor` (or ``wb.watch``) given a ``client`` publishes its samples to
+:class:`~workbench.monitoring.monitor.Monitor` (or ``wb.watch``) given a ``client`` publishes its samples to
 the scheduler, where :class:`~workbench.dashboard.plugin.Collector` keeps them for the pages.
 
 - ``wb.local_client()`` registers everything;

@@ -1,6 +1,6 @@
 """The workbench pages of the Dask dashboard: Bokeh documents drawn from the scheduler's
 :class:`~workbench.dashboard.plugin.Collector`, with the series' names and units from
-:data:`workbench.metrics.SERIES` (the same ones the notebook widget draws).
+:data:`workbench.monitoring.metrics.SERIES` (the same ones the notebook widget draws).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, Div, FactorRange, NumeralTickFormatter
 from bokeh.plotting import figure
 
-from ..metrics import SERIES, Timeline
+from ..monitoring.metrics import SERIES, Timeline
 from .plugin import Collector, collector
 
 __all__: list[str] = []

@@ -1,7 +1,7 @@
 """Where the dashboard's figures come from, through distributed's public plugin hooks.
 
-- :class:`Collector`, a ``SchedulerPlugin``: keeps a :class:`~workbench.metrics.Timeline` and the
-  newest snapshot of every process whose :class:`~workbench.monitor.Monitor` publishes with
+- :class:`Collector`, a ``SchedulerPlugin``: keeps a :class:`~workbench.monitoring.metrics.Timeline` and the
+  newest snapshot of every process whose :class:`~workbench.monitoring.monitor.Monitor` publishes with
   ``client.log_event("workbench-metrics", ...)``, so the pages work whether the scheduler runs in
   the kernel or in another process.
 - :class:`WorkerMemory`, a ``WorkerPlugin`` the collector installs on every worker: each Dask
@@ -18,8 +18,8 @@ from typing import Any
 from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 from distributed.protocol.pickle import dumps
 
-from ..memory import process_memory
-from ..metrics import TOPIC, Timeline
+from ..monitoring.memory import process_memory
+from ..monitoring.metrics import TOPIC, Timeline
 
 __all__: list[str] = []
 

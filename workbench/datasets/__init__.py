@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .._lazy import attach
 from ..errors import DatasetNotFoundError, InvalidInputError
 from .base import BaseDataset
 
-__all__ = ["open_dataset"]
+__all__ = ["as_dask", "open_dataset"]
+__getattr__, __dir__ = attach(__name__, {"as_dask": ".daskarray", "open_dataset": "."})
 
 
 def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse: str = "dense",
@@ -42,7 +44,7 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
             named here are read as sparse indices (``<col>.values`` as values when present).
         cache_dir, cache_bytes: a URL source only (``http(s)://``, ``file://``, any fsspec URL):
             where fetched shards are kept, and the most bytes kept there (default 4 GiB);
-            see :mod:`workbench.streaming`.
+            see :mod:`workbench.datasets.remote`.
 
     Contiguous batches of memory-mapped data (store layout, ``.npy``, read-only memmaps) are
     zero-copy tensors over the page cache and are read-only: clone before editing in place.
@@ -55,7 +57,7 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
 
     kw: dict[str, Any] = {"sparse": sparse, "dtype": dtype}
     if isinstance(source, str) and "://" in source:
-        from ..streaming import is_url, open_remote
+        from .remote import is_url, open_remote
 
         if is_url(source):
             return open_remote(source, cache_dir=cache_dir, cache_bytes=cache_bytes,
@@ -72,16 +74,16 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
             f"{where}: a {kind} input is read only as a stream, so it has no fast random access; "
             "convert it first: wb.convert(source, 'data.store'), then open_dataset('data.store')")
     if kind == "dataset":
-        from ..catalog import read_manifest
+        from ..format.catalog import read_manifest
         from ..layouts import open_reader
-        from ..schema import check_columns
+        from ..format.schema import check_columns
 
         version, manifest = read_manifest(source)  # checks every file's size
         return open_reader(version, manifest, check_columns(manifest.columns, columns, str(version)), **kw)
     if kind == "hdf5":
         from ..inputs.hdf5 import pick, scan
         from ..layouts.hdf5.reader import Hdf5Dataset
-        from ..schema import select
+        from ..format.schema import select
 
         members = scan(where, key, sparse_dims)
         chosen = pick(where, members, select(where, [m.name for m in members], columns))
@@ -96,15 +98,15 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
         files, cols = dataset_columns(where, columns, sparse_dims)
         return ParquetDataset(files, cols, where=where, **kw)  # type: ignore[arg-type]
     if kind == "dask":
-        from ..schema import check_columns
+        from ..format.schema import check_columns
         from .blocks import DaskDataset
 
         ds = DaskDataset(source, where=where, **kw)
         check_columns(ds._cols, columns, where)
         return ds
-    from ..inputs.arrays import columns_of
-    from ..schema import check_columns
-    from .memory import MemoryDataset
+    from ..inputs.arraylike import columns_of
+    from ..format.schema import check_columns
+    from .inmemory import MemoryDataset
 
     if kind == "table":
         from ..inputs.arrow import as_arrow, stored_columns

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..pagecache import will_need
-from ..sparse import CSR, concat
+from ..monitoring.pagecache import will_need
+from ..format.sparse import CSR, concat
 from .base import BaseDataset, Plan, shared_tensor
 from . import gather as _gather
 from .gather import gather, run_breaks, sharded_ok, take_into

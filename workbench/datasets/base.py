@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import InvalidInputError
-from ..manifest import Column, Manifest
-from ..sparse import CSR
+from ..format.manifest import Column, Manifest
+from ..format.sparse import CSR
 from .plan import Plan, plan_for
 from .samples import Row, Rows
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..manifest import Column
+from ..format.manifest import Column
 from .arrays import Array, ArraysDataset
 
 __all__: list[str] = []

@@ -1,9 +1,37 @@
-"""Explore a dataset before training on it: ``inspect`` (layout, chunks, page cache, what each
-order costs), with statistics, previews, the pitfall doctor and layout advice to come here.
+"""Explore a dataset before training on it.
 
-``facts`` is pure (the storage facts and the cost arithmetic); ``gather`` reads them from each
-kind of storage's metadata; ``inspect`` puts them together. Text and HTML are drawn by
-``workbench.ui.reprs``, so the CLI and the notebook show the same facts.
+- ``inspection`` (:func:`inspect`): layout, chunks, page cache, what each order costs; its facts
+  are pure (``facts``) and read from each storage's metadata (``metadata``);
+- ``statistics`` (:func:`stats`): per-column statistics in one pass, from mergeable ``moments``;
+- ``previews`` (:func:`preview`): the first rows or a seeded sample, images as thumbnails;
+- ``advice`` (:func:`advise`): layout and loader advice, from pure ``layout_rules``;
+- ``diagnoses`` (:func:`doctor`): the naive pitfalls of a Dataset or loader, from pure
+  ``findings`` and the ``probes`` that look.
+
+No module is named like a public function, so ``wb.explore.inspect`` is always the function.
+
+Text and HTML are drawn by ``workbench.ui``, so the CLI and the notebook show the same facts.
+
+>>> wb.explore.inspect("x.npy").kind
+'npy'
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from .._lazy import attach
+
+_EXPORTS = {
+    "Advice": ".advice",
+    "Diagnosis": ".diagnoses",
+    "Finding": ".findings",
+    "Inspection": ".inspection",
+    "Preview": ".previews",
+    "Stats": ".statistics",
+    "advise": ".advice",
+    "doctor": ".diagnoses",
+    "inspect": ".inspection",
+    "preview": ".previews",
+    "stats": ".statistics",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = attach(__name__, _EXPORTS)

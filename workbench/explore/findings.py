@@ -183,7 +183,7 @@ def subject(s: Setup) -> str:
 
 
 def expr(path: str) -> str:
-    """``HDF5Dataset.data`` -> ``ds.data``: the user's variable in a fix line."""
+    """``SeedHDF5Dataset.data`` -> ``ds.data``: the user's variable in a fix line."""
     return "ds" + path[path.index("."):] if "." in path else "ds"
 
 

@@ -32,7 +32,7 @@ ITEM_BUDGET_S = 0.25  # per-item timing stops here (after at least 4 items): slo
 
 @dataclass(frozen=True)
 class Held:
-    """One thing a Dataset holds, by the expression that reaches it (``HDF5Dataset.file``)."""
+    """One thing a Dataset holds, by the expression that reaches it (``SeedHDF5Dataset.file``)."""
 
     path: str
     value: Any

@@ -1,113 +1,160 @@
-"""Per-feature statistics in one pass, from partial results that merge: each chunk of rows gives a
-:class:`Partial`; partials combine in any grouping (so Dask can reduce them in a tree) and give
-the same figures as NumPy on the whole array.
+"""``wb.stats(obj)``: out-of-core per-column statistics in one pass, chunk by chunk, with memory
+bounded by one chunk plus the quantile sample; on a Dask array (or with a Dask ``client``) the
+chunks are reduced as Dask tasks. How each figure is computed, and how far off the approximate
+ones can be: :mod:`workbench.explore.moments`.
 
-- count, mean and std come from Chan et al.'s pairwise update of (count, mean, M2) in float64,
-  over the finite values (NaN and +-inf are counted apart and left out);
-- min, max, NaN, inf and zero counts are exact;
-- quantiles and the histogram come from a uniform sample of at most ``SAMPLE_ROWS`` rows kept by
-  *bottom-k* sampling: every row gets a seeded random key and the rows with the smallest keys are
-  kept, which merges exactly across chunks. With ``s`` sampled rows, a quantile's rank is off by
-  about ``sqrt(q (1 - q) / s)`` (one standard error: 0.16 % of the rows at the median with
-  s = 100,000, 0.03 % at p1/p99); on data with fewer rows than ``s`` they are exact.
-
->>> x = np.arange(10_000, dtype="float64").reshape(-1, 2)
->>> p = merge(partial(x[:3000], 0, seed=0), partial(x[3000:], 1, seed=0))
->>> s = summary(p); s["mean"].tolist(), s["max"].tolist()
-([4999.0, 5000.0], [9998.0, 9999.0])
+>>> s = stats("demo_data/demo.store")
+>>> s.rows, sorted(s.columns), round(float(s.columns["label"]["mean"][0]), 3) == round(float(np.load("demo_data/raw/labels.npy").mean()), 3)
+(2000, ['features', 'label', 'tokens nnz/row'], True)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__: list[str] = []
+from ..errors import InvalidInputError
+from .moments import Partial, merge, partial, summary
 
-SAMPLE_ROWS = 100_000
-SAMPLE_VALUES = 8_000_000  # the sample's bound in values (rows x features): 64 MiB of float64
-HIST_BINS = 32
+__all__ = ["Stats", "stats"]
+
+CHUNK_BYTES = 8 << 20  # rows read per step: about this many bytes
 
 
-@dataclass
-class Partial:
-    """Statistics of some rows of a ``(rows, features)`` block, mergeable with others."""
+@dataclass(repr=False)
+class Stats:
+    """Per-column figures: ``columns[name][figure]`` is an array over the column's features."""
 
-    count: np.ndarray  # finite values per feature
-    mean: np.ndarray
-    m2: np.ndarray
-    min: np.ndarray
-    max: np.ndarray
-    nan: np.ndarray
-    inf: np.ndarray
-    zeros: np.ndarray
+    source: str
     rows: int
-    keys: np.ndarray    # the sample's random keys, ascending
-    sample: np.ndarray  # the sampled rows, (len(keys), features) float64
+    columns: dict[str, dict[str, np.ndarray]]
+    features: dict[str, list[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "rows": self.rows, "notes": self.notes,
+                "columns": {n: {k: np.asarray(v).tolist() for k, v in figs.items()}
+                            for n, figs in self.columns.items()},
+                "features": self.features}
+
+    def __repr__(self) -> str:
+        return f"Stats({self.source}: {self.rows:,} rows, {len(self.columns)} columns)"
+
+    def __str__(self) -> str:
+        from ..ui.tables import stats_text
+
+        return stats_text(self)
+
+    def _repr_html_(self) -> str:
+        from ..ui.tables import stats_html
+
+        return stats_html(self)
 
 
-def sample_rows(features: int) -> int:
-    return max(1_000, min(SAMPLE_ROWS, SAMPLE_VALUES // max(1, features)))
+def stats(obj: Any, columns: str | list[str] | None = None, *, client: Any = None,
+          progress: bool = False, seed: int = 0) -> Stats:
+    """Statistics of every dense column of ``obj`` (anything ``wb.open_dataset`` opens, or a
+    Dask array); a sparse column gives its nonzeros per row. ``client``: reduce on its workers.
+
+    >>> stats(np.arange(12.0).reshape(6, 2)).columns["x"]["std"].round(3).tolist()
+    [3.416, 3.416]
+    """
+    from ..inputs.kinds import is_dask_array
+
+    if is_dask_array(obj):
+        return _dask_stats(obj, client, seed)
+    if client is not None and isinstance(obj, (str, os.PathLike)):
+        return _client_stats(os.fspath(obj), columns, client, seed)
+    from ..datasets import open_dataset
+    from ..ui.progress import reporter
+
+    ds = open_dataset(obj, columns=columns, sparse="csr")
+    n = len(ds)
+    step = max(1, CHUNK_BYTES // max(1, ds.row_nbytes))
+    running: dict[str, Partial] = {}
+    bar = reporter(progress, f"stats {_name(obj)}")
+    try:
+        for index, start in enumerate(range(0, n, step)):
+            stop = min(n, start + step)
+            for name, block in _blocks(ds.get_batch(np.arange(start, stop))).items():
+                p = partial(block, index, seed)
+                running[name] = merge(running[name], p) if name in running else p
+            bar(stop, n)
+    finally:
+        bar.close()
+    notes = ["computed in this process (a client reduces only path inputs on its workers)"] \
+        if client is not None else []
+    return Stats(_name(obj), n, {k: summary(p) for k, p in running.items()},
+                 _feature_names(ds), notes)
 
 
-def partial(block: np.ndarray, index: int, seed: int = 0) -> Partial:
-    """The statistics of one chunk (``index`` seeds its sample keys: chunk k always gets the same)."""
-    x = np.asarray(block, dtype=np.float64)
-    x = x[:, None] if x.ndim == 1 else x.reshape(len(x), int(np.prod(x.shape[1:]))) if x.ndim > 2 else x
-    finite = np.isfinite(x)
-    count = finite.sum(0)
-    xf = np.where(finite, x, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, xf.sum(0) / np.maximum(count, 1), 0.0)
-    dev = np.where(finite, x - mean, 0.0)
-    inf_mask = np.isinf(x)
-    big = np.where(finite, x, -np.inf).max(0, initial=-np.inf)
-    small = np.where(finite, x, np.inf).min(0, initial=np.inf)
-    k = sample_rows(x.shape[1])
-    keys = np.random.default_rng([seed, index]).random(len(x))
-    keep = np.argsort(keys, kind="stable")[:k]
-    return Partial(count.astype(np.int64), mean, (dev * dev).sum(0), small, big,
-                   np.isnan(x).sum(0), inf_mask.sum(0), (x == 0).sum(0), len(x), keys[keep],
-                   x[keep])
+def _blocks(batch: dict[str, Any]) -> dict[str, np.ndarray]:
+    import torch
+
+    out = {}
+    for name, t in batch.items():
+        if t.layout == torch.sparse_csr:
+            out[f"{name} nnz/row"] = np.diff(t.crow_indices().numpy()).reshape(-1, 1)
+        else:
+            a = t.numpy()
+            out[name] = a.reshape(len(a), -1)
+    return out
 
 
-def merge(a: Partial, b: Partial) -> Partial:
-    """Two partials as one (Chan et al. for the moments; bottom-k for the sample)."""
-    n = a.count + b.count
-    delta = b.mean - a.mean
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(n > 0, b.count / np.maximum(n, 1), 0.0)
-    mean = a.mean + delta * frac
-    m2 = a.m2 + b.m2 + delta * delta * a.count * frac
-    keys = np.concatenate([a.keys, b.keys])
-    rows = np.concatenate([a.sample, b.sample])
-    order = np.argsort(keys, kind="stable")[:sample_rows(rows.shape[1] if rows.ndim > 1 else 1)]
-    return Partial(n, mean, m2, np.minimum(a.min, b.min), np.maximum(a.max, b.max), a.nan + b.nan,
-                   a.inf + b.inf, a.zeros + b.zeros, a.rows + b.rows, keys[order], rows[order])
+def _feature_names(ds: Any) -> dict[str, list[str]]:
+    return {c.name: list(c.names) for c in getattr(ds, "_cols", ()) if getattr(c, "names", None)}
 
 
-def summary(p: Partial, bins: int = HIST_BINS) -> dict[str, np.ndarray]:
-    """Per-feature figures: count, mean, std (ddof=0, as ``np.std``), min, max, nan, inf,
-    zero_fraction, p1/p50/p99 and a histogram (``hist_edges``, ``hist_counts`` scaled from the
-    sample to the finite count)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.sqrt(np.where(p.count > 0, p.m2 / np.maximum(p.count, 1), np.nan))
-        mean = np.where(p.count > 0, p.mean, np.nan)
-    features = len(p.count)
-    q = np.full((3, features), np.nan)
-    edges = np.full((features, bins + 1), np.nan)
-    counts = np.zeros((features, bins))
-    for j in range(features):
-        col = p.sample[:, j]
-        col = col[np.isfinite(col)]
-        if len(col):
-            q[:, j] = np.quantile(col, [0.01, 0.5, 0.99])
-            lo, hi = p.min[j], p.max[j]
-            h, e = np.histogram(col, bins=bins, range=(lo, hi if hi > lo else lo + 1))
-            edges[j], counts[j] = e, h * (p.count[j] / len(col))
-    rows = max(1, p.rows)
-    return {"count": p.count, "mean": mean, "std": std,
-            "min": np.where(p.count > 0, p.min, np.nan), "max": np.where(p.count > 0, p.max, np.nan),
-            "nan": p.nan, "inf": p.inf, "zero_fraction": p.zeros / rows,
-            "p1": q[0], "p50": q[1], "p99": q[2], "hist_edges": edges, "hist_counts": counts}
+def _name(obj: Any) -> str:
+    if isinstance(obj, (str, os.PathLike)):
+        return os.fspath(obj)
+    return type(obj).__name__ if not isinstance(obj, np.ndarray) else "array"
+
+
+def _range_partials(source: str, columns: Any, start: int, stop: int, index: int,
+                    seed: int) -> dict[str, Partial]:
+    """Runs on a worker: the partials of rows ``[start, stop)`` of ``source``."""
+    from ..datasets import open_dataset
+
+    ds = open_dataset(source, columns=columns, sparse="csr")
+    return {k: partial(b, index, seed) for k, b in _blocks(ds.get_batch(np.arange(start, stop))).items()}
+
+
+def _client_stats(source: str, columns: Any, client: Any, seed: int) -> Stats:
+    from ..datasets import open_dataset
+
+    ds = open_dataset(source, columns=columns, sparse="csr")
+    n, step = len(ds), max(1, CHUNK_BYTES // max(1, ds.row_nbytes))
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    ranges = list(enumerate(range(0, n, step)))
+    running: dict[str, Partial] = {}
+    for wave in range(0, len(ranges), 2 * workers):  # bounded in flight: two tasks per worker
+        futures = [client.submit(_range_partials, source, columns, s, min(n, s + step), i, seed,
+                                 pure=False) for i, s in ranges[wave:wave + 2 * workers]]
+        for parts in client.gather(futures):
+            for k, p in parts.items():
+                running[k] = merge(running[k], p) if k in running else p
+    return Stats(source, n, {k: summary(p) for k, p in running.items()}, _feature_names(ds),
+                 [f"reduced on {workers} Dask workers"])
+
+
+def _dask_stats(arr: Any, client: Any, seed: int) -> Stats:
+    import dask
+
+    if any(np.isnan(c) for c in arr.chunks[0]):
+        raise InvalidInputError("the Dask array has unknown chunk sizes; call "
+                                "arr.compute_chunk_sizes() first")
+    flat = arr.reshape(arr.shape[0], -1) if arr.ndim != 2 else arr
+    flat = flat.rechunk({1: -1}) if flat.ndim == 2 else flat
+    parts = [dask.delayed(partial)(block, i, seed)
+             for i, block in enumerate(flat.to_delayed().ravel())]
+    while len(parts) > 1:  # a tree: at most a few partials alive at once
+        parts = [dask.delayed(merge)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    total = client.compute(parts[0]).result() if client is not None else parts[0].compute()
+    return Stats("dask array", int(arr.shape[0]), {"array": summary(total)},
+                 notes=[f"reduced as {len(flat.chunks[0])} Dask tasks"
+                        + (" on the client's workers" if client is not None else "")])

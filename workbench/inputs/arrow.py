@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from ..chunks import Chunk
+from ..format.chunks import Chunk
 from ..errors import InvalidInputError
 from .base import Source
 from .tabular import TablePacker, _column, _is_number, _numbers

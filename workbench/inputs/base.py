@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from ..chunks import Chunk
+from ..format.chunks import Chunk
 from ..errors import InvalidInputError, UnsafeInputError
-from ..sparse import CSR
+from ..format.sparse import CSR
 
 __all__: list[str] = []
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ..chunks import Chunk, rebatch
+from ..format.chunks import Chunk, rebatch
 from ..errors import InvalidInputError
-from ..schema import select
-from ..sparse import CSR
-from .arrays import ArrayCol, Col, make_col, npy_col
+from ..format.schema import select
+from ..format.sparse import CSR
+from .arraylike import ArrayCol, Col, make_col, npy_col
 from .base import Source, array_fingerprint
 from .kinds import is_torch
 

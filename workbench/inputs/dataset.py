@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..catalog import read_manifest
-from ..chunks import Chunk
+from ..format.catalog import read_manifest
+from ..format.chunks import Chunk
 from ..errors import InvalidInputError
-from ..schema import check_columns, select
+from ..format.schema import check_columns, select
 from .base import Source
 
 __all__: list[str] = []

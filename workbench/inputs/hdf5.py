@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError, SourceNotFoundError
-from ..manifest import Column
-from ..schema import select
-from ..sparse import CSR
-from .arrays import Col
+from ..format.manifest import Column
+from ..format.schema import select
+from ..format.sparse import CSR
+from .arraylike import Col
 from .base import check_numeric, file_fingerprint
 from .columns import ColumnsSource
 

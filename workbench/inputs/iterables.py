@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from ..chunks import Chunk, rebatch
+from ..format.chunks import Chunk, rebatch
 from ..errors import InvalidInputError
-from ..schema import select
-from ..sparse import CSR, concat
-from .arrays import torch_to_numpy
+from ..format.schema import select
+from ..format.sparse import CSR, concat
+from .arraylike import torch_to_numpy
 from .base import Source, check_numeric
 from .kinds import is_scipy_sparse, is_torch
 

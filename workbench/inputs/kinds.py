@@ -62,7 +62,7 @@ def kind_of(obj: Any, *, missing: type[Exception] = SourceNotFoundError, must_ex
     """One of :data:`KINDS` for ``obj``; a path that does not exist raises ``missing``."""
     if isinstance(obj, (str, os.PathLike)):
         return _path_kind(Path(obj), missing, must_exist)
-    from ..sparse import CSR
+    from ..format.sparse import CSR
 
     if isinstance(obj, CSR) or is_scipy_sparse(obj):
         return "sparse"
@@ -95,7 +95,7 @@ def _path_kind(p: Path, missing: type[Exception], must_exist: bool) -> str:
     if not p.exists():
         raise missing(f"{p}: no such file or folder; check the path")
     if p.is_dir():
-        from ..catalog import is_dataset_dir
+        from ..format.catalog import is_dataset_dir
 
         if is_dataset_dir(p) or any(p.glob("v-*.partial")):
             return "dataset"

@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..chunks import Chunk, concat_chunks, rebatch
+from ..format.chunks import Chunk, concat_chunks, rebatch
 from ..errors import InvalidInputError, SourceNotFoundError
-from ..manifest import Column
-from ..schema import check_columns
+from ..format.manifest import Column
+from ..format.schema import check_columns
 from .base import Source, file_fingerprint
 from .tabular import TablePacker
 

@@ -19,10 +19,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..chunks import Chunk
+from ..format.chunks import Chunk
 from ..errors import InvalidInputError
-from ..schema import select
-from ..sparse import CSR
+from ..format.schema import select
+from ..format.sparse import CSR
 
 __all__: list[str] = []
 

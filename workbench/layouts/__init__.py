@@ -21,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..manifest import LAYOUTS, Column, Manifest, Shard
+from ..format.manifest import LAYOUTS, Column, Manifest, Shard
 from .base import ShardWriter
 
 __all__: list[str] = []

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._files import file_digest, fsync_path
-from ..chunks import Chunk
-from ..manifest import Column, FileEntry, Shard
-from ..sparse import CSR
+from ..format.files import file_digest, fsync_path
+from ..format.chunks import Chunk
+from ..format.manifest import Column, FileEntry, Shard
+from ..format.sparse import CSR
 
 __all__: list[str] = []
 

@@ -1,6 +1,18 @@
 """The UI room: the only modules that import ipywidgets, Bokeh, tqdm or IPython's display.
 
 Everything here is a thin shell over the public functions; ``import workbench`` never loads it.
+``charts`` (:func:`watch`) draws a Monitor live; ``panel`` (:func:`tune`) adds the controls, the
+trials table and autotune; ``reprs``, ``tables`` and ``diagnosis`` draw the explore results;
+``progress`` turns callbacks into tqdm bars.
+
+>>> sorted(wb.ui.__all__)
+['Tuner', 'Watch', 'tune', 'watch']
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from .._lazy import attach
+
+_EXPORTS = {"Tuner": ".panel", "Watch": ".charts", "tune": ".panel", "watch": ".charts"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = attach(__name__, _EXPORTS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...manifest import Column, Shard
+from ...format.manifest import Column, Shard
 from ..base import check_files
 
 __all__: list[str] = []

@@ -23,8 +23,8 @@ import numpy as np
 
 from ...datasets.base import BaseDataset, Plan, pow2_block_rows, sparse_row_nbytes
 from ...errors import CorruptDatasetError
-from ...manifest import Column, Manifest
-from ...sparse import CSR
+from ...format.manifest import Column, Manifest
+from ...format.sparse import CSR
 from ..base import shard_paths
 
 __all__: list[str] = []

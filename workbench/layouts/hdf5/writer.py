@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ...chunks import Chunk
-from ...manifest import Column, FileEntry
+from ...format.chunks import Chunk
+from ...format.manifest import Column, FileEntry
 from ..base import csr_parts, shard_file_entry
 
 __all__: list[str] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...manifest import Column, Shard
+from ...format.manifest import Column, Shard
 from ..base import check_files
 
 __all__: list[str] = []

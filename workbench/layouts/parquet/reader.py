@@ -24,8 +24,8 @@ from ...datasets.arrays import Array
 from ...datasets.base import sparse_row_nbytes
 from ...datasets.blocks import BlockDataset
 from ...errors import CorruptDatasetError, InvalidInputError
-from ...manifest import Column, Manifest
-from ...sparse import CSR
+from ...format.manifest import Column, Manifest
+from ...format.sparse import CSR
 from ..base import shard_paths
 
 __all__: list[str] = []

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ...chunks import Chunk
-from ...manifest import Column, FileEntry
+from ...format.chunks import Chunk
+from ...format.manifest import Column, FileEntry
 from ..base import shard_file_entry
 
 __all__: list[str] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...manifest import Column, Manifest
+from ...format.manifest import Column, Manifest
 from .check import check_shard as check_shard
 from .writer import StoreWriter as Writer  # noqa: F401  (the room's furniture)
 

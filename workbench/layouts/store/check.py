@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...manifest import Column, Shard
+from ...format.manifest import Column, Shard
 
 __all__: list[str] = []
 

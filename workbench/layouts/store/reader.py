@@ -19,8 +19,8 @@ import numpy as np
 from ...datasets.arrays import Array, ArraysDataset
 from ...datasets.base import pow2_block_rows
 from ...errors import CorruptDatasetError
-from ...manifest import Column, Manifest
-from ...sparse import CSR
+from ...format.manifest import Column, Manifest
+from ...format.sparse import CSR
 
 __all__: list[str] = []
 

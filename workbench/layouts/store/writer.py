@@ -12,9 +12,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ...chunks import Chunk
+from ...format.chunks import Chunk
 from ...errors import InvalidInputError
-from ...manifest import Column, FileEntry
+from ...format.manifest import Column, FileEntry
 from ..base import csr_parts, entry
 
 __all__: list[str] = []

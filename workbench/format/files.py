@@ -1,0 +1,46 @@
+"""The file primitives every writer shares: xxh3 digests, fsync, atomic small-file writes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import xxhash
+
+__all__: list[str] = []
+
+_BLOCK = 8 << 20
+
+
+def file_digest(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """``(size, hex xxh3-64)`` of a whole file, read in 8 MiB blocks (fast enough for disk speed)."""
+    h = xxhash.xxh3_64()
+    size = 0
+    buf = bytearray(_BLOCK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return size, h.hexdigest()
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's (or a folder's entries') data to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str, durable: bool) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it over ``path`` in one step."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        if durable:
+            os.fsync(f.fileno())
+    os.replace(tmp, path)

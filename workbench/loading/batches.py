@@ -1,0 +1,74 @@
+"""Batch plumbing shared by every pass: its byte size, pinning, and the malloc setting that keeps
+batch buffers on the heap.
+
+>>> batch_nbytes({"x": torch.zeros(4, 2), "y": torch.zeros(4, dtype=torch.int64)})
+64
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from typing import Any
+
+import torch
+
+__all__: list[str] = []
+
+_MALLOC_TUNED = False
+
+
+def keep_batch_memory() -> None:
+    """Serve batch-sized buffers from the malloc heap instead of a fresh mmap per batch (glibc).
+
+    Why: glibc mmaps (and on free unmaps) each allocation above its threshold, so every gathered
+    batch page-faults its buffer in again (bs=256 full shuffle, in-process: 225 -> 116 us/batch).
+    Process-wide; keeps at most ~64 MiB of freed heap instead of returning it to the OS at once.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not sys.platform.startswith("linux"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (32 MiB: glibc's maximum)
+        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc (musl, ...): keep its defaults
+
+
+def _map(obj: Any, fn: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map(v, fn) for v in obj)
+    return obj
+
+
+def batch_nbytes(batch: Any) -> int:
+    if type(batch) is dict:  # the common case, in one loop without _map (~10 us) or genexprs
+        total = 0
+        for t in batch.values():
+            if type(t) is not torch.Tensor or t.layout != torch.strided:
+                break
+            total += t.nbytes
+        else:
+            return total
+    sizes: list[int] = []
+
+    def size(t: torch.Tensor) -> None:
+        parts = {torch.sparse_coo: lambda: (t._indices(), t._values()),
+                 torch.sparse_csr: lambda: (t.crow_indices(), t.col_indices(), t.values())}
+        for p in parts.get(t.layout, lambda: (t,))():
+            sizes.append(p.element_size() * p.nelement())
+
+    _map(batch, size)
+    return sum(sizes)
+
+
+def pin(batch: Any) -> Any:
+    return _map(batch, lambda t: t.pin_memory())
+
+

@@ -1,0 +1,214 @@
+"""Batches from torch DataLoader worker processes, handed over through reused shared-memory
+slots (``_slots``) rather than a new shared tensor per batch; and stopping those workers.
+
+Measured why (1 KiB rows, 2-core VM): torch's default path shm_opens, maps and page-faults a
+fresh segment for every batch on both sides, which put process workers at 0.02x the thread path.
+Then each request through torch's queues still cost ~150 us of CPU on each side, so one request
+carries a group of small batches, read in the worker straight into its slots (``_requests``).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import os
+import signal
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.utils.data
+from torch.utils.data import dataloader as _torch_dl
+
+from ..batches import pin as _pin
+from ..fetch import read_error, timeout_error
+from ..passes import FetchSpec, Key, Pass
+from .requests import Feed, FetchDataset, group_size, worker_init
+from .slots import Slots, SlotRef
+from ...errors import LoaderTimeoutError
+
+__all__: list[str] = []
+
+SLOTS = os.environ.get("WB_WORKER_SLOTS", "1") != "0"  # 0: torch's per-batch shared tensors
+_POLL_S = 0.1  # how soon a dead worker is noticed while the consumer waits
+
+
+class _WorkerIter(_torch_dl._MultiProcessingDataLoaderIter):
+    """torch's worker iterator, noticing a dead worker by polling instead of by signal.
+
+    torch's SIGCHLD handler raises its RuntimeError wherever the main thread happens to be: inside
+    a library that swallows it (the consumer then waits out the whole ``timeout``), or between a
+    queue's lock acquire and its ``try`` (the lock is never released and closing deadlocks). Both
+    seen here, about 1 run in 40. So our workers leave its registry before the first index is
+    sent, and the wait for a batch checks them every ``_POLL_S`` instead.
+    """
+
+    def _reset(self, loader: Any, first_iter: bool = False) -> None:
+        if self._worker_pids_set:
+            _torch_dl._utils.signal_handling._remove_worker_pids(id(self))
+            self._worker_pids_set = False
+        super()._reset(loader, first_iter)
+
+    def __next__(self) -> Any:
+        # torch's __next__ without its profiler range unless a profiler is on: the range's exit
+        # op cost ~57 us a batch here (GIL hand-offs with the queues' threads; bs 256, 2 workers
+        # 278 -> 253 us a batch)
+        if torch.autograd._profiler_enabled():
+            return super().__next__()
+        data = self._next_data()
+        self._num_yielded += 1
+        return data
+
+    def _try_get_data(self, timeout: float = _torch_dl._utils.MP_STATUS_CHECK_INTERVAL) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:  # torch's own try checks the workers each time it comes back empty
+            got = super()._try_get_data(max(0.0, min(_POLL_S, deadline - time.monotonic())))
+            if got[0] or time.monotonic() >= deadline:
+                return got
+
+
+class _DataLoader(torch.utils.data.DataLoader):
+    def _get_iterator(self) -> Any:
+        if self.num_workers == 0:
+            return super()._get_iterator()
+        self.check_worker_number_rationality()
+        return _WorkerIter(self)
+
+
+def _identity(batch: Any) -> Any:
+    return batch  # the fetch already collated (and transformed) it
+
+
+class ProcessPass(Pass):
+    """Batches from torch DataLoader worker processes; with ``persistent_workers`` the
+    DataLoader (and its workers) is kept in ``holder`` and reused by the next pass."""
+
+    def __init__(self, spec: FetchSpec, batches: Iterator[Key], *args: Any,
+                 holder: dict[str, Any] | None = None) -> None:
+        super().__init__(spec, batches, *args)
+        holder = holder if holder is not None else {}
+        dl = holder.get("dl") if spec.persistent_workers and holder.get("spec") == spec else None
+        if dl is None:
+            release(holder)  # kept workers built for other settings
+            first = next(batches, None)  # its size sets how many batches a request carries
+            if first is not None:
+                batches = itertools.chain([first], batches)
+            fetch = spec.fetch
+            # prefetch_factor counts batches in flight per worker, as in torch; what travels
+            # is requests of `size` of them
+            size = min(spec.prefetch_factor, group_size(
+                len(first[0]) * fetch.dataset.row_nbytes if fetch.ours and first is not None else 0))
+            requests = spec.prefetch_factor // size
+            feed = Feed(size)
+            dl = _DataLoader(  # slots: pinned after the copy out, not before
+                FetchDataset(spec.fetch, requests + 1 if SLOTS else 0),
+                batch_sampler=feed, collate_fn=_identity,
+                num_workers=spec.num_workers, pin_memory=spec.pin and not SLOTS,
+                pin_memory_device=spec.pin_memory_device, prefetch_factor=requests,
+                timeout=spec.timeout or 0, persistent_workers=spec.persistent_workers,
+                multiprocessing_context=spec.multiprocessing_context,
+                worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn))
+            holder["dl"], holder["spec"], holder["rings"] = dl, spec, {}
+        self._rings: dict[int, Slots] = holder["rings"]  # worker pid -> its slot ring
+        self._feed: Feed = dl.batch_sampler
+        self._feed.start(batches)
+        self._ready: collections.deque = collections.deque()
+        self._persistent = spec.persistent_workers
+        try:  # starting the workers already feeds them: one may die before the first batch
+            self._it: Any = iter(dl)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> Exception:
+        msg = str(exc) if isinstance(exc, RuntimeError) else ""
+        if msg.startswith("DataLoader timed out"):
+            return timeout_error(self._head(), self._spec.timeout, "a worker process")
+        if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
+            how = _deaths(getattr(self, "_it", None)) or msg  # _it is unset if iter() failed
+            return LoaderTimeoutError(
+                f"a loader worker process died ({how}); something killed it, often the "
+                "out-of-memory killer: use a smaller batch_size, fewer workers or "
+                "worker_type='thread'")
+        return read_error(exc, self._head(), "in a worker process")
+
+    def _fetch(self) -> tuple[Any, int]:
+        if not self._ready:
+            try:
+                self._ready.extend(next(self._it))  # one request's group of batches
+            except StopIteration:
+                raise
+            except Exception as exc:
+                raise self._error(exc) from exc
+        batch = self._ready.popleft()
+        if isinstance(batch, tuple) and len(batch) in (2, 3) and isinstance(batch[1], SlotRef):
+            if len(batch) == 3 and not batch[2].same(self._rings.get(batch[0])):
+                self._rings[batch[0]] = batch[2]  # new, or sent again: keep the one lending
+            batch = self._rings[batch[0]].read(batch[1])
+            if self._spec.pin:
+                batch = _pin(batch)
+        return batch, len(self._feed.sent.popleft())
+
+    def in_flight(self) -> int:
+        return len(self._feed.sent)
+
+    def pids(self) -> list[int]:
+        return live_pids(self._it)
+
+    def _head(self) -> np.ndarray:
+        # torch delivers in order, so the batch that failed is the oldest one not yet delivered
+        return self._feed.sent[0] if self._feed.sent else np.empty(0, np.int64)
+
+    def __del__(self) -> None:
+        # a dropped pass (a loop left early) must not force-stop persistent workers that the
+        # loader keeps for its next pass; force is for a hung or dead worker
+        self.close()
+
+    def close(self, force: bool = False) -> None:
+        self._done = True
+        it, self._it = getattr(self, "_it", None), None
+        if it is None or (self._persistent and not force):
+            return  # persistent workers outlive the pass; Loader.close() shuts them down
+        shutdown_workers(it, force)
+
+
+def release(holder: dict[str, Any]) -> None:
+    """Stop the persistent workers kept in ``holder``, if any."""
+    it = getattr(holder.pop("dl", None), "_iterator", None)
+    if it is not None:
+        shutdown_workers(it)
+
+
+def _deaths(it: Any) -> str:
+    """How the worker processes of ``it`` that are gone ended, e.g. ``pid 7 killed by SIGKILL``."""
+    out = []
+    for w in getattr(it, "_workers", ()):
+        code = w.exitcode
+        if code:
+            how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with {code}"
+            out.append(f"pid {w.pid} {how}")
+    return ", ".join(out)
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def live_pids(it: Any) -> list[int]:
+    """The worker processes of a torch DataLoader iterator that are alive."""
+    return [w.pid for w in getattr(it, "_workers", ()) if w.is_alive()]
+
+
+def shutdown_workers(it: Any, force: bool = False) -> None:
+    """Stop a torch DataLoader iterator's worker processes (at once when ``force``)."""
+    if force:  # after a hang or a death, don't wait out torch's 5 s join per worker
+        for w in getattr(it, "_workers", ()):
+            if w.is_alive():
+                w.terminate()
+    shutdown = getattr(it, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()

@@ -1,0 +1,163 @@
+"""What runs in a worker process: one request is a group of batches (:func:`group_size`),
+each read into a free slot of this worker's ring (``_slots``) and sent as a slot number; and
+the main process's side of a request, :class:`Feed`, which groups the epoch's batches.
+
+Our datasets read a batch straight into its slot (``get_batch(out=)``: one copy, not a gather
+and a copy); anything else is fetched as usual and copied in, or, when it is not a batch of
+dense tensors, sent torch's own way.
+
+>>> group_size(256 << 10), group_size(64 << 20), group_size(0)
+(16, 1, 1)
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from collections.abc import Callable
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from ..batches import keep_batch_memory
+from ..fetch import Fetch
+from ..passes import Key
+from .slots import LEND, Full, Slots, SlotRef
+
+__all__: list[str] = []
+
+
+def worker_init(worker_id: int, user_init: Callable[[int], None] | None = None) -> None:
+    torch.set_num_threads(1)  # 2 cores: torch threads in workers fight the main process for CPU
+    keep_batch_memory()
+    if user_init is not None:
+        user_init(worker_id)
+
+
+class FetchDataset(torch.utils.data.Dataset):
+    """What worker processes read: ``__getitems__((idx, epoch, k, pass))`` is one whole batch,
+    put in this worker's slot ring when ``slots`` (``slots`` = how many per worker)."""
+
+    def __init__(self, fetch: Fetch, slots: int = 0) -> None:
+        self.fetch, self.slots = fetch, slots
+
+    def __getitems__(self, group: list[tuple[np.ndarray, int, int, int]]) -> list[Any]:
+        if not self.slots:
+            return [self.fetch(*key[:3]) for key in group]
+        count = self.slots * len(group) + LEND
+        if _RING[0] is not None and _RING[0].count < count:
+            _RING[0] = None  # sized by a short group (an epoch's last): a new one for full groups
+        return [_one(self.fetch, key, count) for key in group]
+
+
+def _one(fetch: Fetch, key: tuple[np.ndarray, int, int, int], count: int) -> Any:
+    got = _fill_ring(fetch, key) if fetch.fills else None
+    return got if got is not None else _to_ring(fetch(*key[:3]), count, key[3])
+
+
+# this worker process's Slots, its batch counter, its pass, whether this pass has sent the ring
+_RING: list[Any] = [None, 0, 0, False]
+
+
+def _new_pass(pass_no: int) -> None:
+    ring = _RING[0]
+    if pass_no != _RING[2]:
+        if ring is not None:
+            # torch threw away what the last pass left unread (persistent workers): those
+            # slots will never be read, so never freed by the main process; and the message
+            # that carried the ring may have been one of them, so it travels again
+            ring.forget_unread()
+        _RING[2], _RING[3] = pass_no, False
+
+
+def _sent(ref: SlotRef) -> tuple[Any, ...]:
+    if _RING[3]:
+        return (os.getpid(), ref)
+    _RING[3] = True
+    return (os.getpid(), ref, _RING[0])
+
+
+def _fill_ring(fetch: Fetch, key: tuple[np.ndarray, int, int, int]) -> Any:
+    """In a worker: our dataset's batch read straight into a free slot of the ring (one copy,
+    not a gather and a copy); None where there is no ring yet or the batch does not fit."""
+    ring, n = _RING[0], _RING[1]
+    idx = key[0]
+    if ring is None or len(idx) > ring.rows or set(ring.layout) != set(fetch.dataset.columns):
+        return None
+    _new_pass(key[3])
+    try:
+        slot = ring.claim(n)
+    except Full:
+        return None
+    try:
+        fetch.fill(idx, ring.views(slot, len(idx)))
+    except BaseException:
+        ring.unclaim(slot)
+        raise
+    _RING[1] = n + 1
+    return _sent(SlotRef(slot, len(idx), "dict", tuple(ring.layout)))
+
+
+def _to_ring(batch: Any, count: int, pass_no: int) -> Any:
+    """In a worker: the batch written into a free slot (a SlotRef crosses the process
+    boundary); the first time, or when it no longer fits, a new ring travels with it once."""
+    _new_pass(pass_no)
+    ring, n = _RING[0], _RING[1]
+    try:
+        ref = ring.write(n, batch) if ring is not None else None
+    except Full:  # the consumer holds every slot (it should not: the main process copies then)
+        return batch
+    if ref is not None:
+        _RING[1] = n + 1
+        return _sent(ref)
+    ring = Slots.for_batch(batch, rows=0, count=count)  # sized by this batch
+    ref = ring.write(0, batch) if ring is not None else None
+    if ref is None:
+        return batch  # not a dict/tuple/list of dense tensors of one length: torch's own way
+    _RING[:] = [ring, 1, _RING[2], False]
+    return _sent(ref)
+
+
+# about 4 MiB a request, at most 16 batches (and at most prefetch_factor): measured (bs 256 of
+# 1 KiB rows, 2 workers, full shuffle) 307 us a batch one a request, 189 at 1 MiB, 139 at 4 MiB
+# x 16, 127 at 8 MiB
+GROUP_BYTES = int(os.environ.get("WB_GROUP_BYTES", 4 << 20))  # 1: one batch a request
+MAX_GROUP = 16
+
+
+def group_size(batch_bytes: int) -> int:
+    """Batches a worker reads per request: about ``GROUP_BYTES`` a request, so that torch's
+    per-request cost (two queues, pickling, a feeder thread: ~150 us of CPU here) is shared by
+    small batches; one a request where the batch size in bytes is unknown (foreign datasets).
+
+    >>> group_size(256 << 10), group_size(64 << 20), group_size(0)
+    (16, 1, 1)
+    """
+    return max(1, min(MAX_GROUP, GROUP_BYTES // batch_bytes)) if batch_bytes else 1
+
+
+class Feed:
+    """A batch sampler torch can iterate again each epoch (persistent workers): each pass
+    points it at its own batches and records what was sent, oldest first, for error messages."""
+
+    def __init__(self, size: int) -> None:
+        self.batches: Iterator[Key] = iter(())
+        self.sent: collections.deque = collections.deque()
+        self.passes, self.size = 0, size  # size: batches a request
+
+    def start(self, batches: Iterator[Key]) -> None:
+        self.batches, self.sent = batches, collections.deque()
+        self.passes += 1
+
+    def __iter__(self) -> Iterator[list[tuple[np.ndarray, int, int, int]]]:
+        n, group, size = self.passes, [], self.size
+        for key in self.batches:
+            self.sent.append(key[0])
+            group.append((*key, n))
+            if len(group) == size:
+                yield group
+                group = []
+        if group:
+            yield group

@@ -1,0 +1,205 @@
+"""``Monitor``: samples a loader's throughput, the memory of every process that reads for it, the
+dataset's page cache, the machine, pinned memory and the GPU, on a background thread.
+
+The loader reports each batch to the monitor's subscription (its hot path pays one check when
+nobody watches); everything else is read every ``interval`` seconds. ``latest()`` and ``history()``
+are JSON-able; ``to_prometheus()`` is the text exposition format for scrapers.
+
+>>> ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
+>>> with Monitor(wb.loader(ds, batch_size=500), interval=0.05) as mon:
+...     for _ in mon.loader: pass
+>>> mon.latest()["memory"]["processes"][0]["name"], "samples_per_s" in mon.history()
+('kernel', True)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from .gpu import gpu_metrics, pinned
+from .metrics import SERIES, TOPIC, BatchWindow, Timeline, scalars, snapshot
+
+__all__ = ["Monitor"]
+
+# PSS/USS (smaps_rollup walks every page table: ~15 ms for a process with torch and a mapped
+# dataset) and the page cache (mincore looks up every page: ~10 ms per 256 MiB) are read this
+# often; the cheap counters every sample
+FULL_EVERY_S = 2.0
+
+
+class Monitor:
+    """Watch ``loader`` (optional) and, with ``client``, every Dask worker's memory.
+
+    ``interval`` seconds between samples; ``keep`` samples per series in ``history()``. With a
+    ``client``, each sample is also published to the scheduler (``client.log_event`` on
+    ``"workbench-metrics"``), where the dashboard's workbench pages draw it; ``publish=False``
+    keeps it here.
+    """
+
+    def __init__(self, loader: Any = None, *, client: Any = None, interval: float = 0.5,
+                 keep: int = 600, publish: bool = True) -> None:
+        self.loader, self.client, self.interval = loader, client, float(interval)
+        self.publish = bool(publish and client is not None)
+        self.publish_error: str | None = None
+        self._source = f"{socket.gethostname()} pid {os.getpid()}"
+        self._window = BatchWindow()
+        self._timeline = Timeline(keep)
+        self._latest: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: Any = None
+        self._lock = threading.Lock()
+        self._full_at = -FULL_EVERY_S  # when the slow readings below were last taken
+        self._full: dict[int, Any] = {}  # pid -> the last full (PSS) reading
+        self._dask: dict[str, Any] = {}
+        self._cache: dict[str, Any] | None = None
+        self._files: list[str] | None = None  # the dataset's files, listed once
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Monitor:
+        """Begin sampling (idempotent)."""
+        if self._thread is not None:
+            return self
+        if self.loader is not None:
+            self._unsubscribe = self.loader.subscribe(self._window.add)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="workbench-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling; one last sample is taken so ``latest()`` covers the end."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self.sample()
+
+    def __enter__(self) -> Monitor:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    # -- data ------------------------------------------------------------------------------
+    def sample(self) -> dict[str, Any]:
+        """Take one sample now (the thread calls this every ``interval``) and return it."""
+        now = time.time()
+        full = time.monotonic() - self._full_at >= FULL_EVERY_S
+        if full:
+            self._full_at = time.monotonic()
+        out: dict[str, Any] = {"time": now, "loader": self._loader_part(),
+                               "memory": self._memory_part(full),
+                               "page_cache": self._page_cache_part(full),
+                               "machine": _machine(), "pinned": pinned(), "gpu": gpu_metrics()}
+        with self._lock:
+            self._latest = out
+            self._timeline.add(now, scalars(out))
+        if self.publish:
+            self._publish(out)
+        return out
+
+    def _publish(self, sample: dict[str, Any]) -> None:
+        try:
+            self.client.log_event(TOPIC, snapshot(sample, self._source))
+            self.publish_error = None
+        except Exception as exc:  # a closing cluster must not stop the sampling
+            self.publish_error = f"{type(exc).__name__}: {exc}"
+
+    def latest(self) -> dict[str, Any]:
+        """The newest sample (empty before the first)."""
+        with self._lock:
+            return dict(self._latest)
+
+    def history(self) -> dict[str, list[list[float]]]:
+        """``{series: [[unix time, value], ...]}`` for every series sampled so far."""
+        with self._lock:
+            return self._timeline.history()
+
+    def since(self, t0: float) -> dict[str, list[list[float]]]:
+        """Like :meth:`history`, only the samples taken after unix time ``t0``."""
+        with self._lock:
+            return self._timeline.since(t0)
+
+    def to_prometheus(self) -> str:
+        """The latest values as Prometheus gauges (``workbench_<series>``), text exposition format."""
+        from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+        registry = CollectorRegistry()
+        for name, value in scalars(self.latest()).items():
+            spec = SERIES[name]
+            Gauge(f"workbench_{name}", f"{spec.help} ({spec.unit})", registry=registry).set(value)
+        return generate_latest(registry).decode()
+
+    # -- parts -----------------------------------------------------------------------------
+    def _loader_part(self) -> dict[str, Any] | None:
+        if self.loader is None:
+            return None
+        dl = self.loader
+        state = dl.state_dict()
+        return {**self._window.summary(), "read_ahead": dl.read_ahead(), "epoch": state["epoch"],
+                "batches_done": state["batches_done"],
+                "config": {"batch_size": dl.batch_size, "shuffle": dl.order, "num_workers": dl.num_workers,
+                           "worker_type": dl.worker_type, "prefetch_factor": dl.prefetch_factor,
+                           "pin_memory": dl.pin_memory}}
+
+    def _memory_part(self, full: bool) -> dict[str, Any]:
+        from .memory import ProcessMemory, memory_tree
+
+        pids = {os.getpid(): "kernel"}
+        if self.loader is not None:
+            pids.update(self.loader.worker_pids())
+        tree = memory_tree(pids, None if full else self._full)
+        if full:
+            self._full = {p["pid"]: ProcessMemory(**p) for p in tree["processes"]}
+        tree["pss_age_s"] = round(time.monotonic() - self._full_at, 3)
+        if self.client is not None:
+            from .memory import process_memory
+
+            if not full and self._dask:
+                workers = self._dask
+            else:
+                try:
+                    workers = self._dask = self.client.run(process_memory)  # {address: ProcessMemory}
+                except Exception as exc:  # a closing cluster must not stop the sampling
+                    tree["dask_error"] = f"{type(exc).__name__}: {exc}"
+                    workers = {}
+            for addr, m in sorted(workers.items()):
+                tree["processes"].append({**m.to_dict(), "name": f"dask worker {addr}"})
+                for k in tree["total"]:
+                    tree["total"][k] += getattr(m, k)
+        return tree
+
+    def _page_cache_part(self, full: bool) -> dict[str, Any] | None:
+        version = getattr(getattr(self.loader, "dataset", None), "version_dir", None)
+        if version is None:
+            return None
+        if self._cache is not None and not full:
+            return self._cache
+        from .pagecache import files_of, residency
+
+        if self._files is None:
+            self._files = files_of(version)
+        r = residency(self._files)
+        self._cache = {"resident_bytes": r.resident_bytes, "total_bytes": r.total_bytes,
+                       "fraction": r.fraction}
+        return self._cache
+
+
+def _machine() -> dict[str, int]:
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return {"total_bytes": int(vm.total), "available_bytes": int(vm.available)}
