@@ -29,7 +29,7 @@ from workbench.demo.data import make_demo  # noqa: E402
 from workbench.errors import InvalidInputError  # noqa: E402
 from workbench.explore import probes  # noqa: E402
 from workbench.explore.diagnoses import Diagnosis, doctor  # noqa: E402
-from workbench.explore.findings import KINDS, Finding, finding, ordered, per_item_is_slow
+from workbench.explore.findings import KINDS, Finding, finding, ordered, per_item_is_slow  # noqa: E402
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The given NumPy array is not writable"),

@@ -250,3 +250,10 @@ def test_the_architecture_page_lists_the_declared_upward_edges():
             listed.add((src, dst))
     assert listed == set(UPWARD), (f"docs/ARCHITECTURE.md lists {sorted(listed)}; "
                                    f"the test declares {sorted(UPWARD)}")
+
+
+def test_the_type_checker_covers_every_pure_module():
+    """``make test`` runs mypy over pyproject's [tool.mypy] files: exactly the pure modules."""
+    tomllib = pytest.importorskip("tomllib")
+    files = tomllib.loads((PKG.parent / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
+    assert sorted(files) == sorted(str(MODULES[m].relative_to(PKG.parent)) for m in PURE)

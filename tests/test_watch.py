@@ -6,7 +6,6 @@ another cell is busy training.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 

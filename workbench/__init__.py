@@ -45,7 +45,7 @@ _EXPORTS = {
 _NAMESPACES = ("bench", "errors", "results")
 # The capability packages, reachable as ``wb.loading`` and so on without an import of their own.
 _PACKAGES = ("format", "inputs", "layouts", "conversion", "datasets", "loading", "monitoring",
-             "tuning", "explore", "demo", "ui", "dashboard", "cluster")
+             "tuning", "explore", "demo", "ui", "dashboard", "cluster", "testing")
 # Names that moved into a sub-namespace in 0.x: still resolved here, so old code keeps working,
 # but left out of dir() and tab completion.
 _MOVED = {

@@ -38,7 +38,7 @@ import torch
 
 from ..format.catalog import read_manifest
 from ..errors import InvalidInputError
-from .throughput import consume, measure
+from .throughput import measure
 from ..units import human_bytes
 
 __all__ = ["OrderComparison", "compare_orders"]

@@ -31,7 +31,8 @@ class Plan:
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
             raise IndexError(f"{where}: row {bad} out of range for {n} rows; use -len(ds) <= i < len(ds)")
-        self._idx, self.k, self.lo, self.hi = idx, idx.size, lo, hi
+        self._idx: np.ndarray | None = idx
+        self.k, self.lo, self.hi = idx.size, lo, hi
         self.strict, self.ascending = strict, ascending
         self.contiguous = strict and hi - lo == idx.size - 1
         self._u: tuple[np.ndarray, np.ndarray | None] | None = None

@@ -43,7 +43,7 @@ class EpochOrder:
         self._sorted: tuple[int, int, int, np.ndarray] | None = None  # size, start, stop, batches
         self._segments: list[tuple[int, int, int]] = [(0, max(1, n), 1)]
         self._shards = shard_rows is not None and len(shard_rows) > 0
-        self._largest = self._mean = block_rows
+        self._largest, self._mean = block_rows, float(block_rows)
         if order == "full":
             self._perm = np.random.default_rng([seed, epoch, 0]).permutation(n)
         elif order == "shard" and self._shards:
