@@ -646,31 +646,31 @@ def test_a_batch_started_in_the_background_equals_get_batch(tmp):
     ds = open_dataset(path)
     assert len(ds._offs) > 2  # several shards
     rows = np.sort(np.random.default_rng(4).choice(20_000, 2048, replace=False))
-    started = ds._start_batch(rows)
+    started = ds.start_batch(rows)
     assert ds.reads_ahead == (started is not None)
     assert not open_dataset(_convert(tmp, "hdf5")).reads_ahead  # HDF5 reads through h5py
     if gather.native is None or gather.native_threads() <= 1:
         assert started is None  # no helpers: get_batch reads it
         return
     assert started is not None
-    assert ds._start_batch(rows) is None  # one at a time: the second is read when asked
-    got = ds._finish_batch(started)
+    assert ds.start_batch(rows) is None  # one at a time: the second is read when asked
+    got = ds.finish_batch(started)
     np.testing.assert_array_equal(got["x"].numpy(), big[rows])
     np.testing.assert_array_equal(got["y"].numpy(), rows)
-    assert ds._start_batch(range(10, 20)) is None  # contiguous: the zero-copy read is cheaper
-    again = ds._start_batch(rows)  # the pool was given back
+    assert ds.start_batch(range(10, 20)) is None  # contiguous: the zero-copy read is cheaper
+    again = ds.start_batch(rows)  # the pool was given back
     assert again is not None
-    ds._finish_batch(again)
+    ds.finish_batch(again)
     # an in-process loader reads the next batch in the background; a loop left early gives the
     # helpers back when the loader closes (they never write into a batch nobody reads)
     dl = wb.loader(ds, batch_size=512, shuffle="full", num_workers=0)
     it = iter(dl)
     seen = [next(it)["y"] for _ in range(3)]
-    assert it._pass.in_flight() == 1 and ds._start_batch(rows) is None
+    assert it.in_flight() == 1 and dl.read_ahead() == 1 and ds.start_batch(rows) is None
     dl.close()
-    again = ds._start_batch(rows)
+    again = ds.start_batch(rows)
     assert again is not None
-    ds._finish_batch(again)
+    ds.finish_batch(again)
     order = np.concatenate([s.numpy() for s in seen])
     assert len(np.unique(order)) == 3 * 512
 

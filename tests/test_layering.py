@@ -21,9 +21,9 @@ import workbench
 PKG = Path(workbench.__file__).parent
 
 PURE = {"errors", "units", "_version", "format.manifest", "format.sparse", "format.chunks",
-        "format.schema", "loading.sampling", "loading.orders", "datasets.plan", "monitoring.metrics",
-        "tuning.trials", "explore.facts", "explore.moments", "explore.layout_rules",
-        "explore.findings"}
+        "format.schema", "loading.sampling", "loading.orders", "loading.calls", "datasets.plan",
+        "datasets.protocols", "monitoring.metrics", "tuning.trials", "explore.facts",
+        "explore.moments", "explore.layout_rules", "explore.findings"}
 SHELLS = {"cli", "__main__", "demo.tour", "cluster", "dashboard", "ui"}  # a name covers the package below it
 UI_LIBS = {"ipywidgets", "bokeh", "tqdm", "IPython", "ipykernel", "matplotlib", "bqplot",
            "anywidget", "panel", "plotly"}

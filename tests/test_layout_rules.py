@@ -19,7 +19,7 @@ def _by_topic(s: Situation) -> dict:
 def test_data_larger_than_the_page_cache_gets_block_order_with_the_cost_said():
     r = _by_topic(_sit(bytes=40 << 30, ram=16 << 30))["shuffle"]
     assert r.value == "block" and "160.0 GiB" in r.reason and "4x" in r.reason
-    assert 'shuffle="block"' in _by_topic(_sit(bytes=40 << 30))["loader"].code
+    assert "shuffle='block'" in _by_topic(_sit(bytes=40 << 30))["loader"].code
 
 
 def test_data_that_fits_keeps_full_order_and_is_warmed():

@@ -45,7 +45,9 @@ def test_every_room_has_the_same_furniture(layout):
     for part in ("writer", "reader", "check"):
         importlib.import_module(f"workbench.layouts.{layout}.{part}")
     assert writer_class(layout) is r.Writer
-    assert callable(r.open_reader) and callable(r.check_shard)
+    assert callable(r.open_reader) and callable(r.check_shard) and callable(r.writer_options)
+    opts = r.writer_options(shard_rows=1000, row_bytes=100)
+    assert isinstance(opts, dict) and {"shard_rows", "chunk_rows", "durable"}.isdisjoint(opts)
     for method in ("write", "close"):
         assert callable(getattr(r.Writer, method))
 

@@ -138,7 +138,7 @@ def test_passes_left_early_leave_no_slot_taken(ds):
     rows = torch.cat([b["y"] for b in dl])  # a whole epoch on the same workers
     assert sorted(rows.tolist()) == list(range(N))
     gc.collect()
-    rings = dl._workers["rings"]
+    rings = dl._workers.rings
     del _b  # the last batch of the last pass left early, still lent
     gc.collect()
     assert len(rings) == 2 and all(not r.busy.any() for r in rings.values())

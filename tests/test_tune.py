@@ -115,6 +115,23 @@ def test_buttons_pause_autotune_and_show_the_code(ds):
         t.close()
 
 
+def test_the_code_line_keeps_a_chosen_prefetch_factor_and_builds_what_loader_does(ds):
+    """A best trial with prefetch_factor=2 (process workers, where the automatic one is 16):
+    the line used to leave it out, compared with raw defaults, and so ran another setting."""
+    t = wb.tune(ds, batch_size=256, num_workers=1, worker_type="process", prefetch_factor=2,
+                refresh=0.05)
+    try:
+        assert browser.until(lambda: t.best is not None, 60)
+        line = t.code_line()
+        assert "prefetch_factor=2" in line and "worker_type='process'" in line, line
+        fresh, pasted = t.loader(), eval(line, {"wb": wb, "ds": ds})
+        assert pasted.config == fresh.config and pasted.config.prefetch_factor == 2
+        fresh.close()
+        pasted.close()
+    finally:
+        t.close()
+
+
 class Plain(torch.utils.data.Dataset):
     """A user's own Dataset: per-item Python reads, collated by DataLoader's default_collate."""
 

@@ -39,8 +39,9 @@ def _budget(text: str) -> int:
 
 def _tune(args: argparse.Namespace) -> None:
     from .datasets import open_dataset
-    from .tuning.trials import best
+    from .loading.config import LoaderConfig
     from .tuning.search import autotune
+    from .tuning.trials import trials_text
 
     options: dict[str, object] = {}
     sizes = args.batch_size or []
@@ -53,23 +54,8 @@ def _tune(args: argparse.Namespace) -> None:
                  **options)
     print(f"{len(r.trials)} trials in {r.seconds:.1f} s, memory budget "
           f"{r.memory_budget / 2**20:,.0f} MiB (the process tree's PSS above its start)")
-    top = best(r.trials)
-    head = f"{'setting':<44} {'samples/s':>10} {'MB/s':>8} {'wait':>5} {'peak MiB':>9}  note"
-    print(head + "\n" + "-" * len(head))
-    for t in r.trials:
-        c = t.config
-        n, kind = c["num_workers"], c["worker_type"]
-        readers = "in-process" if not n else f"{n} {kind}" + (
-            "" if n == 1 else "es" if kind == "process" else "s")
-        setting = (f"{readers}, batch {c['batch_size']}, prefetch {c['prefetch_factor']}, "
-                   f"window {c['window']}")
-        note = t.cut or ("best" if t is top else "" if t.measured else
-                         "too few batches to measure")
-        print(f"{setting:<44} {t.samples_per_s:>10,.0f} {t.mb_per_s:>8,.1f} "
-              f"{t.wait_fraction:>5.2f} {t.peak_bytes / 2**20:>9,.0f}  {note}")
-    chosen = {k: v for k, v in r.best.items() if k != "pin_memory" or v}
-    print(f"\nds = wb.open_dataset({args.path!r})\n"
-          f"wb.loader(ds, {', '.join(f'{k}={v!r}' for k, v in chosen.items())})")
+    print(trials_text(r.trials))
+    print(f"\nds = wb.open_dataset({args.path!r})\n{LoaderConfig.build(**r.best).code_line()}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -33,6 +33,28 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
     statistical profiler back on (the dashboard's Profile page): it walks every worker
     thread's stack every 10 ms, ~8 % of a pure-Python conversion's CPU on 2 cores here.
 
+    Parameters
+    ----------
+    n_workers : int, default 2
+        Workers in the cluster.
+    threads_per_worker : int, default 1
+        Threads each worker runs tasks on.
+    processes : bool, default True
+        Workers as processes (False: threads of this process, which start at once).
+    dashboard : bool, default True
+        Register the workbench pages on the dashboard and the collector they draw from.
+    profile : bool, default False
+        Keep Dask's statistical profiler on.
+    **kwargs
+        More ``distributed.LocalCluster`` arguments (``protocol`` default: ``"tcp://"``).
+
+    Returns
+    -------
+    distributed.Client
+        Close it with :func:`close_client`, which closes its cluster too.
+
+    Examples
+    --------
     >>> client = local_client(2)
     >>> len(client.scheduler_info()["workers"]), client.scheduler.address.startswith("tcp://127.0.0.1:")
     (2, True)
@@ -71,6 +93,13 @@ def _worker_environ() -> dict[str, Any]:
 def close_client(client: Any) -> None:
     """Close ``client`` and the cluster it runs on.
 
+    Parameters
+    ----------
+    client : distributed.Client
+        A client, such as one from :func:`local_client`; its ``cluster``, if any, is closed too.
+
+    Examples
+    --------
     >>> client = local_client(1, processes=False)    # a thread in this process: starts at once
     >>> close_client(client); client.status
     'closed'

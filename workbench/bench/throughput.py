@@ -26,6 +26,19 @@ __all__ = ["Throughput", "measure", "memcpy_mb_per_s", "sequential_mb_per_s"]
 
 @dataclass(frozen=True)
 class Throughput:
+    """What :func:`measure` counted, the first batch left out; ``samples_per_s`` and ``mb_per_s``
+    are the steady-state rates.
+
+    Parameters
+    ----------
+    samples, bytes : int
+        Rows and bytes consumed after the first batch.
+    seconds : float
+        From the first batch's arrival to the end.
+    first_batch_s : float
+        From the start to the first batch: the start-up cost.
+    """
+
     samples: int
     bytes: int
     seconds: float
@@ -64,6 +77,24 @@ def measure(batches: Iterable[Any], *, max_batches: int | None = None,
 
     Steady-state rates count from the first batch; ``first_batch_s`` is the start-up cost.
 
+    Parameters
+    ----------
+    batches : iterable
+        Batches: a tensor, a tuple or list of them, or a dict of them (NumPy arrays too).
+    max_batches : int, optional
+        Stop after this many batches, the first included (default: when ``batches`` ends).
+    max_seconds : float, optional
+        Stop at the first batch that arrives this long after the start.
+    rows_per_batch : int, optional
+        Rows to count per batch (default: the longest tensor's length).
+
+    Returns
+    -------
+    Throughput
+        All zeros if ``batches`` yields nothing.
+
+    Examples
+    --------
     >>> ds = wb.open_dataset({"x": np.zeros((5000, 4), "float32")})
     >>> t = measure(wb.loader(ds, batch_size=1000, num_workers=0))
     >>> t.samples, t.bytes, t.first_batch_s > 0    # the first batch starts the clock: not counted
@@ -93,6 +124,20 @@ def measure(batches: Iterable[Any], *, max_batches: int | None = None,
 def memcpy_mb_per_s(nbytes: int = 256 << 20, repeats: int = 5) -> float:
     """Best-of memcpy speed: the ceiling for any order that gathers rows into a new batch.
 
+    Parameters
+    ----------
+    nbytes : int, default 256 MiB
+        Bytes a copy (of float32 ones).
+    repeats : int, default 5
+        Copies timed; the fastest counts.
+
+    Returns
+    -------
+    float
+        MB/s (1e6 bytes a second).
+
+    Examples
+    --------
     >>> memcpy_mb_per_s(16 << 20) > 100     # MB/s, best of 5 copies of 16 MiB
     True
     """
@@ -110,6 +155,22 @@ def sequential_mb_per_s(array: np.ndarray, batch_rows: int, max_seconds: float =
     """Zero-copy batch-sized slices of a (memory-mapped) array, each summed: the ceiling for
     contiguous batches from that file.
 
+    Parameters
+    ----------
+    array : numpy.ndarray
+        The array, read in whole passes until ``max_seconds``.
+    batch_rows : int
+        Rows a slice.
+    max_seconds : float, default 5.0
+        How long to read.
+
+    Returns
+    -------
+    Throughput
+        As :func:`measure` counts it.
+
+    Examples
+    --------
     >>> t = sequential_mb_per_s(np.load("x.npy", mmap_mode="r"), batch_rows=100, max_seconds=0.2)
     >>> t.samples > 0, t.bytes == t.samples * 8 * 4     # passes over the 1000 x 8 float32 rows
     (True, True)

@@ -26,6 +26,7 @@ from ..format.chunks import chunk_rows, slice_chunk
 from ..errors import IncompatibleResumeError, InvalidInputError, PerformanceWarning, WorkbenchError
 from ..inputs import Source, open_source
 from ..format.manifest import LAYOUTS, Column, Manifest, Shard
+from ..layouts import writer_options
 from ..format.schema import est_row_bytes, infer_columns
 
 __all__ = ["convert"]
@@ -48,16 +49,46 @@ def convert(
 ) -> Manifest:
     """Convert ``source`` into a dataset at ``dest`` out of core, and commit it atomically.
 
-    ``format`` is "store" (sharded .npy), "hdf5" or "parquet". ``transform(chunk) -> chunk`` runs once
-    per chunk of rows at conversion time. ``client`` (a ``distributed.Client``) or ``workers`` (a
-    count: a local cluster) converts shards as Dask tasks, one shard each (so ``shard_bytes`` sets
-    the unit of parallel work); a CSV file is cut into newline-aligned byte ranges that each worker
-    parses itself (one reader, with a ``PerformanceWarning``, from a quoted newline on). ``progress``: True draws a bar (tqdm's
-    meter; in a notebook, one display updated in place), False none, or a callable
-    ``progress(rows_done, rows_total_or_None)`` receives every update. ``row_group_bytes`` (parquet) and
-    ``hdf5_chunk_bytes`` default to the layout's own (4 MiB row groups, 1 MiB HDF5 chunks).
-    Returns the committed manifest.
+    Parameters
+    ----------
+    source : path, array-like, table, dict of columns or iterable
+    dest, format : str or PathLike, str
+        The dataset's folder, and its layout: "store" (sharded ``.npy``), "hdf5" or "parquet".
+    target, transform : optional
+        The label column, kept as its own scalar column; ``transform(chunk) -> chunk``, run
+        once per chunk of rows at conversion time.
+    columns, drop, sparse, key : optional
+        Keep only / remove these source columns (``columns`` keeps target and sparse ones);
+        ``{column: width}`` of columns of nonzero indices; HDF5: a group, a dataset or a list.
+    nan, dtype, iterable : str, optional
+        "error" refuses NaN, inf and missing values, "allow" keeps them; the dtype of packed
+        ``"features"`` (float32), else of floating columns; iterables: "rows" or "batches".
+    shard_bytes, chunk_rows, row_group_bytes, hdf5_chunk_bytes, compression : optional
+        Bytes a shard (256 MiB; the unit of parallel work); rows read and transformed at a time;
+        bytes a Parquet row group (4 MiB) and an HDF5 chunk (1 MiB); the Parquet codec (none).
+    overwrite, resume, durable : bool, default False
+        Replace a dataset at ``dest`` atomically; go on with an interrupted conversion; fsync
+        files and folders as they are written and committed.
+    client, workers : distributed.Client or int, optional
+        Convert shards as Dask tasks on ``client`` or a local cluster of ``workers``; a CSV file
+        is cut into newline-aligned byte ranges (one reader from a quoted newline on).
+    progress : bool or callable, default True
+        True draws tqdm's bar (in a notebook, one display updated in place), False none; a
+        callable ``progress(rows_done, rows_total_or_None)`` receives every update.
 
+    Returns
+    -------
+    Manifest
+
+    Raises
+    ------
+    InvalidInputError
+        An invalid option or input, no rows, or a ``target`` that the columns lack.
+    IncompatibleResumeError, DatasetExistsError
+        ``resume`` of a one-shot iterable or a changed source or options; ``dest`` holds a dataset.
+
+    Examples
+    --------
     >>> m = convert(np.zeros((1000, 8), "float32"), "x.store", progress=False)
     >>> m.num_rows
     1000
@@ -96,16 +127,9 @@ def convert(
                       "a shard is the unit of parallel work, so one worker does it all: pass a "
                       "smaller shard_bytes= (several shards per worker)", PerformanceWarning, stacklevel=2)
     options: dict[str, Any] = {"shard_rows": shard_rows, "chunk_rows": rows_per_chunk}
-    if format == "parquet":
-        from ..layouts.parquet.writer import DEFAULT_ROW_GROUP_BYTES
-
-        group_bytes = row_group_bytes or DEFAULT_ROW_GROUP_BYTES
-        options.update(row_group_rows=max(1, min(shard_rows, group_bytes // row_bytes)),
-                       compression=compression)
-    if format == "hdf5":
-        from ..layouts.hdf5.writer import DEFAULT_HDF5_CHUNK_BYTES
-
-        options["chunk_bytes"] = hdf5_chunk_bytes or DEFAULT_HDF5_CHUNK_BYTES
+    options.update(writer_options(format, shard_rows=shard_rows, row_bytes=row_bytes,
+                                  row_group_bytes=row_group_bytes, compression=compression,
+                                  hdf5_chunk_bytes=hdf5_chunk_bytes))
     tdesc = describe_transform(transform)
     key_ = {"fingerprint": fingerprint, "layout": format, "options": options, "target": target,
             "columns": [asdict(c) for c in cols], "transform": tdesc}

@@ -21,8 +21,30 @@ __all__ = ["publish"]
 
 def publish(dataset: str | os.PathLike[str], url: str, *, progress: Any = None) -> Manifest:
     """Upload the committed version of ``dataset`` to ``url``; returns its manifest.
-    ``progress``: an optional ``fn(files_done, files_total)``.
 
+    Parameters
+    ----------
+    dataset : str or PathLike
+        A committed workbench dataset, verified before anything is written.
+    url : str
+        A writable fsspec location; the version goes under it, then its ``CURRENT``.
+    progress : callable, optional
+        ``progress(files_done, files_total)``, called after each shard file.
+
+    Returns
+    -------
+    Manifest
+        The published version's manifest.
+
+    Raises
+    ------
+    RemoteError
+        ``url`` could not be written (a read-only or unreachable location).
+    DatasetNotFoundError, CorruptDatasetError
+        ``dataset`` is not a dataset, or its files disagree with its manifest.
+
+    Examples
+    --------
     >>> publish("demo_data/demo.store", "file://" + os.path.abspath("pub.store")).num_rows
     2000
     """

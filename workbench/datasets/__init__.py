@@ -32,23 +32,48 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
                  cache_bytes: int | None = None) -> BaseDataset:
     """Open ``source`` for reading batches of rows as torch tensors.
 
-    Args:
-        source: see the module docstring for the supported kinds.
-        columns: names to read (default: all); a single name is allowed.
-        sparse: how ``__getitems__`` returns sparse columns: ``"dense"`` (float tensor),
-            ``"coo"`` or ``"csr"`` (torch sparse tensors of shape ``(batch, dim)``).
-        key: HDF5 only: a group (its datasets become columns), a dataset path, or a list of them.
-        dtype: cast floating columns and sparse expansions to this float dtype (default: as stored;
-            sparse expansions float32).
-        sparse_dims: foreign Parquet and HDF5 only: ``{column: row width}``; Parquet list columns
-            named here are read as sparse indices (``<col>.values`` as values when present).
-        cache_dir, cache_bytes: a URL source only (``http(s)://``, ``file://``, any fsspec URL):
-            where fetched shards are kept, and the most bytes kept there (default 4 GiB);
-            see :mod:`workbench.datasets.remote`.
-
     Contiguous batches of memory-mapped data (store layout, ``.npy``, read-only memmaps) are
     zero-copy tensors over the page cache and are read-only: clone before editing in place.
 
+    Parameters
+    ----------
+    source : path, URL, array, tensor, table, dict of columns or Dask array
+        See the module docstring for the supported kinds.
+    columns : str or list of str, optional
+        Names to read (default: all); a single name is allowed.
+    sparse : {"dense", "coo", "csr"}, default "dense"
+        How ``__getitems__`` returns sparse columns: ``"dense"`` (float tensor), ``"coo"`` or
+        ``"csr"`` (torch sparse tensors of shape ``(batch, dim)``).
+    key : str or list of str, optional
+        HDF5 only: a group (its datasets become columns), a dataset path, or a list of them.
+    dtype : torch or NumPy float dtype, optional
+        Cast floating columns and sparse expansions to this float dtype (default: as stored;
+        sparse expansions float32).
+    sparse_dims : dict of str to int, optional
+        Foreign Parquet and HDF5 only: ``{column: row width}``; Parquet list columns named here
+        are read as sparse indices (``<col>.values`` as values when present).
+    cache_dir, cache_bytes : path and int, optional
+        A URL source only (``http(s)://``, ``file://``, any fsspec URL): where fetched shards are
+        kept, and the most bytes kept there (default 4 GiB); see :mod:`workbench.datasets.remote`.
+
+    Returns
+    -------
+    BaseDataset
+        A map-style torch Dataset whose ``__getitems__`` reads a whole batch in one pass.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        ``source`` is a path that does not exist.
+    InvalidInputError
+        ``key`` or ``sparse_dims`` given for an input they do not apply to, a stream-only input
+        (CSV, iterables: convert them first), ``columns`` the input lacks, or an invalid
+        ``sparse`` or ``dtype``.
+    CorruptDatasetError
+        A workbench dataset whose files disagree with its manifest.
+
+    Examples
+    --------
     >>> ds = open_dataset(np.arange(12, dtype="float32").reshape(6, 2))
     >>> ds.get_batch([0, 5])["x"].tolist()
     [[0.0, 1.0], [10.0, 11.0]]
@@ -102,7 +127,7 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
         from .blocks import DaskDataset
 
         ds = DaskDataset(source, where=where, **kw)
-        check_columns(ds._cols, columns, where)
+        check_columns(ds.column_specs, columns, where)
         return ds
     from ..inputs.arraylike import columns_of
     from ..format.schema import check_columns

@@ -169,8 +169,8 @@ class ArraysDataset(BaseDataset):
         return (_gather.native is not None and _gather.native_threads() > 1
                 and self._native_sources() is not None)
 
-    def _start_batch(self, indices: Any) -> Any:
-        """Begin gathering the batch's widest column on the helper threads (``_finish_batch``
+    def start_batch(self, indices: Any) -> Any:
+        """Begin gathering the batch's widest column on the helper threads (:meth:`finish_batch`
         returns the batch); None where it cannot (contiguous, not every shard open, no helpers)."""
         n = len(indices)
         srcs = self._native_sources() if _gather.native is not None and n else None
@@ -188,7 +188,8 @@ class ArraysDataset(BaseDataset):
                 take_into(arrays, self._starts, plan.idx, out[k])
         return plan, out
 
-    def _finish_batch(self, started: Any) -> dict[str, Any]:
+    def finish_batch(self, started: Any) -> dict[str, Any]:
+        """The batch :meth:`start_batch` began, once the helper threads are done with it."""
         plan, out = started
         _gather.finish_into()
         self.stats.batches += 1

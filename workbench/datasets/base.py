@@ -84,8 +84,9 @@ def empty_chunk(cols: tuple[Column, ...]) -> dict[str, Any]:
 class BaseDataset(Dataset):
     """Map-style dataset over columns; subclasses implement ``_read(plan)``.
 
-    Attributes: ``columns``, ``block_rows``, ``row_nbytes``, ``manifest`` and ``version_dir``
-    (None for foreign sources), ``stats`` (:class:`ReadStats`, per process), ``sparse``, ``dtype``.
+    Attributes: ``columns`` (and ``column_specs``, their :class:`Column` s), ``block_rows``,
+    ``row_nbytes``, ``manifest`` and ``version_dir`` (None for foreign sources), ``stats``
+    (:class:`ReadStats`, per process), ``sparse``, ``dtype``.
     """
 
     kind = "base"
@@ -106,6 +107,11 @@ class BaseDataset(Dataset):
         self.stats = ReadStats()
         self.block_rows = 64
         self.row_nbytes = sum(c.row_bytes for c in cols if not c.sparse)
+
+    @property
+    def column_specs(self) -> tuple[Column, ...]:
+        """The selected columns as the manifest describes them (name, dtype, shape, sparse)."""
+        return self._cols
 
     _uncast_dtypes: dict[str, np.dtype] | None = None
 
@@ -182,15 +188,15 @@ class BaseDataset(Dataset):
         :meth:`_read` them."""
         return None
 
-    reads_ahead = False  # whether _start_batch can read the next batch in the background
+    # whether this reader starts batches in the background (``datasets.protocols.ReadsAhead``:
+    # start_batch / finish_batch, which only readers that can define)
+    reads_ahead = False
 
-    def _start_batch(self, indices: Any) -> Any:
-        """Begin reading the batch at ``indices`` in the background, for :meth:`_finish_batch`
-        to return; None where this reader cannot (then :meth:`get_batch` reads it)."""
-        return None
-
-    def _finish_batch(self, started: Any) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+    def read_chunk(self, start: int, stop: int) -> dict[str, Any]:
+        """Rows ``[start, stop)`` as stored (numpy arrays and CSRs: a chunk, no torch)."""
+        if stop <= start:
+            return empty_chunk(self._cols)
+        return self._read(Plan.run(start, stop - start))
 
     def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
         """Read the batch straight into ``out`` (numpy views of the caller's tensors) where this

@@ -63,9 +63,28 @@ class _H5Column:
 def as_dask(store: Any, column: str, *, chunk_bytes: int = DEFAULT_DASK_CHUNK_BYTES) -> Any:
     """Column ``column`` of a "store" or "hdf5" dataset as a ``dask.array.Array`` (no data read).
 
-    ``store`` is a dataset folder or a dataset returned by ``open_dataset``. Sparse columns and
-    the "parquet" layout raise :class:`InvalidInputError` (use ``dask.dataframe.read_parquet``).
+    Parameters
+    ----------
+    store : str, PathLike or dataset
+        A dataset folder, or a workbench dataset returned by ``open_dataset``.
+    column : str
+        A dense column.
+    chunk_bytes : int, default 96 MiB
+        About the bytes of a dask chunk; each shard is cut into chunks of whole rows.
 
+    Returns
+    -------
+    dask.array.Array
+        The shards concatenated; each chunk task reads its own rows from its shard's file.
+
+    Raises
+    ------
+    InvalidInputError
+        A foreign (not converted) dataset, an unknown or sparse column, or the "parquet" layout
+        (use ``dask.dataframe.read_parquet``).
+
+    Examples
+    --------
     >>> y = as_dask("demo_data/demo.store", "label")
     >>> np.array_equal(y[:1000].compute(), np.load("demo_data/raw/labels.npy")[:1000])
     True

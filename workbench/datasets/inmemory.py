@@ -38,6 +38,11 @@ class MemoryDataset(ArraysDataset):
                 self.row_nbytes += sparse_row_nbytes(c, arrays[c.name].nnz, n)
         self.block_rows = pow2_block_rows(self.row_nbytes)
 
+    @property
+    def arrays(self) -> dict[str, Array]:
+        """Column -> the array given (in memory or a memmap), as read."""
+        return self._arrays
+
     def _shard(self, s: int) -> dict[str, Array]:
         return self._arrays
 

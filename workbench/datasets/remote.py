@@ -31,6 +31,7 @@ from typing import Any
 
 import xxhash
 
+from .._threads import IdleThread
 from ..errors import CorruptDatasetError, InvalidInputError, PerformanceWarning, RemoteError
 from ..layouts.store.reader import StoreDataset
 from ..format.manifest import CURRENT_NAME, MANIFEST_NAME, Manifest
@@ -83,7 +84,7 @@ class ShardCache:
         self._held: OrderedDict[int, int] = OrderedDict()  # shard -> bytes, oldest first
         self._ahead: set[int] = set()  # fetched by the prefetcher, not yet used
         self.prefetched = 0  # shards the prefetcher had ready before a batch needed them
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # shards come and go under it; a reader maps one under it
         self.on_evict: Any = None
         self.fetches = 0
         self.plan(None, 1)
@@ -92,10 +93,10 @@ class ShardCache:
         local.mkdir(parents=True, exist_ok=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "on_evict")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "on_evict")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _lock=threading.RLock(), on_evict=None)
+        self.__dict__.update(state, lock=threading.RLock(), on_evict=None)
 
     @property
     def bytes_held(self) -> int:
@@ -103,7 +104,7 @@ class ShardCache:
 
     def plan(self, order: list[int] | None, lag: int) -> None:
         """The next pass opens shards in ``order``; ``at`` is the furthest plan position opened."""
-        with self._lock:
+        with self.lock:
             self.order, self.lag, self.at = list(order or []), max(1, int(lag)), -1
             self._pos = {s: i for i, s in enumerate(self.order)}
 
@@ -125,30 +126,31 @@ class ShardCache:
 
     def ahead(self) -> list[int]:
         """The shards the plan needs next, after the furthest one opened."""
-        with self._lock:
+        with self.lock:
             return self.order[self.at + 1:self.at + 1 + AHEAD]
 
-    def ensure(self, s: int) -> None:
-        """Make shard ``s`` whole on local disk (fetching and verifying it if needed), opened."""
-        with self._lock:
+    def ensure(self, s: int) -> bool:
+        """Make shard ``s`` whole on local disk (fetched and verified if needed); True if planned."""
+        with self.lock:
             self.at = max(self.at, self._pos.get(s, -1))  # never backwards within a pass
             if s in self._held:
                 self._held.move_to_end(s)
                 if s in self._ahead:
                     self._ahead.discard(s)
                     self.prefetched += 1
-                return
-            size = self._size(s)
-            for old in self._victims():
-                if self.bytes_held + size <= self.cache_bytes:
-                    break
-                self._evict(old)
-            self._install(s, size)
+            else:
+                size = self._size(s)
+                for old in self._victims():
+                    if self.bytes_held + size <= self.cache_bytes:
+                        break
+                    self._evict(old)
+                self._install(s, size)
+            return s in self._pos
 
     def fetch_ahead(self, s: int) -> bool:
         """Fetch planned shard ``s`` if it fits without taking room from shards the pass needs
         before it; False if it does not (then nothing is evicted)."""
-        with self._lock:
+        with self.lock:
             pos = self._pos.get(s)
             if s in self._held or pos is None or pos <= self.at - self.lag:
                 return True
@@ -239,7 +241,7 @@ class RemoteStoreDataset(StoreDataset):
         self._open.pop(s, None)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in super().__getstate__().items() if k not in ("_ahead", "_wake")}
+        return {k: v for k, v in super().__getstate__().items() if k != "_fetcher"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -260,18 +262,9 @@ class RemoteStoreDataset(StoreDataset):
                 "also fetch ahead) or use a smaller window", PerformanceWarning, stacklevel=3)
 
     def _wake_fetcher(self) -> None:
-        thread = getattr(self, "_ahead", None)
-        if thread is None or not thread.is_alive():
-            self._wake = threading.Event()
-            self._ahead = threading.Thread(target=self._fetch_ahead, name="workbench-fetch-ahead",
-                                           daemon=True)
-            self._ahead.start()
-        self._wake.set()
-
-    def _fetch_ahead(self) -> None:
-        while self._wake.wait(IDLE_S):  # idle for a while: the pass is over, the thread ends
-            self._wake.clear()
-            self._fetch_next()
+        if getattr(self, "_fetcher", None) is None:  # idle for IDLE_S: the pass is over, it ends
+            self._fetcher = IdleThread("workbench-fetch-ahead", keep=1, idle_s=IDLE_S)
+        self._fetcher.submit(self._fetch_next)  # one waiting at most: wakes while it runs add one
 
     def _fetch_next(self) -> None:
         for s in self.cache.ahead():
@@ -284,15 +277,14 @@ class RemoteStoreDataset(StoreDataset):
     def _shard(self, s: int) -> Any:
         got = self._open.get(s)
         if got is None:  # fetched and mapped under the cache's lock: no thread evicts it between
-            with self.cache._lock:
+            with self.cache.lock:
                 got = self._open.get(s)
                 if got is None:
                     got = self._open[s] = self._open_shard(s)
         return got
 
     def _open_shard(self, s: int) -> Any:
-        self.cache.ensure(s)
-        if s in self.cache._pos:
+        if self.cache.ensure(s):
             self._wake_fetcher()
         return super()._open_shard(s)
 

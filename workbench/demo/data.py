@@ -34,6 +34,7 @@ import numpy as np
 
 from .files import FILES, WRITERS, Writer, partial
 from ..errors import InvalidInputError
+from ..format.chunks import row_ranges
 
 __all__ = ["DemoFiles", "make_demo"]
 
@@ -44,7 +45,23 @@ _BLOCK_ROWS = 4096
 
 @dataclass(frozen=True)
 class DemoFiles:
-    """Where :func:`make_demo` wrote each format (None for formats not asked) and what it holds."""
+    """Where :func:`make_demo` wrote each format (None for formats not asked) and what it holds.
+
+    Parameters
+    ----------
+    out_dir : pathlib.Path
+        The folder written into.
+    rows, features, classes, sparse_dim : int
+        As :func:`make_demo` was given them.
+    nnz_total : int
+        Nonzero tokens over all rows.
+    csv, npy, hdf5, parquet : pathlib.Path or None
+        ``demo.csv``, ``features.npy``, ``demo.h5``, ``demo.parquet``.
+    labels_npy, tokens_indptr_npy, tokens_indices_npy : pathlib.Path or None
+        The other ``.npy`` files, beside ``features.npy``: the labels and the tokens as CSR.
+    feature_names : tuple of str
+        The dense columns' names (``f0``, ``f1``, ...).
+    """
 
     out_dir: Path
     rows: int
@@ -132,8 +149,7 @@ def _chunks(rows: int, chunk_rows: int, seed: int, features: int, classes: int, 
     """Yield rows ``[start, start + chunk_rows)`` in order, cut from fixed-size generator blocks."""
     p = _Params.make(seed, features, classes)
     cached: tuple[int, dict[str, np.ndarray]] | None = None
-    for start in range(0, rows, chunk_rows):
-        stop = min(rows, start + chunk_rows)
+    for start, stop in row_ranges(rows, chunk_rows):
         parts = []
         for b in range(start // _BLOCK_ROWS, (stop - 1) // _BLOCK_ROWS + 1):
             if cached is None or cached[0] != b:
@@ -180,8 +196,42 @@ def make_demo(
     Files: ``demo.csv``; ``features.npy``, ``labels.npy``, ``tokens.indptr.npy``,
     ``tokens.indices.npy``; ``demo.h5``; ``demo.parquet``. Each is written under a ``.partial``
     name and renamed when complete, so an interrupted run leaves no file that looks finished.
-    ``progress(rows_done, rows_total)`` is called after every chunk.
 
+    Parameters
+    ----------
+    out_dir : str or PathLike
+        The folder to write into (created if missing).
+    rows : int, default 20_000
+        Rows to write; may exceed RAM.
+    features : int, default 16
+        Dense float32 columns.
+    classes : int, default 4
+        Distinct labels (at least 2).
+    sparse_dim : int, default 1000
+        Width of the sparse ``tokens`` column (below 2**31).
+    nnz : int, default 8
+        Mean nonzero tokens a row.
+    formats : sequence of str, default all
+        A non-empty subset of ``("csv", "npy", "hdf5", "parquet")``.
+    seed : int, default 0
+        Seeds every value.
+    chunk_rows : int, default 65_536
+        Rows generated and appended at a time (bounds memory; the values do not depend on it).
+    progress : callable, optional
+        ``progress(rows_done, rows_total)``, called after every chunk.
+
+    Returns
+    -------
+    DemoFiles
+        The paths written and the data's shape.
+
+    Raises
+    ------
+    InvalidInputError
+        An argument that is not an integer in range, or an unknown or empty ``formats``.
+
+    Examples
+    --------
     >>> files = make_demo("demo_data", rows=1000, formats=("hdf5",))
     >>> files.hdf5, files.csv, files.rows
     (PosixPath('demo_data/demo.h5'), None, 1000)

@@ -27,6 +27,23 @@ MEASURE_S = 0.5            # per order and layout
 
 @dataclass(repr=False)
 class Advice:
+    """What :func:`advise` recommends, and why; prints as text, renders as HTML in Jupyter.
+
+    Parameters
+    ----------
+    source : str
+        The input advised on.
+    situation : dict
+        The facts the advice rests on: bytes, rows, row bytes, RAM, layout, the read
+        amplification of each order, whether the data ``fits`` in the page cache.
+    recommendations : list of Recommendation
+        Most important first: each a ``topic``, a ``value``, its ``reason`` and ``code``.
+    measurements : list of dict
+        ``{"layout", "order", "rows_per_s"}`` of each batch-read measured.
+    notes : list of str
+        What was or was not measured, and why.
+    """
+
     source: str
     situation: dict[str, Any]
     recommendations: list[Recommendation]
@@ -58,6 +75,31 @@ def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: i
     """Advice for reading ``obj`` (anything ``wb.inspect`` takes) in batches of ``batch_size`` in
     ``shuffle`` order, with ``ram_bytes`` of page cache (default: the memory available now).
 
+    Parameters
+    ----------
+    obj : path, array, table or dataset
+        Anything :func:`~workbench.explore.inspection.inspect` takes.
+    batch_size : int, default 1024
+        Rows a batch.
+    shuffle : str, default "full"
+        The order to read in: one of ``wb.ORDERS``.
+    ram_bytes : int, optional
+        Bytes of page cache to plan for (default: ``psutil``'s available memory).
+    measure : bool, default True
+        Read a few batches in each order, in the current layout and (for inputs below 64 MiB,
+        converted into a temporary folder) in the proposed store.
+
+    Returns
+    -------
+    Advice
+
+    Raises
+    ------
+    InvalidInputError
+        ``shuffle`` is not an order name.
+
+    Examples
+    --------
     >>> a = advise("x.npy", batch_size=128, ram_bytes=1 << 10, measure=False)   # 1 KiB of cache
     >>> {r.topic: r.value for r in a.recommendations}["shuffle"]
     'block'

@@ -1,7 +1,6 @@
-"""``wb.doctor(obj)``: the naive pitfalls of a Dataset, a torch DataLoader or a ``wb.loader``,
-found on the object itself: what it holds (h5py handles, Python objects, Dask collections,
-memory maps), how it is driven (workers, shuffle, pin_memory, timeout) and what one item costs
-against one batched read of the same rows. Each finding says what was seen and one line to fix it.
+"""``wb.doctor(obj)``: the naive pitfalls of a Dataset, a DataLoader or a ``wb.loader``: what it
+holds (h5py handles, Python objects, Dask collections, memmaps), how it is driven (workers, shuffle,
+pin_memory, timeout), what an item costs against a batched read; each says what was seen and a fix.
 
 >>> ds = torch.utils.data.TensorDataset(torch.zeros(64, 2))
 >>> doctor(torch.utils.data.DataLoader(ds, num_workers=1), measure=False).ids
@@ -30,8 +29,12 @@ ACCEPTS = "a torch Dataset, a torch.utils.data.DataLoader or a wb.loader(...)"
 
 @dataclass(repr=False)
 class Diagnosis:
-    """What ``doctor`` found: a list of :class:`Finding` (most severe first); ``str()`` for
-    text, rich in JupyterLab, ``to_dict()`` for JSON."""
+    """What ``doctor`` found in ``subject``: ``findings`` (most severe first), ``measured`` if the
+    timing probes ran, ``notes``; ``str()`` for text, rich in JupyterLab, ``to_dict()`` for JSON.
+
+    Parameters
+    ----------
+    subject, findings, measured, notes : str, list of Finding, bool, list of str"""
 
     subject: str
     findings: list[Finding] = field(default_factory=list)
@@ -70,9 +73,18 @@ class Diagnosis:
 
 
 def doctor(obj: Any, *, measure: bool = True) -> Diagnosis:
-    """Find the naive pitfalls of ``obj`` (see ``ACCEPTS``); ``measure=False`` skips the timing
-    probes (a few dozen items read) and reports what inspection alone shows.
+    """Find the naive pitfalls of ``obj``; ``measure=False`` skips the timing probes (items read).
 
+    Parameters
+    ----------
+    obj, measure : torch Dataset, DataLoader or wb.loader; bool, default True
+
+    Returns
+    -------
+    Diagnosis
+
+    Examples
+    --------
     >>> dl = wb.loader(wb.open_dataset("demo_data/demo.store"), batch_size=256)
     >>> doctor(dl).ids
     []
@@ -126,9 +138,8 @@ def _describe(what: str, ds: Any, batch_size: int | None, **how: Any) -> Setup:
                  own_batch_size=own if isinstance(own, int) else None, **how)
 
 
-def _batched_fix(s: Setup, arrays: list[Held], *options: str, item: Any = None) -> str:
-    """A fix line over the arrays a Dataset holds, read by one of our datasets (``item``, one of
-    its items, shapes the convert line of a Dataset without arrays)."""
+def _batched_fix(s: Setup, arrays: list[Held], item: Any = None, **options: Any) -> str:
+    """A fix line reading a Dataset's arrays with ours (``item``, one item, shapes it if none)."""
     h5 = [h for h in arrays if probes.is_h5py(h.value)]
     if h5:
         keys = [h.value.name.lstrip("/") for h in h5]
@@ -138,7 +149,7 @@ def _batched_fix(s: Setup, arrays: list[Held], *options: str, item: Any = None) 
         source = expr(paths[0]) if len(paths) == 1 else columns_expr(paths)
     else:
         return convert_line(len(item) if isinstance(item, (tuple, list)) else None, s.fix_batch)
-    return loader_line(f"wb.open_dataset({source})", s.fix_batch, *options)
+    return loader_line(f"wb.open_dataset({source})", s.fix_batch, **options)
 
 
 def _h5py(s: Setup) -> Finding | None:
@@ -196,13 +207,13 @@ def _memmap_workers(s: Setup, hs: list[Held]) -> Finding | None:
         maps.insert(0, f"{s.name} (store layout: memory-mapped .npy files)")
     if not maps:
         return None
-    fix = "worker_type='thread'" if s.what == "wb.loader" else "num_workers=None"
+    fix = {"worker_type": "thread"} if s.what == "wb.loader" else {"num_workers": None}
     return finding("process-workers-over-memmap",
                    f"{s.workers} worker processes ({s.start}) read memory-mapped data "
                    f"({', '.join(maps[:3])}): every batch is copied through shared memory to "
                    f"this process; measured {PROCESS_SLOWDOWN} slower than reading in-process "
                    "(benchmarks/README.md: 1 GiB memmap, 2 cores, batch 256)",
-                   loader_line("ds", s.same_batch, fix))
+                   loader_line("ds", s.same_batch, **fix))
 
 
 def _per_item(s: Setup) -> Finding | None:
@@ -255,13 +266,13 @@ def _dask_fix(s: Setup, found: list[Held]) -> str:
                  and isinstance(h.value, str) and h.value in cols]
         target = f", target={named[0]!r}" if named else ""
         return (f"wb.convert({path!r}, {store!r}, columns={cols!r}{target}); "
-                + loader_line(f"wb.open_dataset({store!r})", s.fix_batch, "shuffle='block'"))
+                + loader_line(f"wb.open_dataset({store!r})", s.fix_batch, shuffle="block"))
     arrays = [h for h in found if probes.rows_of(h.value) is not None]
     if len(arrays) == 1:
         return loader_line(f"wb.open_dataset({expr(arrays[0].path)})", s.fix_batch)
     if arrays:  # open_dataset takes one Dask array; several are converted together
         return (f"wb.convert({columns_expr([h.path for h in arrays])}, 'data.store'); "
-                + loader_line("wb.open_dataset('data.store')", s.fix_batch, "shuffle='block'"))
+                + loader_line("wb.open_dataset('data.store')", s.fix_batch, shuffle="block"))
     return _batched_fix(s, [])
 
 
@@ -280,7 +291,7 @@ def _internal_batching(s: Setup, hs: list[Held], measure: bool) -> Finding | Non
     lost = rows - s.items * own if by_len and rows > s.items * own else 0
     biggest = [h for h, r in sizes if r == rows]
     fix = _dask_fix(s, biggest) if any(probes.is_dask(h.value) for h in biggest) else \
-        _batched_fix(s, biggest, "shuffle='block'", item=ds[0] if measure else None)
+        _batched_fix(s, biggest, item=ds[0] if measure else None, shuffle="block")
     return finding("internal-batching-shuffle",
                    f"{s.name}.__getitem__ returns a whole batch: {saw}. Driven with "
                    f"batch_size={s.batch_size} and a random sampler, the {s.items:,} batches come "

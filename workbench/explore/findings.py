@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..loading.calls import loader_call
 
 __all__ = ["Finding"]
 
@@ -57,9 +58,21 @@ FALLBACK_BATCH = 256  # fix lines for a Dataset driven by nothing yet: the loade
 
 @dataclass(frozen=True)
 class Finding:
-    """One pitfall: ``id`` (kebab-case, see ``KINDS``), ``severity`` ("error", "warning",
-    "info"), ``title``, ``evidence`` (the measured or inspected facts) and ``fix`` (one line of
-    workbench code)."""
+    """One pitfall that ``wb.doctor`` found.
+
+    Parameters
+    ----------
+    id : str
+        Kebab-case, one of ``KINDS``.
+    severity : {"error", "warning", "info"}
+        How urgent it is.
+    title : str
+        The pitfall's name, from ``KINDS``.
+    evidence : str
+        The measured or inspected facts.
+    fix : str
+        One line of workbench code.
+    """
 
     id: str
     severity: str
@@ -194,10 +207,9 @@ def columns_expr(paths: list[str], wrap: list[str] | None = None) -> str:
                            for p, w in zip(paths, wrap)) + "}"
 
 
-def loader_line(source: str, batch_size: int, *options: str) -> str:
+def loader_line(source: str, batch_size: int, **options: Any) -> str:
     """``dl = wb.loader(<source>, batch_size=B, <options>)``."""
-    return f"dl = wb.loader({source}, batch_size={batch_size}" + \
-        "".join(f", {o}" for o in options) + ")"
+    return "dl = " + loader_call({"batch_size": batch_size, **options}, source)
 
 
 def convert_line(arity: int | None, batch_size: int) -> str:
@@ -209,33 +221,33 @@ def convert_line(arity: int | None, batch_size: int) -> str:
         items = ("({" + ", ".join(f"{n!r}: {n}" for n in names) + "} for "
                  + ", ".join(names) + f" in {items})")
     return (f"wb.convert({items}, 'data.store'); "
-            + loader_line("wb.open_dataset('data.store')", batch_size, "shuffle='block'"))
+            + loader_line("wb.open_dataset('data.store')", batch_size, shuffle="block"))
 
 
 def settings_findings(s: Setup, cuda: bool, cores: int, torch_version: str) -> list[Finding]:
     """What the options alone say: pin_memory without CUDA, more workers than cores, no timeout."""
     out = []
     procs = "processes" if s.processes else "threads"
-    keep = ["worker_type='process'"] if s.processes else []
+    keep = {"worker_type": "process"} if s.processes else {}
     if s.pin_memory and not cuda:
         out.append(finding(
             "pin-memory-without-gpu",
             f"pin_memory=True but torch.cuda.is_available() is False (torch {torch_version}): "
             "there is no GPU to copy to, so nothing is pinned and the option only adds a "
-            "warning or a pin thread", loader_line("ds", s.same_batch, "pin_memory=False")))
+            "warning or a pin thread", loader_line("ds", s.same_batch, pin_memory=False)))
     if s.workers > cores:
         out.append(finding(
             "workers-above-cores",
             f"num_workers={s.workers} {procs} but this process may use {cores} CPU cores "
             "(os.sched_getaffinity): the extra workers only compete for the same cores and "
             "each holds its own prefetched batches in memory",
-            loader_line("ds", s.same_batch, *keep, f"num_workers={cores}") if keep else
-            loader_line("ds", s.same_batch, "num_workers=None")))
+            loader_line("ds", s.same_batch, **keep, num_workers=cores) if keep else
+            loader_line("ds", s.same_batch, num_workers=None)))
     if s.workers and s.timeout is None:
         said = "timeout=0" if s.what == "DataLoader" else "timeout=None"
         out.append(finding(
             "no-timeout",
             f"{said} with {s.workers} worker {procs}: a worker that hangs (a lock inherited "
             "through fork, a stuck network read) blocks the training loop forever, with no error",
-            loader_line("ds", s.same_batch, *keep, f"num_workers={s.workers}", "timeout=30")))
+            loader_line("ds", s.same_batch, **keep, num_workers=s.workers, timeout=30)))
     return out

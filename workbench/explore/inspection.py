@@ -32,7 +32,29 @@ ACCEPTS = ("a workbench dataset folder, a .npy path, a NumPy array or memmap, an
 
 @dataclass(repr=False)
 class Inspection:
-    """The facts ``inspect`` found; ``str()`` for text, rich in JupyterLab, ``to_dict()`` for JSON."""
+    """The facts ``inspect`` found; ``str()`` for text, rich in JupyterLab, ``to_dict()`` for JSON.
+
+    Parameters
+    ----------
+    source : str
+        The input inspected (a path, or a short name for an in-memory one).
+    kind : str
+        "dataset", "npy", "hdf5", "parquet", "array", "memmap", "dask" or "arrays".
+    arrays : list of ArrayFacts
+        Each array or column: shape, dtype, bytes in memory and on disk, its read units.
+    batch_size, block_rows : int
+        The batch the costs are for, and the block order's unit.
+    costs : dict
+        ``{array name: {order: Cost}}``: what one batch costs to read in each order.
+    residency : list of dict
+        Per file: ``path``, ``resident_bytes``, ``total_bytes`` and a ``strip`` of its pages.
+    shards : list of dict
+        A dataset's shards: ``index``, ``rows``, ``bytes`` and ``resident_fraction``.
+    notes : list of str
+        What the facts leave out, and why.
+    title : str
+        One line: what the input is.
+    """
 
     source: str
     kind: str
@@ -76,6 +98,28 @@ def inspect(obj: Any, batch_size: int | None = None) -> Inspection:
     """Inspect ``obj`` (see ``ACCEPTS``); costs are for batches of ``batch_size`` rows (default:
     the loader's own, or 256).
 
+    Parameters
+    ----------
+    obj : path, array, h5py object, Dask array, dataset or loader
+        A workbench dataset folder, a ``.npy``, HDF5 (``"file.h5:key"``) or Parquet path, a
+        NumPy array or memmap, an h5py File, Group or Dataset, a Dask array, a Dataset from
+        ``wb.open_dataset``, or a ``wb.loader`` (its dataset, with its batch size and blocks).
+    batch_size : int, optional
+        Rows a batch for the costs.
+
+    Returns
+    -------
+    Inspection
+
+    Raises
+    ------
+    SourceNotFoundError
+        A path that does not exist.
+    InvalidInputError
+        An object or a file kind that inspect does not read (convert a CSV first).
+
+    Examples
+    --------
     >>> inspect(np.zeros((100, 4), "float32")).arrays[0].storage["in memory"]
     True
     """
@@ -112,9 +156,9 @@ def _gather(obj: Any) -> tuple[str, str, str, list[ArrayFacts], dict[str, Any]]:
         where = str(obj.where)
         if os.path.exists(where) or os.path.exists(where.rsplit(":", 1)[0]):
             obj = where
-        elif hasattr(obj, "_arrays"):
+        elif hasattr(obj, "arrays"):  # a MemoryDataset: its own arrays
             arrays = [gather.dask_facts(a, n) if is_dask_array(a) else gather.array_facts(a, n)
-                      for n, a in obj._arrays.items() if hasattr(a, "dtype")]
+                      for n, a in obj.arrays.items() if hasattr(a, "dtype")]
             return where, "arrays", f"Dataset of {len(arrays)} in-memory columns", arrays, {}
     if isinstance(obj, (str, os.PathLike)):
         return _gather_path(str(obj))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ..loading.calls import loader_call
 from ..units import human_bytes
 
 __all__: list[str] = []
@@ -101,15 +102,15 @@ def recommend(s: Situation) -> list[Recommendation]:
                               "rows (or divide it) so a block never decodes a unit twice",
                               f"block_rows={block_rows}"))
     batch = s.batch_size * s.row_bytes
-    workers = "None" if batch < THREADS_FROM_BYTES else "2"
+    workers = None if batch < THREADS_FROM_BYTES else 2
     out.append(Recommendation("loader", f"num_workers={workers}, worker_type='thread'",
                               f"batches of {human_bytes(batch)}: "
                               + ("in-process reads beat handing batches across threads below 1 MiB"
                                  if batch < THREADS_FROM_BYTES else "two read-ahead threads overlap "
                                  "reads with your step") + "; process workers copy every batch "
                               "through shared memory",
-                              f"wb.loader(ds, batch_size={s.batch_size}, shuffle=\"{_order(s)}\", "
-                              f"num_workers={workers})"))
+                              loader_call({"batch_size": s.batch_size, "shuffle": _order(s),
+                                           "num_workers": workers})))
     return out
 
 

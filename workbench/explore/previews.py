@@ -22,8 +22,19 @@ __all__ = ["Preview", "preview"]
 
 @dataclass(repr=False)
 class Preview:
-    """Rows ``indices`` of ``source``: ``columns[name][i]`` is row ``indices[i]`` as NumPy (sparse:
-    its nonzero indices), ``kinds[name]`` one of scalar, vector, image, sparse."""
+    """Rows ``indices`` of ``source``, as :func:`preview` shows them.
+
+    Parameters
+    ----------
+    source : str
+        The input's path, or its type's name.
+    indices : list of int
+        The rows shown, in row order.
+    columns : dict of str to list of numpy.ndarray
+        ``columns[name][i]`` is row ``indices[i]`` (a sparse column: its nonzero indices).
+    kinds : dict of str to str
+        ``kinds[name]`` is one of "scalar", "vector", "image", "sparse".
+    """
 
     source: str
     indices: list[int]
@@ -63,6 +74,30 @@ def preview(obj: Any, n: int = 8, *, random: bool = False, seed: int = 0,
     """``n`` rows of ``obj`` (anything ``wb.open_dataset`` opens): the first ones, or with
     ``random=True`` a sample drawn with ``seed`` (shown in row order).
 
+    Parameters
+    ----------
+    obj : path, array, table or dataset
+        Anything ``wb.open_dataset`` opens.
+    n : int, default 8
+        Rows to show (at most all of them).
+    random : bool, default False
+        A random sample instead of the first rows.
+    seed : int, default 0
+        Seeds the sample.
+    columns : str or list of str, optional
+        The columns to show (default: all).
+
+    Returns
+    -------
+    Preview
+
+    Raises
+    ------
+    InvalidInputError
+        ``n`` is below 1 (and whatever ``open_dataset`` raises for ``obj``).
+
+    Examples
+    --------
     >>> preview(np.arange(20).reshape(10, 2), n=2, random=True, seed=1).indices
     [4, 5]
     """

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..format.chunks import row_ranges
 from .moments import Partial, merge, partial, summary
 
 __all__ = ["Stats", "stats"]
@@ -26,7 +27,23 @@ CHUNK_BYTES = 8 << 20  # rows read per step: about this many bytes
 
 @dataclass(repr=False)
 class Stats:
-    """Per-column figures: ``columns[name][figure]`` is an array over the column's features."""
+    """Per-column figures: ``columns[name][figure]`` is an array over the column's features.
+
+    Parameters
+    ----------
+    source : str
+        The input's path or name.
+    rows : int
+        Rows read.
+    columns : dict
+        ``{column: {figure: array}}``; figures: count, mean, std, min, max, nan, inf,
+        zero_fraction, p1, p50, p99, hist_edges, hist_counts. A sparse column ``c`` appears as
+        ``"c nnz/row"``.
+    features : dict of str to list of str
+        The feature names of the columns that have them.
+    notes : list of str
+        How the figures were computed, where that is not the default.
+    """
 
     source: str
     rows: int
@@ -57,8 +74,27 @@ class Stats:
 def stats(obj: Any, columns: str | list[str] | None = None, *, client: Any = None,
           progress: bool = False, seed: int = 0) -> Stats:
     """Statistics of every dense column of ``obj`` (anything ``wb.open_dataset`` opens, or a
-    Dask array); a sparse column gives its nonzeros per row. ``client``: reduce on its workers.
+    Dask array); a sparse column gives its nonzeros per row.
 
+    Parameters
+    ----------
+    obj : path, array, table, dataset or Dask array
+        Anything ``wb.open_dataset`` opens, or a Dask array.
+    columns : str or list of str, optional
+        The columns to summarize (default: all).
+    client : distributed.Client, optional
+        Reduce the chunks on its workers (a path or a Dask array; other inputs in this process).
+    progress : bool, default False
+        Draw a progress bar.
+    seed : int, default 0
+        Seeds the quantile sample.
+
+    Returns
+    -------
+    Stats
+
+    Examples
+    --------
     >>> stats(np.arange(12.0).reshape(6, 2)).columns["x"]["std"].round(3).tolist()
     [3.416, 3.416]
     """
@@ -77,8 +113,7 @@ def stats(obj: Any, columns: str | list[str] | None = None, *, client: Any = Non
     running: dict[str, Partial] = {}
     bar = reporter(progress, f"stats {_name(obj)}")
     try:
-        for index, start in enumerate(range(0, n, step)):
-            stop = min(n, start + step)
+        for index, (start, stop) in enumerate(row_ranges(n, step)):
             for name, block in _blocks(ds.get_batch(np.arange(start, stop))).items():
                 p = partial(block, index, seed)
                 running[name] = merge(running[name], p) if name in running else p
@@ -105,7 +140,7 @@ def _blocks(batch: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _feature_names(ds: Any) -> dict[str, list[str]]:
-    return {c.name: list(c.names) for c in getattr(ds, "_cols", ()) if getattr(c, "names", None)}
+    return {c.name: list(c.names) for c in getattr(ds, "column_specs", ()) if getattr(c, "names", None)}
 
 
 def _name(obj: Any) -> str:
@@ -129,11 +164,11 @@ def _client_stats(source: str, columns: Any, client: Any, seed: int) -> Stats:
     ds = open_dataset(source, columns=columns, sparse="csr")
     n, step = len(ds), max(1, CHUNK_BYTES // max(1, ds.row_nbytes))
     workers = max(1, len(client.scheduler_info().get("workers", {})))
-    ranges = list(enumerate(range(0, n, step)))
+    ranges = list(enumerate(row_ranges(n, step)))
     running: dict[str, Partial] = {}
     for wave in range(0, len(ranges), 2 * workers):  # bounded in flight: two tasks per worker
-        futures = [client.submit(_range_partials, source, columns, s, min(n, s + step), i, seed,
-                                 pure=False) for i, s in ranges[wave:wave + 2 * workers]]
+        futures = [client.submit(_range_partials, source, columns, a, b, i, seed, pure=False)
+                   for i, (a, b) in ranges[wave:wave + 2 * workers]]
         for parts in client.gather(futures):
             for k, p in parts.items():
                 running[k] = merge(running[k], p) if k in running else p

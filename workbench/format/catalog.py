@@ -49,6 +49,29 @@ def resolve(path: str | os.PathLike[str]) -> Path:
 def read_manifest(path: str | os.PathLike[str], check_sizes: bool = True) -> tuple[Path, Manifest]:
     """Resolve ``path``, parse its manifest and (cheaply) check every file's size.
 
+    Parameters
+    ----------
+    path : str or PathLike
+        A dataset folder (its ``CURRENT`` names the committed version) or a version folder.
+    check_sizes : bool, default True
+        Check that every file the manifest lists exists with its recorded size.
+
+    Returns
+    -------
+    version_dir : pathlib.Path
+        The committed version's folder (read once: a later commit does not move it).
+    manifest : Manifest
+        Its parsed manifest.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        ``path`` is not a committed workbench dataset.
+    CorruptDatasetError
+        A garbled ``CURRENT``, a missing or unreadable manifest, or files missing or resized.
+
+    Examples
+    --------
     >>> version_dir, manifest = read_manifest("demo_data/demo.store")
     >>> version_dir.parent.name, manifest.num_rows, [c.name for c in manifest.columns]
     ('demo.store', 2000, ['features', 'tokens', 'label'])

@@ -24,6 +24,17 @@ def chunk_rows(chunk: Chunk) -> int:
     return len(next(iter(chunk.values())))
 
 
+def row_ranges(stop: int, rows: int, start: int = 0) -> Iterator[tuple[int, int]]:
+    """``[start, stop)`` cut into ``(a, b)`` ranges of ``rows`` rows, in order, the last one
+    shorter: the one chunk cutter.
+
+    >>> list(row_ranges(10, 4)), list(row_ranges(10, 4, start=5))
+    ([(0, 4), (4, 8), (8, 10)], [(5, 9), (9, 10)])
+    """
+    for a in range(start, stop, rows):
+        yield a, min(a + rows, stop)
+
+
 def slice_chunk(chunk: Chunk, a: int, b: int) -> Chunk:
     """Rows ``[a, b)`` of every column, as views."""
     return {k: (v.slice(a, b) if isinstance(v, CSR) else v[a:b]) for k, v in chunk.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import IO, Any
 
 import xxhash
 
@@ -26,8 +27,13 @@ def file_digest(path: str | os.PathLike[str]) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
-def fsync_path(path: str | os.PathLike[str]) -> None:
-    """Flush a file's (or a folder's entries') data to stable storage."""
+def fsync_path(path: str | os.PathLike[str] | IO[Any]) -> None:
+    """Flush a file's (or a folder's entries') data to stable storage: a path, or a file open
+    for writing (its buffer flushed first). The one place every writer fsyncs."""
+    if not isinstance(path, (str, os.PathLike)):
+        path.flush()
+        os.fsync(path.fileno())
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -40,7 +46,6 @@ def write_atomic(path: Path, text: str, durable: bool) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-        f.flush()
         if durable:
-            os.fsync(f.fileno())
+            fsync_path(f)
     os.replace(tmp, path)

@@ -22,7 +22,21 @@ __all__ = ["VerifyReport", "verify"]
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :func:`verify` found: ``problems`` names every bad file (empty when ``ok``)."""
+    """What :func:`verify` found: ``problems`` names every bad file (empty when ``ok``).
+
+    Parameters
+    ----------
+    path : str
+        The dataset as given to :func:`verify`.
+    version, layout : str
+        The committed version's folder name, and its layout.
+    shards, files, bytes : int
+        Shards and files checked, and the bytes digested.
+    seconds : float
+        How long the check took.
+    problems : tuple of str
+        One message per bad file or failed format check.
+    """
 
     path: str
     version: str
@@ -47,9 +61,29 @@ class VerifyReport:
 
 def verify(path: str | os.PathLike[str], *, strict: bool = True) -> VerifyReport:
     """Check every file's size and xxh3 digest, and the format's own checks (npy headers, HDF5
-    fletcher32, Parquet page CRCs). With ``strict`` (default) any problem raises
-    :class:`CorruptDatasetError` listing every bad file; otherwise the report carries them.
+    fletcher32, Parquet page CRCs).
 
+    Parameters
+    ----------
+    path : str or PathLike
+        A dataset folder.
+    strict : bool, default True
+        Raise on any problem; False returns the report with the problems in it.
+
+    Returns
+    -------
+    VerifyReport
+
+    Raises
+    ------
+    CorruptDatasetError
+        With ``strict``, any problem (the message lists every bad file); always, an unreadable
+        ``CURRENT`` or manifest.
+    DatasetNotFoundError
+        ``path`` is not a committed workbench dataset.
+
+    Examples
+    --------
     >>> verify("demo_data/demo.store").ok
     True
     """

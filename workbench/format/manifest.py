@@ -34,7 +34,25 @@ PARTS = ("data", "indptr", "indices", "values", "shard")
 
 @dataclass(frozen=True)
 class Column:
-    """One column: ``dtype`` and per-row ``shape`` (sparse: values dtype and ``(dim,)``)."""
+    """One column: ``dtype`` and per-row ``shape`` (sparse: values dtype and ``(dim,)``).
+
+    Parameters
+    ----------
+    name : str
+        The column's name.
+    dtype : str
+        The NumPy dtype of its values.
+    shape : tuple of int, default ()
+        One row's shape (a scalar column: ``()``).
+    sparse : bool, default False
+        Stored as CSR rows.
+    index_dtype : str, default "int64"
+        A sparse column's index dtype.
+    has_values : bool, default True
+        A sparse column stores values (False: implicit ones).
+    names : tuple of str, optional
+        The source columns packed into this one.
+    """
 
     name: str
     dtype: str
@@ -71,7 +89,31 @@ class Shard:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Everything needed to read and verify one committed dataset version."""
+    """Everything needed to read and verify one committed dataset version.
+
+    Parameters
+    ----------
+    layout : {"store", "hdf5", "parquet"}
+        How the shards are stored.
+    columns : tuple of Column
+        The columns, in order.
+    shards : tuple of Shard
+        Consecutive runs of rows, each with its files' sizes and xxh3 digests.
+    source : dict
+        The source's ``description`` and ``fingerprint`` (None for a one-shot iterable).
+    transform : dict, optional
+        The transform's ``name``, ``source_sha256`` and ``doc`` line.
+    target : str, optional
+        The label column.
+    options : dict
+        The conversion's layout options (``shard_rows``, ``chunk_rows``, ...).
+    created : str
+        When it was committed (ISO 8601, UTC).
+    workbench_version : str
+        The workbench that wrote it.
+    format_version : int
+        The manifest schema's version.
+    """
 
     layout: str
     columns: tuple[Column, ...]

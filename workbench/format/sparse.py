@@ -22,8 +22,18 @@ __all__ = ["CSR"]
 class CSR:
     """``n`` sparse rows of width ``dim``: row i holds ``indices[indptr[i]:indptr[i+1]]``.
 
-    ``values`` is None for implicit ones (a "list of nonzero indices" column).
-    ``indptr`` need not start at 0 (slices of a shard's arrays keep their offsets).
+    Parameters
+    ----------
+    indptr : numpy.ndarray
+        ``n + 1`` offsets into ``indices``; need not start at 0 (slices of a shard's arrays keep
+        their offsets).
+    indices : numpy.ndarray
+        The column index of each nonzero, row after row.
+    values : numpy.ndarray or None
+        The value of each nonzero, or None for implicit ones (a "list of nonzero indices"
+        column).
+    dim : int
+        The row width.
     """
 
     indptr: np.ndarray

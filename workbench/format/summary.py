@@ -41,6 +41,23 @@ def describe(m: Manifest, where: str = "") -> str:
 def info(path: str | os.PathLike[str]) -> str:
     """Summary of the committed dataset at ``path``.
 
+    Parameters
+    ----------
+    path : str or PathLike
+        A dataset folder.
+
+    Returns
+    -------
+    str
+        Several lines: layout, rows and shards, bytes, source, transform, target, columns.
+
+    Raises
+    ------
+    DatasetNotFoundError, CorruptDatasetError
+        As :func:`~workbench.format.catalog.read_manifest` raises them.
+
+    Examples
+    --------
     >>> print(info("demo_data/demo.store"))  # doctest: +ELLIPSIS
     workbench dataset demo_data/demo.store (v-...)
       layout        store (format v1, written by workbench ...)

@@ -19,7 +19,7 @@ import xxhash
 from ..format.chunks import Chunk
 from ..errors import InvalidInputError
 from .base import Source
-from .tabular import TablePacker, _column, _is_number, _numbers
+from .tabular import TablePacker, as_numbers, column_of, is_number
 
 __all__: list[str] = []
 
@@ -71,12 +71,12 @@ def stored_columns(table: pa.Table, where: str) -> dict[str, np.ndarray]:
     it is stored (no packing into ``"features"``); anything else is refused by name."""
     out: dict[str, np.ndarray] = {}
     for name in table.column_names:
-        col = _column(table, name)
+        col = column_of(table, name)
         t, shape = col.type, []
         while pa.types.is_fixed_size_list(t):
             shape.append(t.list_size)
             t = t.value_type
-        if not (_is_number(t) and not pa.types.is_null(t) and not pa.types.is_decimal(t)):
+        if not (is_number(t) and not pa.types.is_null(t) and not pa.types.is_decimal(t)):
             raise InvalidInputError(
                 f"{where}: column {name!r} has type {col.type}; open_dataset reads numeric and "
                 "fixed-size list columns as stored: drop it, or convert the table first "
@@ -87,5 +87,5 @@ def stored_columns(table: pa.Table, where: str) -> dict[str, np.ndarray]:
         flat = col
         for _ in shape:
             flat = flat.flatten()
-        out[name] = _numbers(flat).reshape(len(col), *shape)
+        out[name] = as_numbers(flat).reshape(len(col), *shape)
     return out

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from ..format.chunks import Chunk
+from ..format.chunks import Chunk, row_ranges
 from ..errors import InvalidInputError, UnsafeInputError
 from ..format.sparse import CSR
 
@@ -90,9 +90,8 @@ class Source:
         raise InvalidInputError(f"{self.where}: this source can only be read in order; use chunks()")
 
     def _chunks(self, chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:
-        n = self.num_rows or 0
-        for a in range(start, n, chunk_rows):
-            yield a, self._read(a, min(a + chunk_rows, n))
+        for a, b in row_ranges(self.num_rows or 0, chunk_rows, start):
+            yield a, self._read(a, b)
 
     # ---- validation -------------------------------------------------------------------------
 

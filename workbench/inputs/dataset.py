@@ -55,11 +55,8 @@ class DatasetSource(Source):
         return f"{self.version.name}:{digests}"
 
     def _read(self, start: int, stop: int) -> Chunk:
-        from ..datasets.base import Plan, empty_chunk
         from ..layouts import open_reader
 
         if self._reader is None:
             self._reader = open_reader(self.version, self.manifest, self._cols)
-        if stop <= start:
-            return empty_chunk(self._cols)
-        return self._reader._read(Plan.run(start, stop - start))  # type: ignore[no-any-return]
+        return self._reader.read_chunk(start, stop)  # type: ignore[no-any-return]

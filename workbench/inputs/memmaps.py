@@ -57,13 +57,16 @@ def memmap_ref(a: np.ndarray) -> MemmapRef | None:
     m: Any = a
     while m is not None and not isinstance(m, np.memmap):
         m = getattr(m, "base", None)
-    if m is None or getattr(m, "_mmap", None) is None or not m.filename or m.mode == "c" or a.ndim == 0:
+    mapping = m
+    while isinstance(mapping, np.ndarray):  # a memmap's chain of bases ends in its mmap.mmap
+        mapping = mapping.base
+    if not isinstance(mapping, mmap.mmap) or not m.filename or m.mode == "c" or a.ndim == 0:
         return None
     order = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous and a.ndim > 1 else None
     if order is None:
         return None
     start = m.offset - m.offset % mmap.ALLOCATIONGRANULARITY
-    base = np.frombuffer(m._mmap, np.uint8).ctypes.data
+    base = np.frombuffer(mapping, np.uint8).ctypes.data
     ref = (str(m.filename), a.ctypes.data - base + start, a.dtype.str, tuple(a.shape), order)
     if a.size and not _same_ends(reopen(ref), a):
         return None  # could not locate it in the file: keep it in memory

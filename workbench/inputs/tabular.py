@@ -29,7 +29,7 @@ __all__: list[str] = []
 FEATURES = "features"
 
 
-def _is_number(t: pa.DataType) -> bool:
+def is_number(t: pa.DataType) -> bool:
     return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
             or pa.types.is_null(t) or pa.types.is_decimal(t))
 
@@ -38,7 +38,7 @@ def _is_list(t: pa.DataType) -> bool:
     return pa.types.is_list(t) or pa.types.is_large_list(t)
 
 
-def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+def column_of(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
     col = batch.column(name)
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
@@ -77,7 +77,7 @@ class TablePacker:
             elif name in companions:
                 continue
             elif name == target:
-                if not _is_number(t):
+                if not is_number(t):
                     raise self._not_numeric(name, t, text_hint)
                 kind = pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t)
                 self.target_dtype = np.dtype("float32" if kind else "int64")
@@ -86,10 +86,10 @@ class TablePacker:
                     f"{where}: column {name!r} holds variable-length lists ({t}); if they are "
                     f"nonzero indices pass sparse={{{name!r}: dim}}, else drop it (drop=[{name!r}])"
                 )
-            elif pa.types.is_fixed_size_list(t) and _is_number(t.value_type):
+            elif pa.types.is_fixed_size_list(t) and is_number(t.value_type):
                 vt = np.dtype(t.value_type.to_pandas_dtype())
                 self.lists.append((name, t.list_size, np.dtype(dtype) if dtype and vt.kind == "f" else vt))
-            elif _is_number(t):
+            elif is_number(t):
                 self.features.append(name)
             else:
                 raise self._not_numeric(name, t, text_hint)
@@ -119,20 +119,20 @@ class TablePacker:
         if self.features:
             feats = np.empty((n, len(self.features)), dtype=self.feature_dtype)
             for j, name in enumerate(self.features):
-                feats[:, j] = _numbers(_column(batch, name))
+                feats[:, j] = as_numbers(column_of(batch, name))
             out[FEATURES] = feats
         for name, k, dt in self.lists:
-            col = _column(batch, name)
+            col = column_of(batch, name)
             if col.null_count:
                 raise self._null(name, col, first, "a missing list")
             out[name] = col.flatten().to_numpy(zero_copy_only=False).reshape(n, k).astype(dt, copy=False)
         for name, (dim, vals) in self.sparse.items():
             out[name] = self._sparse(batch, name, dim, vals, first)
         if self.target is not None:
-            col = _column(batch, self.target)
+            col = column_of(batch, self.target)
             if col.null_count and self.target_dtype.kind == "i":  # type: ignore[union-attr]
                 raise self._null(self.target, col, first, "an empty (missing) integer label; fill or drop those rows")
-            out[self.target] = _numbers(col).astype(self.target_dtype, copy=False)
+            out[self.target] = as_numbers(col).astype(self.target_dtype, copy=False)
         return out
 
     def _null(self, name: str, col: pa.Array, first: int, what: str) -> InvalidInputError:
@@ -141,7 +141,7 @@ class TablePacker:
 
     def _sparse(self, batch: pa.RecordBatch | pa.Table, name: str, dim: int, vals: str | None,
                 first: int) -> CSR:
-        col = _column(batch, name)
+        col = column_of(batch, name)
         if not _is_list(col.type):  # CSV text: "3 17 42"
             lengths, indices = _digit_tokens(col) or self._split_text(col, name, first)
         else:
@@ -156,7 +156,7 @@ class TablePacker:
         np.cumsum(lengths, out=indptr[1:])
         values = None
         if vals is not None:
-            vcol = _column(batch, vals)
+            vcol = column_of(batch, vals)
             vlen = pc.list_value_length(vcol).fill_null(0).to_numpy(zero_copy_only=False)
             if not np.array_equal(vlen, lengths):
                 row = first + int(np.argmax(vlen != lengths))
@@ -229,7 +229,7 @@ def _digit_tokens(col: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return np.diff(np.searchsorted(s, offsets)), indices
 
 
-def _numbers(col: pa.Array) -> np.ndarray:
+def as_numbers(col: pa.Array) -> np.ndarray:
     """Arrow numbers to numpy; missing values become NaN (and are then caught by the NaN check)."""
     t = col.type
     if pa.types.is_null(t):

@@ -42,6 +42,11 @@ def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], 
     return room(manifest.layout).open_reader(version, manifest, columns, **kw)
 
 
+def writer_options(layout: str, **kw: Any) -> dict[str, Any]:
+    """The layout's own writer options for a conversion (row groups, HDF5 chunks, ...)."""
+    return room(layout).writer_options(**kw)  # type: ignore[no-any-return]
+
+
 def check_shard(layout: str, version_dir: Path, shard: Shard, columns: tuple[Column, ...]) -> list[str]:
     """Format-level checks beyond size and digest (headers, HDF5 fletcher32, Parquet page CRCs)."""
     return room(layout).check_shard(version_dir, shard, columns)  # type: ignore[no-any-return]

@@ -7,6 +7,7 @@ Data flows down this list:
 - ``ranks``: the data-parallel rank; ``advice``: read-ahead advice for cold block orders;
 - ``fetch`` and ``batches``: reading one batch from any Dataset, its bytes, pinning;
 - ``passes``: fetching in the caller, on threads, or (``workers/``) in worker processes;
+- ``epochs``: the iterator the consumer holds, which starts and swaps those passes;
 - ``loaders``: :class:`Loader` and :func:`loader`, the epochs and their state;
 - ``device``: :func:`to_device`, batches onto a GPU one ahead.
 

@@ -9,11 +9,10 @@ waiting there instead of reading the window it has.
 
 from __future__ import annotations
 
-import collections
-import os
-import threading
 from collections.abc import Callable
 from typing import Any
+
+from .._threads import IdleThread
 
 __all__: list[str] = []
 
@@ -21,7 +20,7 @@ IDLE_S = 1.0  # the thread ends after this long without advice, and starts again
 MAX_QUEUED = 2  # calls waiting at most: the newest (AHEAD_WINDOWS windows' worth)
 
 
-class Advisor:
+class Advisor(IdleThread):
     """``advisor(*args)`` queues ``fn(*args)`` for a daemon thread of its own and returns at
     once; calls run in order, one that raises is dropped (advice only: a read still reads), and
     of a backlog only the newest ``MAX_QUEUED`` wait (older advice is for windows the pass has
@@ -32,15 +31,9 @@ class Advisor:
     ~2 us a batch (bs 256), more than the call itself."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
+        super().__init__("workbench-advice", keep=MAX_QUEUED, idle_s=IDLE_S)
         self.fn = fn
-        self._cond = threading.Condition()
-        self._reset()
         self._inline = True  # whether calls run in the caller (the last one asked for nothing)
-
-    def _reset(self) -> None:
-        self._queue: collections.deque = collections.deque()
-        self._thread: threading.Thread | None = None
-        self._pid, self._busy, self._stop = os.getpid(), False, False
 
     def __call__(self, *args: Any) -> None:
         if self._inline:
@@ -49,47 +42,14 @@ class Advisor:
             except Exception:
                 pass
             return
-        with self._cond:
-            if self._pid != os.getpid():  # a forked child: the parent's thread is not here
-                self._reset()
-            self._queue.append(args)
-            while len(self._queue) > MAX_QUEUED:
-                self._queue.popleft()
-            self._cond.notify()
-            if self._thread is None:
-                self._stop = False
-                self._thread = threading.Thread(target=self._run, name="workbench-advice", daemon=True)
-                self._thread.start()
+        self.submit(self._advise, *args)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._queue and not self._stop:
-                    self._cond.wait(IDLE_S)
-                if not self._queue or self._stop:  # the thread holds fn (its dataset): let go
-                    self._thread = None
-                    return
-                args, self._busy = self._queue.popleft(), True
-            try:
-                if not self.fn(*args):
-                    self._inline = True  # warm again: the next calls run in the caller
-            except Exception:
-                pass
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
-
-    def wait(self, timeout: float) -> bool:
-        """Whether every queued call has run within ``timeout`` seconds."""
-        with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+    def _advise(self, *args: Any) -> None:
+        if not self.fn(*args):
+            self._inline = True  # warm again: the next calls run in the caller
 
     def cancel(self, timeout: float = 1.0) -> None:
         """Drop the calls still waiting, let the one running finish (``timeout`` at most) and
         end the thread: no advice reads pages for a pass that is over, and the dataset it holds
         (its mappings, which keep their pages cached) is not kept alive by it."""
-        with self._cond:
-            self._queue.clear()
-            self._stop = True
-            self._cond.notify_all()
-        self.wait(timeout)
+        super().cancel(timeout)

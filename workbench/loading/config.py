@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInputError
+from .calls import loader_call
 from .sampling import ORDERS
 
 __all__ = ["LoaderConfig"]
@@ -72,9 +73,37 @@ def _order_name(shuffle: Any) -> str:
 
 @dataclass(frozen=True)
 class LoaderConfig:
-    """Every option of :class:`~workbench.loading.loaders.Loader`, validated; ``shuffle`` is an order name
-    and ``num_workers`` and ``prefetch_factor`` resolved (``auto_workers`` / ``auto_prefetch``
-    say they were ``None``, chosen by batch bytes)."""
+    """Every option of :class:`~workbench.loading.loaders.Loader`, validated; ``shuffle`` is an
+    order name and ``num_workers`` and ``prefetch_factor`` resolved (``auto_workers`` /
+    ``auto_prefetch`` say they were ``None``, chosen by batch bytes). Make one with :meth:`build`.
+
+    Parameters
+    ----------
+    batch_size, shuffle, seed : int, str, int
+        Rows a batch (256); the order's name ("block"; or "sequential", "full", "shard"); its seed.
+    num_workers, worker_type, prefetch_factor : int, str, int
+        Readers beside the consumer (0: in-process); "thread" or "process"; batches read ahead
+        per reader (2).
+    pin_memory, pin_memory_device : bool, str
+        Pin batches for CUDA copies (default False); DataLoader's device for it.
+    window, run_rows, block_rows : int
+        Blocks (or shards) the block and shard orders mix at a time (8); block order: rows a
+        contiguous run inside a batch (1), and its unit (None: the storage's blocks, else 4096).
+    drop_last, collate_fn, transform : bool, callable, callable
+        Drop the last, short batch; join a list of samples into a batch; a per-batch function,
+        run where the batch is read.
+    timeout : float or None, default 30.0
+        Seconds to wait for a batch before a named error (None: wait forever).
+    worker_init_fn, multiprocessing_context, persistent_workers : optional
+        Called in each worker process (or read-ahead thread) with its number; how worker
+        processes start (DataLoader's meaning); keep them across epochs (default False).
+    generator : torch.Generator, optional
+        Seeded the order when no ``seed`` was given.
+    rank, world_size : int, optional
+        This data-parallel rank and the ranks in all (None: ``torch.distributed``'s, else 0, 1).
+    auto_workers, auto_prefetch, auto_type : bool, default True
+        ``num_workers``, ``prefetch_factor``, ``worker_type`` were None: the loader chose them.
+    """
 
     batch_size: int = 256
     shuffle: str = "block"
@@ -104,7 +133,27 @@ class LoaderConfig:
     @classmethod
     def build(cls, row_nbytes: int = 0, reads_ahead: bool = False, **options: Any) -> LoaderConfig:
         """Validate ``options`` (DataLoader's names, plus ours) into a config, for a dataset of
-        ``row_nbytes`` a row that ``reads_ahead`` in-process or not."""
+        ``row_nbytes`` a row that ``reads_ahead`` in-process or not.
+
+        Parameters
+        ----------
+        row_nbytes : int, default 0
+            Bytes a row, which the automatic ``num_workers`` and ``prefetch_factor`` go by.
+        reads_ahead : bool, default False
+            The dataset reads the next batch in the background itself (then in-process wins).
+        **options
+            The loader options, as :func:`~workbench.loading.loaders.loader` takes them; None
+            for ``num_workers``, ``worker_type`` or ``prefetch_factor`` lets the config choose.
+
+        Returns
+        -------
+        LoaderConfig
+
+        Raises
+        ------
+        InvalidInputError
+            An unknown option, an unknown ``shuffle``, or a value out of range.
+        """
         known = {f.name for f in dataclasses.fields(cls)} - set(_AUTO)
         unknown = sorted(set(options) - known)
         if unknown:
@@ -121,7 +170,24 @@ class LoaderConfig:
         return cls(**options)._checked(row_nbytes, reads_ahead)
 
     def with_changes(self, row_nbytes: int, reads_ahead: bool = False, **changes: Any) -> LoaderConfig:
-        """This config with ``changes`` to the options ``reconfigure`` takes live or next epoch."""
+        """This config with ``changes`` to the options ``reconfigure`` takes live or next epoch.
+
+        Parameters
+        ----------
+        row_nbytes, reads_ahead : int, bool
+            As for :meth:`build`.
+        **changes
+            New values of ``LIVE_OPTIONS`` or ``NEXT_EPOCH_OPTIONS`` (None: automatic).
+
+        Returns
+        -------
+        LoaderConfig
+
+        Raises
+        ------
+        InvalidInputError
+            A change to another option, or an invalid value.
+        """
         fixed = sorted(set(changes) - set(LIVE_OPTIONS) - set(NEXT_EPOCH_OPTIONS))
         if fixed:
             raise InvalidInputError(
@@ -176,13 +242,42 @@ class LoaderConfig:
                 and self.num_workers > 0)
 
     def loader_options(self) -> dict[str, Any]:
-        """The options that differ from the defaults, as ``wb.loader(ds, **options)`` takes them."""
-        default = LoaderConfig.build()
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-               if f.name not in _AUTO and getattr(self, f.name) != getattr(default, f.name)}
-        for auto, name in _AUTO.items():
-            if getattr(self, auto):
-                out.pop(name, None)
-            elif name == "worker_type":
-                out[name] = self.worker_type  # chosen by hand: kept, even where it is the default
-        return out
+        """The options ``wb.loader(ds, **options)`` rebuilds this config from: those that differ
+        from what the loader would choose on its own, and each of ``num_workers``, ``worker_type``
+        and ``prefetch_factor`` chosen by hand (not None: automatic), even where it equals what
+        the loader would pick today (a ``prefetch_factor=2`` left out would run the automatic one).
+
+        Returns
+        -------
+        dict
+            ``{option: value}``.
+
+        Examples
+        --------
+        >>> LoaderConfig.build(batch_size=64, prefetch_factor=2).loader_options()
+        {'batch_size': 64, 'prefetch_factor': 2}
+        """
+        default, by_hand = LoaderConfig.build(), {n: a for a, n in _AUTO.items()}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in _AUTO and (not getattr(self, by_hand[f.name]) if f.name in by_hand
+                                            else getattr(self, f.name) != getattr(default, f.name))}
+
+    def code_line(self, dataset_name: str = "ds") -> str:
+        """The ``wb.loader(...)`` line that rebuilds this config over ``dataset_name``, the batch
+        size always shown (it changes what a model learns).
+
+        Parameters
+        ----------
+        dataset_name : str, default "ds"
+            The variable the line names as the dataset.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> LoaderConfig.build(shuffle=True, num_workers=2).code_line()
+        "wb.loader(ds, batch_size=256, shuffle='full', num_workers=2)"
+        """
+        return loader_call({"batch_size": self.batch_size, **self.loader_options()}, dataset_name)

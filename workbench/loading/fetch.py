@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from ..datasets.base import BaseDataset
+from ..datasets.protocols import (GetItems, HasBlocks, HasRowBytes, HasShards, PlansReads,
+                                  ReadsAhead, ReadsBatches, WillNeed)
 from ..errors import InvalidInputError, LoaderTimeoutError, WorkerError
 
 __all__: list[str] = []
@@ -41,19 +43,48 @@ def batch_seed(seed: int, epoch: int, k: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, k, 0x7A]).generate_state(1, np.uint64)[0] >> 1)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a loader may ask of its dataset beyond ``__len__`` / ``__getitem__``, found once
+    through :mod:`workbench.datasets.protocols` (a plain torch Dataset: none of it).
+
+    >>> plain = Capabilities.of(torch.utils.data.TensorDataset(torch.zeros(3)))
+    >>> plain.row_nbytes, plain.block_rows, plain.will_need, plain.reads_ahead
+    (0, None, None, False)
+    """
+
+    row_nbytes: int = 0
+    reads_ahead: bool = False  # starts the next batch in the background: no threads needed
+    block_rows: int | None = None
+    shard_rows: list[int] | None = None
+    will_need: Callable[..., int] | None = None
+    plans_reads: bool = False
+
+    @classmethod
+    def of(cls, dataset: Any) -> Capabilities:
+        """Ask ``dataset`` once (never per batch: a protocol check costs microseconds)."""
+        return cls(int(dataset.row_nbytes or 0) if isinstance(dataset, HasRowBytes) else 0,
+                   isinstance(dataset, ReadsAhead) and bool(dataset.reads_ahead),
+                   dataset.block_rows if isinstance(dataset, HasBlocks) else None,
+                   dataset.shard_rows if isinstance(dataset, HasShards) else None,
+                   dataset.will_need if isinstance(dataset, WillNeed) else None,
+                   isinstance(dataset, PlansReads))
+
+
 class Fetch:
     """``fetch(idx, epoch, k)`` -> the batch; pickles as its dataset and functions (for workers)."""
 
     def __init__(self, dataset: Any, collate_fn: Callable[[Any], Any] | None,
                  transform: Callable[..., Any] | None, seed: int, contiguous: bool) -> None:
         self.dataset, self.transform, self.seed, self.contiguous = dataset, transform, seed, contiguous
-        self.ours = isinstance(dataset, BaseDataset) and collate_fn is None
-        self.batched = callable(getattr(dataset, "__getitems__", None))
+        self.ours = isinstance(dataset, ReadsBatches) and collate_fn is None
+        self.batched = isinstance(dataset, GetItems)
         self.collate = collate_fn or default_collate
         self.wants_generator = transform is not None and _takes_generator(transform)
-        self.starts = self.ours and not contiguous  # whether start() may read in the background
+        # whether start() may read in the background
+        self.starts = self.ours and not contiguous and isinstance(dataset, ReadsAhead)
         # bytes a row takes in a batch, where known without looking at the batch (else 0)
-        self.row_bytes = int(getattr(dataset, "dense_row_nbytes", 0)) if self.fills else 0
+        self.row_bytes = int(dataset.dense_row_nbytes) if self.fills else 0
 
     @property
     def fills(self) -> bool:
@@ -75,13 +106,13 @@ class Fetch:
         if not self.starts:
             return None
         try:
-            return self.dataset._start_batch(idx)
+            return self.dataset.start_batch(idx)
         except Exception:  # a bad batch: the read proper raises it, in its turn
             return None
 
     def finish(self, started: Any, idx: np.ndarray, epoch: int, k: int) -> Any:
         """The batch :meth:`start` began, transformed."""
-        return self._transformed(self.dataset._finish_batch(started), idx, epoch, k)
+        return self._transformed(self.dataset.finish_batch(started), idx, epoch, k)
 
     def __call__(self, idx: np.ndarray, epoch: int, k: int) -> Any:
         if self.ours:

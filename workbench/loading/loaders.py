@@ -17,13 +17,12 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
-
 from .advice import Advisor
 from .batches import batch_nbytes, keep_batch_memory
-from .fetch import Fetch, check_dataset
-from .passes import EpochIterator, FetchSpec, Pass, SyncPass, ThreadPass
-from .workers.pool import ProcessPass, live_pids, release
+from .epochs import EpochIterator, start_pass
+from .fetch import Capabilities, Fetch, check_dataset
+from .passes import Pass
+from .workers.pool import KeptWorkers
 from ..errors import InvalidInputError
 from ..monitoring.metrics import BatchEvent, LoaderStats
 from .config import LoaderConfig
@@ -62,6 +61,7 @@ class Loader:
     """
 
     def __init__(self, dataset: Any, **options: Any) -> None:
+        self._workers = KeptWorkers()  # across passes; set first, as __del__ closes it
         check_dataset(dataset)
         if options.pop("sampler", None) is not None or options.pop("batch_sampler", None) is not None:
             raise InvalidInputError(
@@ -70,28 +70,24 @@ class Loader:
                 "exact; for a custom sampler use torch.utils.data.DataLoader(dataset, "
                 "batch_sampler=...) over the same dataset")
         self.dataset = dataset
-        self._row_nbytes = int(getattr(dataset, "row_nbytes", 0) or 0)
-        self._reads_ahead = bool(getattr(dataset, "reads_ahead", False))
-        self.config = cfg = LoaderConfig.build(self._row_nbytes, self._reads_ahead, **options)
+        self._can = can = Capabilities.of(dataset)  # what it offers beyond __getitem__, asked once
+        self.config = cfg = LoaderConfig.build(can.row_nbytes, can.reads_ahead, **options)
         rank, world_size = resolve(cfg.rank, cfg.world_size)
-        own = getattr(dataset, "block_rows", None)
-        self.block_rows = int(cfg.block_rows or own or FALLBACK_BLOCK_ROWS)
+        self.block_rows = int(cfg.block_rows or can.block_rows or FALLBACK_BLOCK_ROWS)
         self.block_rows_from = ("given" if cfg.block_rows else "the dataset's storage blocks"
-                                if own else "fallback: the dataset has no storage blocks")
+                                if can.block_rows else "fallback: the dataset has no storage blocks")
         self.sampler = BatchSampler(len(dataset), cfg.batch_size, order=cfg.shuffle, seed=cfg.seed,
                                     block_rows=self.block_rows, window=cfg.window, rank=rank,
                                     world_size=world_size, drop_last=cfg.drop_last,
-                                    shard_rows=getattr(dataset, "shard_rows", None),
-                                    run_rows=cfg.run_rows)
-        if callable(getattr(dataset, "will_need", None)):  # cold windows read ahead
-            self.sampler.advise = Advisor(dataset.will_need)
+                                    shard_rows=can.shard_rows, run_rows=cfg.run_rows)
+        if can.will_need is not None:  # cold windows read ahead
+            self.sampler.advise = Advisor(can.will_need)
         self.stats = LoaderStats()
         self._epoch = self._position = 0
         self._pending: LoaderConfig | None = None
         self._lock = threading.RLock()  # changes are applied by one thread at a time
         self._fetch: Fetch | None = None
         self._current: weakref.ref | None = None
-        self._workers: dict[str, Any] = {}  # a persistent DataLoader, kept across passes
         self._subscribers: tuple[Callable[[BatchEvent], None], ...] = ()
 
     order = property(lambda self: self.sampler.order, doc="The running epoch's order.")
@@ -133,10 +129,14 @@ class Loader:
         ([300, 300, 300], 300)
         """
         with self._lock:  # atomic with __iter__: a pass starting now sees the change or waits
-            cfg = (self._pending or self.config).with_changes(self._row_nbytes, self._reads_ahead, **changes)
+            cfg = (self._pending or self.config).with_changes(
+                self._can.row_nbytes, self._can.reads_ahead, **changes)
             self._pending = cfg
-            if getattr(self._pass(), "_done", True):  # not iterating: nothing to wait for
+            it = self._iterating()
+            if it is None or it.done:  # not iterating: nothing to wait for
                 self._apply_pending()
+            else:
+                it.renew_at_next_batch()
         return cfg
 
     def _apply_pending(self) -> None:
@@ -157,14 +157,24 @@ class Loader:
         with self._lock:
             self._apply_pending()
             self.sampler.set_epoch(self._epoch)
-            it = EpochIterator(self)
+            it = EpochIterator(self._new_pass(), self._renew, self._stop_advice)
             self._current = weakref.ref(it)
         return it
+
+    def _renew(self, old: Pass) -> Pass | None:
+        """The pass for the rest of the epoch under the pending config, ``old`` closed (the
+        iterator's swap at a batch boundary); None where nothing is pending any more."""
+        with self._lock:  # no other thread applies a change while passes swap
+            if self._pending is None:
+                return None
+            old.close()
+            self._apply_pending()
+            return self._new_pass()
 
     def _new_pass(self) -> Pass:
         cfg, sampler = self.config, self.sampler
         batches = iter(sampler)  # after the resumed batches, if load_state_dict was used
-        if hasattr(self.dataset, "plan_reads"):  # a streamed dataset fetches ahead in this order
+        if self._can.plans_reads:  # a streamed dataset fetches ahead in this order
             self.dataset.plan_reads(sampler.shard_plan(), 2 if sampler.order == "sequential"
                                     else sampler.window + 3)  # shards one window touches
         epoch, start = self._epoch, sampler.batches_done
@@ -174,15 +184,7 @@ class Loader:
         contiguous = sampler.order == "sequential" and sampler.world_size == 1
         if self._fetch is None or self._fetch.contiguous != contiguous:
             self._fetch = Fetch(self.dataset, cfg.collate_fn, cfg.transform, cfg.seed, contiguous)
-        pin = cfg.pin_memory and torch.cuda.is_available()  # no CUDA: nothing to pin for
-        spec = FetchSpec(self._fetch, cfg.num_workers, cfg.prefetch_factor, pin, cfg.timeout,
-                         cfg.multiprocessing_context, cfg.worker_init_fn, cfg.pin_memory_device,
-                         cfg.keeps_workers)
-        if cfg.num_workers == 0:
-            return SyncPass(spec, keys, self._delivered, self._finish_epoch)
-        if cfg.worker_type == "thread":
-            return ThreadPass(spec, keys, self._delivered, self._finish_epoch)
-        return ProcessPass(spec, keys, self._delivered, self._finish_epoch, holder=self._workers)
+        return start_pass(cfg, self._fetch, keys, self._delivered, self._finish_epoch, self._workers)
 
     def _delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
         nbytes = rows * self._fetch.row_bytes or batch_nbytes(batch)  # type: ignore[union-attr]
@@ -203,23 +205,21 @@ class Loader:
 
         return unsubscribe
 
-    def _pass(self) -> Pass | None:
-        """The pass in progress, if any (held weakly: a dropped iterator stops its readers)."""
+    def _iterating(self) -> EpochIterator | None:
+        """The epoch in progress, if any (held weakly: a dropped iterator stops its readers)."""
         ref = getattr(self, "_current", None)
         return ref() if ref is not None else None
 
     def read_ahead(self) -> int:
         """Batches read ahead of the consumer right now (0 in-process or between passes)."""
-        it = self._pass()
-        return it._pass.in_flight() if it is not None else 0
+        it = self._iterating()
+        return it.in_flight() if it is not None else 0
 
     def worker_pids(self) -> dict[int, str]:
         """``{pid: name}`` of the worker processes reading for this loader now, or kept between
         passes (``persistent_workers``); none for threads."""
-        pids = getattr(getattr(self._pass(), "_pass", None), "pids", lambda: [])()
-        if not pids:
-            dl = getattr(self, "_workers", {}).get("dl")
-            pids = live_pids(getattr(dl, "_iterator", None))
+        it = self._iterating()
+        pids = (it.pids() if it is not None else []) or self._workers.pids()
         return {pid: f"loader worker {i}" for i, pid in enumerate(pids)}
 
     def _finish_epoch(self) -> None:
@@ -240,7 +240,7 @@ class Loader:
         self._epoch, self._position = self.sampler.epoch, self.sampler.batches_done
 
     def _end_pass(self) -> None:
-        it = self._pass()
+        it = self._iterating()
         self._current = None
         if it is not None:
             it.close()
@@ -256,7 +256,7 @@ class Loader:
         self._close_workers()
 
     def _close_workers(self) -> None:
-        release(getattr(self, "_workers", {}))
+        self._workers.release()
 
     def __enter__(self) -> Loader:
         return self
@@ -265,7 +265,7 @@ class Loader:
         self.close()
 
     def __del__(self) -> None:
-        if release is not None:  # None at interpreter exit: module globals are gone by then
+        if KeptWorkers is not None:  # None at interpreter exit: module globals are gone by then
             self.close()
 
 

@@ -66,6 +66,10 @@ class EpochOrder:
             self._starts = np.zeros(len(sizes) + 1, dtype=np.int64)
             np.cumsum(sizes, out=self._starts[1:])
 
+    def block_order(self) -> list[int]:
+        """The epoch's blocks in the order it reads them (in the shard order: its shards)."""
+        return self._blocks.tolist()
+
     def span(self, window: int, batch_size: int) -> int:
         """Rows per window: ``window`` blocks (shards) rounded down to whole batches, at least one
         batch; for shards at least the largest, so no shard is needed by more than two windows."""
@@ -205,8 +209,30 @@ def epoch_order(num_rows: int, order: str, seed: int = 0, epoch: int = 0, block_
                 window: int = 8, batch_size: int = 1, run_rows: int = 1) -> np.ndarray:
     """The global order of one epoch (before padding and rank split), as int64 row indices.
 
-    ``batch_size`` matters only for the windowed orders (windows are rounded to whole batches).
+    Parameters
+    ----------
+    num_rows : int
+        Rows in the dataset.
+    order : {"sequential", "full", "block", "shard"}
+        The order (without shard sizes, the shard order permutes blocks as the block order does).
+    seed, epoch : int, default 0
+        Together they pick the permutation: the same pair gives the same order.
+    block_rows : int, default 4096
+        Rows a storage block, the unit the block order permutes.
+    window : int, default 8
+        Blocks the block and shard orders mix at a time.
+    batch_size : int, default 1
+        Matters only for the windowed orders (windows are rounded to whole batches).
+    run_rows : int, default 1
+        Block order: rows a contiguous run (a window is shuffled in runs of this many).
 
+    Returns
+    -------
+    numpy.ndarray
+        Every row index ``0..num_rows-1`` once, in the epoch's order (int64).
+
+    Examples
+    --------
     >>> epoch_order(6, "full", seed=1, epoch=2)   # a permutation of 0..5
     array([4, 5, 1, 0, 3, 2])
     >>> epoch_order(6, "sequential")
@@ -225,6 +251,20 @@ def shuffle_quality(batches: Any, num_rows: int) -> float:
     near 0: neighbours (sequential reads). Block order scores about ``1 - 1/window``, and runs
     of R rows in batches of B about ``(1 - 1/window) * (1 - R/B)``.
 
+    Parameters
+    ----------
+    batches : iterable of array-like
+        Each batch's row indices.
+    num_rows : int
+        Rows in the dataset the indices come from.
+
+    Returns
+    -------
+    float
+        The score; 0.0 when no batch holds two rows.
+
+    Examples
+    --------
     >>> near, spread = [np.arange(100)], [np.arange(0, 10_000, 100)]
     >>> shuffle_quality(near, 10_000) < 0.02, shuffle_quality(spread, 10_000) > 0.9
     (True, True)

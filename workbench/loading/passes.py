@@ -1,9 +1,10 @@
-"""How batches are fetched: in the caller or on read-ahead threads (``_workers``: in DataLoader
+"""How batches are fetched: in the caller or on read-ahead threads (``workers/``: in DataLoader
 worker processes); and how failures become named errors.
 
-A pass gets a frozen :class:`FetchSpec` and reports each delivered batch through callbacks;
-it never sees the :class:`~workbench.loading.loaders.Loader` that made it. A :class:`EpochIterator`, the iterator
-the consumer holds, does: it swaps in a new pass when the loader was reconfigured.
+A pass gets a frozen :class:`FetchSpec` and reports each delivered batch through callbacks
+(``on_batch``, ``on_end``); it is asked how many batches it has in flight and which worker
+processes read for it, and stopped through one method, :meth:`Pass.close`. It never sees the
+:class:`~workbench.loading.loaders.Loader` that made it (``epochs`` starts passes for it).
 """
 
 from __future__ import annotations
@@ -129,7 +130,13 @@ class Pass:
         """Batches asked for and not yet delivered (the read-ahead depth now)."""
         return 0
 
+    def pids(self) -> list[int]:
+        """The worker processes reading for this pass that are alive (none in-process)."""
+        return []
+
     def close(self, force: bool = False) -> None:
+        """Stop: no more batches, read-ahead dropped, readers told to end (``force``: now,
+        without waiting on a read in progress)."""
         self._done = True
 
     def __del__(self) -> None:
@@ -235,32 +242,3 @@ class ThreadPass(Pass):
             deadline = time.monotonic() + _JOIN_S
             for t in self._threads:
                 t.join(max(0.0, deadline - time.monotonic()))
-
-
-class EpochIterator:
-    """A pass over the epoch as the consumer sees it; the pass reading it is swapped for a new
-    one at a batch boundary when the loader was reconfigured (``loader``: a
-    :class:`~workbench.loading.loaders.Loader`, through its ``_pending``, ``_lock``, ``_apply_pending``,
-    ``_new_pass`` and ``_stop_advice``)."""
-
-    def __init__(self, loader: Any) -> None:
-        self._loader, self._pass, self._done = loader, loader._new_pass(), False
-
-    def __iter__(self) -> EpochIterator:
-        return self
-
-    def __next__(self) -> Any:
-        if self._loader._pending is not None and not self._done:
-            with self._loader._lock:  # no other thread applies a change while passes swap
-                self._pass.close()
-                self._loader._apply_pending()
-                self._pass = self._loader._new_pass()
-        try:
-            return next(self._pass)
-        except StopIteration:
-            self._done = True
-            raise
-
-    def close(self) -> None:
-        self._pass.close()
-        self._loader._stop_advice()

@@ -227,7 +227,7 @@ class BatchSampler:
         if self._shard_rows is None or self.order not in ("shard", "sequential"):
             return None
         return list(range(len(self._shard_rows))) if self.order == "sequential" else \
-            self._epoch_order(self.epoch)._blocks.tolist()
+            self._epoch_order(self.epoch).block_order()
 
     def rows_done(self, batches: int) -> int:
         """Positions of the epoch's global order consumed by all ranks after ``batches`` batches

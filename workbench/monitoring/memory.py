@@ -28,7 +28,19 @@ _FIELDS = {"Rss": "rss", "Pss": "pss", "Pss_Anon": "pss_anon", "Pss_Shmem": "pss
 
 @dataclass(frozen=True)
 class ProcessMemory:
-    """One process's memory in bytes (``uss``: private pages; ``real``: anonymous + shmem PSS)."""
+    """One process's memory in bytes (``uss``: private pages; ``real``: anonymous + shmem PSS).
+
+    Parameters
+    ----------
+    pid, name : int, str
+        The process, and its name (its ``comm`` unless one was given).
+    rss, pss, uss : int
+        Resident pages: all it maps; its proportional share of each; its private ones.
+    anonymous, shared, shmem, swap : int
+        Anonymous memory, shared pages (clean and dirty), PSS of shared memory, swapped out.
+    real : int
+        ``Pss_Anon + Pss_Shmem``: what it holds that is not reclaimable page cache.
+    """
 
     pid: int
     name: str
@@ -48,6 +60,25 @@ class ProcessMemory:
 def process_memory(pid: int | None = None, name: str = "") -> ProcessMemory:
     """The memory of ``pid`` (default: this process).
 
+    Parameters
+    ----------
+    pid : int, optional
+        The process (default: this one).
+    name : str, optional
+        What to call it (default: its ``/proc/<pid>/comm``).
+
+    Returns
+    -------
+    ProcessMemory
+        From ``/proc/<pid>/smaps_rollup``, or psutil where that is missing.
+
+    Raises
+    ------
+    ProcessLookupError
+        The process is gone.
+
+    Examples
+    --------
     >>> process_memory(os.getpid(), "kernel").name
     'kernel'
     """
@@ -97,6 +128,22 @@ def memory_tree(pids: dict[int, str], last: dict[int, ProcessMemory] | None = No
     """Every live process of ``{pid: name}`` plus their sum; processes that exited are left out.
     With ``last`` (the previous full readings by pid), only the cheap counters are read afresh.
 
+    Parameters
+    ----------
+    pids : dict of int to str
+        ``{pid: name}`` of the processes.
+    last : dict of int to ProcessMemory, optional
+        The previous full readings by pid: those processes get only RSS, anonymous, shmem and
+        swap afresh (from ``/proc/<pid>/status``), PSS, USS and shared carried over.
+
+    Returns
+    -------
+    dict
+        ``{"processes": [ProcessMemory.to_dict(), ...], "total": {field: sum}}`` over the
+        fields rss, pss, uss, anonymous, shared, shmem, swap and real.
+
+    Examples
+    --------
     >>> tree = memory_tree({os.getpid(): "kernel"})
     >>> tree["total"]["pss"] == tree["processes"][0]["pss"]
     True

@@ -185,7 +185,15 @@ def scalars(sample: dict[str, Any]) -> dict[str, float]:
 @dataclass
 class LoaderStats:
     """Running counters: ``wait_s`` is time the consumer spent blocked on data, ``total_s`` wall
-    time from the start of each pass to its latest batch (summed over passes)."""
+    time from the start of each pass to its latest batch (summed over passes).
+
+    Parameters
+    ----------
+    batches, samples, bytes : int, default 0
+        Batches, rows and bytes delivered.
+    wait_s, total_s : float, default 0.0
+        Seconds the consumer waited for data, and wall seconds of the passes.
+    """
 
     batches: int = 0
     samples: int = 0

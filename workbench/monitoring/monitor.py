@@ -34,10 +34,21 @@ FULL_EVERY_S = 2.0
 class Monitor:
     """Watch ``loader`` (optional) and, with ``client``, every Dask worker's memory.
 
-    ``interval`` seconds between samples; ``keep`` samples per series in ``history()``. With a
-    ``client``, each sample is also published to the scheduler (``client.log_event`` on
-    ``"workbench-metrics"``), where the dashboard's workbench pages draw it; ``publish=False``
-    keeps it here.
+    Parameters
+    ----------
+    loader : Loader, optional
+        The loader to watch: its batches (through :meth:`Loader.subscribe`), read-ahead and
+        settings, its worker processes' memory, its dataset's page cache.
+    client : distributed.Client, optional
+        Also read every Dask worker's memory, and publish each sample to the scheduler
+        (``client.log_event`` on ``"workbench-metrics"``), where the dashboard's workbench pages
+        draw it.
+    interval : float, default 0.5
+        Seconds between samples.
+    keep : int, default 600
+        Samples kept per series in ``history()``.
+    publish : bool, default True
+        With a ``client``, publish the samples (False keeps them here).
     """
 
     def __init__(self, loader: Any = None, *, client: Any = None, interval: float = 0.5,
@@ -61,7 +72,13 @@ class Monitor:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> Monitor:
-        """Begin sampling (idempotent)."""
+        """Begin sampling (idempotent).
+
+        Returns
+        -------
+        Monitor
+            This monitor, so ``mon = Monitor(dl).start()`` works.
+        """
         if self._thread is not None:
             return self
         if self.loader is not None:
@@ -95,7 +112,15 @@ class Monitor:
 
     # -- data ------------------------------------------------------------------------------
     def sample(self) -> dict[str, Any]:
-        """Take one sample now (the thread calls this every ``interval``) and return it."""
+        """Take one sample now (the thread calls this every ``interval``) and return it.
+
+        Returns
+        -------
+        dict
+            JSON-able: ``time`` (unix), ``loader`` (rates, read-ahead, epoch, settings; None
+            without one), ``memory`` (:func:`~workbench.monitoring.memory.memory_tree`),
+            ``page_cache``, ``machine``, ``pinned`` and ``gpu``.
+        """
         now = time.time()
         full = time.monotonic() - self._full_at >= FULL_EVERY_S
         if full:
@@ -119,22 +144,51 @@ class Monitor:
             self.publish_error = f"{type(exc).__name__}: {exc}"
 
     def latest(self) -> dict[str, Any]:
-        """The newest sample (empty before the first)."""
+        """The newest sample (empty before the first).
+
+        Returns
+        -------
+        dict
+            A copy of what :meth:`sample` last returned.
+        """
         with self._lock:
             return dict(self._latest)
 
     def history(self) -> dict[str, list[list[float]]]:
-        """``{series: [[unix time, value], ...]}`` for every series sampled so far."""
+        """``{series: [[unix time, value], ...]}`` for every series sampled so far.
+
+        Returns
+        -------
+        dict
+            Up to ``keep`` samples a series, oldest first.
+        """
         with self._lock:
             return self._timeline.history()
 
     def since(self, t0: float) -> dict[str, list[list[float]]]:
-        """Like :meth:`history`, only the samples taken after unix time ``t0``."""
+        """Like :meth:`history`, only the samples taken after unix time ``t0``.
+
+        Parameters
+        ----------
+        t0 : float
+            A unix time.
+
+        Returns
+        -------
+        dict
+            ``{series: [[unix time, value], ...]}``.
+        """
         with self._lock:
             return self._timeline.since(t0)
 
     def to_prometheus(self) -> str:
-        """The latest values as Prometheus gauges (``workbench_<series>``), text exposition format."""
+        """The latest values as Prometheus gauges (``workbench_<series>``), text exposition format.
+
+        Returns
+        -------
+        str
+            One ``# HELP``, ``# TYPE`` and value per series (needs ``prometheus_client``).
+        """
         from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
         registry = CollectorRegistry()

@@ -31,7 +31,15 @@ PAGE = mmap.PAGESIZE
 
 @dataclass(frozen=True)
 class Residency:
-    """Resident bytes per file (and, with ``pages=True``, the per-page map as a bool array)."""
+    """Resident bytes per file (and, with ``pages=True``, the per-page map as a bool array).
+
+    Parameters
+    ----------
+    files : dict of str to (int, int)
+        ``{path: (resident bytes, file bytes)}``.
+    pages : dict of str to numpy.ndarray
+        ``{path: one bool a page, True where resident}`` (empty without ``pages=True``).
+    """
 
     files: dict[str, tuple[int, int]]  # path -> (resident bytes, file bytes)
     pages: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
@@ -58,6 +66,27 @@ def residency(path: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
               pages: bool = False) -> Residency:
     """How much of ``path`` (a file, a folder, a workbench dataset, or a list) is in the page cache.
 
+    Parameters
+    ----------
+    path : str, PathLike or list of them
+        A file, a folder (every file under it), a workbench dataset (its committed shard files),
+        or a list of those.
+    pages : bool, default False
+        Also keep each file's per-page map.
+
+    Returns
+    -------
+    Residency
+
+    Raises
+    ------
+    SourceNotFoundError
+        A path that does not exist.
+    InvalidInputError
+        An empty folder, or ``mincore`` failed (not Linux).
+
+    Examples
+    --------
     >>> residency("x.npy").files["x.npy"][1]
     32128
     """
@@ -76,6 +105,20 @@ def residency(path: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
 def evict(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> int:
     """Drop the cached pages of ``path``'s files; returns how many bytes were resident before.
 
+    Dirty pages are written back first (``fdatasync``), then dropped (``POSIX_FADV_DONTNEED``).
+
+    Parameters
+    ----------
+    path : str, PathLike or list of them
+        As :func:`residency` takes it.
+
+    Returns
+    -------
+    int
+        Bytes that were resident before.
+
+    Examples
+    --------
     >>> _ = open("x.npy", "rb").read(); evict("x.npy") >= 0 and residency("x.npy").fraction < 1
     True
     """
@@ -88,6 +131,18 @@ def evict(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> int:
 def warm(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> int:
     """Ask the kernel to read ``path``'s files into the page cache ahead of use; returns bytes asked.
 
+    Parameters
+    ----------
+    path : str, PathLike or list of them
+        As :func:`residency` takes it.
+
+    Returns
+    -------
+    int
+        The files' total bytes (``POSIX_FADV_WILLNEED`` returns before they are read).
+
+    Examples
+    --------
     >>> warm("x.npy")
     32128
     """

@@ -36,8 +36,23 @@ GUARD = 0.9  # cut a trial when it reaches this fraction of the budget
 
 @dataclass
 class AutotuneResult:
-    """``best``: the options to pass to ``wb.loader`` (with the ones you gave); ``trials``: every
-    setting tried or refused, in order (``Trial.cut`` says why one was stopped)."""
+    """What :func:`autotune` found; ``table()`` lists the trials as dicts.
+
+    Parameters
+    ----------
+    best : dict
+        The options to pass to ``wb.loader`` (with the ones you gave).
+    trials : list of Trial
+        Every setting tried or refused, in order (``Trial.cut`` says why one was stopped).
+    memory_budget : int
+        The budget in bytes, of PSS above ``base_pss``.
+    seconds : float
+        How long the search took.
+    base_pss : int, default 0
+        The process tree's PSS when the run started.
+    cut : list of Trial
+        The trials cut or refused by the budget.
+    """
 
     best: dict[str, Any]
     trials: list[Trial]

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 import torch
 
+from ..loading.batches import map_tensors
 from ..loading.device import to_device
 from ..loading.loaders import Loader
 from ..monitoring.memory import ProcessMemory, memory_tree, process_memory, quick_memory
@@ -72,11 +73,7 @@ class TreeMemory:
 
 def read(batch: Any) -> None:
     """The default step: touch every tensor of the batch (a plain read)."""
-    parts = batch.values() if isinstance(batch, dict) else batch if isinstance(
-        batch, (list, tuple)) else [batch]
-    for part in parts:
-        if isinstance(part, torch.Tensor):
-            part.sum()
+    map_tensors(batch, torch.Tensor.sum)
 
 
 class TrainingRun:

@@ -26,8 +26,26 @@ MIN_BATCHES = 3  # measured batches for a trial to count
 @dataclass
 class Trial:
     """One setting and what it measured: samples/s and MB/s over its batches (after the warm-up:
-    rows over the time between them), the consumer's wait fraction, peak PSS above the start, and whether it was cut
-    (stopped by the memory budget, or refused before it started: ``cut`` says why)."""
+    rows over the time between them), the consumer's wait fraction, peak PSS above the start,
+    and whether it was cut (stopped by the memory budget, or refused before it started: ``cut``
+    says why).
+
+    Parameters
+    ----------
+    config : dict
+        The loader options of the setting.
+    started, seconds : float
+        When it started (``time.perf_counter``), and how long it was held.
+    batches : int, default 0
+        Batches measured (those after the warm-up).
+    samples_per_s, mb_per_s, wait_fraction : float, default 0.0
+        Over the measured batches: rows and MB over the time between them, and the share of
+        that time the consumer waited.
+    peak_bytes : int, default 0
+        Peak PSS of the process tree above the run's start.
+    cut : str, default ""
+        Why it was stopped or refused ("" if it was not).
+    """
 
     config: dict[str, Any]
     started: float
@@ -47,6 +65,20 @@ class Trial:
     def measured(self) -> bool:
         """Held long enough to compare (and not cut)."""
         return not self.cut and self.batches >= MIN_BATCHES
+
+    def add(self, rows: int, nbytes: int, wait_s: float, since_s: float) -> None:
+        """Count one measured batch: ``rows`` of ``nbytes`` delivered ``since_s`` after the last,
+        ``wait_s`` of it spent waiting."""
+        self.batches += 1
+        self._rows += rows
+        self._bytes += nbytes
+        self._wait += wait_s
+        self._busy += since_s
+        # rows over the time they took: per-batch rates are bursty under read-ahead (a median of
+        # them overstated a trial 50x: 6.7M vs 119k rows/s measured over wall time)
+        self.samples_per_s = self._rows / self._busy
+        self.mb_per_s = self._bytes / 1e6 / self._busy
+        self.wait_fraction = self._wait / self._busy
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
@@ -78,16 +110,7 @@ class TrialLog:
         self._seen += 1
         if self._seen <= WARMUP_BATCHES or since_s <= 0:
             return
-        trial.batches += 1
-        trial._rows += rows
-        trial._bytes += nbytes
-        trial._wait += wait_s
-        trial._busy += since_s
-        # rows over the time they took: per-batch rates are bursty under read-ahead (a median of
-        # them overstated a trial 50x: 6.7M vs 119k rows/s measured over wall time)
-        trial.samples_per_s = trial._rows / trial._busy
-        trial.mb_per_s = trial._bytes / 1e6 / trial._busy
-        trial.wait_fraction = trial._wait / trial._busy
+        trial.add(rows, nbytes, wait_s, since_s)
 
     def memory(self, t: float, pss: int) -> None:
         if self._open is not None:
@@ -123,3 +146,70 @@ def best(trials: list[Trial]) -> Trial | None:
     """
     ok = [t for t in trials if t.measured]
     return max(ok, key=lambda t: t.samples_per_s) if ok else None
+
+
+# the trials table, one set of columns and cells for every renderer (the CLI's text, wb.tune's HTML)
+TRIAL_COLUMNS = ("setting", "samples/s", "MB/s", "wait", "peak MiB", "note")
+
+
+def setting_text(config: dict[str, Any]) -> str:
+    """A trial's setting in words, from the options it has (run rows and pinning only when set).
+
+    >>> setting_text({"num_workers": 2, "worker_type": "process", "batch_size": 512,
+    ...               "prefetch_factor": 4, "window": 8, "run_rows": 1, "shuffle": "block"})
+    '2 processes, batch 512, prefetch 4, window 8, shuffle block'
+    """
+    c, parts = config, []
+    n, kind = c.get("num_workers"), c.get("worker_type", "thread")
+    if n is not None:
+        parts.append("in-process" if not n else f"{n} {kind}" + (
+            "" if n == 1 else "es" if kind == "process" else "s"))
+    parts += [f"{word} {c[k]}" for k, word in (("batch_size", "batch"), ("prefetch_factor",
+              "prefetch"), ("window", "window")) if k in c]
+    if c.get("run_rows", 1) != 1:
+        parts.append(f"run rows {c['run_rows']}")
+    if "shuffle" in c:
+        parts.append(f"shuffle {c['shuffle']}")
+    return ", ".join(parts + (["pinned"] if c.get("pin_memory") else []))
+
+
+def trial_rows(trials: list[Any]) -> tuple[list[tuple[str, ...]], int | None]:
+    """The table's rows (text cells in :data:`TRIAL_COLUMNS`' order) of ``trials``
+    (:class:`Trial` or its :meth:`~Trial.as_dict`), and which row is the best: the fastest
+    measured one.
+
+    >>> rows, top = trial_rows([Trial({"batch_size": 64}, 0, seconds=1, batches=5,
+    ...                               samples_per_s=1e4, mb_per_s=4.1, peak_bytes=3 << 20)])
+    >>> rows[top]
+    ('batch 64', '10,000', '4.1', '0.00', '3', 'best')
+    """
+    ts = [t.as_dict() if isinstance(t, Trial) else t for t in trials]
+    measured = [i for i, t in enumerate(ts) if t["measured"]]
+    top = max(measured, key=lambda i: ts[i]["samples_per_s"]) if measured else None
+    rows: list[tuple[str, ...]] = []
+    for i, t in enumerate(ts):
+        note = t["cut"] or ("best" if i == top else "" if t["measured"] else
+                            "too few batches to measure" if t.get("seconds") else "measuring")
+        rows.append((setting_text(t["config"]), f"{t['samples_per_s']:,.0f}",
+                     f"{t['mb_per_s']:,.1f}", f"{t['wait_fraction']:.2f}",
+                     f"{t['peak_bytes'] / 2**20:,.0f}", note))
+    return rows, top
+
+
+def trials_text(trials: list[Any]) -> str:
+    """The trials table as aligned text: a header, a rule, a row per trial.
+
+    >>> print(trials_text([Trial({"batch_size": 64}, 0, cut="refused: over the budget")]))
+    setting   samples/s  MB/s  wait  peak MiB  note
+    -----------------------------------------------
+    batch 64          0   0.0  0.00         0  refused: over the budget
+    """
+    rows, _ = trial_rows(trials)
+    widths = [max(map(len, cells)) for cells in zip(TRIAL_COLUMNS, *rows)]
+
+    def line(r: tuple[str, ...]) -> str:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:-1], widths[1:])]
+        return "  ".join([*cells, r[-1]]).rstrip()
+
+    head = line(TRIAL_COLUMNS)
+    return "\n".join([head, "-" * len(head), *map(line, rows)])

@@ -46,10 +46,29 @@ CHARTS = {  # chart -> (title, series, divisor, axis label)
 
 def watch(source: Any = None, *, client: Any = None, interval: float = 0.5,
           refresh: float = 0.5) -> Watch:
-    """Show live charts of ``source`` (a Loader, a running :class:`~workbench.monitoring.monitor.Monitor`,
-    or None for this kernel's memory) and return the :class:`Watch` (display it, or let the cell
-    show it). With ``client``, the samples also reach the Dask dashboard's workbench pages.
+    """Show live charts of ``source`` (a Loader, a running
+    :class:`~workbench.monitoring.monitor.Monitor`, or None for this kernel's memory) and return
+    the :class:`Watch` (display it, or let the cell show it). With ``client``, the samples also
+    reach the Dask dashboard's workbench pages.
 
+    Parameters
+    ----------
+    source : Loader, Monitor or None
+        What to chart: a loader (a new Monitor samples it), a Monitor (used as it is), or None.
+    client : distributed.Client, optional
+        For a new Monitor: also sample the Dask workers' memory and publish to the dashboard.
+    interval : float, default 0.5
+        Seconds between a new Monitor's samples.
+    refresh : float, default 0.5
+        Seconds between redraws.
+
+    Returns
+    -------
+    Watch
+        Call ``close()`` to stop it and take the charts off the page.
+
+    Examples
+    --------
     >>> w = watch(interval=0.05, refresh=0.05); w.close(); w.monitor.latest()["memory"]["processes"][0]["name"]
     'kernel'
     """
@@ -57,7 +76,13 @@ def watch(source: Any = None, *, client: Any = None, interval: float = 0.5,
 
 
 class Watch:
-    """The charts, the thread that feeds them, and the Monitor it reads (started if it is ours)."""
+    """The charts, the thread that feeds them, and the Monitor it reads (started if it is ours).
+
+    Parameters
+    ----------
+    source, client, interval, refresh
+        As :func:`watch` takes them.
+    """
 
     def __init__(self, source: Any = None, *, client: Any = None, interval: float = 0.5,
                  refresh: float = 0.5) -> None:
@@ -168,8 +193,13 @@ class Watch:
         self.stop()
         self.widget.close()
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+    def shown(self) -> None:
+        """Say that the charts were just put on a page (this watch's or a panel around it):
+        drawing waits ``SETTLE_S`` for bqplot's views to build their scales."""
         self._shown_at = time.monotonic()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self.shown()
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # what a saved notebook shows where the widget state is gone
         bundle["text/plain"] = ("wb.watch: live charts (samples/s, MB/s, wait, memory per process, "

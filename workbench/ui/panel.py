@@ -19,7 +19,7 @@ from __future__ import annotations
 import html
 import os
 import threading
-import time
+import time  # noqa: F401  (the examples above wait with it)
 from collections.abc import Callable
 from typing import Any
 
@@ -210,12 +210,9 @@ class Tuner:
         return loader(self.dataset, **{**self._options, **(self.best or knobs(self._loader))})
 
     def code_line(self) -> str:
-        best_options = self.best or knobs(self._loader)
-        given = {k: v for k, v in self._options.items() if k not in best_options}
-        shown = {**{k: v for k, v in given.items() if isinstance(v, (int, float, str, bool))},
-                 **{k: v for k, v in best_options.items()
-                    if v != getattr(LoaderConfig(), k, None) or k in ("batch_size", "num_workers")}}
-        return "wb.loader(ds, " + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+        """The ``wb.loader(ds, ...)`` line that builds what :meth:`loader` does."""
+        options = {**self._options, **(self.best or knobs(self._loader))}
+        return LoaderConfig.build(**options).code_line()
 
     # -- actions ---------------------------------------------------------------------------
     def pause(self) -> None:
@@ -283,7 +280,7 @@ class Tuner:
             self.refresh()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        self.watch._shown_at = time.monotonic()
+        self.watch.shown()
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # what a saved notebook shows where the widget state is gone
         bundle["text/plain"] = ("wb.tune: loader controls, live charts and the trials table; "

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..tuning.trials import TRIAL_COLUMNS, trial_rows
 from ..units import human_bytes
 
 __all__: list[str] = []
@@ -192,23 +193,14 @@ def advice_html(a: Any) -> str:
                if meas else "") + f"{notes}</div>")
 
 
-COLUMNS = ("batch_size", "num_workers", "worker_type", "prefetch_factor", "pin_memory", "window",
-           "run_rows", "shuffle")
-
-
 def trials_table(trials: list[dict[str, Any]]) -> str:
-    """An HTML table of trials; the fastest measured one in bold."""
-    measured = [t for t in trials if t["measured"]]
-    top = max(measured, key=lambda t: t["samples_per_s"]) if measured else None
-    head = "".join(f"<th>{h}</th>" for h in (*COLUMNS, "samples/s", "MB/s", "wait", "peak MiB",
-                                              "batches", "note"))
-    rows = []
-    for t in trials:
-        cells = [str(t["config"].get(k, "")) for k in COLUMNS] + [
-            f"{t['samples_per_s']:,.0f}", f"{t['mb_per_s']:,.1f}", f"{t['wait_fraction']:.2f}",
-            f"{t['peak_bytes'] / 2**20:,.0f}", str(t["batches"]), html.escape(t["cut"])]
-        style = ' style="font-weight:bold;background:#e6f4ea"' if t is top else ""
-        rows.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    """An HTML table of trials (the cells of :func:`~workbench.tuning.trials.trial_rows`); the
+    fastest measured one in bold."""
+    rows, top = trial_rows(trials)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in TRIAL_COLUMNS)
+    bold = '<tr style="font-weight:bold;background:#e6f4ea">'
+    body = "".join((bold if i == top else "<tr>") + "".join(f"<td>{html.escape(c)}</td>"
+                                                          for c in row) + "</tr>"
+                   for i, row in enumerate(rows))
     return (f"<table class='workbench-trials'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")
-
+            f"<tbody>{body}</tbody></table>")

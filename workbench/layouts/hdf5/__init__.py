@@ -18,3 +18,11 @@ def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], 
     from .reader import open_reader as open_
 
     return open_(version, manifest, columns, **kw)
+
+
+def writer_options(*, shard_rows: int, row_bytes: int, hdf5_chunk_bytes: int | None = None,
+                   **asked: Any) -> dict[str, Any]:
+    """HDF5 chunks of about ``hdf5_chunk_bytes`` (default 1 MiB)."""
+    from .writer import DEFAULT_HDF5_CHUNK_BYTES
+
+    return {"chunk_bytes": hdf5_chunk_bytes or DEFAULT_HDF5_CHUNK_BYTES}

@@ -18,3 +18,13 @@ def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], 
     from .reader import open_reader as open_
 
     return open_(version, manifest, columns, **kw)
+
+
+def writer_options(*, shard_rows: int, row_bytes: int, row_group_bytes: int | None = None,
+                   compression: str | None = None, **asked: Any) -> dict[str, Any]:
+    """Row groups of about ``row_group_bytes`` (default 4 MiB), never longer than a shard."""
+    from .writer import DEFAULT_ROW_GROUP_BYTES
+
+    group_bytes = row_group_bytes or DEFAULT_ROW_GROUP_BYTES
+    return {"row_group_rows": max(1, min(shard_rows, group_bytes // row_bytes)),
+            "compression": compression}

@@ -18,3 +18,8 @@ def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], 
     from .reader import open_reader as open_
 
     return open_(version, manifest, columns, **kw)
+
+
+def writer_options(*, shard_rows: int, row_bytes: int, **asked: Any) -> dict[str, Any]:
+    """This layout's writer options for a conversion (the store has none beyond shard rows)."""
+    return {}

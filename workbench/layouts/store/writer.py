@@ -6,13 +6,13 @@ knowing the shard's final row count, and ``np.load(f, mmap_mode="r")`` opens eve
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from ...format.chunks import Chunk
+from ...format.files import fsync_path
 from ...errors import InvalidInputError
 from ...format.manifest import Column, FileEntry
 from ..base import csr_parts, entry
@@ -54,9 +54,8 @@ class NpyAppender:
     def finish(self, durable: bool) -> None:
         self.f.seek(0)
         self.f.write(npy_header(self.dtype, (self.rows, *self.row_shape), self.header_len))
-        self.f.flush()
         if durable:
-            os.fsync(self.f.fileno())
+            fsync_path(self.f)
         self.f.close()
 
 

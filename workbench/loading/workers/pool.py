@@ -25,8 +25,8 @@ from torch.utils.data import dataloader as _torch_dl
 from ..batches import pin as _pin
 from ..fetch import read_error, timeout_error
 from ..passes import FetchSpec, Key, Pass
-from .requests import Feed, FetchDataset, group_size, worker_init
-from .slots import Slots, SlotRef
+from .requests import Feed, FetchDataset, InSlot, group_size, worker_init
+from .slots import Slots
 from ...errors import LoaderTimeoutError
 
 __all__: list[str] = []
@@ -81,17 +81,39 @@ def _identity(batch: Any) -> Any:
     return batch  # the fetch already collated (and transformed) it
 
 
+class KeptWorkers:
+    """A loader's worker processes between passes: the DataLoader the last pass built (whose
+    workers torch keeps with ``persistent_workers``), the spec it was built for, and each
+    worker's slot ring (pid -> :class:`Slots`) as the main process received it."""
+
+    def __init__(self) -> None:
+        self.dl: Any = None
+        self.spec: FetchSpec | None = None
+        self.rings: dict[int, Slots] = {}
+
+    def pids(self) -> list[int]:
+        """The kept worker processes that are alive (none without ``persistent_workers``)."""
+        return live_pids(getattr(self.dl, "_iterator", None))
+
+    def release(self) -> None:
+        """Stop the kept worker processes, if any."""
+        dl, self.dl = self.dl, None
+        it = getattr(dl, "_iterator", None)
+        if it is not None:
+            shutdown_workers(it)
+
+
 class ProcessPass(Pass):
     """Batches from torch DataLoader worker processes; with ``persistent_workers`` the
-    DataLoader (and its workers) is kept in ``holder`` and reused by the next pass."""
+    DataLoader (and its workers) is kept in ``kept`` and reused by the next pass."""
 
     def __init__(self, spec: FetchSpec, batches: Iterator[Key], *args: Any,
-                 holder: dict[str, Any] | None = None) -> None:
+                 kept: KeptWorkers | None = None) -> None:
         super().__init__(spec, batches, *args)
-        holder = holder if holder is not None else {}
-        dl = holder.get("dl") if spec.persistent_workers and holder.get("spec") == spec else None
+        kept = kept if kept is not None else KeptWorkers()
+        dl = kept.dl if spec.persistent_workers and kept.spec == spec else None
         if dl is None:
-            release(holder)  # kept workers built for other settings
+            kept.release()  # kept workers built for other settings
             first = next(batches, None)  # its size sets how many batches a request carries
             if first is not None:
                 batches = itertools.chain([first], batches)
@@ -110,8 +132,8 @@ class ProcessPass(Pass):
                 timeout=spec.timeout or 0, persistent_workers=spec.persistent_workers,
                 multiprocessing_context=spec.multiprocessing_context,
                 worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn))
-            holder["dl"], holder["spec"], holder["rings"] = dl, spec, {}
-        self._rings: dict[int, Slots] = holder["rings"]  # worker pid -> its slot ring
+            kept.dl, kept.spec, kept.rings = dl, spec, {}
+        self._rings = kept.rings  # worker pid -> its slot ring
         self._feed: Feed = dl.batch_sampler
         self._feed.start(batches)
         self._ready: collections.deque = collections.deque()
@@ -142,10 +164,10 @@ class ProcessPass(Pass):
             except Exception as exc:
                 raise self._error(exc) from exc
         batch = self._ready.popleft()
-        if isinstance(batch, tuple) and len(batch) in (2, 3) and isinstance(batch[1], SlotRef):
-            if len(batch) == 3 and not batch[2].same(self._rings.get(batch[0])):
-                self._rings[batch[0]] = batch[2]  # new, or sent again: keep the one lending
-            batch = self._rings[batch[0]].read(batch[1])
+        if type(batch) is InSlot:
+            if batch.ring is not None and not batch.ring.same(self._rings.get(batch.pid)):
+                self._rings[batch.pid] = batch.ring  # new, or sent again: keep the one lending
+            batch = self._rings[batch.pid].read(batch.ref)
             if self._spec.pin:
                 batch = _pin(batch)
         return batch, len(self._feed.sent.popleft())
@@ -171,13 +193,6 @@ class ProcessPass(Pass):
         if it is None or (self._persistent and not force):
             return  # persistent workers outlive the pass; Loader.close() shuts them down
         shutdown_workers(it, force)
-
-
-def release(holder: dict[str, Any]) -> None:
-    """Stop the persistent workers kept in ``holder``, if any."""
-    it = getattr(holder.pop("dl", None), "_iterator", None)
-    if it is not None:
-        shutdown_workers(it)
 
 
 def _deaths(it: Any) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Callable
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -36,59 +36,90 @@ def worker_init(worker_id: int, user_init: Callable[[int], None] | None = None) 
         user_init(worker_id)
 
 
+class BatchRequest(NamedTuple):
+    """Main process -> worker: one batch of a request (its rows, epoch, number in the epoch,
+    and the number of the pass asking, which tells a worker that a new pass began)."""
+
+    idx: np.ndarray
+    epoch: int
+    k: int
+    pass_no: int
+
+
+class InSlot(NamedTuple):
+    """Worker -> main process: a batch waiting in slot ``ref`` of worker ``pid``'s ring. The
+    ring itself travels with a pass's first such message (else None); the main process keeps it
+    per worker. Anything else a worker sends is a batch, sent torch's own way."""
+
+    pid: int
+    ref: SlotRef
+    ring: Slots | None = None
+
+
+class WorkerState:
+    """A worker process's side of its ring: the :class:`Slots` (None until a batch sized one),
+    how many batches it wrote (where the search for a free slot starts), the pass it reads for,
+    and whether that pass's messages carried the ring yet."""
+
+    __slots__ = ("ring", "written", "pass_no", "ring_sent")
+
+    def __init__(self) -> None:
+        self.ring: Slots | None = None
+        self.written, self.pass_no, self.ring_sent = 0, 0, False
+
+    def new_pass(self, pass_no: int) -> None:
+        if pass_no != self.pass_no:
+            if self.ring is not None:
+                # torch threw away what the last pass left unread (persistent workers): those
+                # slots will never be read, so never freed by the main process; and the message
+                # that carried the ring may have been one of them, so it travels again
+                self.ring.forget_unread()
+            self.pass_no, self.ring_sent = pass_no, False
+
+    def sent(self, ref: SlotRef) -> InSlot:
+        """The message for a batch just written to ``ref``'s slot."""
+        self.written += 1
+        if self.ring_sent:
+            return InSlot(os.getpid(), ref)
+        self.ring_sent = True
+        return InSlot(os.getpid(), ref, self.ring)
+
+
+_WORKER = WorkerState()  # this process's (each worker process has its own)
+
+
 class FetchDataset(torch.utils.data.Dataset):
-    """What worker processes read: ``__getitems__((idx, epoch, k, pass))`` is one whole batch,
-    put in this worker's slot ring when ``slots`` (``slots`` = how many per worker)."""
+    """What worker processes read: ``__getitems__`` of a list of :class:`BatchRequest` is one
+    whole batch each, put in this worker's slot ring when ``slots`` (how many per worker)."""
 
     def __init__(self, fetch: Fetch, slots: int = 0) -> None:
         self.fetch, self.slots = fetch, slots
 
-    def __getitems__(self, group: list[tuple[np.ndarray, int, int, int]]) -> list[Any]:
+    def __getitems__(self, group: list[BatchRequest]) -> list[Any]:
         if not self.slots:
-            return [self.fetch(*key[:3]) for key in group]
+            return [self.fetch(req.idx, req.epoch, req.k) for req in group]
         count = self.slots * len(group) + LEND
-        if _RING[0] is not None and _RING[0].count < count:
-            _RING[0] = None  # sized by a short group (an epoch's last): a new one for full groups
-        return [_one(self.fetch, key, count) for key in group]
+        state = _WORKER
+        if state.ring is not None and state.ring.count < count:
+            state.ring = None  # sized by a short group (an epoch's last): a new one for full groups
+        return [_one(self.fetch, req, count, state) for req in group]
 
 
-def _one(fetch: Fetch, key: tuple[np.ndarray, int, int, int], count: int) -> Any:
-    got = _fill_ring(fetch, key) if fetch.fills else None
-    return got if got is not None else _to_ring(fetch(*key[:3]), count, key[3])
+def _one(fetch: Fetch, req: BatchRequest, count: int, state: WorkerState) -> Any:
+    got = _fill_ring(fetch, req, state) if fetch.fills else None
+    return got if got is not None else \
+        _to_ring(fetch(req.idx, req.epoch, req.k), count, req.pass_no, state)
 
 
-# this worker process's Slots, its batch counter, its pass, whether this pass has sent the ring
-_RING: list[Any] = [None, 0, 0, False]
-
-
-def _new_pass(pass_no: int) -> None:
-    ring = _RING[0]
-    if pass_no != _RING[2]:
-        if ring is not None:
-            # torch threw away what the last pass left unread (persistent workers): those
-            # slots will never be read, so never freed by the main process; and the message
-            # that carried the ring may have been one of them, so it travels again
-            ring.forget_unread()
-        _RING[2], _RING[3] = pass_no, False
-
-
-def _sent(ref: SlotRef) -> tuple[Any, ...]:
-    if _RING[3]:
-        return (os.getpid(), ref)
-    _RING[3] = True
-    return (os.getpid(), ref, _RING[0])
-
-
-def _fill_ring(fetch: Fetch, key: tuple[np.ndarray, int, int, int]) -> Any:
+def _fill_ring(fetch: Fetch, req: BatchRequest, state: WorkerState) -> InSlot | None:
     """In a worker: our dataset's batch read straight into a free slot of the ring (one copy,
     not a gather and a copy); None where there is no ring yet or the batch does not fit."""
-    ring, n = _RING[0], _RING[1]
-    idx = key[0]
+    ring, idx = state.ring, req.idx
     if ring is None or len(idx) > ring.rows or set(ring.layout) != set(fetch.dataset.columns):
         return None
-    _new_pass(key[3])
+    state.new_pass(req.pass_no)
     try:
-        slot = ring.claim(n)
+        slot = ring.claim(state.written)
     except Full:
         return None
     try:
@@ -96,28 +127,26 @@ def _fill_ring(fetch: Fetch, key: tuple[np.ndarray, int, int, int]) -> Any:
     except BaseException:
         ring.unclaim(slot)
         raise
-    _RING[1] = n + 1
-    return _sent(SlotRef(slot, len(idx), "dict", tuple(ring.layout)))
+    return state.sent(SlotRef(slot, len(idx), "dict", tuple(ring.layout)))
 
 
-def _to_ring(batch: Any, count: int, pass_no: int) -> Any:
+def _to_ring(batch: Any, count: int, pass_no: int, state: WorkerState) -> Any:
     """In a worker: the batch written into a free slot (a SlotRef crosses the process
     boundary); the first time, or when it no longer fits, a new ring travels with it once."""
-    _new_pass(pass_no)
-    ring, n = _RING[0], _RING[1]
+    state.new_pass(pass_no)
+    ring = state.ring
     try:
-        ref = ring.write(n, batch) if ring is not None else None
+        ref = ring.write(state.written, batch) if ring is not None else None
     except Full:  # the consumer holds every slot (it should not: the main process copies then)
         return batch
     if ref is not None:
-        _RING[1] = n + 1
-        return _sent(ref)
+        return state.sent(ref)
     ring = Slots.for_batch(batch, rows=0, count=count)  # sized by this batch
     ref = ring.write(0, batch) if ring is not None else None
     if ref is None:
         return batch  # not a dict/tuple/list of dense tensors of one length: torch's own way
-    _RING[:] = [ring, 1, _RING[2], False]
-    return _sent(ref)
+    state.ring, state.written, state.ring_sent = ring, 0, False
+    return state.sent(ref)
 
 
 # about 4 MiB a request, at most 16 batches (and at most prefetch_factor): measured (bs 256 of
@@ -151,11 +180,11 @@ class Feed:
         self.batches, self.sent = batches, collections.deque()
         self.passes += 1
 
-    def __iter__(self) -> Iterator[list[tuple[np.ndarray, int, int, int]]]:
+    def __iter__(self) -> Iterator[list[BatchRequest]]:
         n, group, size = self.passes, [], self.size
         for key in self.batches:
             self.sent.append(key[0])
-            group.append((*key, n))
+            group.append(BatchRequest(*key, n))
             if len(group) == size:
                 yield group
                 group = []
