@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 import workbench as wb
+from workbench.tuning.search import _apply, _holds, _Search, autotune, default_space
 from workbench.tuning.training import TrainingRun, knobs, tree_pss
 from workbench.tuning.trials import WARMUP_BATCHES, Trial
-from workbench.tuning.search import _apply, _holds, _Search, autotune, default_space
 
 MiB = 2**20
 NO_BUDGET = 1 << 60

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 import workbench as wb
-from workbench.loading import fetch as _fetch
 from workbench.datasets.gather import native
+from workbench.loading import fetch as _fetch
 from workbench.loading.orders import epoch_order
 
 ROOT = Path(__file__).resolve().parent.parent / "bench_data" / "loaders-1048576"

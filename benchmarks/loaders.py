@@ -267,8 +267,9 @@ def plain_dataloader(root: str, batch: int, order: str, workers: int, seconds: f
     """torch's own ``DataLoader`` over ``workbench.open_dataset(store)`` (default collate of our
     samples): with ``batch_sampler=wb.BatchSampler`` (the same batches as our loader), or the most
     common line, ``DataLoader(ds, batch_size=B, shuffle=True)``."""
-    import workbench
     from torch.utils.data import DataLoader
+
+    import workbench
 
     ds = workbench.open_dataset(str(_paths(root)["store"]))
     if same_batches:

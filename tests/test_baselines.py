@@ -15,8 +15,14 @@ if str(ROOT) not in sys.path:   # benchmarks/ is not an installed package
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.baselines.seeds import (  # noqa: E402
-    DaskMemmapDataset, SeedHDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset, ParquetDaskDataset,
-    SimpleDataset, SparseIndexDataset, make_seed_collate,
+    DaskMemmapDataset,
+    MemmapPerItemDataset,
+    MemoryMappedDataset,
+    ParquetDaskDataset,
+    SeedHDF5Dataset,
+    SimpleDataset,
+    SparseIndexDataset,
+    make_seed_collate,
 )
 from workbench.demo.data import make_demo  # noqa: E402
 from workbench.format.sparse import CSR  # noqa: E402

@@ -7,10 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+from oracle import read_dataset
 
 from workbench.demo.data import make_demo
-
-from oracle import read_dataset
 
 
 def run(*args, cwd=None):

@@ -10,12 +10,11 @@ import time
 
 import numpy as np
 import pytest
+from oracle import read_dataset
 
 import workbench as wb
-from workbench.format.catalog import read_manifest
 from workbench.errors import DatasetNotFoundError
-
-from oracle import read_dataset
+from workbench.format.catalog import read_manifest
 
 OLD = np.repeat(np.arange(3000, dtype="float32")[:, None], 4, axis=1)
 NEW = OLD + 0.5

@@ -10,13 +10,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from oracle import assert_columns_equal, read_dataset
 
 import workbench as wb
+from workbench.errors import (
+    DatasetExistsError,
+    DatasetNotFoundError,
+    IncompatibleResumeError,
+    InvalidInputError,
+    TransformError,
+    UnsafeInputError,
+)
 from workbench.format.catalog import read_manifest
-from workbench.errors import DatasetExistsError, DatasetNotFoundError, IncompatibleResumeError, InvalidInputError, TransformError, UnsafeInputError
 from workbench.format.sparse import CSR
-
-from oracle import assert_columns_equal, read_dataset
 
 DTYPES = ["float32", "float64", "float16", "int8", "int32", "int64", "uint8", "uint16", "bool"]
 

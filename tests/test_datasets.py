@@ -14,7 +14,13 @@ from torch.utils.data import DataLoader
 
 import workbench as wb
 from workbench.datasets import open_dataset
-from workbench.errors import CorruptDatasetError, DatasetNotFoundError, InvalidInputError, SourceNotFoundError, UnsafeInputError
+from workbench.errors import (
+    CorruptDatasetError,
+    DatasetNotFoundError,
+    InvalidInputError,
+    SourceNotFoundError,
+    UnsafeInputError,
+)
 from workbench.format.manifest import Column, FileEntry, Manifest, Shard
 from workbench.format.sparse import CSR
 

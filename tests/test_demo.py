@@ -162,9 +162,9 @@ def test_failure_leaves_no_partial_files(tmp_path):
 
 
 def test_the_tour_load_section_compares_like_with_like(tmp_path):
-    from workbench.format.catalog import read_manifest
     from workbench.datasets import open_dataset
     from workbench.demo.tour import run_tour
+    from workbench.format.catalog import read_manifest
 
     lines: list[str] = []
     report = run_tour(tmp_path, rows=2000, progress=False, echo=lines.append, load_seconds=0.05,

@@ -22,7 +22,11 @@ if str(ROOT) not in sys.path:   # benchmarks/ is not an installed package
 
 import workbench as wb  # noqa: E402
 from benchmarks.baselines.seeds import (  # noqa: E402
-    DaskMemmapDataset, SeedHDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset, ParquetDaskDataset,
+    DaskMemmapDataset,
+    MemmapPerItemDataset,
+    MemoryMappedDataset,
+    ParquetDaskDataset,
+    SeedHDF5Dataset,
     SimpleDataset,
 )
 from workbench.demo.data import make_demo  # noqa: E402

@@ -15,12 +15,12 @@ import scipy.sparse as sp
 import torch
 
 from workbench.errors import InvalidInputError, SourceNotFoundError, UnsafeInputError
+from workbench.format.chunks import concat_chunks
+from workbench.format.sparse import CSR
 from workbench.inputs import open_source
 from workbench.inputs.base import Source
 from workbench.inputs.iterables import detect
 from workbench.inputs.tabular import FEATURES
-from workbench.format.sparse import CSR
-from workbench.format.chunks import concat_chunks
 
 RNG = np.random.default_rng(0)
 

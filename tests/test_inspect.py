@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-
 from pathlib import Path
 
 import h5py

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.format.catalog import read_manifest
 from workbench.errors import CorruptDatasetError, WorkbenchError
+from workbench.format.catalog import read_manifest
 from workbench.format.sparse import CSR
 
 X = np.random.default_rng(0).random((4000, 8)).astype("float32")

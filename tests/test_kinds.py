@@ -19,8 +19,8 @@ import torch
 
 import workbench as wb
 from workbench.errors import InvalidInputError
-from workbench.inputs.kinds import KINDS, RANDOM_ACCESS, STREAM_ONLY, kind_of
 from workbench.format.sparse import CSR
+from workbench.inputs.kinds import KINDS, RANDOM_ACCESS, STREAM_ONLY, kind_of
 
 N = 60
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from oracle import read_dataset
 
 import workbench as wb
-from oracle import read_dataset
 from workbench.errors import CorruptDatasetError, InvalidInputError
-from workbench.layouts import check_shard, room, writer_class
 from workbench.format.manifest import LAYOUTS
 from workbench.format.sparse import CSR
+from workbench.layouts import check_shard, room, writer_class
 
 ROWS = 1500
 

@@ -16,11 +16,17 @@ import psutil
 import pytest
 import torch
 
-from workbench.loading.workers.requests import group_size
 from workbench.datasets import open_dataset
-from workbench.errors import IncompatibleResumeError, InvalidInputError, LoaderError, LoaderTimeoutError, WorkerError
+from workbench.errors import (
+    IncompatibleResumeError,
+    InvalidInputError,
+    LoaderError,
+    LoaderTimeoutError,
+    WorkerError,
+)
 from workbench.loading.loaders import Loader, loader
 from workbench.loading.sampling import BatchSampler
+from workbench.loading.workers.requests import group_size
 
 N, D = 960, 3
 MODES = [("thread", 0), ("thread", 2), ("process", 2)]

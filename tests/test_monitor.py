@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import workbench as wb
+from workbench.monitoring.gpu import gpu_metrics
 from workbench.monitoring.memory import memory_tree, process_memory
 from workbench.monitoring.metrics import SERIES, BatchEvent, BatchWindow, scalars
-from workbench.monitoring.gpu import gpu_metrics
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.loading.workers import requests as _requests
 from workbench.loading.fetch import Fetch
+from workbench.loading.workers import requests as _requests
 from workbench.loading.workers.slots import SlotRef
 
 

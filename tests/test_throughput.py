@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.errors import InvalidInputError
 from workbench.bench.limits import COMPARED, OrderComparison, Reading, compare_orders
 from workbench.bench.throughput import consume, measure, memcpy_mb_per_s, sequential_mb_per_s
+from workbench.errors import InvalidInputError
 
 
 def test_consume_reads_every_tensor_and_counts_bytes():

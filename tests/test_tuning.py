@@ -16,8 +16,8 @@ import torch
 
 import workbench as wb
 from workbench.loading.config import LoaderConfig
-from workbench.tuning.training import tree_pss
 from workbench.tuning.search import autotune, budget_bytes, default_space
+from workbench.tuning.training import tree_pss
 
 
 class Records(torch.utils.data.Dataset):

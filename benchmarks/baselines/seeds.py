@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from workbench.bench.naive import SeedHDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset
+from workbench.bench.naive import MemmapPerItemDataset, MemoryMappedDataset, SeedHDF5Dataset
 
 from .seed001 import DaskMemmapDataset, SimpleDataset, SparseIndexDataset, make_seed_collate
 

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..format.catalog import read_manifest
 from ..errors import InvalidInputError
-from .throughput import measure
+from ..format.catalog import read_manifest
 from ..units import human_bytes
+from .throughput import measure
 
 __all__ = ["OrderComparison", "compare_orders"]
 
@@ -208,8 +208,8 @@ def _readers(ds: Any, fx: Path, fy: Path, b: int, hdf5: Any,
     from ..datasets.base import shared_tensor
     from ..datasets.gather import native, sharded_ok
     from ..loading.loaders import loader
-    from .naive import SeedHDF5Dataset, MemmapPerItemDataset, MemoryMappedDataset
     from ..loading.orders import epoch_order
+    from .naive import MemmapPerItemDataset, MemoryMappedDataset, SeedHDF5Dataset
 
     x, y = np.load(fx, mmap_mode="r"), np.load(fy, mmap_mode="r")
     b = min(b, len(x))

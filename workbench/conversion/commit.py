@@ -15,9 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..format.files import fsync_path, write_atomic
-from ..format.catalog import is_dataset_dir
 from ..errors import DatasetExistsError, IncompatibleResumeError, InvalidInputError
+from ..format.catalog import is_dataset_dir
+from ..format.files import fsync_path, write_atomic
 from ..format.manifest import CURRENT_NAME, MANIFEST_NAME, FileEntry, Manifest, Shard
 
 __all__: list[str] = []

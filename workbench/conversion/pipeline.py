@@ -18,16 +18,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import commit as _commit
-from ..format.files import file_digest
-from .shards import ShardJob, apply_transform, run_jobs
 from .._version import __version__
-from ..format.chunks import chunk_rows, slice_chunk
 from ..errors import IncompatibleResumeError, InvalidInputError, PerformanceWarning, WorkbenchError
-from ..inputs import Source, open_source
+from ..format.chunks import chunk_rows, slice_chunk
+from ..format.files import file_digest
 from ..format.manifest import LAYOUTS, Column, Manifest, Shard
-from ..layouts import writer_options
 from ..format.schema import est_row_bytes, infer_columns
+from ..inputs import Source, open_source
+from ..layouts import writer_options
+from . import commit as _commit
+from .shards import ShardJob, apply_transform, run_jobs
 
 __all__ = ["convert"]
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..format.chunks import chunk_rows
 from ..errors import TransformError, WorkbenchError
-from ..layouts import writer_class
+from ..format.chunks import chunk_rows
 from ..format.manifest import Column, Shard
 from ..format.schema import check_chunk
+from ..layouts import writer_class
 
 __all__: list[str] = []
 

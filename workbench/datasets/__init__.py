@@ -100,15 +100,15 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
             "convert it first: wb.convert(source, 'data.store'), then open_dataset('data.store')")
     if kind == "dataset":
         from ..format.catalog import read_manifest
-        from ..layouts import open_reader
         from ..format.schema import check_columns
+        from ..layouts import open_reader
 
         version, manifest = read_manifest(source)  # checks every file's size
         return open_reader(version, manifest, check_columns(manifest.columns, columns, str(version)), **kw)
     if kind == "hdf5":
+        from ..format.schema import select
         from ..inputs.hdf5 import pick, scan
         from ..layouts.hdf5.reader import Hdf5Dataset
-        from ..format.schema import select
 
         members = scan(where, key, sparse_dims)
         chosen = pick(where, members, select(where, [m.name for m in members], columns))
@@ -129,8 +129,8 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
         ds = DaskDataset(source, where=where, **kw)
         check_columns(ds.column_specs, columns, where)
         return ds
-    from ..inputs.arraylike import columns_of
     from ..format.schema import check_columns
+    from ..inputs.arraylike import columns_of
     from .inmemory import MemoryDataset
 
     if kind == "table":

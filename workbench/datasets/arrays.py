@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..monitoring.pagecache import will_need
 from ..format.sparse import CSR, concat
-from .base import BaseDataset, Plan, shared_tensor
+from ..monitoring.pagecache import will_need
 from . import gather as _gather
+from .base import BaseDataset, Plan, shared_tensor
 from .gather import gather, run_breaks, sharded_ok, take_into
 from .plan import plan_for
 

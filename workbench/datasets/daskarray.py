@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ..format.catalog import read_manifest
 from ..errors import InvalidInputError
+from ..format.catalog import read_manifest
 
 __all__ = ["as_dask"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..inputs.memmaps import memmap_ref, reopen
 from ..format.manifest import Column
+from ..inputs.memmaps import memmap_ref, reopen
 from .arrays import Array, ArraysDataset
 from .base import pow2_block_rows, sparse_row_nbytes
 

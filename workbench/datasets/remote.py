@@ -33,8 +33,8 @@ import xxhash
 
 from .._threads import IdleThread
 from ..errors import CorruptDatasetError, InvalidInputError, PerformanceWarning, RemoteError
-from ..layouts.store.reader import StoreDataset
 from ..format.manifest import CURRENT_NAME, MANIFEST_NAME, Manifest
+from ..layouts.store.reader import StoreDataset
 
 __all__: list[str] = []
 

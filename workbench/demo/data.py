@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import FILES, WRITERS, Writer, partial
 from ..errors import InvalidInputError
 from ..format.chunks import row_ranges
+from .files import FILES, WRITERS, Writer, partial
 
 __all__ = ["DemoFiles", "make_demo"]
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..format.catalog import read_manifest
 from ..conversion.pipeline import convert
-from .data import make_demo
+from ..format.catalog import read_manifest
 from ..format.integrity import verify
 from ..format.summary import describe
 from ..units import human_bytes
+from .data import make_demo
 
 if TYPE_CHECKING:
     from ..bench.limits import OrderComparison
@@ -100,7 +100,7 @@ def run_tour(out: str | Path = "demo_data", *, rows: int = 20_000, progress: boo
     echo("\n" + describe(read_manifest(first.dest)[1], first.dest))
 
     echo("\n== 3. load: each order against its own limit and the seeds' Datasets, one run ==")
-    from ..bench.limits import compare_orders   # torch: imported when the load section starts
+    from ..bench.limits import compare_orders  # torch: imported when the load section starts
 
     store, h5 = _load_data(out, load_mib, echo)
     report.loading = compare_orders(store, hdf5=h5, seconds=load_seconds)

@@ -140,8 +140,8 @@ def _convert_call(source: str, kind: str) -> str:
 
 
 def _rate(ds: Any, batch_size: int, order: str) -> float:
-    from ..loading.loaders import loader
     from ..bench.throughput import measure
+    from ..loading.loaders import loader
 
     return measure(loader(ds, batch_size=batch_size, shuffle=order, num_workers=0),
                    max_batches=50, max_seconds=MEASURE_S).samples_per_s

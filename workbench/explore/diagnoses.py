@@ -19,7 +19,7 @@ import torch
 from ..errors import InvalidInputError
 from ..units import human_bytes
 from . import probes
-from .findings import DASK_ITEM_S, KINDS, PROCESS_SLOWDOWN, Finding, Setup, batches_itself, columns_expr, convert_line, expr, finding, item_is_batch, loader_line, ordered, per_item_is_slow, per_row, settings_findings, subject, too_many_objects
+from .findings import DASK_ITEM_S, KINDS, PROCESS_SLOWDOWN, Finding, Setup, batches_itself, columns_expr, convert_line, expr, finding, item_is_batch, loader_line, ordered, per_item_is_slow, per_row, settings_findings, subject, too_many_objects  # noqa: E501
 from .probes import Held
 
 __all__ = ["Diagnosis", "doctor"]

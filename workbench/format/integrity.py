@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import file_digest
-from .catalog import read_manifest, size_problems
 from ..errors import CorruptDatasetError
 from ..layouts import check_shard
+from .catalog import read_manifest, size_problems
+from .files import file_digest
 
 __all__ = ["VerifyReport", "verify"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .chunks import chunk_rows
 from ..errors import InvalidInputError, TransformError, UnsafeInputError
+from .chunks import chunk_rows
 from .manifest import Column
 from .sparse import CSR
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
+from ..units import human_bytes
 from .catalog import read_manifest
 from .manifest import Manifest
-from ..units import human_bytes
 
 __all__ = ["info"]
 

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from ..format.chunks import Chunk
 from ..errors import InvalidInputError
+from ..format.chunks import Chunk
 from .base import Source
 from .tabular import TablePacker, as_numbers, column_of, is_number
 

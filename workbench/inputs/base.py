@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from ..format.chunks import Chunk, row_ranges
 from ..errors import InvalidInputError, UnsafeInputError
+from ..format.chunks import Chunk, row_ranges
 from ..format.sparse import CSR
 
 __all__: list[str] = []

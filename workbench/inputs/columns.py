@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..format.chunks import Chunk, rebatch
 from ..errors import InvalidInputError
+from ..format.chunks import Chunk, rebatch
 from ..format.schema import select
 from ..format.sparse import CSR
 from .arraylike import ArrayCol, Col, make_col, npy_col

@@ -21,9 +21,9 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from ..errors import InvalidInputError
 from ..format.chunks import Chunk, rebatch
 from ..format.chunks import chunk_rows as n_rows
-from ..errors import InvalidInputError
 from . import csvsplit
 from .base import Source, file_fingerprint
 from .csvsplit import Span, Tail

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InvalidInputError
 from ..format.catalog import read_manifest
 from ..format.chunks import Chunk
-from ..errors import InvalidInputError
 from ..format.schema import check_columns, select
 from .base import Source
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ..format.chunks import Chunk, rebatch
 from ..errors import InvalidInputError
+from ..format.chunks import Chunk, rebatch
 from ..format.schema import select
 from ..format.sparse import CSR, concat
 from .arraylike import torch_to_numpy

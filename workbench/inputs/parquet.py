@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..format.chunks import Chunk, concat_chunks, rebatch
 from ..errors import InvalidInputError, SourceNotFoundError
+from ..format.chunks import Chunk, concat_chunks, rebatch
 from ..format.manifest import Column
 from ..format.schema import check_columns
 from .base import Source, file_fingerprint

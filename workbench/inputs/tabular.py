@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..format.chunks import Chunk
 from ..errors import InvalidInputError
+from ..format.chunks import Chunk
 from ..format.schema import select
 from ..format.sparse import CSR
 

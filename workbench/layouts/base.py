@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..format.files import file_digest, fsync_path
 from ..format.chunks import Chunk
+from ..format.files import file_digest, fsync_path
 from ..format.manifest import Column, FileEntry, Shard
 from ..format.sparse import CSR
 

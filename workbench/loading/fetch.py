@@ -22,8 +22,16 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from ..datasets.protocols import (GetItems, HasBlocks, HasRowBytes, HasShards, PlansReads,
-                                  ReadsAhead, ReadsBatches, WillNeed)
+from ..datasets.protocols import (
+    GetItems,
+    HasBlocks,
+    HasRowBytes,
+    HasShards,
+    PlansReads,
+    ReadsAhead,
+    ReadsBatches,
+    WillNeed,
+)
 from ..errors import InvalidInputError, LoaderTimeoutError, WorkerError
 
 __all__: list[str] = []

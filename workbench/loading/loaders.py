@@ -17,18 +17,18 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .advice import Advisor
-from .batches import batch_nbytes, keep_batch_memory
-from .epochs import EpochIterator, start_pass
-from .fetch import Capabilities, Fetch, check_dataset
-from .passes import Pass
-from .workers.pool import KeptWorkers
 from ..errors import InvalidInputError
 from ..monitoring.metrics import BatchEvent, LoaderStats
+from .advice import Advisor
+from .batches import batch_nbytes, keep_batch_memory
 from .config import LoaderConfig
+from .epochs import EpochIterator, start_pass
+from .fetch import Capabilities, Fetch, check_dataset
 from .options import takes_loader_options
+from .passes import Pass
 from .ranks import resolve
 from .sampling import BatchSampler
+from .workers.pool import KeptWorkers
 
 __all__ = ["Loader", "loader"]
 

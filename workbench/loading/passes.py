@@ -23,9 +23,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..errors import WorkerError
 from .batches import pin as _pin
 from .fetch import Fetch, read_error, timeout_error
-from ..errors import WorkerError
 
 __all__: list[str] = []
 

@@ -21,10 +21,10 @@ import psutil
 import torch
 
 from ..loading.batches import map_tensors
+from ..loading.config import LIVE_OPTIONS
 from ..loading.device import to_device
 from ..loading.loaders import Loader
 from ..monitoring.memory import ProcessMemory, memory_tree, process_memory, quick_memory
-from ..loading.config import LIVE_OPTIONS
 from .trials import Trial, TrialLog
 
 __all__: list[str] = []

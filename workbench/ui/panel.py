@@ -25,13 +25,13 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..loading.loaders import Loader, loader
 from ..loading.config import LIVE_OPTIONS, LoaderConfig
+from ..loading.loaders import Loader, loader
+from ..loading.options import takes_loader_options
 from ..loading.sampling import ORDERS
+from ..tuning.search import AutotuneResult, search
 from ..tuning.training import TrainingRun, knobs
 from ..tuning.trials import best
-from ..loading.options import takes_loader_options
-from ..tuning.search import AutotuneResult, search
 from .charts import Watch
 from .tables import trials_table
 

@@ -11,9 +11,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ...errors import InvalidInputError
 from ...format.chunks import Chunk
 from ...format.files import fsync_path
-from ...errors import InvalidInputError
 from ...format.manifest import Column, FileEntry
 from ..base import csr_parts, entry
 

@@ -22,12 +22,12 @@ import torch
 import torch.utils.data
 from torch.utils.data import dataloader as _torch_dl
 
+from ...errors import LoaderTimeoutError
 from ..batches import pin as _pin
 from ..fetch import read_error, timeout_error
 from ..passes import FetchSpec, Key, Pass
 from .requests import Feed, FetchDataset, InSlot, group_size, worker_init
 from .slots import Slots
-from ...errors import LoaderTimeoutError
 
 __all__: list[str] = []
 

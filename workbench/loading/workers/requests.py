@@ -24,7 +24,7 @@ import torch.utils.data
 from ..batches import keep_batch_memory
 from ..fetch import Fetch
 from ..passes import Key
-from .slots import LEND, Full, Slots, SlotRef
+from .slots import LEND, Full, SlotRef, Slots
 
 __all__: list[str] = []
 
