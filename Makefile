@@ -27,6 +27,7 @@ browser:
 	  else echo "no chromium: browser tests will skip (as root: apt-get install -y chromium)"; fi; }
 
 test: $(STAMP) browser
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest tests workbench notebooks --doctest-modules --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider

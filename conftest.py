@@ -37,8 +37,13 @@ def _build(root: Path) -> None:
     os.chdir(root)
     try:
         wb.make_demo("demo_data/raw", rows=2000)
-        wb.convert("demo_data/raw/demo.csv", "demo_data/demo.store", target="label",
-                   sparse={"tokens": 1000}, progress=False)
+        wb.convert(
+            "demo_data/raw/demo.csv",
+            "demo_data/demo.store",
+            target="label",
+            sparse={"tokens": 1000},
+            progress=False,
+        )
         np.save("x.npy", np.arange(8000, dtype="float32").reshape(1000, 8))
         rows = ["a,b,label"] + [f"{i},{i / 10},{i % 2}" for i in range(100)]
         Path("data.csv").write_text("\n".join(rows) + "\n")

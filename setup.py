@@ -4,5 +4,13 @@ numpy (``workbench.datasets.gather.native`` says which)."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("workbench.datasets._take", ["workbench/datasets/_take.c"],
-                             extra_compile_args=["-O2"], optional=True)])
+setup(
+    ext_modules=[
+        Extension(
+            "workbench.datasets._take",
+            ["workbench/datasets/_take.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
+    ]
+)

@@ -36,6 +36,7 @@ GIB = 1 << 30
 
 # ---- memory -----------------------------------------------------------------------------------
 
+
 def _rollup(pid: int) -> tuple[int, int]:
     """(anonymous + shmem PSS, RSS) of one process in bytes; (0, 0) if it is gone."""
     anon = rss = 0
@@ -105,8 +106,15 @@ class MemSampler:
 
 # ---- timing -----------------------------------------------------------------------------------
 
-def timed(make: Callable[[], Iterable[Any]], *, seconds: float, max_batches: int | None = None,
-          rows_per_batch: int | None = None, from_start: bool = False) -> dict[str, float]:
+
+def timed(
+    make: Callable[[], Iterable[Any]],
+    *,
+    seconds: float,
+    max_batches: int | None = None,
+    rows_per_batch: int | None = None,
+    from_start: bool = False,
+) -> dict[str, float]:
     """One run: iterate ``make()`` consuming every batch until ``seconds`` or ``max_batches`` or
     the end (one epoch). Rates count from the first batch (``from_start``: from the call, the
     first batch's rows and time included); the first batch's latency is its own figure.
@@ -136,11 +144,18 @@ def timed(make: Callable[[], Iterable[Any]], *, seconds: float, max_batches: int
         if close is not None:
             close()
     secs = end - start if n > 1 or from_start else 0.0
-    return {"samples": samples, "bytes": nbytes, "seconds": secs, "batches": n,
-            "samples_per_s": samples / secs if secs > 0 else 0.0,
-            "mb_per_s": nbytes / 1e6 / secs if secs > 0 else 0.0, "first_batch_s": first,
-            "peak_anon": mem.peak_anon, "peak_rss": mem.peak_rss,
-            "anon_growth": max(0, mem.peak_anon_since_mark - at_first)}
+    return {
+        "samples": samples,
+        "bytes": nbytes,
+        "seconds": secs,
+        "batches": n,
+        "samples_per_s": samples / secs if secs > 0 else 0.0,
+        "mb_per_s": nbytes / 1e6 / secs if secs > 0 else 0.0,
+        "first_batch_s": first,
+        "peak_anon": mem.peak_anon,
+        "peak_rss": mem.peak_rss,
+        "anon_growth": max(0, mem.peak_anon_since_mark - at_first),
+    }
 
 
 def drop_caches() -> None:
@@ -150,9 +165,16 @@ def drop_caches() -> None:
         f.write("3\n")
 
 
-def median_of(make: Callable[[], Iterable[Any]], *, runs: int = 3, seconds: float,
-              warmup_s: float = 1.5, max_batches: int | None = None, cold: bool = False,
-              rows_per_batch: int | None = None) -> dict[str, Any]:
+def median_of(
+    make: Callable[[], Iterable[Any]],
+    *,
+    runs: int = 3,
+    seconds: float,
+    warmup_s: float = 1.5,
+    max_batches: int | None = None,
+    cold: bool = False,
+    rows_per_batch: int | None = None,
+) -> dict[str, Any]:
     """A warm-up run (none when cold), then ``runs`` timed runs; medians plus every run's rate.
 
     ``cold``: the page cache is dropped before each run; ``make`` must open a new mapping. Cold
@@ -165,14 +187,25 @@ def median_of(make: Callable[[], Iterable[Any]], *, runs: int = 3, seconds: floa
     for _ in range(runs):
         if cold:
             drop_caches()
-        results.append(timed(make, seconds=seconds, max_batches=max_batches,
-                             rows_per_batch=rows_per_batch, from_start=cold))
+        results.append(
+            timed(
+                make,
+                seconds=seconds,
+                max_batches=max_batches,
+                rows_per_batch=rows_per_batch,
+                from_start=cold,
+            )
+        )
     rates = [r["samples_per_s"] for r in results]
     mid = sorted(results, key=lambda r: r["samples_per_s"])[len(results) // 2]
-    return {**mid, "runs": rates, "peak_anon": max(r["peak_anon"] for r in results),
-            "peak_rss": max(r["peak_rss"] for r in results),
-            "anon_growth": max(r["anon_growth"] for r in results),
-            "first_batch_s": statistics.median(r["first_batch_s"] for r in results)}
+    return {
+        **mid,
+        "runs": rates,
+        "peak_anon": max(r["peak_anon"] for r in results),
+        "peak_rss": max(r["peak_rss"] for r in results),
+        "anon_growth": max(r["anon_growth"] for r in results),
+        "first_batch_s": statistics.median(r["first_batch_s"] for r in results),
+    }
 
 
 class OrderSampler(torch.utils.data.Sampler):
@@ -190,6 +223,7 @@ class OrderSampler(torch.utils.data.Sampler):
 
 # ---- data -------------------------------------------------------------------------------------
 
+
 def ensure_data(root: Path, rows: int, *, log: Callable[[str], None] = print) -> dict[str, Path]:
     """Write (or reuse) the bench files under ``root``: rows × 256 float32 + int64 labels.
 
@@ -198,9 +232,18 @@ def ensure_data(root: Path, rows: int, *, log: Callable[[str], None] = print) ->
     ``label``, 64k-row groups: HF datasets), ``wide.parquet`` (``f0..f255`` + ``label``,
     8192-row groups: the seed's Parquet + Dask class selects feature columns by name)."""
     root.mkdir(parents=True, exist_ok=True)
-    p = {k: root / v for k, v in dict(features="features.npy", labels="labels.npy", store="store",
-                                      h5="data.h5", fsl="fsl.parquet", wide="wide.parquet",
-                                      hf_cache="hf_cache").items()}
+    p = {
+        k: root / v
+        for k, v in dict(
+            features="features.npy",
+            labels="labels.npy",
+            store="store",
+            h5="data.h5",
+            fsl="fsl.parquet",
+            wide="wide.parquet",
+            hf_cache="hf_cache",
+        ).items()
+    }
     step = 1 << 18
     if not (p["features"].exists() and p["labels"].exists()):
         t = time.perf_counter()
@@ -222,8 +265,13 @@ def ensure_data(root: Path, rows: int, *, log: Callable[[str], None] = print) ->
         import workbench
 
         t = time.perf_counter()
-        workbench.convert({"features": str(p["features"]), "label": str(p["labels"])}, p["store"],
-                          target="label", progress=False, overwrite=True)
+        workbench.convert(
+            {"features": str(p["features"]), "label": str(p["labels"])},
+            p["store"],
+            target="label",
+            progress=False,
+            overwrite=True,
+        )
         log(f"  wrote store (workbench.convert) in {time.perf_counter() - t:.1f} s")
     if not p["h5"].exists():
         import h5py
@@ -234,8 +282,8 @@ def ensure_data(root: Path, rows: int, *, log: Callable[[str], None] = print) ->
             fx = f.create_dataset("features", (rows, FEATURES), np.float32, chunks=(1024, FEATURES))
             fy = f.create_dataset("label", (rows,), np.int64, chunks=(min(rows, 1 << 16),))
             for a in range(0, rows, step):
-                fx[a:a + step] = x[a:a + step]
-                fy[a:a + step] = y[a:a + step]
+                fx[a : a + step] = x[a : a + step]
+                fy[a : a + step] = y[a : a + step]
         os.replace(tmp, p["h5"])
         log(f"  wrote data.h5 in {time.perf_counter() - t:.1f} s")
     for key, wide, group in (("fsl", False, 1 << 16), ("wide", True, 8192)):
@@ -255,7 +303,9 @@ def _write_parquet(path: Path, x: np.ndarray, y: np.ndarray, *, wide: bool, row_
         if wide:
             cols = {f"f{j}": xs[:, j] for j in range(FEATURES)}
         else:
-            cols = {"features": pa.FixedSizeListArray.from_arrays(pa.array(xs.reshape(-1)), FEATURES)}
+            cols = {
+                "features": pa.FixedSizeListArray.from_arrays(pa.array(xs.reshape(-1)), FEATURES)
+            }
         return pa.table({**cols, "label": np.asarray(y[a:b])})
 
     tmp = path.with_suffix(".tmp")

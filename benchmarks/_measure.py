@@ -26,7 +26,8 @@ MARK = "@@MEASURE@@"
 
 # Runs in the child: import the script by path (its __main__ block does not run), call the
 # contender, then report its result plus this process's own peak RSS on one marked line.
-_BOOTSTRAP = r"""
+_BOOTSTRAP = (
+    r"""
 import importlib.util, json, resource, sys
 script, func, kwargs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 sys.path.insert(0, __import__("os").path.dirname(script))
@@ -39,7 +40,9 @@ kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 out.update(peak_rss_mib=ru / 1024, children_peak_rss_mib=kids / 1024)
 sys.stdout.flush()
 print(%r + json.dumps(out), flush=True)
-""" % MARK
+"""
+    % MARK
+)
 
 
 def current_rss_mib() -> float:
@@ -63,7 +66,9 @@ def _tree_rss_mib(pid: int) -> tuple[float, float]:
     for q in procs:
         try:
             with open(f"/proc/{q.pid}/status") as f:
-                fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "RssAnon")))
+                fields = dict(
+                    line.split(":", 1) for line in f if line.startswith(("VmRSS", "RssAnon"))
+                )
         except (OSError, ValueError):
             continue
         total += int(fields.get("VmRSS", "0 kB").split()[0])
@@ -71,9 +76,16 @@ def _tree_rss_mib(pid: int) -> tuple[float, float]:
     return total / 1024, anon / 1024
 
 
-def run_child(script: Path, func: str, kwargs: dict[str, Any], *, timeout: float = 3600,
-              sample_every: float = 0.05, python: str = sys.executable) -> dict[str, Any]:
-    """Run ``func(**kwargs)`` from ``script`` in a new interpreter; return its dict plus RSS figures.
+def run_child(
+    script: Path,
+    func: str,
+    kwargs: dict[str, Any],
+    *,
+    timeout: float = 3600,
+    sample_every: float = 0.05,
+    python: str = sys.executable,
+) -> dict[str, Any]:
+    """Run ``func(**kwargs)`` from ``script`` in a new interpreter: its dict plus RSS figures.
 
     Adds ``peak_rss_mib`` (the child's ``ru_maxrss``), ``children_peak_rss_mib`` (largest reaped
     descendant), ``tree_rss_mib`` (largest sampled RSS summed over the child and its descendants)
@@ -105,8 +117,10 @@ def run_child(script: Path, func: str, kwargs: dict[str, Any], *, timeout: float
         sampler.join()
     lines = [ln for ln in out.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{func}{kwargs}: child exited {proc.returncode}\n{out[-2000:]}\n{err[-4000:]}")
-    result = json.loads(lines[-1][len(MARK):])
+        raise RuntimeError(
+            f"{func}{kwargs}: child exited {proc.returncode}\n{out[-2000:]}\n{err[-4000:]}"
+        )
+    result = json.loads(lines[-1][len(MARK) :])
     result["tree_rss_mib"] = max(peak[0], result["peak_rss_mib"])
     result["tree_anon_mib"] = peak[1]
     result["stdout"] = "\n".join(ln for ln in out.splitlines() if not ln.startswith(MARK))

@@ -1,4 +1,4 @@
-"""The real peers of ``benchmarks/loaders.py``: MosaicML Streaming and litdata, shuffled, local disk.
+"""The real peers of ``benchmarks/loaders.py``: MosaicML Streaming, litdata; shuffled, local disk.
 
 Each writes the bench rows once in its own format (Mosaic: ``MDSWriter``, uncompressed MDS shards;
 litdata: ``litdata.optimize``, uncompressed chunks), cached beside the other bench files, then
@@ -58,7 +58,9 @@ def import_streaming() -> Any:
 
 
 def _rows(root: Path) -> tuple[np.ndarray, np.ndarray]:
-    return np.load(root / "features.npy", mmap_mode="r"), np.load(root / "labels.npy", mmap_mode="r")
+    return np.load(root / "features.npy", mmap_mode="r"), np.load(
+        root / "labels.npy", mmap_mode="r"
+    )
 
 
 def _fresh(final: Path) -> Path:
@@ -78,7 +80,7 @@ def ensure_mds(root: Path) -> tuple[Path, float]:
     cols = {"features": f"ndarray:float32:{x.shape[1]}", "label": "int64"}
     with streaming.MDSWriter(out=str(tmp), columns=cols, size_limit=64 << 20) as w:
         for a in range(0, len(x), 8192):
-            xs, ys = np.ascontiguousarray(x[a:a + 8192]), np.asarray(y[a:a + 8192])
+            xs, ys = np.ascontiguousarray(x[a : a + 8192]), np.asarray(y[a : a + 8192])
             for i in range(len(xs)):
                 w.write({"features": xs[i], "label": int(ys[i])})
     os.replace(tmp, out)
@@ -87,7 +89,7 @@ def ensure_mds(root: Path) -> tuple[Path, float]:
 
 def _litdata_items(a: int, *, root: str, step: int) -> Iterator[dict[str, Any]]:
     x, y = _rows(Path(root))
-    xs, ys = np.ascontiguousarray(x[a:a + step]), np.asarray(y[a:a + step])
+    xs, ys = np.ascontiguousarray(x[a : a + step]), np.asarray(y[a : a + step])
     for i in range(len(xs)):
         yield {"features": xs[i], "label": int(ys[i])}
 
@@ -102,9 +104,15 @@ def ensure_litdata(root: Path) -> tuple[Path, float]:
     x, _ = _rows(root)
     step = 8192
     tmp, t = _fresh(out), time.perf_counter()
-    litdata.optimize(fn=functools.partial(_litdata_items, root=str(root), step=step),
-                     inputs=list(range(0, len(x), step)), output_dir=str(tmp), chunk_bytes="64MB",
-                     num_workers=1, verbose=False, keep_data_ordered=True)
+    litdata.optimize(
+        fn=functools.partial(_litdata_items, root=str(root), step=step),
+        inputs=list(range(0, len(x), step)),
+        output_dir=str(tmp),
+        chunk_bytes="64MB",
+        num_workers=1,
+        verbose=False,
+        keep_data_ordered=True,
+    )
     os.replace(tmp, out)
     return out, time.perf_counter() - t
 
@@ -115,12 +123,17 @@ def mosaic(root: str, batch: int, order: str, workers: int, seconds: float) -> d
 
     streaming = import_streaming()
     folder, wrote = ensure_mds(Path(root))
-    ds = streaming.StreamingDataset(local=str(folder), shuffle=order == "full", shuffle_seed=0,
-                                    batch_size=batch)
-    r = lm.median_of(lambda: iter(DataLoader(ds, batch_size=batch, num_workers=workers)),
-                     seconds=seconds)
-    return {**r, "note": f"streaming {streaming.__version__}, {ds.shuffle_algo} shuffle"
-                         + (f"; MDSWriter {wrote:.0f} s" if wrote else "")}
+    ds = streaming.StreamingDataset(
+        local=str(folder), shuffle=order == "full", shuffle_seed=0, batch_size=batch
+    )
+    r = lm.median_of(
+        lambda: iter(DataLoader(ds, batch_size=batch, num_workers=workers)), seconds=seconds
+    )
+    return {
+        **r,
+        "note": f"streaming {streaming.__version__}, {ds.shuffle_algo} shuffle"
+        + (f"; MDSWriter {wrote:.0f} s" if wrote else ""),
+    }
 
 
 def litdata_peer(root: str, batch: int, order: str, workers: int, seconds: float) -> dict[str, Any]:
@@ -129,8 +142,11 @@ def litdata_peer(root: str, batch: int, order: str, workers: int, seconds: float
 
     folder, wrote = ensure_litdata(Path(root))
     ds = litdata.StreamingDataset(str(folder), shuffle=order == "full", seed=0)
-    r = lm.median_of(lambda: iter(litdata.StreamingDataLoader(ds, batch_size=batch,
-                                                              num_workers=workers)),
-                     seconds=seconds)
-    return {**r, "note": f"litdata {litdata.__version__}"
-                         + (f"; optimize {wrote:.0f} s" if wrote else "")}
+    r = lm.median_of(
+        lambda: iter(litdata.StreamingDataLoader(ds, batch_size=batch, num_workers=workers)),
+        seconds=seconds,
+    )
+    return {
+        **r,
+        "note": f"litdata {litdata.__version__}" + (f"; optimize {wrote:.0f} s" if wrote else ""),
+    }

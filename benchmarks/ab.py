@@ -5,8 +5,9 @@
 
 The base commit is checked out once as a git worktree under ``bench_data/ab-<rev>`` (its compiled
 gather copied from this tree when ``_take.c`` is unchanged, built otherwise). Each round runs the
-base tree's and this tree's (or ``--after``'s) ``loaders.py`` in fresh processes, alternating which goes first, so
-the machine's drift lands on both. Each tree writes its own copy of the data. Per table row the
+base tree's and this tree's (or ``--after``'s) ``loaders.py`` in fresh processes, alternating
+which goes first, so the machine's drift lands on both. Each tree writes its own copy of the data.
+Per table row the
 report gives the median of the per-round ratios after/before and their quartiles; a row whose
 lower quartile is under 0.95 and whose upper quartile is under 1.0 reads as slower.
 """
@@ -24,8 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TAKE = Path("workbench/datasets")
-ROW = re.compile(r"^\| (?P<name>[^|]+) \| (?P<order>[^|]+) \| (?P<workers>[^|]+) \| (?P<batch>\d+) "
-                 r"\| (?P<sps>[\d,]+) \|")
+ROW = re.compile(
+    r"^\| (?P<name>[^|]+) \| (?P<order>[^|]+) \| (?P<workers>[^|]+) \| (?P<batch>\d+) "
+    r"\| (?P<sps>[\d,]+) \|"
+)
 
 
 def base_tree(rev: str) -> Path:
@@ -47,8 +50,14 @@ def base_tree(rev: str) -> Path:
 def run(tree: Path, args: list[str]) -> dict[tuple[str, ...], float]:
     """One run of ``tree``'s loaders.py: samples/s per table row."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, str(tree / "benchmarks" / "loaders.py"), *args],
-                         cwd=tree, env=env, text=True, capture_output=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(tree / "benchmarks" / "loaders.py"), *args],
+        cwd=tree,
+        env=env,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout
     rows: dict[tuple[str, ...], float] = {}
     for line in out.splitlines():
         m = ROW.match(line)
@@ -80,17 +89,24 @@ def main(argv: list[str] | None = None) -> None:
             got[side].append(run(trees[side], extra))
             print(f"round {i + 1}/{a.rounds}: {side} done", flush=True)
     keys = [k for k in got["after"][0] if all(k in r for r in got["before"] + got["after"])]
-    print(f"\n`benchmarks/ab.py --base {a.base} --rounds {a.rounds} -- {' '.join(extra)}`: "
-          f"{os.cpu_count()} cores\n")
-    print("| contender | order | workers | batch | before samples/s | after samples/s "
-          "| after ÷ before, median | quartiles |")
+    print(
+        f"\n`benchmarks/ab.py --base {a.base} --rounds {a.rounds} -- {' '.join(extra)}`: "
+        f"{os.cpu_count()} cores\n"
+    )
+    print(
+        "| contender | order | workers | batch | before samples/s | after samples/s "
+        "| after ÷ before, median | quartiles |"
+    )
     print("|" + "---|" * 8)
     for k in keys:
         before = [r[k] for r in got["before"]]
         after = [r[k] for r in got["after"]]
         lo, med, hi = quartiles([x / y for x, y in zip(after, before) if y])
-        print(f"| {' | '.join(k)} | {statistics.median(before):,.0f} | {statistics.median(after):,.0f}"
-              f" | {med:.2f} | {lo:.2f}-{hi:.2f} |")
+        print(
+            f"| {' | '.join(k)} | {statistics.median(before):,.0f} "
+            f"| {statistics.median(after):,.0f}"
+            f" | {med:.2f} | {lo:.2f}-{hi:.2f} |"
+        )
 
 
 if __name__ == "__main__":

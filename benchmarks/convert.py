@@ -45,6 +45,7 @@ GOAL_RATIO, GOAL_RSS_X, GOAL_RSS_MIB = 0.8, 1.2, 50.0
 
 # ---- contenders: each runs in a fresh child process via _measure.run_child -----------------
 
+
 def _workbench_csv_options(csv: str) -> tuple[Any, Any, int]:
     """The parse/convert options and block size workbench's CSV source would use for ``csv``."""
     from workbench.conversion.pipeline import DEFAULT_CHUNK_BYTES
@@ -65,8 +66,12 @@ def arrow_stream(csv: str, threads: bool) -> dict[str, Any]:
     rows = 0
     with _measure.Stopwatch() as t:
         with open(csv, "rb") as f:
-            reader = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=block, use_threads=threads),
-                                    parse_options=parse, convert_options=convert)
+            reader = pacsv.open_csv(
+                f,
+                read_options=pacsv.ReadOptions(block_size=block, use_threads=threads),
+                parse_options=parse,
+                convert_options=convert,
+            )
             for batch in reader:
                 rows += batch.num_rows
     return t.result(rows=rows, block_size=block)
@@ -77,8 +82,12 @@ def arrow_read_csv(csv: str) -> dict[str, Any]:
 
     parse, convert, block = _workbench_csv_options(csv)
     with _measure.Stopwatch() as t:
-        table = pacsv.read_csv(csv, read_options=pacsv.ReadOptions(block_size=block),
-                               parse_options=parse, convert_options=convert)
+        table = pacsv.read_csv(
+            csv,
+            read_options=pacsv.ReadOptions(block_size=block),
+            parse_options=parse,
+            convert_options=convert,
+        )
     return t.result(rows=table.num_rows)
 
 
@@ -132,7 +141,9 @@ def convert_profiled(src: str, dest: str, fmt: str) -> dict[str, Any]:
     prof = cProfile.Profile()
     with _measure.Stopwatch() as t:
         prof.enable()
-        wb.convert(src, dest, format=fmt, progress=False, overwrite=True, target=TARGET, sparse=SPARSE)
+        wb.convert(
+            src, dest, format=fmt, progress=False, overwrite=True, target=TARGET, sparse=SPARSE
+        )
         prof.disable()
     st = pstats.Stats(prof)
     cum: dict[tuple[str, str], float] = {}
@@ -145,17 +156,24 @@ def convert_profiled(src: str, dest: str, fmt: str) -> dict[str, Any]:
     def c(file: str, name: str) -> float:
         return sum(v for (f, n), v in cum.items() if f.endswith(file) and n == name)
 
-    pieces, pack, sparse = c("csvfile.py", "pieces"), c("tabular.py", "pack"), c("tabular.py", "_sparse")
+    pieces, pack, sparse = (
+        c("csvfile.py", "pieces"),
+        c("tabular.py", "pack"),
+        c("tabular.py", "_sparse"),
+    )
     writes = sum(c(f"formats/{m}.py", "write") for m in ("store", "hdf5", "parquet"))
     stages = {
         "CSV parse (pyarrow read_next_batch, serial)": pieces - pack,
         "pack: sparse token parsing (tabular._sparse)": sparse,
         "pack: features/label to numpy (rest of pack)": pack - sparse,
         "rebatch concat (base.concat_chunks)": c("base.py", "concat_chunks"),
-        "validate (Source._check + _schema.check_chunk)": c("base.py", "_check") + c("_schema.py", "check_chunk"),
+        "validate (Source._check + _schema.check_chunk)": c("base.py", "_check")
+        + c("_schema.py", "check_chunk"),
         f"write {fmt} (writer.write)": writes,
-        "close: finish + file_digest (xxh3 re-read)": c("_shards.py", "write_shard") - writes
-        - c("_shards.py", "raw_chunks") - c("_schema.py", "check_chunk"),
+        "close: finish + file_digest (xxh3 re-read)": c("_shards.py", "write_shard")
+        - writes
+        - c("_shards.py", "raw_chunks")
+        - c("_schema.py", "check_chunk"),
         "  of which _hashing.file_digest": c("_hashing.py", "file_digest"),
         "open_source + fingerprint + first chunk": c("sources/__init__.py", "open_source")
         + c("base.py", "file_fingerprint"),
@@ -186,8 +204,14 @@ def heavy(chunk: dict[str, Any]) -> dict[str, Any]:
     return {**chunk, "features": np.concatenate([f, out[:, None]], axis=1)}
 
 
-def cluster_convert(src: str, dest: str, shard_bytes: int, workers: int = 0,
-                    transform: bool = False, start_inside: bool = False) -> dict[str, Any]:
+def cluster_convert(
+    src: str,
+    dest: str,
+    shard_bytes: int,
+    workers: int = 0,
+    transform: bool = False,
+    start_inside: bool = False,
+) -> dict[str, Any]:
     """CSV -> store in this process (``workers=0``), on a running local cluster of ``workers``
     (started and warmed up before the clock starts), or with ``workers=N`` inside the timed call
     (``start_inside``: what ``wb.convert(..., workers=2)`` costs from cold). Reports each
@@ -196,8 +220,13 @@ def cluster_convert(src: str, dest: str, shard_bytes: int, workers: int = 0,
 
     import workbench as wb
 
-    kw: dict[str, Any] = dict(target=TARGET, sparse=SPARSE, shard_bytes=shard_bytes,
-                              transform=heavy if transform else None)
+    kw: dict[str, Any] = dict(
+        target=TARGET,
+        sparse=SPARSE,
+        shard_bytes=shard_bytes,
+        transform=heavy if transform else None,
+    )
+
     def cpu() -> float:
         r = resource.getrusage(resource.RUSAGE_SELF)
         return r.ru_utime + r.ru_stime
@@ -207,8 +236,15 @@ def cluster_convert(src: str, dest: str, shard_bytes: int, workers: int = 0,
     _warm_up(src, dest, "store", client=client, **{**kw, "shard_bytes": 20_000})
     before = cpu() + (sum(client.run(cpu).values()) if client is not None else 0.0)
     with _measure.Stopwatch() as t:
-        m = wb.convert(src, dest, progress=False, overwrite=True, client=client,
-                       workers=workers if start_inside else None, **kw)
+        m = wb.convert(
+            src,
+            dest,
+            progress=False,
+            overwrite=True,
+            client=client,
+            workers=workers if start_inside else None,
+            **kw,
+        )
     peaks: list[float] = []
     used = cpu() - before
     if client is not None:
@@ -216,8 +252,12 @@ def cluster_convert(src: str, dest: str, shard_bytes: int, workers: int = 0,
         got = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         peaks = sorted(got.values())
         wb.close_client(client)
-    return t.result(rows=m.num_rows, shards=len(m.shards), worker_peak_rss_mib=peaks,
-                    cpu_s=used if not start_inside else float("nan"))
+    return t.result(
+        rows=m.num_rows,
+        shards=len(m.shards),
+        worker_peak_rss_mib=peaks,
+        cpu_s=used if not start_inside else float("nan"),
+    )
 
 
 SPIN = "acc = 0\nfor i in range(%d): acc ^= i"
@@ -244,37 +284,55 @@ def cluster_main(args: argparse.Namespace) -> int:
     sizes = sorted(args.rows)
     sb = args.shard_mib << 20
     runs: dict[tuple[str, int], list[dict]] = {}
-    plan = [("1 process", dict(workers=0)), ("2 workers", dict(workers=2)),
-            ("2 workers, start timed", dict(workers=2, start_inside=True)),
-            ("transform 1 process", dict(workers=0, transform=True)),
-            ("transform 2 workers", dict(workers=2, transform=True))]
+    plan = [
+        ("1 process", dict(workers=0)),
+        ("2 workers", dict(workers=2)),
+        ("2 workers, start timed", dict(workers=2, start_inside=True)),
+        ("transform 1 process", dict(workers=0, transform=True)),
+        ("transform 2 workers", dict(workers=2, transform=True)),
+    ]
     for rows in sizes:
         csv, _ = _data(args.out, rows)
         dest = args.out / f"rows-{rows}" / "cluster.store"
         for rep in range(args.repeats):
             c = _measure.run_child(SCRIPT, "ceiling", {})
             runs.setdefault(("ceiling", rows), []).append(c)
-            print(f"  [{rows:>9,} rows, run {rep + 1}] machine: 2 processes of pure Python run "
-                  f"{c['speedup']:.2f}x one", flush=True)
+            print(
+                f"  [{rows:>9,} rows, run {rep + 1}] machine: 2 processes of pure Python run "
+                f"{c['speedup']:.2f}x one",
+                flush=True,
+            )
             for name, kw in plan:
                 if "transform" in name and rows != sizes[0]:
                     continue  # the transform goal is a ratio: the smallest input says it
                 _remove(dest)
-                r = _measure.run_child(SCRIPT, "cluster_convert",
-                                       {"src": str(csv), "dest": str(dest), "shard_bytes": sb, **kw})
+                r = _measure.run_child(
+                    SCRIPT,
+                    "cluster_convert",
+                    {"src": str(csv), "dest": str(dest), "shard_bytes": sb, **kw},
+                )
                 _remove(dest)
                 runs.setdefault((name, rows), []).append(r)
-                print(f"  [{rows:>9,} rows, run {rep + 1}] {name:24s} {r['seconds']:6.2f} s "
-                      f"cpu {r['cpu_s']:6.2f} s {r['shards']:3d} shards  worker peak RSS "
-                      f"{[round(p) for p in r['worker_peak_rss_mib']]} MiB", flush=True)
+                print(
+                    f"  [{rows:>9,} rows, run {rep + 1}] {name:24s} {r['seconds']:6.2f} s "
+                    f"cpu {r['cpu_s']:6.2f} s {r['shards']:3d} shards  worker peak RSS "
+                    f"{[round(p) for p in r['worker_peak_rss_mib']]} MiB",
+                    flush=True,
+                )
     med = _measure.median
     secs = {k: med([r["seconds"] for r in v]) for k, v in runs.items()}
     print(f"\nmedians of {args.repeats}; shard_bytes {args.shard_mib} MiB; {os.cpu_count()} CPUs")
     for rows in sizes:
-        print(f"  {rows:>10,} rows: the machine allowed {med([c['speedup'] for c in runs[('ceiling', rows)]]):.2f}x "
-              "(2 pure-Python processes vs 1, measured before each round)")
-    goals = [("2 workers", "1 process", 1.5), ("2 workers, start timed", "1 process", None),
-             ("transform 2 workers", "transform 1 process", 1.7)]
+        print(
+            f"  {rows:>10,} rows: the machine allowed "
+            f"{med([c['speedup'] for c in runs[('ceiling', rows)]]):.2f}x "
+            "(2 pure-Python processes vs 1, measured before each round)"
+        )
+    goals = [
+        ("2 workers", "1 process", 1.5),
+        ("2 workers, start timed", "1 process", None),
+        ("transform 2 workers", "transform 1 process", 1.7),
+    ]
     for rows in sizes:
         for name, ref, goal in goals:
             if (name, rows) in secs:
@@ -282,17 +340,26 @@ def cluster_main(args: argparse.Namespace) -> int:
                 verdict = "" if goal is None else f">= {goal}x  {'PASS' if x >= goal else 'MISS'}"
                 cpu = med([r["cpu_s"] for r in runs[(name, rows)]])
                 cpu_ref = med([r["cpu_s"] for r in runs[(ref, rows)]])
-                print(f"  {rows:>10,} rows: {name:24s} {secs[(name, rows)]:6.2f} s vs {ref} "
-                      f"{secs[(ref, rows)]:6.2f} s: {x:5.2f}x  {verdict}  (cpu {cpu:.2f} s vs {cpu_ref:.2f} s)")
-    peak = {rows: med([max(r["worker_peak_rss_mib"]) for r in runs[("2 workers", rows)]]) for rows in sizes}
+                print(
+                    f"  {rows:>10,} rows: {name:24s} {secs[(name, rows)]:6.2f} s vs {ref} "
+                    f"{secs[(ref, rows)]:6.2f} s: {x:5.2f}x  {verdict}  "
+                    f"(cpu {cpu:.2f} s vs {cpu_ref:.2f} s)"
+                )
+    peak = {
+        rows: med([max(r["worker_peak_rss_mib"]) for r in runs[("2 workers", rows)]])
+        for rows in sizes
+    }
     a, b = peak[sizes[0]], peak[sizes[-1]]
     flat = b / a < GOAL_RSS_X or b - a < GOAL_RSS_MIB
-    print(f"  peak RSS per worker: {a:.0f} MiB at {sizes[0]:,} rows -> {b:.0f} MiB at {sizes[-1]:,} "
-          f"rows ({b / a:.2f}x, {b - a:+.0f} MiB)  {'flat PASS' if flat else 'GROWS MISS'}")
+    print(
+        f"  peak RSS per worker: {a:.0f} MiB at {sizes[0]:,} rows -> {b:.0f} MiB at {sizes[-1]:,} "
+        f"rows ({b / a:.2f}x, {b - a:+.0f} MiB)  {'flat PASS' if flat else 'GROWS MISS'}"
+    )
     return 0
 
 
 # ---- orchestration --------------------------------------------------------------------------
+
 
 def _data(out: Path, rows: int) -> tuple[Path, Path]:
     folder = out / f"rows-{rows}"
@@ -309,20 +376,48 @@ def _contenders(csv: Path, npy: Path, scratch: Path, formats: list[str], dask: b
     """(name, reference name, input bytes, function, kwargs, output path to delete)."""
     cb, nb = csv.stat().st_size, npy.stat().st_size
     ref = "arrow stream mt"
-    out = [("arrow stream 1t", ref, cb, "arrow_stream", {"csv": str(csv), "threads": False}, None),
-           ("arrow stream mt", ref, cb, "arrow_stream", {"csv": str(csv), "threads": True}, None),
-           ("arrow read_csv", ref, cb, "arrow_read_csv", {"csv": str(csv)}, None)]
+    out = [
+        ("arrow stream 1t", ref, cb, "arrow_stream", {"csv": str(csv), "threads": False}, None),
+        ("arrow stream mt", ref, cb, "arrow_stream", {"csv": str(csv), "threads": True}, None),
+        ("arrow read_csv", ref, cb, "arrow_read_csv", {"csv": str(csv)}, None),
+    ]
     for fmt in formats:
         d = scratch / f"out.{fmt}"
-        out.append((f"convert csv->{fmt}", ref, cb, "convert", {"src": str(csv), "dest": str(d), "fmt": fmt}, d))
+        out.append(
+            (
+                f"convert csv->{fmt}",
+                ref,
+                cb,
+                "convert",
+                {"src": str(csv), "dest": str(d), "fmt": fmt},
+                d,
+            )
+        )
     if dask:
         d = scratch / "out.w2.store"
-        out.append(("convert csv->store w2", ref, cb, "convert",
-                    {"src": str(csv), "dest": str(d), "fmt": "store", "workers": 2}, d))
+        out.append(
+            (
+                "convert csv->store w2",
+                ref,
+                cb,
+                "convert",
+                {"src": str(csv), "dest": str(d), "fmt": "store", "workers": 2},
+                d,
+            )
+        )
     d = scratch / "saved.npy"
     out.append(("np.save", "np.save", nb, "np_save", {"npy": str(npy), "dest": str(d)}, d))
     d = scratch / "out.npy.store"
-    out.append(("convert npy->store", "np.save", nb, "convert", {"src": str(npy), "dest": str(d), "fmt": "store"}, d))
+    out.append(
+        (
+            "convert npy->store",
+            "np.save",
+            nb,
+            "convert",
+            {"src": str(npy), "dest": str(d), "fmt": "store"},
+            d,
+        )
+    )
     return out
 
 
@@ -337,25 +432,47 @@ def _remove(path: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 4_000_000],
-                    help="input sizes in rows (default: 1M and 4M, about 0.2 and 0.8 GB of CSV)")
-    ap.add_argument("--out", type=Path, default=Path("bench_data"), help="data folder (files are reused)")
-    ap.add_argument("--repeats", type=int, default=3, help="runs per contender; medians are reported")
+    ap.add_argument(
+        "--rows",
+        type=int,
+        nargs="+",
+        default=[1_000_000, 4_000_000],
+        help="input sizes in rows (default: 1M and 4M, about 0.2 and 0.8 GB of CSV)",
+    )
+    ap.add_argument(
+        "--out", type=Path, default=Path("bench_data"), help="data folder (files are reused)"
+    )
+    ap.add_argument(
+        "--repeats", type=int, default=3, help="runs per contender; medians are reported"
+    )
     ap.add_argument("--formats", nargs="+", default=["store", "hdf5", "parquet"])
     ap.add_argument("--no-dask", action="store_true", help="skip convert(..., workers=2)")
-    ap.add_argument("--profile", action="store_true",
-                    help="also cProfile one CSV->store conversion at the smallest size")
-    ap.add_argument("--cluster", action="store_true",
-                    help="only the cluster goals: 1 process vs 2 Dask workers, plain and with a "
-                         "CPU-heavy transform, and peak RSS per worker")
-    ap.add_argument("--shard-mib", type=int, default=16,
-                    help="--cluster: shard size (a shard is the unit of parallel work)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also cProfile one CSV->store conversion at the smallest size",
+    )
+    ap.add_argument(
+        "--cluster",
+        action="store_true",
+        help="only the cluster goals: 1 process vs 2 Dask workers, plain and with a "
+        "CPU-heavy transform, and peak RSS per worker",
+    )
+    ap.add_argument(
+        "--shard-mib",
+        type=int,
+        default=16,
+        help="--cluster: shard size (a shard is the unit of parallel work)",
+    )
     args = ap.parse_args(argv)
     if args.cluster:
         return cluster_main(args)
     sizes = sorted(args.rows)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; warm page cache; "
-          f"{args.repeats} interleaved runs per contender, medians", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; warm page cache; "
+        f"{args.repeats} interleaved runs per contender, medians",
+        flush=True,
+    )
     results: dict[tuple[str, int], list[dict]] = {}
     meta: dict[tuple[str, int], tuple] = {}
     for rows in sizes:
@@ -370,9 +487,12 @@ def main(argv: list[str] | None = None) -> int:
                 _remove(dest)
                 results.setdefault((name, rows), []).append(r)
                 meta[(name, rows)] = (ref, nbytes)
-                print(f"  [{rows:>9,} rows, run {rep + 1}] {name:24s} {r['seconds']:7.2f} s "
-                      f"{nbytes / r['seconds'] / 1e6:7.1f} MB/s  rss {r['peak_rss_mib']:6.0f} MiB "
-                      f"(tree {r['tree_rss_mib']:6.0f}, anon {r['tree_anon_mib']:6.0f})", flush=True)
+                print(
+                    f"  [{rows:>9,} rows, run {rep + 1}] {name:24s} {r['seconds']:7.2f} s "
+                    f"{nbytes / r['seconds'] / 1e6:7.1f} MB/s  rss {r['peak_rss_mib']:6.0f} MiB "
+                    f"(tree {r['tree_rss_mib']:6.0f}, anon {r['tree_anon_mib']:6.0f})",
+                    flush=True,
+                )
         shutil.rmtree(scratch, ignore_errors=True)
     _report(results, meta, sizes)
     if args.profile:
@@ -387,12 +507,18 @@ def _report(results: dict, meta: dict, sizes: list[int]) -> None:
     tree = {k: med([r["tree_rss_mib"] for r in v]) for k, v in results.items()}
     anon = {k: med([r["tree_anon_mib"] for r in v]) for k, v in results.items()}
     grow = {k: med([r["peak_rss_mib"] - r["rss_start_mib"] for r in v]) for k, v in results.items()}
-    print("\nmedians; ratio = MB/s / MB/s of the reference (arrow stream mt for CSV, np.save for .npy);"
-          "\nx1t = ratio against arrow stream 1t (the options workbench reads with); peak RSS = the"
-          "\nchild's ru_maxrss; +timed = peak minus RSS when timing began; tree/anon = sampled every"
-          "\n50 ms, summed over the child and its descendants (anon: without memory-mapped file pages)")
-    head = (f"{'contender':24s} {'rows':>10s} {'input MB':>9s} {'s':>7s} {'min-max s':>13s} {'MB/s':>7s} "
-            f"{'ratio':>6s} {'x1t':>6s} {'peak RSS MiB':>12s} {'+timed MiB':>10s} {'tree MiB':>9s} {'anon MiB':>9s}")
+    print(
+        "\nmedians; ratio = MB/s / MB/s of the reference (arrow stream mt for CSV, np.save for"
+        " .npy);\nx1t = ratio against arrow stream 1t (the options workbench reads with); peak RSS"
+        " = the\nchild's ru_maxrss; +timed = peak minus RSS when timing began; tree/anon = sampled"
+        " every\n50 ms, summed over the child and its descendants (anon: without memory-mapped file"
+        " pages)"
+    )
+    head = (
+        f"{'contender':24s} {'rows':>10s} {'input MB':>9s} {'s':>7s} {'min-max s':>13s} "
+        f"{'MB/s':>7s} {'ratio':>6s} {'x1t':>6s} {'peak RSS MiB':>12s} {'+timed MiB':>10s} "
+        f"{'tree MiB':>9s} {'anon MiB':>9s}"
+    )
     print(head)
     print("-" * len(head))
     names = list(dict.fromkeys(n for n, _ in results))
@@ -404,19 +530,29 @@ def _report(results: dict, meta: dict, sizes: list[int]) -> None:
             ref, nbytes = meta[k]
             s = [r["seconds"] for r in results[k]]
             ratio = secs[(ref, rows)] / secs[k]
-            x1t = (f"{secs[('arrow stream 1t', rows)] / secs[k]:6.2f}" if ref != "np.save" else f"{'':6s}")
-            print(f"{name:24s} {rows:>10,} {nbytes / 1e6:9.1f} {secs[k]:7.2f} "
-                  f"{min(s):6.2f}-{max(s):<6.2f} {nbytes / secs[k] / 1e6:7.1f} {ratio:6.2f} {x1t} "
-                  f"{rss[k]:12.0f} {grow[k]:10.0f} {tree[k]:9.0f} {anon[k]:9.0f}")
+            x1t = (
+                f"{secs[('arrow stream 1t', rows)] / secs[k]:6.2f}"
+                if ref != "np.save"
+                else f"{'':6s}"
+            )
+            print(
+                f"{name:24s} {rows:>10,} {nbytes / 1e6:9.1f} {secs[k]:7.2f} "
+                f"{min(s):6.2f}-{max(s):<6.2f} {nbytes / secs[k] / 1e6:7.1f} {ratio:6.2f} {x1t} "
+                f"{rss[k]:12.0f} {grow[k]:10.0f} {tree[k]:9.0f} {anon[k]:9.0f}"
+            )
         print()
-    print("goal: convert csv->store >= 0.8x pyarrow's streaming CSV read; flat peak RSS "
-          f"(large/small < {GOAL_RSS_X}x or < +{GOAL_RSS_MIB:.0f} MiB) while the input grows "
-          f"{sizes[-1] / sizes[0]:.0f}x")
+    print(
+        "goal: convert csv->store >= 0.8x pyarrow's streaming CSV read; flat peak RSS "
+        f"(large/small < {GOAL_RSS_X}x or < +{GOAL_RSS_MIB:.0f} MiB) while the input grows "
+        f"{sizes[-1] / sizes[0]:.0f}x"
+    )
     for rows in sizes:
         for ref in ("arrow stream mt", "arrow stream 1t"):
             r = secs[(ref, rows)] / secs[("convert csv->store", rows)]
-            print(f"  {rows:>10,} rows: convert csv->store / {ref}: {r:5.2f}  "
-                  f"{'PASS' if r >= GOAL_RATIO else 'MISS'}")
+            print(
+                f"  {rows:>10,} rows: convert csv->store / {ref}: {r:5.2f}  "
+                f"{'PASS' if r >= GOAL_RATIO else 'MISS'}"
+            )
     small, large = sizes[0], sizes[-1]
     for name in names:
         if (name, small) in rss and (name, large) in rss and small != large:
@@ -424,15 +560,19 @@ def _report(results: dict, meta: dict, sizes: list[int]) -> None:
             for label, m in (("RSS", tree if name.endswith("w2") else rss), ("anon", anon)):
                 a, b = m[(name, small)], m[(name, large)]
                 flat = b / a < GOAL_RSS_X or b - a < GOAL_RSS_MIB
-                line += (f"  {label} {a:5.0f} -> {b:5.0f} MiB ({b / a:4.2f}x, {b - a:+5.0f}) "
-                         f"{'flat ' if flat else 'GROWS'}")
+                line += (
+                    f"  {label} {a:5.0f} -> {b:5.0f} MiB ({b / a:4.2f}x, {b - a:+5.0f}) "
+                    f"{'flat ' if flat else 'GROWS'}"
+                )
             print(line)
 
 
 def _profile(out: Path, rows: int) -> None:
     csv, _ = _data(out, rows)
     dest = out / f"rows-{rows}" / "profile.store"
-    r = _measure.run_child(SCRIPT, "convert_profiled", {"src": str(csv), "dest": str(dest), "fmt": "store"})
+    r = _measure.run_child(
+        SCRIPT, "convert_profiled", {"src": str(csv), "dest": str(dest), "fmt": "store"}
+    )
     _remove(dest)
     total = r["seconds"]
     print(f"\ncProfile of convert csv->store at {rows:,} rows: {total:.2f} s under the profiler")

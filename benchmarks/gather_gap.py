@@ -40,14 +40,14 @@ def main() -> None:
 
     def limit() -> None:
         for k in range(nb):
-            idx = np.sort(order[k * bs:(k + 1) * bs])
+            idx = np.sort(order[k * bs : (k + 1) * bs])
             native.take_rows([x], zero, idx, bx, 2)
             native.take_rows([y], zero, idx, by, 1)
             float(torch.from_numpy(bx).sum()) + float(torch.from_numpy(by).sum())
 
     def get_batch() -> None:
         for k in range(nb):
-            b = ds.get_batch(np.sort(order[k * bs:(k + 1) * bs]))
+            b = ds.get_batch(np.sort(order[k * bs : (k + 1) * bs]))
             float(b["features"].sum()) + float(b["label"].sum())
 
     def loader() -> None:
@@ -64,7 +64,9 @@ def main() -> None:
         finally:
             _fetch.Fetch.start = start
 
-    runs: dict[str, list[float]] = {f.__name__: [] for f in (limit, get_batch, loader, loader_no_background)}
+    runs: dict[str, list[float]] = {
+        f.__name__: [] for f in (limit, get_batch, loader, loader_no_background)
+    }
     for f in (limit, get_batch, loader, loader_no_background):
         f()  # warm-up: pages mapped, helpers started
     for _ in range(args.rounds):
@@ -73,8 +75,10 @@ def main() -> None:
             f()
             runs[f.__name__].append((time.perf_counter() - t) / nb * 1e6)
     lim = statistics.median(runs["limit"])
-    print(f"batch {bs}, {nb} batches a round, full shuffle, 1 KiB rows; us a batch (median of "
-          f"{args.rounds}), and the limit's time / its time")
+    print(
+        f"batch {bs}, {nb} batches a round, full shuffle, 1 KiB rows; us a batch (median of "
+        f"{args.rounds}), and the limit's time / its time"
+    )
     for name, v in runs.items():
         med = statistics.median(v)
         print(f"  {name:22s} {med:7.1f} us   {lim / med:5.2f}x the limit's rate")

@@ -31,8 +31,9 @@ from workbench.loading.orders import shuffle_quality
 def _store(folder: Path, rows: int) -> Path:
     path = folder / "shuffle.store"
     rng = np.random.default_rng(0)
-    chunks = (rng.random((min(65536, rows - a), 256), dtype="float32")
-              for a in range(0, rows, 65536))
+    chunks = (
+        rng.random((min(65536, rows - a), 256), dtype="float32") for a in range(0, rows, 65536)
+    )
     wb.convert(chunks, path, progress=False)
     return path
 
@@ -46,8 +47,11 @@ def _loader_rate(ds, seconds: float, **options) -> tuple[float, float]:
             batch["x"].sum()
             rows += len(batch["x"])
             if len(seen) < 200:
-                seen.append(dl.sampler._batch(dl.sampler._epoch_order(dl.sampler.epoch),
-                                              dl.sampler.batches_done - 1))
+                seen.append(
+                    dl.sampler._batch(
+                        dl.sampler._epoch_order(dl.sampler.epoch), dl.sampler.batches_done - 1
+                    )
+                )
             if time.perf_counter() - t0 >= seconds:
                 break
     dl.close()
@@ -58,7 +62,7 @@ def _memcpy_rate(x: np.ndarray, batch: int, seconds: float) -> float:
     out, rows, t0 = np.empty((batch, x.shape[1]), x.dtype), 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         for a in range(0, len(x) - batch, batch):
-            np.copyto(out, x[a:a + batch])
+            np.copyto(out, x[a : a + batch])
             torch.from_numpy(out).sum()
             rows += batch
             if time.perf_counter() - t0 >= seconds:
@@ -80,8 +84,11 @@ def main() -> None:
         ds = wb.open_dataset(path)
         wb.warm(path)
         x = np.load(next(path.glob("**/x.npy")), mmap_mode="r")
-        contenders = {"sequential": dict(shuffle="sequential"), "full": dict(shuffle="full"),
-                      "block": dict(shuffle="block")}
+        contenders = {
+            "sequential": dict(shuffle="sequential"),
+            "full": dict(shuffle="full"),
+            "block": dict(shuffle="block"),
+        }
         for r in (16, 64, 256):
             contenders[f"block run_rows={r}"] = dict(shuffle="block", run_rows=r)
         rates: dict[str, list[float]] = {k: [] for k in ["memcpy (one shard)", *contenders]}
@@ -93,18 +100,24 @@ def main() -> None:
                 rates[name].append(rate)
                 quality[name] = q
         memcpy = statistics.median(rates["memcpy (one shard)"])
-        print(f"{rows:,} rows x 1 KiB, batch {args.batch}, warm cache, in-process, median of "
-              f"{args.repeats}")
+        print(
+            f"{rows:,} rows x 1 KiB, batch {args.batch}, warm cache, in-process, median of "
+            f"{args.repeats}"
+        )
         print(f"{'contender':24s} {'rows/s':>12s} {'x memcpy':>9s} {'quality':>8s}")
         for name, values in rates.items():
             rate = statistics.median(values)
             q = f"{quality[name]:8.2f}" if name in quality else " " * 8
             print(f"{name:24s} {rate:12,.0f} {rate / memcpy:9.2f} {q}")
-        best = max((n for n in contenders if n.startswith("block")),
-                   key=lambda n: statistics.median(rates[n]))
+        best = max(
+            (n for n in contenders if n.startswith("block")),
+            key=lambda n: statistics.median(rates[n]),
+        )
         ratio = statistics.median(rates[best]) / memcpy
-        print(f"goal block >= 0.8x memcpy: {best} {ratio:.2f}x "
-              f"{'PASS' if ratio >= 0.8 else 'MISS'} (quality {quality[best]:.2f})")
+        print(
+            f"goal block >= 0.8x memcpy: {best} {ratio:.2f}x "
+            f"{'PASS' if ratio >= 0.8 else 'MISS'} (quality {quality[best]:.2f})"
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

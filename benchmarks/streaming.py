@@ -2,8 +2,8 @@
 
 A store is served by `python -m http.server` in its own process on 127.0.0.1 (so the server does
 not share the loader's GIL). Each contender reads whole epochs in `shuffle="shard"` order and sums
-every batch; the streamed ones start from an empty cache bounded to a quarter of the data (at least the
-`window + 3` shards shard order needs), so each
+every batch; the streamed ones start from an empty cache bounded to a quarter of the data (at least
+the `window + 3` shards shard order needs), so each
 epoch fetches every shard again (the larger-than-disk case), once with fetch-ahead (shard order
 tells the dataset the plan) and once in full-shuffle order (no plan: shards fetched on demand and
 refetched as the LRU cache thrashes).
@@ -39,8 +39,9 @@ def _free_port() -> int:
 def _epochs(ds, order: str, epochs: int) -> tuple[float, int]:
     t0, rows = time.perf_counter(), 0
     for _ in range(epochs):
-        for batch in wb.loader(ds, batch_size=1024, shuffle=order, window=WINDOW, num_workers=0,
-                               seed=0):
+        for batch in wb.loader(
+            ds, batch_size=1024, shuffle=order, window=WINDOW, num_workers=0, seed=0
+        ):
             rows += len(batch["y"])
             float(batch["x"].sum())
     return time.perf_counter() - t0, rows
@@ -54,17 +55,32 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="wb-stream-bench-"))
     rows = (args.mib << 20) // (256 * 4)
     x = np.random.default_rng(0).random((rows, 256), dtype="float32")
-    wb.convert({"x": x, "y": np.arange(rows)}, root / "www" / "d.store", shard_bytes=8 << 20,
-               progress=False)
+    wb.convert(
+        {"x": x, "y": np.arange(rows)},
+        root / "www" / "d.store",
+        shard_bytes=8 << 20,
+        progress=False,
+    )
     del x
     version, m = wb.read_manifest(root / "www" / "d.store")
     total = sum(f.bytes for s in m.shards for f in s.files)
     biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
     bound = max(total // 4, (WINDOW + 3) * biggest)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(root / "www")], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            str(root / "www"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/d.store"
     try:
         for _ in range(100):
@@ -76,14 +92,18 @@ def main() -> None:
         local = wb.open_dataset(root / "www" / "d.store")
         _epochs(local, "shard", 1)  # warm the page cache: local reads are the ceiling
         results = [("local store, shard order", *_epochs(local, "shard", args.epochs), None)]
-        for name, order in (("streamed, shard order + fetch-ahead", "shard"),
-                            ("streamed, full order (no plan)", "full")):
+        for name, order in (
+            ("streamed, shard order + fetch-ahead", "shard"),
+            ("streamed, full order (no plan)", "full"),
+        ):
             shutil.rmtree(root / "cache", ignore_errors=True)
             ds = wb.open_dataset(url, cache_dir=root / "cache", cache_bytes=bound)
             seconds, n = _epochs(ds, order, args.epochs)
             results.append((name, seconds, n, ds.cache))
-        print(f"{args.mib} MiB store, {len(m.shards)} shards, cache bound {total // 4 >> 20} MiB, "
-              f"{args.epochs} epochs, batch 1024, 2-core machine")
+        print(
+            f"{args.mib} MiB store, {len(m.shards)} shards, cache bound {total // 4 >> 20} MiB, "
+            f"{args.epochs} epochs, batch 1024, 2-core machine"
+        )
         print(f"{'contender':40} {'rows/s':>12} {'vs local':>9} {'fetches':>8} {'ahead':>6}")
         base = results[0][2] / results[0][1]
         for name, seconds, n, cache in results:

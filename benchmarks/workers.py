@@ -58,8 +58,13 @@ TRANSFORMS = {"none": None, "Python, light": light_transform, "Python, heavy": h
 def _store(folder: Path, rows: int) -> Path:
     path = folder / "workers.store"
     rng = np.random.default_rng(0)
-    chunks = ({"x": rng.random((min(65536, rows - a), 256), dtype="float32"),
-               "y": np.arange(a, min(a + 65536, rows))} for a in range(0, rows, 65536))
+    chunks = (
+        {
+            "x": rng.random((min(65536, rows - a), 256), dtype="float32"),
+            "y": np.arange(a, min(a + 65536, rows)),
+        }
+        for a in range(0, rows, 65536)
+    )
     wb.convert(chunks, path, progress=False)
     return path
 
@@ -94,31 +99,47 @@ def main() -> None:
         path = _store(folder, rows)
         wb.warm(path)
         ds = wb.open_dataset(path)
-        runs: dict[tuple[str, str], list[float]] = {
-            (t, c): [] for t in TRANSFORMS for c in CONFIGS}
+        runs: dict[tuple[str, str], list[float]] = {(t, c): [] for t in TRANSFORMS for c in CONFIGS}
         for _ in range(args.repeats):
             for (t, c), values in runs.items():
                 values.append(rate(ds, args.batch, args.seconds, TRANSFORMS[t], CONFIGS[c]))
         med = {k: statistics.median(v) for k, v in runs.items()}
-        print(f"{rows:,} rows x 1 KiB, batch {args.batch}, full order, warm cache, steady state, "
-              f"median of {args.repeats}")
+        print(
+            f"{rows:,} rows x 1 KiB, batch {args.batch}, full order, warm cache, steady state, "
+            f"median of {args.repeats}"
+        )
         print(f"{'transform':14s} {'readers':28s} {'rows/s':>12s} {'x best':>7s}")
         for t in TRANSFORMS:
             best = max(med[(t, c)] for c in CONFIGS)
             for c in CONFIGS:
                 print(f"{t:14s} {c:28s} {med[(t, c)]:12,.0f} {med[(t, c)] / best:7.2f}")
         print("goals:")
-        checks = [("processes >= 0.5x threads (no transform, 2 each)",
-                   med[("none", "2 processes")] / med[("none", "2 threads")], 0.5)]
+        checks = [
+            (
+                "processes >= 0.5x threads (no transform, 2 each)",
+                med[("none", "2 processes")] / med[("none", "2 threads")],
+                0.5,
+            )
+        ]
         for t in TRANSFORMS:
             if t != "none":
-                checks.append((f"processes > threads, {t} transform (2 processes / best thread "
-                               "setting)", med[(t, "2 processes")] / max(
-                                   med[(t, c)] for c in ("in-process (0)", "2 threads")), 1.0))
+                checks.append(
+                    (
+                        f"processes > threads, {t} transform (2 processes / best thread setting)",
+                        med[(t, "2 processes")]
+                        / max(med[(t, c)] for c in ("in-process (0)", "2 threads")),
+                        1.0,
+                    )
+                )
         for t in TRANSFORMS:
             best = max(med[(t, c)] for c in CONFIGS if "default" not in c)
-            checks.append((f"num_workers=None >= 0.9x the best explicit setting ({t})",
-                           med[(t, "num_workers=None (default)")] / best, 0.9))
+            checks.append(
+                (
+                    f"num_workers=None >= 0.9x the best explicit setting ({t})",
+                    med[(t, "num_workers=None (default)")] / best,
+                    0.9,
+                )
+            )
         for name, ratio, need in checks:
             ok = ratio > need if need == 1.0 else ratio >= need
             print(f"  {'PASS' if ok else 'MISS'} {name}: {ratio:.2f}x")

@@ -37,8 +37,12 @@ def _args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=10, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the last committed step")
-    p.add_argument("--record", default=None, help="append each batch's values of this column to "
-                   "OUT/rows.rank<R>.jsonl (tests check which rows each rank read)")
+    p.add_argument(
+        "--record",
+        default=None,
+        help="append each batch's values of this column to "
+        "OUT/rows.rank<R>.jsonl (tests check which rows each rank read)",
+    )
     p.add_argument("--step-sleep", type=float, default=0.0, help="seconds to sleep per step")
     return p.parse_args()
 
@@ -65,8 +69,14 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
 
     ds = wb.open_dataset(args.data)
-    dl = wb.loader(ds, batch_size=args.batch_size, shuffle="full", seed=args.seed, num_workers=0,
-                   drop_last=True)  # rank and world size come from the process group
+    dl = wb.loader(
+        ds,
+        batch_size=args.batch_size,
+        shuffle="full",
+        seed=args.seed,
+        num_workers=0,
+        drop_last=True,
+    )  # rank and world size come from the process group
     n_in = int(ds[0][args.features].numel())
     classes = int(max(int(ds.get_batch(range(len(ds)))[args.target].max()), 1)) + 1
     model = DistributedDataParallel(torch.nn.Linear(n_in, classes))
@@ -91,11 +101,21 @@ def main() -> None:
             opt.step()
             step += 1
             if record is not None:
-                record.write(json.dumps({"epoch": epoch, "rows": batch[args.record].tolist()}) + "\n")
+                record.write(
+                    json.dumps({"epoch": epoch, "rows": batch[args.record].tolist()}) + "\n"
+                )
                 record.flush()
             if step % args.save_every == 0:
-                _save(out, rank, step, {"model": model.module.state_dict(),
-                                        "optimizer": opt.state_dict(), "loader": dl.state_dict()})
+                _save(
+                    out,
+                    rank,
+                    step,
+                    {
+                        "model": model.module.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "loader": dl.state_dict(),
+                    },
+                )
                 dist.barrier()
                 if rank == 0:
                     _commit(out, step)

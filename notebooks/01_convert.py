@@ -18,9 +18,17 @@ import numpy as np
 import workbench as wb
 
 DATA = Path("nb_data")
-raw = wb.make_demo(DATA / "raw", rows=20_000)   # dense features, integer label, sparse tokens
-print(raw.rows, "rows;", raw.features, "features;", raw.classes, "classes;",
-      "sparse width", raw.sparse_dim)
+raw = wb.make_demo(DATA / "raw", rows=20_000)  # dense features, integer label, sparse tokens
+print(
+    raw.rows,
+    "rows;",
+    raw.features,
+    "features;",
+    raw.classes,
+    "classes;",
+    "sparse width",
+    raw.sparse_dim,
+)
 print(", ".join(sorted(p.name for p in raw.paths)))
 
 # %% [markdown]
@@ -30,8 +38,9 @@ print(", ".join(sorted(p.name for p in raw.paths)))
 # meter, updated in place: the saved notebook shows where it finished.
 
 # %% tags=["nbval-ignore-output"]
-m = wb.convert(raw.csv, DATA / "demo.store", target="label", sparse={"tokens": raw.sparse_dim},
-               overwrite=True)
+m = wb.convert(
+    raw.csv, DATA / "demo.store", target="label", sparse={"tokens": raw.sparse_dim}, overwrite=True
+)
 
 # %% tags=["nbval-check-output"]
 print(m.layout, m.num_rows)
@@ -57,11 +66,21 @@ print(shard0.path, type(arr).__name__, arr.shape, arr.dtype)
 # The same call writes any of the three layouts (`format="store" | "hdf5" | "parquet"`).
 
 # %% tags=["nbval-ignore-output"]
-pq = wb.convert(raw.parquet, DATA / "demo.parquet.ds", format="parquet", target="label",
-                sparse={"tokens": raw.sparse_dim}, overwrite=True)
+pq = wb.convert(
+    raw.parquet,
+    DATA / "demo.parquet.ds",
+    format="parquet",
+    target="label",
+    sparse={"tokens": raw.sparse_dim},
+    overwrite=True,
+)
 h5 = wb.convert(raw.hdf5, DATA / "demo.hdf5.ds", format="hdf5", target="label", overwrite=True)
-npy = wb.convert({"features": raw.npy, "label": raw.labels_npy}, DATA / "npy.store",
-                 target="label", overwrite=True)
+npy = wb.convert(
+    {"features": raw.npy, "label": raw.labels_npy},
+    DATA / "npy.store",
+    target="label",
+    overwrite=True,
+)
 
 # %% tags=["nbval-check-output"]
 for name, man in [("parquet", pq), ("hdf5", h5), ("npy", npy)]:
@@ -89,8 +108,14 @@ def log_features(chunk):
     f = chunk["features"]
     return {**chunk, "features": (np.sign(f) * np.log1p(np.abs(f))).astype("float32")}
 
-t = wb.convert({"features": raw.npy, "label": raw.labels_npy}, DATA / "log.store",
-               transform=log_features, overwrite=True, progress=False)
+
+t = wb.convert(
+    {"features": raw.npy, "label": raw.labels_npy},
+    DATA / "log.store",
+    transform=log_features,
+    overwrite=True,
+    progress=False,
+)
 
 # %% tags=["nbval-check-output"]
 print(t.transform["name"], "-", t.transform["doc"])
@@ -114,15 +139,18 @@ print("committed:", (DATA / "bad.store" / "CURRENT").exists())
 
 # %% tags=["nbval-ignore-output"]
 client = wb.local_client(2)
-par = wb.convert(raw.npy, DATA / "dask.store", shard_bytes=256 << 10, client=client,
-                 overwrite=True)
+par = wb.convert(raw.npy, DATA / "dask.store", shard_bytes=256 << 10, client=client, overwrite=True)
 print("Dask workers:", len(client.scheduler_info()["workers"]))
 
 # %% tags=["nbval-check-output"]
-serial = wb.convert(raw.npy, DATA / "serial.store", shard_bytes=256 << 10, overwrite=True,
-                    progress=False)
-print(len(par.shards), "shards; identical to the in-process run:",
-      [s.files for s in par.shards] == [s.files for s in serial.shards])
+serial = wb.convert(
+    raw.npy, DATA / "serial.store", shard_bytes=256 << 10, overwrite=True, progress=False
+)
+print(
+    len(par.shards),
+    "shards; identical to the in-process run:",
+    [s.files for s in par.shards] == [s.files for s in serial.shards],
+)
 
 # %%
 wb.close_client(client)

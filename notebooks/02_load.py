@@ -21,12 +21,26 @@ torch.manual_seed(0)
 DATA = Path("nb_data")
 raw = wb.make_demo(DATA / "raw", rows=20_000)
 store = DATA / "load.store"
-wb.convert(raw.csv, store, target="label", sparse={"tokens": raw.sparse_dim},
-           overwrite=True, progress=False)
-wb.convert(raw.parquet, DATA / "load.parquet.ds", format="parquet", target="label",
-           sparse={"tokens": raw.sparse_dim}, overwrite=True, progress=False)
-wb.convert(raw.hdf5, DATA / "load.hdf5.ds", format="hdf5", target="label",
-           overwrite=True, progress=False);
+wb.convert(
+    raw.csv,
+    store,
+    target="label",
+    sparse={"tokens": raw.sparse_dim},
+    overwrite=True,
+    progress=False,
+)
+wb.convert(
+    raw.parquet,
+    DATA / "load.parquet.ds",
+    format="parquet",
+    target="label",
+    sparse={"tokens": raw.sparse_dim},
+    overwrite=True,
+    progress=False,
+)
+wb.convert(
+    raw.hdf5, DATA / "load.hdf5.ds", format="hdf5", target="label", overwrite=True, progress=False
+);
 
 # %% [markdown]
 # ## Open each format; a batch is a dict of stacked tensors
@@ -40,17 +54,26 @@ sources = {
     "raw HDF5": raw.hdf5,
     "raw Parquet": raw.parquet,
 }
+
+
 def describe(t):
     """A tensor as `dtype[shape]`, e.g. `float32[8,16]`."""
     return f"{str(t.dtype).removeprefix('torch.')}[{','.join(map(str, t.shape))}]"
+
 
 for name, src in sources.items():
     kw = {"sparse_dims": {"tokens": raw.sparse_dim}} if name == "raw Parquet" else {}
     ds = wb.open_dataset(src, **kw)
     batch = ds.get_batch(list(range(8)))
     shapes = ", ".join(f"{k}:{describe(v)}" for k, v in batch.items())
-    print(textwrap.fill(shapes, width=96, initial_indent=f"{name:15} rows={len(ds):>6}  ",
-                        subsequent_indent=" " * 29))
+    print(
+        textwrap.fill(
+            shapes,
+            width=96,
+            initial_indent=f"{name:15} rows={len(ds):>6}  ",
+            subsequent_indent=" " * 29,
+        )
+    )
 
 # %% [markdown]
 # ## Rows equal the source, in every order
@@ -77,8 +100,10 @@ dense = wb.open_dataset(store, columns=["tokens"]).get_batch([0, 1, 2])["tokens"
 coo = wb.open_dataset(store, columns=["tokens"], sparse="coo").get_batch([0, 1, 2])["tokens"]
 indptr, indices = np.load(raw.tokens_indptr_npy), np.load(raw.tokens_indices_npy)
 print(dense.shape, dense.dtype, coo.layout)
-print("row 0 nonzeros:",
-      indices[indptr[0]:indptr[1]].tolist() == torch.nonzero(dense[0]).flatten().tolist())
+print(
+    "row 0 nonzeros:",
+    indices[indptr[0] : indptr[1]].tolist() == torch.nonzero(dense[0]).flatten().tolist(),
+)
 print("coo == dense:", torch.equal(coo.to_dense(), dense))
 
 # %% [markdown]
@@ -86,8 +111,9 @@ print("coo == dense:", torch.equal(coo.to_dense(), dense))
 # Features, sparse tokens and the label come straight from the loader.
 
 # %%
-model = torch.nn.Sequential(torch.nn.Linear(16 + raw.sparse_dim, 64), torch.nn.ReLU(),
-                            torch.nn.Linear(64, raw.classes))
+model = torch.nn.Sequential(
+    torch.nn.Linear(16 + raw.sparse_dim, 64), torch.nn.ReLU(), torch.nn.Linear(64, raw.classes)
+)
 opt = torch.optim.Adam(model.parameters(), lr=1e-2)
 ds = wb.open_dataset(store)
 mean, std = features.mean(0), features.std(0)
@@ -120,8 +146,15 @@ print(f"{len(losses)} steps; loss fell by more than half: {losses[-1] < 0.5 * lo
 # %%
 wide = wb.make_demo(DATA / "load1k", rows=262_144, features=256, nnz=0, formats=("hdf5",))
 wide_store = DATA / "load1k.store"
-wb.convert(wide.hdf5, wide_store, target="label", columns=["features", "label"],
-           shard_bytes=1 << 30, overwrite=True, progress=False);
+wb.convert(
+    wide.hdf5,
+    wide_store,
+    target="label",
+    columns=["features", "label"],
+    shard_bytes=1 << 30,
+    overwrite=True,
+    progress=False,
+);
 
 # %% tags=["nbval-ignore-output"]
 comparison = wb.compare_orders(wide_store, hdf5=wide.hdf5)
@@ -132,14 +165,20 @@ print(comparison.text())
 # random-gather limit, `comparison.ratio("full", r)` over a naive reading `r`.
 
 # %% tags=["nbval-check-output"]
-print([r.order for r in comparison.readings if r.kind == "workbench"],
-      all(comparison.ratio(o) > 0 and comparison.limit(o).rows_per_s > 0
-          for o in ("sequential", "block", "full")))
+print(
+    [r.order for r in comparison.readings if r.kind == "workbench"],
+    all(
+        comparison.ratio(o) > 0 and comparison.limit(o).rows_per_s > 0
+        for o in ("sequential", "block", "full")
+    ),
+)
 for name in sorted({r.name.split(", ")[0] for r in comparison.readings if r.kind == "naive"}):
     print(name)
 
 # %%
 ds = wb.open_dataset(store, columns=["features"])
+
+
 def epochs(dl):
     while True:
         yield from dl
@@ -157,8 +196,14 @@ from torch.utils.data import DataLoader, TensorDataset, random_split
 
 train, val = random_split(ds, [0.9, 0.1], generator=torch.Generator().manual_seed(0))
 batch = next(iter(DataLoader(train, batch_size=256, shuffle=True)))
-print(len(train), "+", len(val), "rows;", type(batch).__name__,
-      {k: tuple(v.shape) for k, v in batch.items()})
+print(
+    len(train),
+    "+",
+    len(val),
+    "rows;",
+    type(batch).__name__,
+    {k: tuple(v.shape) for k, v in batch.items()},
+)
 x, y = next(iter(wb.loader(TensorDataset(torch.ones(100, 3), torch.arange(100)), batch_size=64)))
 print("wb.loader over a TensorDataset:", tuple(x.shape), tuple(y.shape))
 
@@ -199,9 +244,16 @@ again.load_state_dict(state)
 rest = [b["features"] for b in again]
 again.close()
 full = [b["features"] for b in wb.loader(ds, batch_size=1000, shuffle="full", seed=3)]
-print("resumed epoch equals uninterrupted:",
-      all(torch.equal(a, b) for a, b in zip(first + rest, full)))
+print(
+    "resumed epoch equals uninterrupted:",
+    all(torch.equal(a, b) for a, b in zip(first + rest, full)),
+)
 
 x = wb.as_dask(store, "features")
-print(type(x).__name__, x.shape, x.dtype, "| column means match:",
-      np.allclose(x.mean(0).compute(), mean, rtol=1e-4))
+print(
+    type(x).__name__,
+    x.shape,
+    x.dtype,
+    "| column means match:",
+    np.allclose(x.mean(0).compute(), mean, rtol=1e-4),
+)

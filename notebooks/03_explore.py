@@ -20,8 +20,15 @@ import workbench as wb
 DATA = Path("nb_data")
 raw = wb.make_demo(DATA / "raw", rows=20_000)
 for layout in ("store", "hdf5", "parquet"):
-    wb.convert(raw.csv, DATA / f"explore.{layout}", format=layout, target="label",
-               sparse={"tokens": raw.sparse_dim}, overwrite=True, progress=False)
+    wb.convert(
+        raw.csv,
+        DATA / f"explore.{layout}",
+        format=layout,
+        target="label",
+        sparse={"tokens": raw.sparse_dim},
+        overwrite=True,
+        progress=False,
+    )
 
 # %% [markdown]
 # ## One look at each layout
@@ -45,6 +52,7 @@ def costs(obj, batch_size=1024):
     for a in ins.arrays:
         amp = "  ".join(f"{o} {c.amplification:5.1f}x" for o, c in ins.costs[a.name].items())
         print(f"  {a.name:16} {a.unit:11} {a.unit_rows:>9,.0f} rows/unit   {amp}")
+
 
 for layout in ("store", "hdf5", "parquet"):
     print(f"{layout} layout:")
@@ -77,7 +85,9 @@ print(f"after evict: {'cold' if wb.residency(store).fraction < 0.1 else 'still c
 wb.warm(store)
 for _ in wb.loader(wb.open_dataset(store), batch_size=4096, shuffle="sequential"):
     pass
-print(f"after warm and one epoch: {'warm' if wb.residency(store).fraction > 0.9 else 'partly cold'}")
+print(
+    f"after warm and one epoch: {'warm' if wb.residency(store).fraction > 0.9 else 'partly cold'}"
+)
 
 # %% tags=["nbval-ignore-output"]
 wb.inspect(store)
@@ -99,12 +109,12 @@ s
 
 # %% tags=["nbval-check-output"]
 glyphs = np.zeros((6, 8, 8), "float32")
-glyphs[0, 1:7, [1, 6]] = glyphs[0, [1, 6], 1:7] = 1   # a square
-glyphs[1, 3:5, :] = glyphs[1, :, 3:5] = 1             # a cross
+glyphs[0, 1:7, [1, 6]] = glyphs[0, [1, 6], 1:7] = 1  # a square
+glyphs[1, 3:5, :] = glyphs[1, :, 3:5] = 1  # a cross
 glyphs[2][np.eye(8, dtype=bool) | np.eye(8, dtype=bool)[::-1]] = 1  # an X
-glyphs[3, :, 3:5] = 1                                 # a bar
-glyphs[4] = np.tri(8)                                 # a triangle
-glyphs[5] = np.indices((8, 8)).sum(0) % 2             # a checkerboard
+glyphs[3, :, 3:5] = 1  # a bar
+glyphs[4] = np.tri(8)  # a triangle
+glyphs[5] = np.indices((8, 8)).sum(0) % 2  # a checkerboard
 p = wb.preview({"image": glyphs, "label": np.arange(6)}, n=6)
 print(p.kinds)
 
@@ -129,7 +139,7 @@ from torch.utils.data import DataLoader, Dataset
 
 class HDF5Dataset(Dataset):
     def __init__(self, hdf5_path, data_key, target_key):
-        self.file = h5py.File(hdf5_path, 'r')
+        self.file = h5py.File(hdf5_path, "r")
         self.data = self.file[data_key]
         self.targets = self.file[target_key]
 
@@ -158,8 +168,9 @@ class SimpleDataset(Dataset):
 
 
 # %% tags=["nbval-check-output"]
-seed_loader = DataLoader(HDF5Dataset(raw.hdf5, "features", "label"), batch_size=32, shuffle=True,
-                         num_workers=2)
+seed_loader = DataLoader(
+    HDF5Dataset(raw.hdf5, "features", "label"), batch_size=32, shuffle=True, num_workers=2
+)
 print(wb.doctor(seed_loader, measure=False).ids)
 simple = SimpleDataset(np.load(raw.npy), np.load(raw.labels_npy).tolist())
 print(wb.doctor(DataLoader(simple, batch_size=32, num_workers=2), measure=False).ids)
@@ -176,8 +187,13 @@ wb.doctor(seed_loader)
 # for a page cache smaller than the data (as when the data is larger than RAM):
 
 # %% tags=["nbval-check-output"]
-a = wb.advise(f"{DATA / 'raw' / 'chunky.h5'}:x", batch_size=1024, shuffle="full",
-              ram_bytes=1 << 20, measure=False)
+a = wb.advise(
+    f"{DATA / 'raw' / 'chunky.h5'}:x",
+    batch_size=1024,
+    shuffle="full",
+    ram_bytes=1 << 20,
+    measure=False,
+)
 print(a)
 
 # %% tags=["nbval-ignore-output"]

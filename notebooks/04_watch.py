@@ -25,8 +25,12 @@ import workbench as wb
 DATA = Path("nb_data")
 rng = np.random.default_rng(0)
 store = DATA / "watch.store"
-wb.convert({"x": rng.random((200_000, 64), dtype="float32"),
-            "y": rng.integers(0, 10, 200_000)}, store, overwrite=True, progress=False)
+wb.convert(
+    {"x": rng.random((200_000, 64), dtype="float32"), "y": rng.integers(0, 10, 200_000)},
+    store,
+    overwrite=True,
+    progress=False,
+)
 wb.evict(store)  # start cold: watch the page cache fill in as the loader reads
 print(f"{wb.residency(store).fraction:.0%} of {store.name} is in the page cache")
 
@@ -46,8 +50,15 @@ print("dashboard:", client.dashboard_link.replace("/status", "/workbench"))
 
 # %% tags=["nbval-ignore-output"]
 ds = wb.open_dataset(store)
-dl = wb.loader(ds, batch_size=1024, shuffle="block", num_workers=2, worker_type="process",
-               persistent_workers=True, seed=0)
+dl = wb.loader(
+    ds,
+    batch_size=1024,
+    shuffle="block",
+    num_workers=2,
+    worker_type="process",
+    persistent_workers=True,
+    seed=0,
+)
 w = wb.watch(dl, client=client)
 w
 
@@ -77,18 +88,28 @@ latest, history = w.monitor.latest(), w.monitor.history()
 kinds = Counter(p["name"].rsplit(" ", 1)[0] for p in latest["memory"]["processes"])
 print("rows read:", rows)
 print("processes watched:", dict(sorted(kinds.items())))
-print("every process has a positive PSS:",
-      all(p["pss"] > 0 for p in latest["memory"]["processes"]))
+print("every process has a positive PSS:", all(p["pss"] > 0 for p in latest["memory"]["processes"]))
 cache = [v for _, v in history["page_cache_bytes"]]
-print("page cache filled as the loader read:", cache[0] < cache[-1], "| now",
-      "warm" if latest["page_cache"]["fraction"] > 0.9 else "not yet warm")
+print(
+    "page cache filled as the loader read:",
+    cache[0] < cache[-1],
+    "| now",
+    "warm" if latest["page_cache"]["fraction"] > 0.9 else "not yet warm",
+)
 print("GPU:", "present" if latest["gpu"]["available"] else "none here")
 
 # %% tags=["nbval-ignore-output"]
-print(f"{np.median([v for _, v in history['samples_per_s'] if v]):,.0f} samples/s (median),",
-      f"wait fraction {np.median([v for _, v in history['wait_fraction']]):.2f}")
-print("\n".join(line for line in w.monitor.to_prometheus().splitlines()
-                if line.startswith("workbench_") and "bytes" in line))
+print(
+    f"{np.median([v for _, v in history['samples_per_s'] if v]):,.0f} samples/s (median),",
+    f"wait fraction {np.median([v for _, v in history['wait_fraction']]):.2f}",
+)
+print(
+    "\n".join(
+        line
+        for line in w.monitor.to_prometheus().splitlines()
+        if line.startswith("workbench_") and "bytes" in line
+    )
+)
 
 # %%
 dl.close()

@@ -27,8 +27,14 @@ torch.manual_seed(0)
 DATA = Path("nb_data")
 raw = wb.make_demo(DATA / "raw", rows=100_000)
 store = DATA / "tune.store"
-wb.convert(raw.csv, store, target="label", sparse={"tokens": raw.sparse_dim},
-           overwrite=True, progress=False)
+wb.convert(
+    raw.csv,
+    store,
+    target="label",
+    sparse={"tokens": raw.sparse_dim},
+    overwrite=True,
+    progress=False,
+)
 ds = wb.open_dataset(store)
 
 # %% [markdown]
@@ -37,8 +43,9 @@ ds = wb.open_dataset(store)
 # in the loader's threads otherwise. That is why the wait fraction falls as workers rise.
 
 # %%
-model = torch.nn.Sequential(torch.nn.Linear(16 + 1000, 64), torch.nn.ReLU(),
-                            torch.nn.Linear(64, raw.classes))
+model = torch.nn.Sequential(
+    torch.nn.Linear(16 + 1000, 64), torch.nn.ReLU(), torch.nn.Linear(64, raw.classes)
+)
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 losses = []
 
@@ -65,8 +72,9 @@ def step(batch):
 # the search in this panel, *show code* prints the line that builds the best loader.
 
 # %% tags=["nbval-ignore-output"]
-tuner = wb.tune(ds, step, batch_size=256, num_workers=0, transform=augment, seed=0,
-                memory_budget="2GiB")
+tuner = wb.tune(
+    ds, step, batch_size=256, num_workers=0, transform=augment, seed=0, memory_budget="2GiB"
+)
 tuner
 
 # %% [markdown]
@@ -79,8 +87,10 @@ for n in (0, 1, 2):
     time.sleep(4)
 for t in tuner.trials:
     c = t["config"]
-    print(f"{c['num_workers']} {c['worker_type']:7s} {t['samples_per_s']:>9,.0f} samples/s  "
-          f"wait {t['wait_fraction']:.2f}")
+    print(
+        f"{c['num_workers']} {c['worker_type']:7s} {t['samples_per_s']:>9,.0f} samples/s  "
+        f"wait {t['wait_fraction']:.2f}"
+    )
 
 # %% [markdown]
 # ## autotune, in the same panel

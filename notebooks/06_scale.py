@@ -26,12 +26,21 @@ raw = wb.make_demo(DATA / "raw", rows=20_000)
 # %% tags=["nbval-ignore-output"]
 client = wb.local_client(2)
 print("dashboard:", client.dashboard_link)
-m = wb.convert(raw.csv, DATA / "scale.store", target="label", sparse={"tokens": raw.sparse_dim},
-               shard_bytes=256 << 10, client=client, overwrite=True, progress=False)
+m = wb.convert(
+    raw.csv,
+    DATA / "scale.store",
+    target="label",
+    sparse={"tokens": raw.sparse_dim},
+    shard_bytes=256 << 10,
+    client=client,
+    overwrite=True,
+    progress=False,
+)
 wb.close_client(client)
 
 # %% tags=["nbval-check-output"]
 print(f"{m.num_rows:,} rows in {len(m.shards)} shards, written by the cluster's workers")
+
 
 # %% [markdown]
 # ## Streaming from a server, through a bounded cache
@@ -57,6 +66,7 @@ total = sum(shard_bytes)
 cache_bytes = 5 * max(shard_bytes)  # the shards one window of 2 touches, and one to spare
 ds = wb.open_dataset(url, cache_dir=DATA / "cache", cache_bytes=cache_bytes)
 
+
 # %% tags=["nbval-check-output"]
 def on_disk(folder):
     total = 0
@@ -67,14 +77,17 @@ def on_disk(folder):
             continue
     return total
 
+
 rows, peak = 0, 0
 for batch in wb.loader(ds, batch_size=512, shuffle="shard", window=2, num_workers=0, seed=0):
     rows += len(batch["label"])
     peak = max(peak, on_disk(ds.cache.local))
 print(f"rows read: {rows:,} of {len(ds):,}")
 print(f"shards fetched: {ds.cache.fetches} of {len(manifest.shards)} (each once)")
-print(f"cache on disk never above the bound: {peak <= cache_bytes}"
-      f" ({cache_bytes / total:.0%} of the dataset)")
+print(
+    f"cache on disk never above the bound: {peak <= cache_bytes}"
+    f" ({cache_bytes / total:.0%} of the dataset)"
+)
 
 # %% [markdown]
 # `wb.publish(local, url)` (or `workbench publish LOCAL URL`) uploads a dataset to any writable
@@ -82,11 +95,16 @@ print(f"cache on disk never above the bound: {peak <= cache_bytes}"
 
 # %% tags=["nbval-check-output"]
 wb.publish(DATA / "scale.store", "file://" + str((DATA / "published.store").resolve()))
-copy = wb.open_dataset(f"http://127.0.0.1:{server.server_address[1]}/published.store",
-                       cache_dir=DATA / "cache2", cache_bytes=cache_bytes)
-print("published copy reads the same rows:",
-      copy.get_batch([0, 7, 19_999])["label"].tolist()
-      == wb.open_dataset(DATA / "scale.store").get_batch([0, 7, 19_999])["label"].tolist())
+copy = wb.open_dataset(
+    f"http://127.0.0.1:{server.server_address[1]}/published.store",
+    cache_dir=DATA / "cache2",
+    cache_bytes=cache_bytes,
+)
+print(
+    "published copy reads the same rows:",
+    copy.get_batch([0, 7, 19_999])["label"].tolist()
+    == wb.open_dataset(DATA / "scale.store").get_batch([0, 7, 19_999])["label"].tolist(),
+)
 server.shutdown()
 
 # %% [markdown]
@@ -103,15 +121,22 @@ server.shutdown()
 
 # %% tags=["nbval-check-output"]
 ids = wb.open_dataset({"id": np.arange(20_000)})  # each row's own index, to check coverage
-ranks = [wb.loader(ids, batch_size=500, shuffle="full", seed=1, rank=r, world_size=2,
-                   num_workers=0) for r in (0, 1)]
+ranks = [
+    wb.loader(ids, batch_size=500, shuffle="full", seed=1, rank=r, world_size=2, num_workers=0)
+    for r in (0, 1)
+]
 its = [iter(dl) for dl in ranks]
 head = [next(it)["id"] for it in its for _ in range(8)]
-print("the two ranks' rows are disjoint:",
-      not set(np.concatenate(head[:8]).tolist()) & set(np.concatenate(head[8:]).tolist()))
+print(
+    "the two ranks' rows are disjoint:",
+    not set(np.concatenate(head[:8]).tolist()) & set(np.concatenate(head[8:]).tolist()),
+)
 alone = wb.loader(ids, batch_size=500, shuffle="full", seed=1, num_workers=0)
 alone.load_state_dict(ranks[0].state_dict())  # saved at world size 2, resumed at 1
 rest = [b["id"] for b in alone]
 seen = np.concatenate(head + rest)
-print(f"2 ranks read {sum(len(b) for b in head):,} rows, then 1 rank the other "
-      f"{sum(len(b) for b in rest):,}; every row once: {np.array_equal(np.sort(seen), np.arange(20_000))}")
+once = np.array_equal(np.sort(seen), np.arange(20_000))
+print(
+    f"2 ranks read {sum(len(b) for b in head):,} rows, then 1 rank the other "
+    f"{sum(len(b) for b in rest):,}; every row once: {once}"
+)

@@ -24,10 +24,19 @@ from typing import Any
 import pytest
 
 CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
-HOW = ("install Debian's chromium (`apt-get install -y chromium`; `make test` does it when run as "
-       "root) and the dev extra (`pip install -e .[dev]`, which has playwright)")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+HOW = (
+    "install Debian's chromium (`apt-get install -y chromium`; `make test` does it when run as "
+    "root) and the dev extra (`pip install -e .[dev]`, which has playwright)"
+)
 
 
 def until(predicate, timeout: float = 30.0, every: float = 0.05) -> bool:
@@ -80,7 +89,8 @@ BOKEH_SOURCES = """() => {
       const d = m.data, keys = d instanceof Map ? Array.from(d.keys()) : Object.keys(d);
       const col = d instanceof Map ? d.get(keys[0]) : d[keys[0]];
       out[m.name] = {n: col ? col.length : 0,
-                     first: col && col.length ? (d instanceof Map ? d.get(keys[0]) : d[keys[0]])[0] : null};
+                     first: col && col.length
+                       ? (d instanceof Map ? d.get(keys[0]) : d[keys[0]])[0] : null};
     }
   }
   return out;
@@ -105,26 +115,43 @@ class Lab:
 
     def start(self, timeout: float = 120) -> None:
         env = dict(os.environ)
-        for var, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
-                         ("IPYTHONDIR", "ipython"), ("JUPYTERLAB_SETTINGS_DIR", "settings"),
-                         ("JUPYTERLAB_WORKSPACES_DIR", "workspaces")]:
+        for var, sub in [
+            ("JUPYTER_CONFIG_DIR", "config"),
+            ("JUPYTER_RUNTIME_DIR", "runtime"),
+            ("IPYTHONDIR", "ipython"),
+            ("JUPYTERLAB_SETTINGS_DIR", "settings"),
+            ("JUPYTERLAB_WORKSPACES_DIR", "workspaces"),
+        ]:
             (self.private / sub).mkdir(parents=True, exist_ok=True)
             env[var] = str(self.private / sub)
         # the news popup covers the lower right of the page
         news = self.private / "settings" / "@jupyterlab" / "apputils-extension"
         news.mkdir(parents=True, exist_ok=True)
         (news / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
         env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-        cmd = [sys.executable, "-m", "jupyterlab", "--allow-root", "--no-browser", "--ip=127.0.0.1",
-               f"--port={self.port}", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}"]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
-                                     env=env, cwd=self.root)
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--allow-root",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env, cwd=self.root
+        )
         t0 = time.monotonic()
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited ({self.proc.returncode}):\n{self.log.read_text()}")
+                raise RuntimeError(
+                    f"jupyter lab exited ({self.proc.returncode}):\n{self.log.read_text()}"
+                )
             try:
                 with urllib.request.urlopen(self.url("/api/status"), timeout=2):
                     return
@@ -166,9 +193,12 @@ def serving(tmp_path: Path, notebooks: dict[str, Any]) -> Iterator[Lab]:
 
 
 def wait_idle(page, timeout_s: float = 180) -> None:
-    """The kernel is ready when the status bar says '| Idle' (the toolbar's dot says so too soon)."""
-    page.wait_for_function("() => { const s = document.querySelector('#jp-main-statusbar');"
-                           " return s && s.innerText.includes('| Idle'); }", timeout=timeout_s * 1000)
+    """The kernel is ready when the status bar says '| Idle' (the toolbar's dot is early)."""
+    page.wait_for_function(
+        "() => { const s = document.querySelector('#jp-main-statusbar');"
+        " return s && s.innerText.includes('| Idle'); }",
+        timeout=timeout_s * 1000,
+    )
 
 
 def open_notebook(page, lab: Lab, name: str) -> None:

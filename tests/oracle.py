@@ -18,8 +18,10 @@ def read_dataset(path: str | Path) -> dict[str, Any]:
     for shard in m.shards:
         for c in m.columns:
             parts[c.name].append(_read_shard_column(version, m.layout, shard, c))
-    return {c.name: (concat(parts[c.name]) if c.sparse else np.concatenate(parts[c.name]))
-            for c in m.columns}
+    return {
+        c.name: (concat(parts[c.name]) if c.sparse else np.concatenate(parts[c.name]))
+        for c in m.columns
+    }
 
 
 def _read_shard_column(version: Path, layout: str, shard: Any, c: Any) -> Any:
@@ -28,8 +30,12 @@ def _read_shard_column(version: Path, layout: str, shard: Any, c: Any) -> Any:
         if not c.sparse:
             return np.load(files["data"], allow_pickle=False)
         vals = np.load(files["values"], allow_pickle=False) if c.has_values else None
-        return CSR(np.load(files["indptr"], allow_pickle=False),
-                   np.load(files["indices"], allow_pickle=False), vals, c.shape[0])
+        return CSR(
+            np.load(files["indptr"], allow_pickle=False),
+            np.load(files["indices"], allow_pickle=False),
+            vals,
+            c.shape[0],
+        )
     (f,) = shard.files
     if layout == "hdf5":
         import h5py
@@ -38,8 +44,12 @@ def _read_shard_column(version: Path, layout: str, shard: Any, c: Any) -> Any:
             if not c.sparse:
                 return h[c.name][:]
             g = h[c.name]
-            return CSR(g["indptr"][:], g["indices"][:], g["values"][:] if c.has_values else None,
-                       int(g.attrs["dim"]))
+            return CSR(
+                g["indptr"][:],
+                g["indices"][:],
+                g["values"][:] if c.has_values else None,
+                int(g.attrs["dim"]),
+            )
     import pyarrow.parquet as pq
 
     t = pq.read_table(version / f.path)
@@ -47,8 +57,15 @@ def _read_shard_column(version: Path, layout: str, shard: Any, c: Any) -> Any:
     if c.sparse:
         vals = None
         if c.has_values:
-            vals = t.column(c.name + ".values").combine_chunks().values.to_numpy(zero_copy_only=False)
-        return CSR(col.offsets.to_numpy().astype(np.int64), col.values.to_numpy(zero_copy_only=False), vals, c.shape[0])
+            vals = (
+                t.column(c.name + ".values").combine_chunks().values.to_numpy(zero_copy_only=False)
+            )
+        return CSR(
+            col.offsets.to_numpy().astype(np.int64),
+            col.values.to_numpy(zero_copy_only=False),
+            vals,
+            c.shape[0],
+        )
     if c.shape:
         return col.values.to_numpy(zero_copy_only=False).reshape(len(col), *c.shape)
     return col.to_numpy(zero_copy_only=False)

@@ -1,5 +1,5 @@
-"""workbench.loading.advice: advice runs on a thread of its own, in order, while it asks for anything;
-in the caller while it asks for nothing; and survives what it calls."""
+"""workbench.loading.advice: advice runs on a thread of its own, in order, while it asks for
+anything; in the caller while it asks for nothing; and survives what it calls."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def test_calls_run_in_order_off_the_callers_thread_and_a_backlog_keeps_the_newes
 def test_cancel_drops_what_waits_and_lets_the_running_call_finish():
     seen: list[int] = []
     gate = threading.Event()
+
     def fn(i: int) -> int:
         if i:
             gate.wait(5.0)

@@ -19,8 +19,12 @@ class Pair(NamedTuple):
 
 def _batch():
     sparse = torch.sparse_coo_tensor([[0, 2]], torch.ones(2), (4,))
-    return {"x": torch.ones(4, 2), "nested": [Pair(torch.zeros(4), torch.arange(4)), "tag"],
-            "sparse": sparse, "n": 3}
+    return {
+        "x": torch.ones(4, 2),
+        "nested": [Pair(torch.zeros(4), torch.arange(4)), "tag"],
+        "sparse": sparse,
+        "n": 3,
+    }
 
 
 def test_every_tensor_is_mapped_in_the_same_containers_and_the_rest_kept():
@@ -34,7 +38,9 @@ def test_every_tensor_is_mapped_in_the_same_containers_and_the_rest_kept():
 
 def test_bytes_pinning_and_devices_walk_named_tuples_too():
     b = _batch()
-    assert batch_nbytes(b) == 4 * 2 * 4 + 4 * 4 + 4 * 8 + (2 * 8 + 2 * 4)  # sparse: indices + values
+    assert batch_nbytes(b) == 4 * 2 * 4 + 4 * 4 + 4 * 8 + (
+        2 * 8 + 2 * 4
+    )  # sparse: indices + values
     assert batch_nbytes(Pair(torch.zeros(4), torch.arange(4))) == 16 + 32
     if torch.cuda.is_available():  # pinning needs a CUDA host allocator
         pinned = pin(b)

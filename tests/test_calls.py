@@ -35,8 +35,10 @@ def _rebuilt(line: str, ds) -> LoaderConfig:
 
 def test_options_print_as_code_in_their_order():
     assert loader_call({}) == "wb.loader(ds)"
-    assert loader_call({"batch_size": 64, "num_workers": None, "transform": augment}, "data") == \
-        "wb.loader(data, batch_size=64, num_workers=None, transform=augment)"
+    assert (
+        loader_call({"batch_size": 64, "num_workers": None, "transform": augment}, "data")
+        == "wb.loader(data, batch_size=64, num_workers=None, transform=augment)"
+    )
     assert value_code(True) == "True" and value_code("full") == "'full'"
     assert value_code(lambda b: b).startswith("<function")  # no name to write: its repr
 
@@ -44,13 +46,13 @@ def test_options_print_as_code_in_their_order():
 CASES = [
     {},
     {"batch_size": 64},
-    {"prefetch_factor": 2},                     # by hand, equal to what threads pick today
+    {"prefetch_factor": 2},  # by hand, equal to what threads pick today
     {"num_workers": 0},
     {"worker_type": "thread"},
     {"num_workers": 2, "worker_type": "process", "prefetch_factor": 2},  # auto would pick 16
     {"num_workers": 1, "worker_type": "process"},
     {"worker_type": "process"},
-    {"batch_size": 1 << 14},                    # 640 KiB batches: still the loader's choice
+    {"batch_size": 1 << 14},  # 640 KiB batches: still the loader's choice
     {"shuffle": True},
     {"shuffle": False, "drop_last": True},
     {"shuffle": "sequential", "seed": 7},
@@ -58,7 +60,7 @@ CASES = [
     {"shuffle": "block", "run_rows": 16, "window": 2, "block_rows": 128},
     {"timeout": None},
     {"timeout": 0, "persistent_workers": True, "num_workers": 1, "worker_type": "process"},
-    {"transform": augment},                     # processes, chosen by the loader
+    {"transform": augment},  # processes, chosen by the loader
     {"transform": augment, "worker_type": "thread", "num_workers": 2},
     {"rank": 1, "world_size": 2},
 ]
@@ -80,12 +82,17 @@ def test_a_chosen_prefetch_factor_of_2_is_printed_and_kept():
     out, and the line then ran with the automatic one (16 for process workers of small batches)."""
     cfg = LoaderConfig.build(row_nbytes=32, num_workers=2, worker_type="process", prefetch_factor=2)
     assert "prefetch_factor=2" in cfg.code_line()
-    assert LoaderConfig.build(row_nbytes=32, num_workers=2, worker_type="process").prefetch_factor > 2
+    assert (
+        LoaderConfig.build(row_nbytes=32, num_workers=2, worker_type="process").prefetch_factor > 2
+    )
 
 
 def test_autotune_trials_and_best_print_lines_that_rebuild_them(ds):
-    space = {"readers": [("thread", 0), ("thread", 2), ("process", 1)], "prefetch_factor": [1, 2, 4],
-             "window": [4, 8]}
+    space = {
+        "readers": [("thread", 0), ("thread", 2), ("process", 1)],
+        "prefetch_factor": [1, 2, 4],
+        "window": [4, 8],
+    }
     r = autotune(ds, time_budget_s=3, memory_budget="1GiB", batch_size=128, space=space)
     settings = [t.config for t in r.trials] + [r.best]
     assert any(c["prefetch_factor"] == 2 for c in settings)

@@ -13,8 +13,13 @@ from workbench.demo.data import make_demo
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "workbench", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +29,9 @@ def raw(tmp_path_factory):
 
 def test_convert_verify_info(tmp_path, raw):
     dst = tmp_path / "d"
-    r = run("convert", raw.csv, dst, "--target", "label", "--sparse", "tokens=1000", "--no-progress")
+    r = run(
+        "convert", raw.csv, dst, "--target", "label", "--sparse", "tokens=1000", "--no-progress"
+    )
     assert r.returncode == 0, r.stderr
     assert "3,000" in r.stdout and "features" in r.stdout and "tokens" in r.stdout
     got = read_dataset(dst)
@@ -47,11 +54,14 @@ def test_verify_names_the_bad_file_and_exits_1(tmp_path, raw):
     assert r.returncode == 1 and "x.npy" in r.stdout and "checksum" in r.stdout
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["convert", "nope.csv", "out"], "nope.csv"),
-    (["info", "nowhere"], "nowhere"),
-    (["convert", "{npy}", "out", "--format", "hdf5", "--target", "zzz"], "zzz"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["convert", "nope.csv", "out"], "nope.csv"),
+        (["info", "nowhere"], "nowhere"),
+        (["convert", "{npy}", "out", "--format", "hdf5", "--target", "zzz"], "zzz"),
+    ],
+)
 def test_errors_are_one_line_without_traceback(tmp_path, raw, args, fragment):
     r = run(*[a.format(npy=raw.npy) for a in args], cwd=tmp_path)
     assert r.returncode == 1
@@ -71,8 +81,11 @@ def small_store(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("tune") / "s.store"
     rows = 40_000
-    wb.convert({"x": np.random.default_rng(0).random((rows, 16), dtype="float32"),
-                "y": np.arange(rows)}, path, progress=False)
+    wb.convert(
+        {"x": np.random.default_rng(0).random((rows, 16), dtype="float32"), "y": np.arange(rows)},
+        path,
+        progress=False,
+    )
     return path
 
 
@@ -88,8 +101,18 @@ def _loader_line(stdout):
 def test_tune_prints_the_trials_and_a_loader_line_that_builds(small_store):
     import workbench as wb
 
-    r = run("tune", small_store, "--seconds", "4", "--batch-size", "512", "--shuffle", "full",
-            "--memory-budget", "1GiB")
+    r = run(
+        "tune",
+        small_store,
+        "--seconds",
+        "4",
+        "--batch-size",
+        "512",
+        "--shuffle",
+        "full",
+        "--memory-budget",
+        "1GiB",
+    )
     assert r.returncode == 0, r.stderr
     assert "memory budget 1,024 MiB" in r.stdout
     header = next(ln for ln in r.stdout.splitlines() if ln.startswith("setting"))

@@ -39,8 +39,9 @@ def test_every_mode_starts_on_loopback_with_a_live_dashboard_link(processes):
     assert client.status == "closed"
 
 
-def test_a_cluster_started_with_the_dask_cli_converts_into_a_relative_destination(tmp_path,
-                                                                                   monkeypatch):
+def test_a_cluster_started_with_the_dask_cli_converts_into_a_relative_destination(
+    tmp_path, monkeypatch
+):
     """`dask scheduler` / `dask worker` in another working directory: a relative destination still
     means this process's folder, and a folder the workers cannot see is named before any work."""
     import subprocess
@@ -59,18 +60,49 @@ def test_a_cluster_started_with_the_dask_cli_converts_into_a_relative_destinatio
     here.mkdir()
     file = tmp_path / "scheduler.json"
     dask = str(Path(sys.executable).parent / "dask")
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file)],
-                              cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--scheduler-file",
+                str(file),
+            ],
+            cwd=elsewhere,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         for _ in range(300):
             if file.exists():
                 break
             time.sleep(0.1)
-        procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(file), "--nthreads",
-                                       "1", "--host", "127.0.0.1", "--dashboard-address",
-                                       "127.0.0.1:0"], cwd=elsewhere, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    "--scheduler-file",
+                    str(file),
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--dashboard-address",
+                    "127.0.0.1:0",
+                ],
+                cwd=elsewhere,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         monkeypatch.chdir(here)
         x = np.arange(40_000, dtype="float32").reshape(-1, 4)
         np.save(here / "x.npy", x)
@@ -78,7 +110,9 @@ def test_a_cluster_started_with_the_dask_cli_converts_into_a_relative_destinatio
             client.wait_for_workers(1, timeout=60)
             m = wb.convert("x.npy", "rel.store", shard_bytes=32_000, client=client, progress=False)
             assert len(m.shards) > 1
-            assert (here / "rel.store" / "CURRENT").exists() and not (elsewhere / "rel.store").exists()
+            assert (here / "rel.store" / "CURRENT").exists() and not (
+                elsewhere / "rel.store"
+            ).exists()
             got = wb.open_dataset("rel.store").get_batch(range(0, 10_000, 999))["x"].numpy()
             np.testing.assert_array_equal(got, x[::999])
             with pytest.raises(InvalidInputError, match="not visible from Dask worker"):

@@ -1,4 +1,5 @@
-"""Crash consistency: a conversion SIGKILLed at any instant leaves the old dataset or the new one."""
+"""Crash consistency: a conversion SIGKILLed at any instant leaves the old dataset or the new
+one."""
 
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ def _kill_at_boundary(n: int, layout: str, dest, src) -> None:
             out = fn(*a, **k)
             tick()
             return out
+
         return inner
 
     os.replace = wrap(os.replace)

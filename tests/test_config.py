@@ -1,5 +1,6 @@
-"""workbench.loading.config and Loader.reconfigure: one config swapped at a batch boundary, the epoch kept
-whole (every row once), readers rebuilt without leaks, checkpoints taken after a change exact."""
+"""workbench.loading.config and Loader.reconfigure: one config swapped at a batch boundary, the
+epoch kept whole (every row once), readers rebuilt without leaks, checkpoints taken after a change
+exact."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ N = 3000
 
 @pytest.fixture(scope="module")
 def ds():
-    return wb.open_dataset({"x": np.arange(N * 4, dtype=np.float32).reshape(N, 4),
-                            "id": np.arange(N)})
+    return wb.open_dataset(
+        {"x": np.arange(N * 4, dtype=np.float32).reshape(N, 4), "id": np.arange(N)}
+    )
 
 
 class Plain(torch.utils.data.Dataset):
@@ -74,15 +76,24 @@ def test_prefetch_factor_none_keeps_about_4_mib_in_flight_per_process_worker():
         LoaderConfig.build(row_nbytes=kib, prefetch_factor=0)
 
 
-change = st.fixed_dictionaries({}, optional={
-    "batch_size": st.integers(1, 700), "window": st.integers(1, 6), "run_rows": st.integers(1, 64),
-    "num_workers": st.integers(0, 2), "prefetch_factor": st.integers(1, 3),
-    "shuffle": st.sampled_from(wb.ORDERS)})
+change = st.fixed_dictionaries(
+    {},
+    optional={
+        "batch_size": st.integers(1, 700),
+        "window": st.integers(1, 6),
+        "run_rows": st.integers(1, 64),
+        "num_workers": st.integers(0, 2),
+        "prefetch_factor": st.integers(1, 3),
+        "shuffle": st.sampled_from(wb.ORDERS),
+    },
+)
 
 
 @settings(max_examples=40, deadline=None)
-@given(order=st.sampled_from(wb.ORDERS), plan=st.lists(st.tuples(st.integers(0, 5), change),
-                                                        max_size=5))
+@given(
+    order=st.sampled_from(wb.ORDERS),
+    plan=st.lists(st.tuples(st.integers(0, 5), change), max_size=5),
+)
 def test_random_changes_mid_epoch_deliver_every_row_once(ds, order, plan):
     dl = wb.loader(ds, batch_size=100, shuffle=order, seed=3, num_workers=0, block_rows=128)
     it, got = iter(dl), []
@@ -107,8 +118,14 @@ def test_random_changes_mid_epoch_deliver_every_row_once(ds, order, plan):
 def test_changes_rebuild_the_readers_and_leak_nothing(ds, worker_type):
     me = psutil.Process()
     threads, children = threading.active_count(), len(me.children(recursive=True))
-    dl = wb.loader(ds, batch_size=200, shuffle="full", num_workers=2, worker_type=worker_type,
-                   persistent_workers=True)
+    dl = wb.loader(
+        ds,
+        batch_size=200,
+        shuffle="full",
+        num_workers=2,
+        worker_type=worker_type,
+        persistent_workers=True,
+    )
     it = iter(dl)
     got = ids(next(it))
     dl.reconfigure(num_workers=1, batch_size=50)
@@ -126,8 +143,9 @@ def test_changes_rebuild_the_readers_and_leak_nothing(ds, worker_type):
         assert set(dl.worker_pids()) == pids
     dl.close()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (threading.active_count() > threads or
-                                           len(me.children(recursive=True)) > children):
+    while time.monotonic() < deadline and (
+        threading.active_count() > threads or len(me.children(recursive=True)) > children
+    ):
         time.sleep(0.1)
     assert threading.active_count() <= threads
     assert len(me.children(recursive=True)) <= children
@@ -212,8 +230,7 @@ def test_changes_from_another_thread_never_race_a_pass_starting():
     """A change made while the consumer is between epochs used to re-plan the sampler under the
     new pass's first batches (a zero-row batch): now it is applied atomically with a pass start."""
     for _ in range(3):
-        dl = wb.loader(Plain(), batch_size=50, num_workers=1, worker_type="process",
-                       shuffle="full")
+        dl = wb.loader(Plain(), batch_size=50, num_workers=1, worker_type="process", shuffle="full")
         errors: list[BaseException] = []
         stop = threading.Event()
         epochs: list[list[int]] = []

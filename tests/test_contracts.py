@@ -30,36 +30,46 @@ DOC = PKG.parent / "docs" / "CONTRACTS.md"
 PUBLIC_BY_PROTOCOL = {"_fields", "_asdict", "_replace", "_make", "_field_defaults"}
 DISPLAY = re.compile(r"^_(repr_[a-z_]+|ipython_[a-z_]+)_$")
 
-TORCH_WORKERS = ("torch's DataLoader worker iterator has no public API for what the loader's own "
-                 "worker pool needs; confined to workbench/loading/workers/")
+TORCH_WORKERS = (
+    "torch's DataLoader worker iterator has no public API for what the loader's own "
+    "worker pool needs; confined to workbench/loading/workers/"
+)
 # (module, private name) -> why it stays
 ALLOWED = {
-    ("loading/workers/pool.py", "_MultiProcessingDataLoaderIter"):
-        TORCH_WORKERS + ": subclassed to notice dead workers by polling, not by SIGCHLD",
-    ("loading/workers/pool.py", "_utils"):
-        TORCH_WORKERS + ": its status-check interval and signal registry",
-    ("loading/workers/pool.py", "_remove_worker_pids"):
-        TORCH_WORKERS + ": our workers leave torch's SIGCHLD registry before the first index",
-    ("loading/workers/pool.py", "_profiler_enabled"):
-        TORCH_WORKERS + ": __next__ skips the profiler range (57 us a batch) unless a profiler runs",
-    ("loading/workers/pool.py", "_iterator"):
-        TORCH_WORKERS + ": a persistent DataLoader's live iterator, to stop or list kept workers",
-    ("loading/workers/pool.py", "_workers"):
-        TORCH_WORKERS + ": the worker processes, for their pids and exit codes",
-    ("loading/workers/pool.py", "_shutdown_workers"):
-        TORCH_WORKERS + ": the one way to stop the workers and their queues' threads",
-    ("loading/batches.py", "_indices"):
-        "torch's documented access to an uncoalesced COO tensor's parts without a copy "
-        "(indices() needs coalesce()); a batch's byte count",
-    ("loading/batches.py", "_values"):
-        "torch's documented access to an uncoalesced COO tensor's parts without a copy "
-        "(values() needs coalesce()); a batch's byte count",
+    ("loading/workers/pool.py", "_MultiProcessingDataLoaderIter"): TORCH_WORKERS
+    + ": subclassed to notice dead workers by polling, not by SIGCHLD",
+    ("loading/workers/pool.py", "_utils"): TORCH_WORKERS
+    + ": its status-check interval and signal registry",
+    ("loading/workers/pool.py", "_remove_worker_pids"): TORCH_WORKERS
+    + ": our workers leave torch's SIGCHLD registry before the first index",
+    ("loading/workers/pool.py", "_profiler_enabled"): TORCH_WORKERS
+    + ": __next__ skips the profiler range (57 us a batch) unless a profiler runs",
+    ("loading/workers/pool.py", "_iterator"): TORCH_WORKERS
+    + ": a persistent DataLoader's live iterator, to stop or list kept workers",
+    ("loading/workers/pool.py", "_workers"): TORCH_WORKERS
+    + ": the worker processes, for their pids and exit codes",
+    ("loading/workers/pool.py", "_shutdown_workers"): TORCH_WORKERS
+    + ": the one way to stop the workers and their queues' threads",
+    (
+        "loading/batches.py",
+        "_indices",
+    ): "torch's documented access to an uncoalesced COO tensor's parts without a copy "
+    "(indices() needs coalesce()); a batch's byte count",
+    (
+        "loading/batches.py",
+        "_values",
+    ): "torch's documented access to an uncoalesced COO tensor's parts without a copy "
+    "(values() needs coalesce()); a batch's byte count",
 }
 
 
 def _private(name: str) -> bool:
-    return (name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
-            and name not in PUBLIC_BY_PROTOCOL and not DISPLAY.match(name))
+    return (
+        name.startswith("_")
+        and not (name.startswith("__") and name.endswith("__"))
+        and name not in PUBLIC_BY_PROTOCOL
+        and not DISPLAY.match(name)
+    )
 
 
 def _is_submodule(path: Path, node: ast.ImportFrom, name: str) -> bool:
@@ -75,7 +85,9 @@ def _is_submodule(path: Path, node: ast.ImportFrom, name: str) -> bool:
             base = base.parent
         if node.module:
             base = base.joinpath(*node.module.split("."))
-    return (base / f"{name}.py").exists() or (base / name).is_dir() or any(base.glob(f"{name}.*.so"))
+    return (
+        (base / f"{name}.py").exists() or (base / name).is_dir() or any(base.glob(f"{name}.*.so"))
+    )
 
 
 class _Reach(ast.NodeVisitor):
@@ -97,7 +109,11 @@ class _Reach(ast.NodeVisitor):
     def _own(self, node: ast.AST) -> bool:
         if isinstance(node, ast.Name):
             return node.id in {"self", "cls"} | self.classes or node.id in self.built[-1]
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super":
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "super"
+        ):
             return True
         return self._own_new(node)
 
@@ -120,10 +136,15 @@ class _Reach(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         f = node.func
-        if isinstance(f, ast.Name) and f.id in ("getattr", "hasattr", "setattr", "delattr") \
-                and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) \
-                and isinstance(node.args[1].value, str) and _private(node.args[1].value) \
-                and not self._own(node.args[0]):
+        if (
+            isinstance(f, ast.Name)
+            and f.id in ("getattr", "hasattr", "setattr", "delattr")
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and _private(node.args[1].value)
+            and not self._own(node.args[0])
+        ):
             self.found.append((node.lineno, ast.unparse(node.args[0]), node.args[1].value))
         self.generic_visit(node)
 
@@ -136,8 +157,11 @@ def reaches(path: Path) -> list[tuple[int, str, str]]:
     reach.visit(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            reach.found += [(node.lineno, f"from {'.' * node.level}{node.module or ''} import", a.name)
-                            for a in node.names if _private(a.name) and not _is_submodule(path, node, a.name)]
+            reach.found += [
+                (node.lineno, f"from {'.' * node.level}{node.module or ''} import", a.name)
+                for a in node.names
+                if _private(a.name) and not _is_submodule(path, node, a.name)
+            ]
     return sorted(reach.found)
 
 
@@ -153,8 +177,10 @@ def test_no_module_reaches_into_another_objects_privates():
                 used.add((rel, name))
             else:
                 found.append(f"workbench/{rel}:{line}: {what}.{name}")
-    assert not found, ("private reach into another object (give it a public method or attribute, "
-                       "or a reason in ALLOWED):\n" + "\n".join(found))
+    assert not found, (
+        "private reach into another object (give it a public method or attribute, "
+        "or a reason in ALLOWED):\n" + "\n".join(found)
+    )
     assert used == set(ALLOWED), f"ALLOWED entries no longer needed: {sorted(set(ALLOWED) - used)}"
 
 
@@ -164,7 +190,7 @@ def test_the_torch_privates_stay_in_the_workers_room():
 
 
 def test_the_checker_sees_what_it_should(tmp_path):
-    code = '''
+    code = """
 import numpy as _np
 from .tabular import _helper, TablePacker
 from . import _take
@@ -190,7 +216,7 @@ class Own:
 
 def elsewhere(x):
     return x._j
-'''
+"""
     (tmp_path / "tabular.py").write_text("")
     (tmp_path / "_take.py").write_text("")
     mod = tmp_path / "mod.py"
@@ -200,8 +226,13 @@ def elsewhere(x):
 
 # -- dataset capabilities ------------------------------------------------------------------
 
-PROTOCOLS = {name: obj for name, obj in vars(protocols).items()
-             if isinstance(obj, type) and getattr(obj, "_is_protocol", False) and obj.__module__ == protocols.__name__}
+PROTOCOLS = {
+    name: obj
+    for name, obj in vars(protocols).items()
+    if isinstance(obj, type)
+    and getattr(obj, "_is_protocol", False)
+    and obj.__module__ == protocols.__name__
+}
 
 
 def _doc_table() -> dict[str, set[str]]:
@@ -227,22 +258,31 @@ def ours(tmp_path_factory):
         wb.convert(data, tmp / f"d.{f}", format=f, progress=False)
     np.save(tmp / "m.npy", data["x"])
     found = [wb.open_dataset(tmp / f"d.{f}") for f in ("store", "hdf5", "parquet")]
-    found += [wb.open_dataset("file://" + os.path.abspath(tmp / "d.store"), cache_dir=tmp / "cache",
-                              cache_bytes=1 << 20),
-              wb.open_dataset(data), wb.open_dataset(str(tmp / "m.npy")),
-              wb.open_dataset(da.from_array(data["x"], chunks=50))]
+    found += [
+        wb.open_dataset(
+            "file://" + os.path.abspath(tmp / "d.store"),
+            cache_dir=tmp / "cache",
+            cache_bytes=1 << 20,
+        ),
+        wb.open_dataset(data),
+        wb.open_dataset(str(tmp / "m.npy")),
+        wb.open_dataset(da.from_array(data["x"], chunks=50)),
+    ]
     return {type(ds).__name__: ds for ds in found}
 
 
 def test_the_doc_lists_every_protocol():
-    assert set(_doc_table()) == set(PROTOCOLS), \
+    assert set(_doc_table()) == set(PROTOCOLS), (
         f"docs/CONTRACTS.md lists {sorted(_doc_table())}, protocols.py defines {sorted(PROTOCOLS)}"
+    )
     assert all(getattr(p, "_is_runtime_protocol", False) for p in PROTOCOLS.values())
 
 
 def test_our_datasets_have_the_capabilities_the_doc_says(ours):
     table = _doc_table()
-    assert set().union(*table.values()) <= set(ours), "the doc names a class this test does not build"
+    assert set().union(*table.values()) <= set(ours), (
+        "the doc names a class this test does not build"
+    )
     for cls, ds in ours.items():
         has = {name for name, p in PROTOCOLS.items() if isinstance(ds, p)}
         claimed = {name for name, classes in table.items() if cls in classes}

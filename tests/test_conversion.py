@@ -27,7 +27,9 @@ from workbench.format.sparse import CSR
 DTYPES = ["float32", "float64", "float16", "int8", "int32", "int64", "uint8", "uint16", "bool"]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     dtype=st.sampled_from(DTYPES),
     row_shape=st.sampled_from([(), (1,), (3,), (2, 3)]),
@@ -37,15 +39,26 @@ DTYPES = ["float32", "float64", "float16", "int8", "int32", "int64", "uint8", "u
     layout=st.sampled_from(["store", "hdf5", "parquet"]),
     data=st.data(),
 )
-def test_round_trip_is_exact(tmp_path_factory, dtype, row_shape, rows, shard_bytes, chunk_rows,
-                             layout, data):
-    x = data.draw(hnp.arrays(np.dtype(dtype), (rows, *row_shape),
-                             elements=hnp.from_dtype(np.dtype(dtype), allow_nan=False,
-                                                     allow_infinity=False)))
+def test_round_trip_is_exact(
+    tmp_path_factory, dtype, row_shape, rows, shard_bytes, chunk_rows, layout, data
+):
+    x = data.draw(
+        hnp.arrays(
+            np.dtype(dtype),
+            (rows, *row_shape),
+            elements=hnp.from_dtype(np.dtype(dtype), allow_nan=False, allow_infinity=False),
+        )
+    )
     y = np.arange(rows, dtype=np.int64)
     dest = tmp_path_factory.mktemp("rt") / "d"
-    m = wb.convert({"x": x, "y": y}, dest, format=layout, shard_bytes=shard_bytes,
-                   chunk_rows=chunk_rows, progress=False)
+    m = wb.convert(
+        {"x": x, "y": y},
+        dest,
+        format=layout,
+        shard_bytes=shard_bytes,
+        chunk_rows=chunk_rows,
+        progress=False,
+    )
     assert m.num_rows == rows
     assert all(s.rows > 0 for s in m.shards)
     assert_columns_equal(read_dataset(dest), {"x": x, "y": y})
@@ -55,12 +68,20 @@ def test_round_trip_is_exact(tmp_path_factory, dtype, row_shape, rows, shard_byt
 @pytest.mark.parametrize("values", [True, False])
 def test_sparse_round_trip(tmp_path, layout, values):
     rng = np.random.default_rng(0)
-    rows = [sorted(rng.choice(50, size=rng.integers(0, 6), replace=False).tolist()) for _ in range(500)]
+    rows = [
+        sorted(rng.choice(50, size=rng.integers(0, 6), replace=False).tolist()) for _ in range(500)
+    ]
     vals = [rng.random(len(r)).astype("float32").tolist() for r in rows] if values else None
     csr = CSR.from_lists(rows, dim=50, values=vals, index_dtype="int32")
     x = rng.random((500, 4)).astype("float32")
-    m = wb.convert({"x": x, "tok": csr}, tmp_path / "d", format=layout, shard_bytes=1500,
-                   chunk_rows=37, progress=False)
+    m = wb.convert(
+        {"x": x, "tok": csr},
+        tmp_path / "d",
+        format=layout,
+        shard_bytes=1500,
+        chunk_rows=37,
+        progress=False,
+    )
     col = m.column("tok")
     assert col.sparse and col.shape == (50,) and col.has_values == values
     assert len(m.shards) > 3
@@ -100,13 +121,16 @@ def test_transform_runs_once_per_chunk_at_conversion(tmp_path):
     assert m.transform["name"].endswith("add_norm") and m.transform["doc"] == "Append the row norm."
 
 
-@pytest.mark.parametrize("bad, msg", [
-    (lambda c: {"x": c["x"].astype("float64") if c["x"][0, 0] >= 500 else c["x"]}, "float64"),
-    (lambda c: {"x": c["x"][:, :2] if c["x"][0, 0] >= 500 else c["x"]}, "per row"),
-    (lambda c: {"x": c["x"][:-1]}, "one output row per input row"),
-    (lambda c: {"x": c["x"] / (c["x"] - c["x"])}, "NaN"),
-    (lambda c: 1 / 0 if c["x"][0, 0] >= 500 else c, "ZeroDivisionError"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (lambda c: {"x": c["x"].astype("float64") if c["x"][0, 0] >= 500 else c["x"]}, "float64"),
+        (lambda c: {"x": c["x"][:, :2] if c["x"][0, 0] >= 500 else c["x"]}, "per row"),
+        (lambda c: {"x": c["x"][:-1]}, "one output row per input row"),
+        (lambda c: {"x": c["x"] / (c["x"] - c["x"])}, "NaN"),
+        (lambda c: 1 / 0 if c["x"][0, 0] >= 500 else c, "ZeroDivisionError"),
+    ],
+)
 def test_bad_transform_is_named_and_nothing_is_committed(tmp_path, bad, msg):
     x = np.repeat(np.arange(1000, dtype="float32")[:, None], 3, axis=1)
     with pytest.raises(TransformError, match=msg) as e:
@@ -135,6 +159,7 @@ def _interrupting(after_rows):
         if chunk["x"][0, 0] >= after_rows:
             raise _Interrupt
         return chunk
+
     return t
 
 
@@ -223,20 +248,24 @@ def test_dask_task_errors_surface_and_commit_nothing(tmp_path, dask_client):
         raise ValueError("bad row")
 
     with pytest.raises(TransformError, match="bad row"):
-        wb.convert(x, tmp_path / "d", transform=boom, client=dask_client, shard_bytes=800,
-                   progress=False)
+        wb.convert(
+            x, tmp_path / "d", transform=boom, client=dask_client, shard_bytes=800, progress=False
+        )
     with pytest.raises(DatasetNotFoundError):
         read_manifest(tmp_path / "d")
 
 
-@pytest.mark.parametrize("source, err, fragment", [
-    (lambda p: p / "missing.csv", FileNotFoundError, "missing.csv"),
-    (lambda p: np.empty((0, 3), "float32"), InvalidInputError, "zero rows"),
-    (lambda p: np.array([[1, "a"]], dtype=object), UnsafeInputError, "object"),
-    (lambda p: np.array([[1.0, np.nan]], dtype="float32"), InvalidInputError, "NaN"),
-    (lambda p: {"a": np.zeros(3), "b": np.zeros(4)}, InvalidInputError, "b"),
-    (lambda p: iter([{"x": [0.0, 1.0]}, {"x": [0.0, 1.0, 2.0]}]), InvalidInputError, "x"),
-])
+@pytest.mark.parametrize(
+    "source, err, fragment",
+    [
+        (lambda p: p / "missing.csv", FileNotFoundError, "missing.csv"),
+        (lambda p: np.empty((0, 3), "float32"), InvalidInputError, "zero rows"),
+        (lambda p: np.array([[1, "a"]], dtype=object), UnsafeInputError, "object"),
+        (lambda p: np.array([[1.0, np.nan]], dtype="float32"), InvalidInputError, "NaN"),
+        (lambda p: {"a": np.zeros(3), "b": np.zeros(4)}, InvalidInputError, "b"),
+        (lambda p: iter([{"x": [0.0, 1.0]}, {"x": [0.0, 1.0, 2.0]}]), InvalidInputError, "x"),
+    ],
+)
 def test_bad_inputs_name_the_problem_and_commit_nothing(tmp_path, source, err, fragment):
     with pytest.raises(err, match=fragment):
         wb.convert(source(tmp_path), tmp_path / "d", progress=False)
@@ -294,9 +323,13 @@ def test_peak_memory_is_flat_when_the_input_grows_4x(tmp_path, layout_):
         raw = make_demo(tmp_path / f"raw{rows}", rows=rows, formats=("csv",))
         sizes.append(raw.csv.stat().st_size)
         os.sync()  # dirty page cache of the fresh CSV otherwise shows up in the child's peak
-        out = subprocess.run([sys.executable, "-c", _PEAK_CHILD, str(raw.csv),
-                              str(tmp_path / f"d{rows}"), layout_],
-                             capture_output=True, text=True, timeout=300, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _PEAK_CHILD, str(raw.csv), str(tmp_path / f"d{rows}"), layout_],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
         peaks.append(int(out.stdout.split()[-1]) * 1024)
     grew_input = sizes[1] - sizes[0]
     grew_peak = peaks[1] - peaks[0]
@@ -314,12 +347,24 @@ def test_durable_conversion_round_trips(tmp_path, layout):
 
 # ---- CSV on a cluster: each worker parses its own byte range ----------------------------------
 
-CSV_KW = dict(target="label", sparse={"tokens": 64}, drop=["note"], shard_bytes=150 * 1000,
-              chunk_rows=300, progress=False)
+CSV_KW = dict(
+    target="label",
+    sparse={"tokens": 64},
+    drop=["note"],
+    shard_bytes=150 * 1000,
+    chunk_rows=300,
+    progress=False,
+)
 
 
-def _csv(path: Path, n: int, *, newline_from: int | None = None, bad: tuple[int, str] | None = None,
-         crlf: bool = False) -> dict:
+def _csv(
+    path: Path,
+    n: int,
+    *,
+    newline_from: int | None = None,
+    bad: tuple[int, str] | None = None,
+    crlf: bool = False,
+) -> dict:
     """A CSV of ``n`` rows (quoted commas and quotes, blank lines here and there); rows from
     ``newline_from`` on hold quoted newlines; ``bad=(row, line)`` replaces a row. Returns the
     file line number of each row and the expected columns."""
@@ -332,7 +377,8 @@ def _csv(path: Path, n: int, *, newline_from: int | None = None, bad: tuple[int,
             lines.append("")  # an empty line holds no row
             at += 1
         note = f'"a, ""b"" {i}"' if newline_from is None or i < newline_from else f'"x\ny {i}"'
-        row = f"{float(x[i, 0])!r},{float(x[i, 1])!r},{float(x[i, 2])!r},{label[i]},{i % 64} {(i * 7) % 64},{note}"
+        feats = ",".join(repr(float(v)) for v in x[i, :3])
+        row = f"{feats},{label[i]},{i % 64} {(i * 7) % 64},{note}"
         if bad is not None and bad[0] == i:
             row = bad[1]
         line_of.append(at)
@@ -343,10 +389,12 @@ def _csv(path: Path, n: int, *, newline_from: int | None = None, bad: tuple[int,
 
 
 @pytest.mark.parametrize("crlf", [False, True])
-def test_csv_on_two_workers_is_split_by_byte_range_and_equals_in_process(tmp_path, dask_client, crlf):
+def test_csv_on_two_workers_is_split_by_byte_range_and_equals_in_process(
+    tmp_path, dask_client, crlf
+):
     import warnings
 
-    from workbench.conversion.pipeline import _jobs
+    from workbench.conversion.jobs import shard_jobs
     from workbench.errors import PerformanceWarning
     from workbench.inputs import open_source
 
@@ -366,10 +414,28 @@ def test_csv_on_two_workers_is_split_by_byte_range_and_equals_in_process(tmp_pat
     src = open_source(str(csv), target="label", sparse={"tokens": 64}, drop=["note"])
     first = next(src.chunks(300))
     rows = local.options["shard_rows"]
-    jobs = list(_jobs(src, None, first, {}, local.columns, "store", tmp_path, {}, rows, 300,
-                      None, "error", str(csv), parallel=True))
+    jobs = list(
+        shard_jobs(
+            src,
+            None,
+            first,
+            {},
+            local.columns,
+            "store",
+            tmp_path,
+            {},
+            rows,
+            300,
+            None,
+            "error",
+            str(csv),
+            parallel=True,
+        )
+    )
     assert all(j.span is not None and not j.chunks for j in jobs) and len(jobs) == len(local.shards)
-    assert jobs[0].span.begin == len(b"f0,f1,f2,label,tokens,note\r\n" if crlf else b"f0,f1,f2,label,tokens,note\n")
+    assert jobs[0].span.begin == len(
+        b"f0,f1,f2,label,tokens,note\r\n" if crlf else b"f0,f1,f2,label,tokens,note\n"
+    )
     assert [j.span.end for j in jobs[:-1]] == [j.span.begin for j in jobs[1:]]
     assert jobs[-1].span.end == csv.stat().st_size
     assert [j.span.first_row for j in jobs] == list(range(0, 40_000, rows))
@@ -383,8 +449,11 @@ def test_csv_with_quoted_newlines_falls_back_to_one_reader_and_says_so(tmp_path,
     local = wb.convert(csv, tmp_path / "local", **CSV_KW)  # one reader copes with them too
     line = want["line_of"][30_000]
     rows = local.options["shard_rows"]
-    with pytest.warns(PerformanceWarning, match=rf"notes\.csv: line {line}: a quoted field holds a "
-                      rf"newline.* rows from {30_000 // rows * rows} on are read by one reader"):
+    with pytest.warns(
+        PerformanceWarning,
+        match=rf"notes\.csv: line {line}: a quoted field holds a "
+        rf"newline.* rows from {30_000 // rows * rows} on are read by one reader",
+    ):
         remote = wb.convert(csv, tmp_path / "dask", client=dask_client, **CSV_KW)
     assert [s.files for s in remote.shards] == [s.files for s in local.shards]
     got = read_dataset(tmp_path / "dask")
@@ -392,12 +461,16 @@ def test_csv_with_quoted_newlines_falls_back_to_one_reader_and_says_so(tmp_path,
     np.testing.assert_array_equal(got["label"], want["label"])
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("1.0,2.0,3.0,1,5 6,\"n\",extra", r"bad\.csv: .*line {line}: Expected 6 columns, got 7"),
-    ("1.0,oops,3.0,1,5 6,\"n\"", r"bad\.csv: column 'f1': line {line}: .*'oops'"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ('1.0,2.0,3.0,1,5 6,"n",extra', r"bad\.csv: .*line {line}: Expected 6 columns, got 7"),
+        ('1.0,oops,3.0,1,5 6,"n"', r"bad\.csv: column 'f1': line {line}: .*'oops'"),
+    ],
+)
 def test_malformed_csv_row_in_the_second_half_names_file_and_line_and_commits_nothing(
-        tmp_path, dask_client, bad, match):
+    tmp_path, dask_client, bad, match
+):
     csv = tmp_path / "bad.csv"
     want = _csv(csv, 40_000, bad=(30_000, bad))  # past the first MiB, which is read at open
     dest = tmp_path / "d"
@@ -408,7 +481,9 @@ def test_malformed_csv_row_in_the_second_half_names_file_and_line_and_commits_no
     assert not dest.exists() or not list(dest.iterdir())  # no shard written after the abort
 
 
-def test_a_cluster_conversion_that_makes_one_shard_says_to_pass_smaller_shards(tmp_path, dask_client):
+def test_a_cluster_conversion_that_makes_one_shard_says_to_pass_smaller_shards(
+    tmp_path, dask_client
+):
     from workbench.errors import PerformanceWarning
 
     x = np.zeros((1000, 4), "float32")

@@ -27,8 +27,11 @@ from workbench.errors import WorkbenchWarning
 sys.path.insert(0, str(Path(__file__).parent))
 import browser  # noqa: E402
 
-OURS = {"/individual-workbench-throughput", "/individual-workbench-memory",
-        "/individual-workbench-gpu"}
+OURS = {
+    "/individual-workbench-throughput",
+    "/individual-workbench-memory",
+    "/individual-workbench-gpu",
+}
 
 
 def _base(client) -> str:
@@ -54,8 +57,14 @@ def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
 def running_loader(client, *, workers: int = 2, interval: float = 0.2):
     """A loader with worker processes reading epochs on a thread, its Monitor publishing."""
     ds = wb.open_dataset({"x": np.random.default_rng(0).random((100_000, 64), dtype="float32")})
-    dl = wb.loader(ds, batch_size=500, shuffle=True, num_workers=workers, worker_type="process",
-                   persistent_workers=True)
+    dl = wb.loader(
+        ds,
+        batch_size=500,
+        shuffle=True,
+        num_workers=workers,
+        worker_type="process",
+        persistent_workers=True,
+    )
     stop = threading.Event()
 
     def run() -> None:
@@ -80,9 +89,13 @@ def _collector_state(dask_scheduler):
     if current is None:
         return {"received": plugin.received}
     source, timeline, snap = current
-    return {"received": plugin.received, "source": source,
-            "samples_per_s": timeline.history().get("samples_per_s", []),
-            "processes": snap["processes"], "workers": plugin.worker_memory()}
+    return {
+        "received": plugin.received,
+        "source": source,
+        "samples_per_s": timeline.history().get("samples_per_s", []),
+        "processes": snap["processes"],
+        "workers": plugin.worker_memory(),
+    }
 
 
 def test_distributed_still_has_the_private_table_we_register_in():
@@ -127,13 +140,21 @@ def test_a_loaders_monitor_reaches_the_scheduler_through_the_plugins():
     client = wb.local_client(1)
     try:
         with running_loader(client) as mon:
-            state = _wait(lambda: (s := client.run_on_scheduler(_collector_state))["received"] >= 5
-                          and s["workers"] and len(s["processes"]) >= 3 and s,
-                          what="5 snapshots, the loader's workers and the Dask worker's heartbeat")
+            state = _wait(
+                lambda: (
+                    (s := client.run_on_scheduler(_collector_state))["received"] >= 5
+                    and s["workers"]
+                    and len(s["processes"]) >= 3
+                    and s
+                ),
+                what="5 snapshots, the loader's workers and the Dask worker's heartbeat",
+            )
         assert mon.publish_error is None
         assert any(v > 0 for _, v in state["samples_per_s"])
         names = [p["name"] for p in state["processes"]]
-        assert names[0] == "kernel" and sum(n.startswith("loader worker") for n in names) == 2, names
+        assert names[0] == "kernel" and sum(n.startswith("loader worker") for n in names) == 2, (
+            names
+        )
         assert all(p["pss"] > 0 for p in state["processes"])
         [worker] = state["workers"]
         assert worker["name"].startswith("dask worker tcp://127.0.0.1:") and worker["pss"] > 0
@@ -151,21 +172,47 @@ def test_a_scheduler_started_with_preload_serves_the_pages(tmp_path):
     file = tmp_path / "scheduler.json"
     bin_dir = Path(sys.executable).parent
     scheduler = subprocess.Popen(
-        [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-         "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(file),
-         "--preload", "workbench.dashboard"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "scheduler.log", "w"))
+        [
+            str(bin_dir / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(file),
+            "--preload",
+            "workbench.dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "scheduler.log", "w"),
+    )
     worker = None
     try:
         _wait(file.exists, 60, "the scheduler file")
         worker = subprocess.Popen(
-            [str(bin_dir / "dask"), "worker", "--scheduler-file", str(file), "--nthreads", "1",
-             "--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0", "--no-nanny"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w"))
+            [
+                str(bin_dir / "dask"),
+                "worker",
+                "--scheduler-file",
+                str(file),
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--dashboard-address",
+                "127.0.0.1:0",
+                "--no-nanny",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp_path / "worker.log", "w"),
+        )
         import cloudpickle
         from distributed import Client
 
-        # the scheduler in the other process cannot import this test module: ship our helper by value
+        # the scheduler in the other process cannot import this test module: ship it by value
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
         with Client(scheduler_file=str(file), timeout=60) as client:
             client.wait_for_workers(1, timeout=60)
@@ -173,8 +220,14 @@ def test_a_scheduler_started_with_preload_serves_the_pages(tmp_path):
             listed = set(json.loads(_get(base + "/individual-plots.json")[1]).values())
             assert OURS <= listed, (listed, (tmp_path / "scheduler.log").read_text()[-2000:])
             with running_loader(client, workers=1):
-                state = _wait(lambda: (s := client.run_on_scheduler(_collector_state))["received"]
-                              >= 3 and s["workers"] and s, what="snapshots in the other process")
+                state = _wait(
+                    lambda: (
+                        (s := client.run_on_scheduler(_collector_state))["received"] >= 3
+                        and s["workers"]
+                        and s
+                    ),
+                    what="snapshots in the other process",
+                )
             assert state["source"].endswith(f"pid {os.getpid()}")
             assert state["workers"][0]["pss"] > 0
     finally:
@@ -199,10 +252,19 @@ def _lengths(page) -> dict:
     return page.evaluate(browser.BOKEH_SOURCES)
 
 
-@pytest.mark.parametrize("path,series", [
-    ("/individual-workbench-memory", ["workbench-memory_pss_bytes", "workbench-memory_rss_bytes"]),
-    ("/individual-workbench-throughput", ["workbench-samples_per_s", "workbench-wait_fraction"]),
-])
+@pytest.mark.parametrize(
+    "path,series",
+    [
+        (
+            "/individual-workbench-memory",
+            ["workbench-memory_pss_bytes", "workbench-memory_rss_bytes"],
+        ),
+        (
+            "/individual-workbench-throughput",
+            ["workbench-samples_per_s", "workbench-wait_fraction"],
+        ),
+    ],
+)
 def test_the_pages_draw_a_running_loader_in_a_real_browser(chromium, path, series):
     page = chromium
     page.errors.clear()
@@ -211,8 +273,10 @@ def test_the_pages_draw_a_running_loader_in_a_real_browser(chromium, path, serie
         with running_loader(client):
             page.goto(_base(client) + path)
             page.locator("canvas").first.wait_for(state="visible", timeout=30_000)
-            first = _wait(lambda: (n := _lengths(page)) and all(n.get(s, {}).get("n") for s in series)
-                          and n, what=f"{series} drawn")
+            first = _wait(
+                lambda: (n := _lengths(page)) and all(n.get(s, {}).get("n") for s in series) and n,
+                what=f"{series} drawn",
+            )
             time.sleep(2.0)
             later = _lengths(page)
         for s in series:
@@ -223,9 +287,17 @@ def test_the_pages_draw_a_running_loader_in_a_real_browser(chromium, path, serie
                   return Array.from(m.data.get ? m.data.get('name') : m.data.name); }""")
             assert len(bars) == 4 and bars[0].startswith("kernel"), bars
         texts = page.evaluate("""() => { const out = []; for (const d of window.Bokeh.documents)
-            for (const m of d._all_models.values()) if (typeof m.text === 'string') out.push(m.text);
+            for (const m of d._all_models.values())
+              if (typeof m.text === 'string') out.push(m.text);
             return out; }""")
-        assert any(f"pid {os.getpid()}" in t for t in texts) and not any("Waiting" in t for t in texts)
+        assert any(f"pid {os.getpid()}" in t for t in texts) and not any(
+            "Waiting" in t for t in texts
+        )
+        if path.endswith("memory"):  # the limits every default sized itself to
+            from workbench.monitoring.container import container_limits
+
+            cores = container_limits().describe().split("; ")[1]
+            assert any(cores in t for t in texts), texts
         assert not [e for e in page.errors if "favicon" not in e], page.errors
     finally:
         page.goto("about:blank")  # before the cluster closes: no reconnecting page left behind
@@ -262,8 +334,10 @@ def test_jupyterlabs_dask_sidebar_lists_our_pages_and_opens_one(chromium, tmp_pa
             frame.content_frame.locator("canvas").first.wait_for(state="visible", timeout=60_000)
             inner = next(f for f in page.frames if "workbench-memory" in f.url)
             n = "workbench-memory_pss_bytes"
-            first = _wait(lambda: inner.evaluate(browser.BOKEH_SOURCES).get(n, {}).get("n"),
-                          what="the memory line in the sidebar's tab")
+            first = _wait(
+                lambda: inner.evaluate(browser.BOKEH_SOURCES).get(n, {}).get("n"),
+                what="the memory line in the sidebar's tab",
+            )
             time.sleep(2)
             assert inner.evaluate(browser.BOKEH_SOURCES)[n]["n"] > first
     finally:

@@ -24,8 +24,14 @@ def converted(tmp_path_factory):
     out = {}
     for fmt in ("store", "hdf5", "parquet"):
         out[fmt] = tmp / f"d.{fmt}"
-        wb.convert({"x": X, "s": S}, out[fmt], format=fmt, shard_bytes=8000, hdf5_chunk_bytes=600,
-                   progress=False)
+        wb.convert(
+            {"x": X, "s": S},
+            out[fmt],
+            format=fmt,
+            shard_bytes=8000,
+            hdf5_chunk_bytes=600,
+            progress=False,
+        )
     return out
 
 

@@ -1,4 +1,5 @@
-"""workbench.open_dataset: every source kind and layout returns exactly the source rows, fast paths hold."""
+"""workbench.open_dataset: every source kind and layout returns exactly the source rows, fast
+paths hold."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ IDX = {
     "seq": list(range(10, 40)),
     "unsorted": [599, 3, 250, 17, 0, 411, 12],
     "repeated": [5, 5, 3, 3, 598, 5],
-    "cross": list(range(90, 230)),          # crosses several shards / chunks / row groups
+    "cross": list(range(90, 230)),  # crosses several shards / chunks / row groups
     "negative": [-1, -600, 4],
     "range": range(100, 150),
     "array": np.array([7, 1, 300]),
@@ -47,31 +48,46 @@ def _convert(tmp, fmt):
     dest = tmp / f"conv-{fmt}"
     if dest.exists():
         return dest
-    wb.convert({"x": X, "y": Y, "s": S, "t": T}, dest, format=fmt, progress=False, shard_bytes=8000,
-            row_group_bytes=2000, hdf5_chunk_bytes=600)
+    wb.convert(
+        {"x": X, "y": Y, "s": S, "t": T},
+        dest,
+        format=fmt,
+        progress=False,
+        shard_bytes=8000,
+        row_group_bytes=2000,
+        hdf5_chunk_bytes=600,
+    )
     return dest
 
 
 def _hand_store(tmp):
-    """The store layout written by hand per docs/CONTRACTS.md (pins the contract, not the writer)."""
+    """The store layout written by hand per docs/CONTRACTS.md (pins the contract, not the
+    writer)."""
     root = tmp / "hand-store"
     vdir = root / "v-test"
     shards = []
     for i, (a, b) in enumerate([(0, 250), (250, 251), (251, 600)]):
         files = []
         for col, part, arr in [("x", "data", X[a:b]), ("y", "data", Y[a:b])] + [
-                (c, p, v) for c, m in (("s", S), ("t", T))
-                for p, v in zip(("indptr", "indices", "values"), _csr_arrays(m.slice(a, b).compact()))
-                if v is not None]:
+            (c, p, v)
+            for c, m in (("s", S), ("t", T))
+            for p, v in zip(("indptr", "indices", "values"), _csr_arrays(m.slice(a, b).compact()))
+            if v is not None
+        ]:
             rel = f"{i:05d}/{col}.npy" if part == "data" else f"{i:05d}/{col}.{part}.npy"
             (vdir / f"{i:05d}").mkdir(parents=True, exist_ok=True)
             np.save(vdir / rel, arr)
             files.append(FileEntry(rel, (vdir / rel).stat().st_size, "0", col, part))
         shards.append(Shard(b - a, tuple(files)))
-    cols = (Column("x", "float32", (3, 2)), Column("y", "int64"),
-            Column("s", "float32", (40,), sparse=True), Column("t", "float32", (40,), sparse=True,
-                                                               has_values=False))
-    (vdir / "manifest.json").write_text(Manifest("store", cols, tuple(shards), target="y").to_json())
+    cols = (
+        Column("x", "float32", (3, 2)),
+        Column("y", "int64"),
+        Column("s", "float32", (40,), sparse=True),
+        Column("t", "float32", (40,), sparse=True, has_values=False),
+    )
+    (vdir / "manifest.json").write_text(
+        Manifest("store", cols, tuple(shards), target="y").to_json()
+    )
     (root / "CURRENT").write_text("v-test")
     return root
 
@@ -100,12 +116,20 @@ def _foreign_parquet(tmp, folder=False):
     def table(a, b):
         c = S.slice(a, b).compact()
         t = T.slice(a, b).compact()
-        return pa.table({
-            "x": pa.FixedSizeListArray.from_arrays(pa.FixedSizeListArray.from_arrays(X[a:b].reshape(-1), 2), 3),
-            "y": Y[a:b],
-            "s": pa.ListArray.from_arrays(c.indptr.astype(np.int32), c.indices.astype(np.int32)),
-            "s.values": pa.ListArray.from_arrays(c.indptr.astype(np.int32), c.values),
-            "t": pa.LargeListArray.from_arrays(t.indptr, t.indices)})
+        return pa.table(
+            {
+                "x": pa.FixedSizeListArray.from_arrays(
+                    pa.FixedSizeListArray.from_arrays(X[a:b].reshape(-1), 2), 3
+                ),
+                "y": Y[a:b],
+                "s": pa.ListArray.from_arrays(
+                    c.indptr.astype(np.int32), c.indices.astype(np.int32)
+                ),
+                "s.values": pa.ListArray.from_arrays(c.indptr.astype(np.int32), c.values),
+                "t": pa.LargeListArray.from_arrays(t.indptr, t.indices),
+            }
+        )
+
     if not folder:
         p = tmp / "foreign.parquet"
         pq.write_table(table(0, N), p, row_group_size=64)
@@ -132,8 +156,12 @@ def sources(tmp):
         "parquet": lambda **k: open_dataset(_convert(tmp, "parquet"), **k),
         "hand-store": lambda **k: open_dataset(_hand_store(tmp), **k),
         "foreign-h5": lambda **k: open_dataset(_foreign_h5(tmp), **k),
-        "foreign-pq": lambda **k: open_dataset(_foreign_parquet(tmp), sparse_dims={"s": 40, "t": 40}, **k),
-        "pq-folder": lambda **k: open_dataset(_foreign_parquet(tmp, True), sparse_dims={"s": 40, "t": 40}, **k),
+        "foreign-pq": lambda **k: open_dataset(
+            _foreign_parquet(tmp), sparse_dims={"s": 40, "t": 40}, **k
+        ),
+        "pq-folder": lambda **k: open_dataset(
+            _foreign_parquet(tmp, True), sparse_dims={"s": 40, "t": 40}, **k
+        ),
         "dict": lambda **k: open_dataset({**dense, "s": S, "t": T}, **k),
         "npy": lambda **k: open_dataset(tmp / "x.npy", **k),
         "numpy": lambda **k: open_dataset(X.copy(), **k),
@@ -153,8 +181,21 @@ def ref_for(ds):
     return {c: REF[c] for c in ds.columns}
 
 
-KINDS = ["store", "hdf5", "parquet", "hand-store", "foreign-h5", "foreign-pq", "pq-folder", "dict",
-         "npy", "numpy", "memmap", "tensor", "dask"]
+KINDS = [
+    "store",
+    "hdf5",
+    "parquet",
+    "hand-store",
+    "foreign-h5",
+    "foreign-pq",
+    "pq-folder",
+    "dict",
+    "npy",
+    "numpy",
+    "memmap",
+    "tensor",
+    "dask",
+]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -182,7 +223,9 @@ def test_batches_equal_source_rows(sources, kind):
         ds[N]
 
 
-@pytest.mark.parametrize("kind", ["store", "hdf5", "parquet", "hand-store", "foreign-h5", "foreign-pq", "dict"])
+@pytest.mark.parametrize(
+    "kind", ["store", "hdf5", "parquet", "hand-store", "foreign-h5", "foreign-pq", "dict"]
+)
 @pytest.mark.parametrize("mode", ["coo", "csr"])
 def test_sparse_tensors_equal_dense_rows(sources, kind, mode):
     ds = sources[kind](columns=["s", "t", "y"], sparse=mode)
@@ -203,7 +246,11 @@ def test_columns_dtype_and_repr(sources):
     assert ds.get_batch([1, 2])["x"].dtype == torch.float16
     full = sources["store"](dtype="float64")
     b = full.get_batch([3, 4])
-    assert b["x"].dtype == torch.float64 and b["y"].dtype == torch.int64 and b["s"].dtype == torch.float64
+    assert (
+        b["x"].dtype == torch.float64
+        and b["y"].dtype == torch.int64
+        and b["s"].dtype == torch.float64
+    )
     text = repr(full)
     assert "600 rows" in text and "x: float32" in text and "sparse dim=40" in text
     assert full.manifest is not None and sources["dict"]().manifest is None
@@ -219,7 +266,8 @@ def test_store_contiguous_batch_is_zero_copy(sources):
     t = ds.get_batch(list(range(2, 40)))["x"]
     assert np.shares_memory(t.numpy(), mm) and not mm.flags.writeable
     assert not np.shares_memory(ds.get_batch([2, 4, 6])["x"].numpy(), mm)
-    # a writable in-memory source is never shared (edits of a batch must not reach the caller's array)
+    # a writable in-memory source is never shared (edits of a batch must not reach the caller's
+    # array)
     src = X.copy()
     assert not np.shares_memory(open_dataset(src).get_batch(range(0, 10))["x"].numpy(), src)
 
@@ -239,14 +287,20 @@ def test_a_run_in_one_shard_is_sliced_straight_to_tensors(sources, tmp):
     before = (ds.stats.batches, ds.stats.rows, ds.stats.reads)
     got = ds.get_batch(range(2, 40))
     assert np.shares_memory(got["x"].numpy(), mm) and got["y"].tolist() == Y[2:40].tolist()
-    assert (ds.stats.batches, ds.stats.rows, ds.stats.reads) == (before[0] + 1, before[1] + 38,
-                                                                 before[2] + 1)
+    assert (ds.stats.batches, ds.stats.rows, ds.stats.reads) == (
+        before[0] + 1,
+        before[1] + 38,
+        before[2] + 1,
+    )
     assert views(ds, range(2, 40)) is not None and views(ds, range(0, N)) is None  # across shards
     for rows in (np.arange(2, 40), list(range(2, 40))):
         assert np.shares_memory(ds.get_batch(rows)["x"].numpy(), mm)
     assert np.array_equal(ds.get_batch(range(0, N))["x"].numpy(), X)
     half = sources["store"](columns=["x"], dtype="float16")
-    assert views(half, range(2, 40)) is None and half.get_batch(range(2, 40))["x"].dtype == torch.float16
+    assert (
+        views(half, range(2, 40)) is None
+        and half.get_batch(range(2, 40))["x"].dtype == torch.float16
+    )
     assert views(sources["store"](), range(2, 40)) is None  # sparse columns: CSRs, not views
     np.save(tmp / "big_endian.npy", X.astype(">f4"))
     be = open_dataset(tmp / "big_endian.npy")
@@ -289,8 +343,14 @@ def test_read_counts(tmp):
     conv = {}
     for fmt in ("store", "hdf5", "parquet"):
         conv[fmt] = tmp / f"count-{fmt}"
-        wb.convert({"x": big}, conv[fmt], format=fmt, progress=False, hdf5_chunk_bytes=64 * 16,
-                row_group_bytes=512 * 16)
+        wb.convert(
+            {"x": big},
+            conv[fmt],
+            format=fmt,
+            progress=False,
+            hdf5_chunk_bytes=64 * 16,
+            row_group_bytes=512 * 16,
+        )
     scattered = np.sort(np.random.default_rng(0).choice(4096, 256, replace=False)).tolist()
     for fmt, unit in (("store", None), ("hdf5", 64), ("parquet", 512)):
         ds = open_dataset(conv[fmt])
@@ -323,7 +383,9 @@ def test_hdf5_dataloader_workers(sources, ctx):
         np.testing.assert_array_equal(b["s"].numpy(), REF["s"][idx])
 
 
-@pytest.mark.parametrize("kind", ["store", "hdf5", "parquet", "foreign-h5", "pq-folder", "npy", "memmap"])
+@pytest.mark.parametrize(
+    "kind", ["store", "hdf5", "parquet", "foreign-h5", "pq-folder", "npy", "memmap"]
+)
 def test_file_sources_pickle_small(sources, kind):
     ds = sources[kind]()
     ds.get_batch([0, 300, 599])  # open handles / caches first
@@ -338,7 +400,9 @@ def test_memmap_view_pickles_as_file_reference(tmp):
     view = np.load(tmp / "mv.npy", mmap_mode="r")[100:400]
     blob = pickle.dumps(open_dataset(view))
     assert len(blob) < 10_000
-    np.testing.assert_array_equal(pickle.loads(blob).get_batch([0, 299])["x"].numpy(), X[[100, 399]])
+    np.testing.assert_array_equal(
+        pickle.loads(blob).get_batch([0, 299])["x"].numpy(), X[[100, 399]]
+    )
 
 
 def test_errors(tmp, sources):
@@ -392,18 +456,36 @@ def test_dask_source_one_compute_per_block(sources):
 
 from workbench.datasets import gather as gmod  # noqa: E402
 
-GATHER_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "complex64", "complex128", ">f4", ">i8"]
+GATHER_DTYPES = [
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    ">f4",
+    ">i8",
+]
 
 
 def _source(dtype: str, shape: tuple[int, ...], tmp) -> np.ndarray:
     """A read-only memmap (as the store reader opens shards) with every bit pattern varied."""
-    raw = np.random.default_rng(3).integers(0, 256, int(np.prod(shape)) * np.dtype(dtype).itemsize,
-                                            dtype=np.uint8)
+    raw = np.random.default_rng(3).integers(
+        0, 256, int(np.prod(shape)) * np.dtype(dtype).itemsize, dtype=np.uint8
+    )
     a = raw.view(dtype).reshape(shape)
     if np.dtype(dtype).kind == "b":
         a = raw[: a.size].astype(bool).reshape(shape)
-    path = tmp / f"g-{np.dtype(dtype).str.replace('<', 'l').replace('>', 'b').replace('|', 'n')}-{len(shape)}.npy"
+    code = np.dtype(dtype).str.replace("<", "l").replace(">", "b").replace("|", "n")
+    path = tmp / f"g-{code}-{len(shape)}.npy"
     np.save(path, a)
     return np.load(path, mmap_mode="r")
 
@@ -478,10 +560,16 @@ def test_store_random_batches_use_the_gather_and_contiguous_stay_views(sources, 
     ds = sources["store"](columns=["x", "y"])
     seen = []
     real = gmod.gather
-    monkeypatch.setattr("workbench.datasets.arrays.gather", lambda *a, **k: seen.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        "workbench.datasets.arrays.gather", lambda *a, **k: seen.append(1) or real(*a, **k)
+    )
     rows = np.sort(np.random.default_rng(1).choice(N, 300, replace=False))
     got = ds.get_batch(rows)
-    assert seen and np.array_equal(got["x"].numpy(), X[rows]) and np.array_equal(got["y"].numpy(), Y[rows])
+    assert (
+        seen
+        and np.array_equal(got["x"].numpy(), X[rows])
+        and np.array_equal(got["y"].numpy(), Y[rows])
+    )
     seen.clear()
     view = ds.get_batch(range(0, 50))["x"]
     assert not seen and not view.numpy().flags.owndata  # zero-copy, no gather
@@ -490,13 +578,18 @@ def test_store_random_batches_use_the_gather_and_contiguous_stay_views(sources, 
 @pytest.mark.parametrize("kind", ["store", "hand-store", "memmap", "dict"])
 @pytest.mark.parametrize("order", ["sorted", "as-given"])
 @pytest.mark.parametrize("native", [True, False])
-def test_batches_of_long_runs_are_copied_as_slices_exactly(sources, kind, order, native, monkeypatch):
+def test_batches_of_long_runs_are_copied_as_slices_exactly(
+    sources, kind, order, native, monkeypatch
+):
     if not native:
         monkeypatch.setattr(gmod, "native", None)
     # runs that cross shard edges (250 | 251 in the hand store) and reach the last row; as given:
     # out of order, one run read twice
-    rows = np.r_[240:262, 0:40, 100:140, 580:600] if order == "sorted" else \
-        np.r_[580:600, 100:140, 0:40, 240:262, 100:140]
+    rows = (
+        np.r_[240:262, 0:40, 100:140, 580:600]
+        if order == "sorted"
+        else np.r_[580:600, 100:140, 0:40, 240:262, 100:140]
+    )
     assert gmod.run_breaks(rows) is not None  # long enough: the slice-copy path runs
     ds = sources[kind](columns=["x", "y"]) if kind in ("store", "hand-store") else sources[kind]()
     got = ds.get_batch(rows)
@@ -510,7 +603,9 @@ def test_the_native_gather_is_built_where_ci_runs():
     import os
 
     if os.environ.get("CI") == "true":
-        assert gmod.native is not None, "workbench/datasets/_take.c did not build: pip install -e . -v"
+        assert gmod.native is not None, (
+            "workbench/datasets/_take.c did not build: pip install -e . -v"
+        )
 
 
 @pytest.mark.skipif(gmod.native is None, reason="the compiled gather is not built (no C compiler)")
@@ -559,15 +654,19 @@ def test_take_rows_checks_its_inputs():
 def _sharded(rows: int = 20_000, width: int = 64, shards: int = 3):
     a = np.arange(rows * width, dtype=np.float32).reshape(rows, width)
     cuts = np.linspace(0, rows, shards + 1).astype(np.int64)
-    return a, [a[cuts[s]:cuts[s + 1]] for s in range(shards)], cuts[:-1].copy()
+    return a, [a[cuts[s] : cuts[s + 1]] for s in range(shards)], cuts[:-1].copy()
 
 
 @pytest.mark.skipif(gmod.native is None, reason="the compiled gather is not built (no C compiler)")
 def test_take_rows_with_helper_threads_matches_one_thread():
     a, parts, starts = _sharded()
     r = np.random.default_rng(3)
-    cases = [np.sort(r.choice(len(a), 4096, replace=False)), r.integers(0, len(a), 5000),
-             np.r_[0:3000, 9000:12000], r.integers(0, len(a), 129)]  # sorted, repeats, runs, odd size
+    cases = [
+        np.sort(r.choice(len(a), 4096, replace=False)),
+        r.integers(0, len(a), 5000),
+        np.r_[0:3000, 9000:12000],
+        r.integers(0, len(a), 129),
+    ]  # sorted, repeats, runs, odd size
     for idx in cases:
         for threads in (1, 2, 4):
             out = np.full((len(idx), a.shape[1]), np.nan, np.float32)
@@ -637,7 +736,9 @@ def test_native_threads_are_one_in_worker_processes(sources, monkeypatch):
     monkeypatch.setattr(gmod, "_NATIVE_CORES", 2)
     assert gmod.native_threads() == 2  # here: every core
     ds = sources["store"](columns=["x", "y"])
-    dl = wb.loader(ds, batch_size=100, num_workers=1, worker_type="process", transform=_threads_seen)
+    dl = wb.loader(
+        ds, batch_size=100, num_workers=1, worker_type="process", transform=_threads_seen
+    )
     seen = torch.cat([b["threads"] for b in dl])
     assert seen.tolist() == [1] * N  # the worker processes already use the cores
 
@@ -683,8 +784,9 @@ def test_a_batch_started_in_the_background_equals_get_batch(tmp):
 
 def test_a_started_gather_says_what_went_wrong():
     if gmod.native is None or gmod.native_threads() <= 1:
-        assert not gmod.start_into([np.zeros((10, 4))], np.zeros(1, np.int64),
-                                   np.arange(4), np.empty((4, 4)))
+        assert not gmod.start_into(
+            [np.zeros((10, 4))], np.zeros(1, np.int64), np.arange(4), np.empty((4, 4))
+        )
         return
     src = np.random.default_rng(5).random((50_000, 32))
     rows = np.random.default_rng(6).choice(50_000, 4096)

@@ -19,8 +19,11 @@ from workbench.errors import InvalidInputError
 def read_npy(files):
     ptr = np.load(files.tokens_indptr_npy, allow_pickle=False)
     ind = np.load(files.tokens_indices_npy, allow_pickle=False)
-    return (np.load(files.npy, allow_pickle=False), np.load(files.labels_npy, allow_pickle=False),
-            [ind[a:b].tolist() for a, b in zip(ptr[:-1], ptr[1:])])
+    return (
+        np.load(files.npy, allow_pickle=False),
+        np.load(files.labels_npy, allow_pickle=False),
+        [ind[a:b].tolist() for a, b in zip(ptr[:-1], ptr[1:])],
+    )
 
 
 def read_hdf5(path):
@@ -52,8 +55,9 @@ def read_csv(path, k):
 
 def test_all_formats_agree_row_for_row(tmp_path):
     # chunk_rows not a multiple of the generator block; nnz=1 gives many empty token rows
-    files = make_demo(tmp_path, rows=3001, features=5, classes=3, sparse_dim=40, nnz=1,
-                      chunk_rows=700, seed=3)
+    files = make_demo(
+        tmp_path, rows=3001, features=5, classes=3, sparse_dim=40, nnz=1, chunk_rows=700, seed=3
+    )
     x, y, toks = read_npy(files)
     assert x.shape == (3001, 5) and x.dtype == np.float32 and y.dtype == np.int64
     assert any(t == [] for t in toks) and files.nnz_total == sum(map(len, toks))
@@ -65,7 +69,7 @@ def test_all_formats_agree_row_for_row(tmp_path):
         np.testing.assert_array_equal(ox, x)
         np.testing.assert_array_equal(oy, y)
         assert otoks == toks
-    assert pq.ParquetFile(files.parquet).metadata.num_row_groups == 5   # one per chunk
+    assert pq.ParquetFile(files.parquet).metadata.num_row_groups == 5  # one per chunk
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files.paths)
 
 
@@ -90,16 +94,20 @@ def test_same_args_same_bytes_and_seed_changes_data(tmp_path):
 def test_label_is_learnable_from_features_and_tokens(tmp_path):
     files = make_demo(tmp_path, rows=20_000, formats=("npy",))
     x, y, toks = read_npy(files)
-    assert np.bincount(y).min() > 4000   # 4 balanced classes
-    z = (x - x.mean(0)) / x.std(0)   # the columns have wildly different scales
+    assert np.bincount(y).min() > 4000  # 4 balanced classes
+    z = (x - x.mean(0)) / x.std(0)  # the columns have wildly different scales
     assert x.std(0).max() / x.std(0).min() > 100
     train, test = slice(0, 10_000), slice(10_000, None)
     centroids = np.stack([z[train][y[train] == c].mean(0) for c in range(4)])
     pred = np.argmin(((z[test, None, :] - centroids) ** 2).sum(-1), axis=1)
-    assert (pred == y[test]).mean() > 0.6   # chance is 0.25
+    assert (pred == y[test]).mean() > 0.6  # chance is 0.25
     # tokens lean towards a per-class quarter of [0, 1000)
-    quarter = np.array([np.bincount(np.array(t, dtype=np.int64) // 250, minlength=4).argmax()
-                        if t else -1 for t in toks])
+    quarter = np.array(
+        [
+            np.bincount(np.array(t, dtype=np.int64) // 250, minlength=4).argmax() if t else -1
+            for t in toks
+        ]
+    )
     assert (quarter == y).mean() > 0.6
 
 
@@ -110,14 +118,14 @@ def test_tokens_sorted_unique_in_range(tmp_path):
     assert ptr[0] == 0 and ptr[-1] == len(ind) and np.all(np.diff(ptr) >= 0)
     assert ind.dtype == np.int32 and ind.min() >= 0 and ind.max() < 1000
     inside = np.ones(len(ind) - 1, dtype=bool)
-    inside[ptr[1:-1] - 1] = False   # pairs that straddle a row boundary
+    inside[ptr[1:-1] - 1] = False  # pairs that straddle a row boundary
     assert np.all(np.diff(ind)[inside] > 0)
     counts = np.diff(ptr)
-    assert 6 < counts.mean() < 9 and counts.std() > 1.5   # varies around nnz
+    assert 6 < counts.mean() < 9 and counts.std() > 1.5  # varies around nnz
 
 
 def test_memory_stays_far_below_data_size(tmp_path):
-    make_demo(tmp_path / "warm", rows=10, formats=FORMATS)   # imports outside the measurement
+    make_demo(tmp_path / "warm", rows=10, formats=FORMATS)  # imports outside the measurement
     pool = pa.default_memory_pool()
     arrow_peak_before = pool.max_memory()
     peaks, sizes = [], []
@@ -132,20 +140,33 @@ def test_memory_stays_far_below_data_size(tmp_path):
         tracemalloc.stop()
     assert sizes[1] > 20e6 and files.nbytes > 80e6
     assert peaks[1] < sizes[1] / 4, (peaks, sizes)
-    assert peaks[1] < 1.2 * peaks[0], peaks   # bounded by the chunk, not by rows
+    assert peaks[1] < 1.2 * peaks[0], peaks  # bounded by the chunk, not by rows
     assert pool.max_memory() <= max(arrow_peak_before, sizes[1] // 4)
 
 
 def test_progress_reports_every_chunk(tmp_path):
     seen = []
-    make_demo(tmp_path, rows=2500, chunk_rows=1000, formats=("parquet",),
-              progress=lambda done, total: seen.append((done, total)))
+    make_demo(
+        tmp_path,
+        rows=2500,
+        chunk_rows=1000,
+        formats=("parquet",),
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(1000, 2500), (2000, 2500), (2500, 2500)]
 
 
-@pytest.mark.parametrize("kw", [{"rows": 0}, {"classes": 1}, {"chunk_rows": 2.5},
-                                {"sparse_dim": 2**31},
-                                {"formats": ("npy", "xls")}, {"formats": ()}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"rows": 0},
+        {"classes": 1},
+        {"chunk_rows": 2.5},
+        {"sparse_dim": 2**31},
+        {"formats": ("npy", "xls")},
+        {"formats": ()},
+    ],
+)
 def test_bad_arguments_raise_before_writing(tmp_path, kw):
     with pytest.raises(InvalidInputError):
         make_demo(tmp_path / "out", **kw)
@@ -167,23 +188,32 @@ def test_the_tour_load_section_compares_like_with_like(tmp_path):
     from workbench.format.catalog import read_manifest
 
     lines: list[str] = []
-    report = run_tour(tmp_path, rows=2000, progress=False, echo=lines.append, load_seconds=0.05,
-                      load_mib=4)
+    report = run_tour(
+        tmp_path, rows=2000, progress=False, echo=lines.append, load_seconds=0.05, load_mib=4
+    )
     text = "\n".join(lines)
-    load = text[text.index("== 3. load"):]
+    load = text[text.index("== 3. load") :]
     c = report.loading
-    assert c.rows == 4096 and c.row_bytes == 256 * 4 + 8   # 4 MiB of 1 KiB rows + int64 label
+    assert c.rows == 4096 and c.row_bytes == 256 * 4 + 8  # 4 MiB of 1 KiB rows + int64 label
     for order in ("sequential", "block", "full"):
         assert f"workbench.loader(shuffle={order!r})" in load
-    for name in ("zero-copy read", "memcpy of the same batches", "random gather, np.take",
-                 "MemoryMappedDataset", "per-item memmap Dataset", "per-item HDF5Dataset"):
+    for name in (
+        "zero-copy read",
+        "memcpy of the same batches",
+        "random gather, np.take",
+        "MemoryMappedDataset",
+        "per-item memmap Dataset",
+        "per-item HDF5Dataset",
+    ):
         assert name in load, name
     assert c.text() in load and all(len(line) <= 100 for line in c.text().splitlines())
     for prefix in ("sequential: ", "block: ", "full shuffle: "):
         assert any(line.startswith(prefix) and "x " in line for line in load.splitlines()), prefix
-    _, m = read_manifest(tmp_path / "load.store")   # one shard: the limits read the loader's bytes
+    _, m = read_manifest(tmp_path / "load.store")  # one shard: the limits read the loader's bytes
     assert len(m.shards) == 1 and [col.name for col in m.columns] == ["features", "label"]
-    with h5py.File(tmp_path / "load" / "demo.h5") as f:   # the seed's SeedHDF5Dataset reads the same rows
+    with h5py.File(
+        tmp_path / "load" / "demo.h5"
+    ) as f:  # the seed's SeedHDF5Dataset reads the same rows
         x = f["features"][:100]
     ds = open_dataset(tmp_path / "load.store")
     np.testing.assert_array_equal(ds.get_batch(range(100))["features"].numpy(), x)

@@ -1,5 +1,5 @@
-"""workbench.loading.device: CPU passthrough is free and lazy; on CUDA, batches arrive whole, in order,
-one batch ahead."""
+"""workbench.loading.device: CPU passthrough is free and lazy; on CUDA, batches arrive whole, in
+order, one batch ahead."""
 
 from __future__ import annotations
 

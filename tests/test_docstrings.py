@@ -20,39 +20,29 @@ from numpydoc.docscrape import ClassDoc, FunctionDoc
 
 import workbench.errors
 
-FACES = ("workbench", "workbench.loading", "workbench.conversion", "workbench.format",
-         "workbench.datasets", "workbench.monitoring", "workbench.tuning", "workbench.bench",
-         "workbench.explore", "workbench.demo", "workbench.ui", "workbench.results",
-         "workbench.cluster")
+FACES = (
+    "workbench",
+    "workbench.loading",
+    "workbench.conversion",
+    "workbench.format",
+    "workbench.datasets",
+    "workbench.monitoring",
+    "workbench.tuning",
+    "workbench.bench",
+    "workbench.explore",
+    "workbench.demo",
+    "workbench.ui",
+    "workbench.results",
+    "workbench.cluster",
+)
 # The main types, whose public methods are documented too (by their name on a face).
 MAIN_TYPES = ("Loader", "Monitor", "BatchSampler", "LoaderConfig", "Tuner", "Watch")
 
-ERRORS = frozenset(name for name, obj in vars(workbench.errors).items()
-                   if inspect.isclass(obj) and issubclass(obj, BaseException))
-# Callables in modules at the 300-line limit (tests/test_layering.py::test_modules_stay_small):
-# their sections need room the module does not have, so they wait for it to be split by
-# responsibility. Strict: an entry must leave this list once its docstring is complete.
-NO_ROOM = frozenset({
-    "workbench.bench.limits.OrderComparison",
-    "workbench.bench.limits.compare_orders",
-    "workbench.loading.sampling.BatchSampler",
-    "workbench.loading.sampling.BatchSampler.load_state_dict",
-    "workbench.loading.sampling.BatchSampler.reconfigure",
-    "workbench.loading.sampling.BatchSampler.rows_done",
-    "workbench.loading.sampling.BatchSampler.set_epoch",
-    "workbench.loading.sampling.BatchSampler.shard_plan",
-    "workbench.loading.sampling.BatchSampler.state_dict",
-    "workbench.loading.loaders.Loader.load_state_dict",
-    "workbench.loading.loaders.Loader.read_ahead",
-    "workbench.loading.loaders.Loader.reconfigure",
-    "workbench.loading.loaders.Loader.set_epoch",
-    "workbench.loading.loaders.Loader.state_dict",
-    "workbench.loading.loaders.Loader.subscribe",
-    "workbench.loading.loaders.Loader.worker_pids",
-    "workbench.ui.panel.Tuner.autotune",
-    "workbench.ui.panel.Tuner.code_line",
-    "workbench.ui.panel.Tuner.loader",
-})
+ERRORS = frozenset(
+    name
+    for name, obj in vars(workbench.errors).items()
+    if inspect.isclass(obj) and issubclass(obj, BaseException)
+)
 
 
 def _public_objects() -> dict[str, Any]:
@@ -157,7 +147,9 @@ def _problems(doc: Any, params: list[str], returns: Any, raised: set[str]) -> li
     for name in documented:
         if name not in params:
             problems.append(f"documents a parameter {name!r} that the signature lacks")
-    if returns not in (inspect.Signature.empty, None, "None") and not (doc["Returns"] or doc["Yields"]):
+    if returns not in (inspect.Signature.empty, None, "None") and not (
+        doc["Returns"] or doc["Yields"]
+    ):
         problems.append(f"returns {returns} but has no Returns (or Yields) section")
     if raised and not doc["Raises"]:
         problems.append(f"raises {', '.join(sorted(raised))} but has no Raises section")
@@ -189,14 +181,19 @@ def _check_function(fn: Any, drop_first: bool = False) -> list[str]:
 
 def test_the_walk_finds_the_public_callables():
     """The walk itself: it sees the verbs, the main types and their methods, and no errors."""
-    assert {"workbench.loading.loaders.loader", "workbench.loading.loaders.Loader",
-            "workbench.ui.panel.tune", "workbench.explore.inspection.inspect"} <= set(OBJECTS)
+    assert {
+        "workbench.loading.loaders.loader",
+        "workbench.loading.loaders.Loader",
+        "workbench.ui.panel.tune",
+        "workbench.explore.inspection.inspect",
+    } <= set(OBJECTS)
     assert not [n for n in OBJECTS if n.endswith(("Error", "Warning"))]
     assert {t for t in MAIN_TYPES} <= {n.split(".")[-2] for n in METHODS}
     assert "InvalidInputError" in ERRORS
     assert _raised_errors(_public_objects) == set()
     assert _raised_errors(importlib.import_module("workbench.datasets").open_dataset) == {
-        "InvalidInputError"}
+        "InvalidInputError"
+    }
 
 
 def _badly_documented(a: int, *args: Any, b: str = "", **kw: Any) -> int:
@@ -223,28 +220,22 @@ def test_the_checker_flags_what_it_should():
         "documents a parameter 'ghost' that the signature lacks",
         "returns int but has no Returns (or Yields) section",
         "raises InvalidInputError but has no Raises section",
-        "a >>> example sits in Extended Summary, not under 'Examples\\n--------'"], problems
+        "a >>> example sits in Extended Summary, not under 'Examples\\n--------'",
+    ], problems
 
 
-def _cases(names: Any) -> list[Any]:
-    no_room = pytest.mark.xfail(strict=True, reason="its module is at the 300-line limit")
-    return [pytest.param(n, marks=no_room) if n in NO_ROOM else n for n in sorted(names)]
-
-
-def test_the_no_room_list_names_real_callables():
-    assert NO_ROOM <= set(OBJECTS) | set(METHODS), sorted(NO_ROOM - set(OBJECTS) - set(METHODS))
-
-
-@pytest.mark.parametrize("name", _cases(OBJECTS))
+@pytest.mark.parametrize("name", sorted(OBJECTS))
 def test_public_callable_has_numpydoc_sections(name):
     obj = OBJECTS[name]
     problems = _check_class(obj) if inspect.isclass(obj) else _check_function(obj)
     assert not problems, f"{name}: " + "; ".join(problems)
 
 
-@pytest.mark.parametrize("name", _cases(METHODS))
+@pytest.mark.parametrize("name", sorted(METHODS))
 def test_public_method_of_a_main_type_has_numpydoc_sections(name):
     cls, attr = METHODS[name]
     member = vars(cls)[attr]
-    problems = _check_function(_function_of(member), drop_first=not isinstance(member, staticmethod))
+    problems = _check_function(
+        _function_of(member), drop_first=not isinstance(member, staticmethod)
+    )
     assert not problems, f"{name}: " + "; ".join(problems)

@@ -33,13 +33,21 @@ def _tensors() -> TensorDataset:
 
 
 def _ours():
-    return wb.open_dataset({"x": np.arange(N * 2, dtype="float32").reshape(N, 2), "y": np.arange(N)})
+    return wb.open_dataset(
+        {"x": np.arange(N * 2, dtype="float32").reshape(N, 2), "y": np.arange(N)}
+    )
 
 
 @pytest.mark.parametrize("worker", [("thread", 0), ("thread", 2), ("process", 2)])
 def test_a_tensor_dataset_loads_with_default_collate(worker):
-    dl = wb.loader(_tensors(), batch_size=64, shuffle="full", seed=2, worker_type=worker[0],
-                   num_workers=worker[1])
+    dl = wb.loader(
+        _tensors(),
+        batch_size=64,
+        shuffle="full",
+        seed=2,
+        worker_type=worker[0],
+        num_workers=worker[1],
+    )
     batches = list(dl)
     assert isinstance(batches[0], list) and batches[0][0].shape == (64, 2)  # default_collate's list
     assert _ids(batches) == list(range(N)) and len(dl) == 5
@@ -103,8 +111,12 @@ def test_collate_fn_gets_a_sequence_of_samples_from_our_datasets():
 def test_dataloader_names_mean_the_same():
     g = torch.Generator().manual_seed(7)
     a = [b["y"].tolist() for b in wb.loader(_ours(), batch_size=50, shuffle=True, generator=g)]
-    b = [b["y"].tolist() for b in wb.loader(_ours(), batch_size=50, shuffle=True,
-                                             generator=torch.Generator().manual_seed(7))]
+    b = [
+        b["y"].tolist()
+        for b in wb.loader(
+            _ours(), batch_size=50, shuffle=True, generator=torch.Generator().manual_seed(7)
+        )
+    ]
     assert a == b and sorted(sum(a, [])) == list(range(N))  # shuffle=True: a full permutation
     dl = wb.loader(_ours(), batch_size=64, drop_last=True)
     assert len(dl) == N // 64 and dl.batch_size == 64 and dl.dataset is not None
@@ -125,8 +137,14 @@ def _pid(batch):
 
 
 def test_persistent_workers_survive_the_epoch():
-    dl = wb.loader(_ours(), batch_size=100, worker_type="process", num_workers=2,
-                   persistent_workers=True, transform=_pid)
+    dl = wb.loader(
+        _ours(),
+        batch_size=100,
+        worker_type="process",
+        num_workers=2,
+        persistent_workers=True,
+        transform=_pid,
+    )
     first = {int(b["pid"]) for b in dl}
     second = {int(b["pid"]) for b in dl}
     assert first == second and os.getpid() not in first
@@ -144,21 +162,38 @@ def augment(batch, generator):
 @pytest.mark.parametrize("worker", [("thread", 0), ("thread", 2), ("process", 2)])
 def test_seeded_transforms_repeat_across_workers_and_resume(worker):
     def run(**kw):
-        return {int(b["y"][0]): b["x"] for b in wb.loader(_ours(), batch_size=50, shuffle="full",
-                                                          seed=4, transform=augment, **kw)}
+        return {
+            int(b["y"][0]): b["x"]
+            for b in wb.loader(
+                _ours(), batch_size=50, shuffle="full", seed=4, transform=augment, **kw
+            )
+        }
 
     base = run()  # in-process reference
     got = run(worker_type=worker[0], num_workers=worker[1])
     assert base.keys() == got.keys()
     assert all(torch.equal(base[k], got[k]) for k in base)
-    plain = {int(b["y"][0]): b["x"] for b in wb.loader(_ours(), batch_size=50, shuffle="full", seed=4)}
-    assert all(0 < float((base[k] - plain[k]).min()) and float((base[k] - plain[k]).max()) < 1
-               for k in base)  # the noise was added, in [0, 1)
-    other = {int(b["y"][0]): b["x"] for b in wb.loader(_ours(), batch_size=50, shuffle="full", seed=5,
-                                                       transform=augment)}
+    plain = {
+        int(b["y"][0]): b["x"] for b in wb.loader(_ours(), batch_size=50, shuffle="full", seed=4)
+    }
+    assert all(
+        0 < float((base[k] - plain[k]).min()) and float((base[k] - plain[k]).max()) < 1
+        for k in base
+    )  # the noise was added, in [0, 1)
+    other = {
+        int(b["y"][0]): b["x"]
+        for b in wb.loader(_ours(), batch_size=50, shuffle="full", seed=5, transform=augment)
+    }
     assert not any(torch.equal(other[k], base[k]) for k in base if k in other)  # the seed matters
-    dl = wb.loader(_ours(), batch_size=50, shuffle="full", seed=4, transform=augment,
-                   worker_type=worker[0], num_workers=worker[1])
+    dl = wb.loader(
+        _ours(),
+        batch_size=50,
+        shuffle="full",
+        seed=4,
+        transform=augment,
+        worker_type=worker[0],
+        num_workers=worker[1],
+    )
     it = iter(dl)
     next(it), next(it)
     state = dl.state_dict()
@@ -173,6 +208,9 @@ def test_a_failing_transform_names_itself_and_the_batch():
     def shout(batch):
         raise ValueError("no augmentation today")
 
-    with pytest.raises(WorkerError, match=r"transform .*shout raised on batch 0 of epoch 0 .*"
-                                          r"ValueError: no augmentation today.*num_workers=0"):
+    with pytest.raises(
+        WorkerError,
+        match=r"transform .*shout raised on batch 0 of epoch 0 .*"
+        r"ValueError: no augmentation today.*num_workers=0",
+    ):
         list(wb.loader(_ours(), batch_size=50, transform=shout))

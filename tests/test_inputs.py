@@ -1,4 +1,4 @@
-"""workbench.sources: every input kind read back exactly, resumable with start=, and refused clearly."""
+"""workbench.inputs: every input kind read back exactly, resumable with start=, refused clearly."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ def assert_same(got: dict, want: dict) -> None:
 
 
 def sl(chunk: dict, a: int, b: int) -> dict:
-    return {k: (v.slice(a, b).compact() if isinstance(v, CSR) else v[a:b]) for k, v in chunk.items()}
+    return {
+        k: (v.slice(a, b).compact() if isinstance(v, CSR) else v[a:b]) for k, v in chunk.items()
+    }
 
 
 def check_source(src: Source, want: dict, n: int) -> None:
@@ -98,7 +100,9 @@ def test_csv_round_trip(tmp_path, name):
     a, b, label, tokens, want = table_data()
     sep = "\t" if ".tsv" in name else ","
     text = f"a{sep}b{sep}label{sep}tokens\n" + "".join(
-        f"{x}{sep}{y}{sep}{z}{sep}{' '.join(map(str, t))}\n" for x, y, z, t in zip(a, b, label, tokens))
+        f"{x}{sep}{y}{sep}{z}{sep}{' '.join(map(str, t))}\n"
+        for x, y, z, t in zip(a, b, label, tokens)
+    )
     path = tmp_path / name
     path.write_bytes(gzip.compress(text.encode()) if name.endswith(".gz") else text.encode())
     src = open_source(str(path), target="label", sparse={"tokens": 20})
@@ -168,20 +172,31 @@ def write_parquet(path, n, start=0, row_group_size=8):
     _, _, label, tokens, _ = table_data(n)
     emb = RNG.normal(size=(n, 3)).astype("float32")
     vals = [RNG.random(len(t)).astype("float32") for t in tokens]
-    t = pa.table({
-        "a": np.arange(start, start + n), "b": RNG.normal(size=n), "flag": RNG.random(n) > 0.5,
-        "emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), 3),
-        "tokens": pa.array(tokens, pa.list_(pa.int32())),
-        "tokens.values": pa.array([v.tolist() for v in vals], pa.list_(pa.float32())),
-        "label": label,
-    })
+    t = pa.table(
+        {
+            "a": np.arange(start, start + n),
+            "b": RNG.normal(size=n),
+            "flag": RNG.random(n) > 0.5,
+            "emb": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), 3),
+            "tokens": pa.array(tokens, pa.list_(pa.int32())),
+            "tokens.values": pa.array([v.tolist() for v in vals], pa.list_(pa.float32())),
+            "label": label,
+        }
+    )
     pq.write_table(t, path, row_group_size=row_group_size, write_page_checksum=True)
     ip = np.concatenate([[0], np.cumsum([len(x) for x in tokens])])
     return {
-        FEATURES: np.stack([t["a"].to_numpy(), t["b"].to_numpy(), t["flag"].to_numpy()], 1).astype("float32"),
-        "emb": emb, "label": label.astype("int64"),
-        "tokens": CSR(ip, np.array([i for x in tokens for i in x], "int64"),
-                      np.concatenate(vals).astype("float32"), 20),
+        FEATURES: np.stack([t["a"].to_numpy(), t["b"].to_numpy(), t["flag"].to_numpy()], 1).astype(
+            "float32"
+        ),
+        "emb": emb,
+        "label": label.astype("int64"),
+        "tokens": CSR(
+            ip,
+            np.array([i for x in tokens for i in x], "int64"),
+            np.concatenate(vals).astype("float32"),
+            20,
+        ),
     }
 
 
@@ -266,9 +281,22 @@ def test_dict_of_mixed_columns(tmp_path):
     np.save(tmp_path / "x.npy", x)
     y = np.arange(40)
     m = sp.random(40, 10, density=0.3, format="csr", random_state=1)
-    src = open_source({"x": str(tmp_path / "x.npy"), "y": torch.from_numpy(y), "s": m,
-                       "t": [[i % 7] for i in range(40)]}, target="y", sparse={"t": 7})
-    want = {"x": x, "y": y, "s": CSR.from_scipy(m), "t": CSR.from_lists([[i % 7] for i in range(40)], 7)}
+    src = open_source(
+        {
+            "x": str(tmp_path / "x.npy"),
+            "y": torch.from_numpy(y),
+            "s": m,
+            "t": [[i % 7] for i in range(40)],
+        },
+        target="y",
+        sparse={"t": 7},
+    )
+    want = {
+        "x": x,
+        "y": y,
+        "s": CSR.from_scipy(m),
+        "t": CSR.from_lists([[i % 7] for i in range(40)], 7),
+    }
     check_source(src, want, 40)
     assert "x" in src.description and src.fingerprint() is not None
     assert set(collect(open_source({"x": x, "y": y}, drop=["y"]), 8)) == {"x"}
@@ -309,13 +337,17 @@ def test_iterable_rows_and_batches():
     with pytest.raises(InvalidInputError, match="already read"):
         list(gen.chunks(6))
 
-    batches = [{"x": x[i:i + 9], "y": torch.from_numpy(y[i:i + 9])} for i in range(0, 40, 9)]
+    batches = [{"x": x[i : i + 9], "y": torch.from_numpy(y[i : i + 9])} for i in range(0, 40, 9)]
     check_source(open_source(batches), {"x": x, "y": y}, 40)
     check_source(open_source([x[:25], x[25:]]), {"x": x}, 40)
     check_source(open_source(list(y)), {"x": y}, 40)
     check_source(open_source([tuple(r) for r in x]), {"x": x}, 40)
-    check_source(open_source([x[i:i + 1] for i in range(40)], iterable="rows"), {"x": x[:, None]}, 40)
-    sparse_rows = open_source(({"s": sp.csr_matrix(x[i:i + 1] > 0)} for i in range(40)), sparse={"s": 3})
+    check_source(
+        open_source([x[i : i + 1] for i in range(40)], iterable="rows"), {"x": x[:, None]}, 40
+    )
+    sparse_rows = open_source(
+        ({"s": sp.csr_matrix(x[i : i + 1] > 0)} for i in range(40)), sparse={"s": 3}
+    )
     got = collect(sparse_rows, 7)["s"]
     np.testing.assert_array_equal(got.to_dense(), (x > 0).astype("float32"))
 
@@ -405,71 +437,215 @@ def _lying_dask():
 BAD = [
     # (id, builder(tmp_path) -> (obj, kwargs), error, substrings in the message)
     ("missing-file", lambda t: (str(t / "nope.csv"), {}), SourceNotFoundError, ["nope.csv"]),
-    ("missing-folder", lambda t: (str(t / "nodir" / "x.parquet"), {}), SourceNotFoundError, ["nodir"]),
-    ("empty-folder", lambda t: ((t / "e").mkdir() or str(t / "e"), {}), SourceNotFoundError, ["no .parquet"]),
+    (
+        "missing-folder",
+        lambda t: (str(t / "nodir" / "x.parquet"), {}),
+        SourceNotFoundError,
+        ["nodir"],
+    ),
+    (
+        "empty-folder",
+        lambda t: ((t / "e").mkdir() or str(t / "e"), {}),
+        SourceNotFoundError,
+        ["no .parquet"],
+    ),
     ("unknown-type", lambda t: (_csv(t, "x", "d.xlsx"), {}), InvalidInputError, ["d.xlsx", ".csv"]),
-    ("csv-header-only", lambda t: (_csv(t, "a,b\n"), {}), InvalidInputError, ["bad.csv", "no rows"]),
+    (
+        "csv-header-only",
+        lambda t: (_csv(t, "a,b\n"), {}),
+        InvalidInputError,
+        ["bad.csv", "no rows"],
+    ),
     ("csv-zero-bytes", lambda t: (_csv(t, ""), {}), InvalidInputError, ["bad.csv"]),
-    ("csv-ragged", lambda t: (_csv(t, "a,b,c\n1,2,3\n4,5,6\n7,8\n"), {}), InvalidInputError,
-     ["bad.csv", "line 4:", "Expected 3 columns"]),
-    ("csv-not-utf8", lambda t: (_csv(t, b"a,city\n1,M\xfcnchen\n"), {}), InvalidInputError,
-     ["bad.csv", "'city'", "UTF-8"]),
-    ("csv-text-column", lambda t: (_csv(t, "a,city\n1,Paris\n"), {}), InvalidInputError,
-     ["bad.csv", "'city'", "drop=['city']", "encode"]),
-    ("csv-date-column", lambda t: (_csv(t, "a,day\n1,2024-01-02\n"), {}), InvalidInputError,
-     ["'day'", "drop=['day']"]),
-    ("csv-late-text", lambda t: (_late_text(t), {}), InvalidInputError,
-     ["late.csv", "'b'", "oops", "line 120002"]),
-    ("csv-nan", lambda t: (_csv(t, "a,b\n1,2\n3,4\n5,nan\n"), {}), InvalidInputError,
-     ["bad.csv", "row 2", "'b'", "nan='allow'"]),
+    (
+        "csv-ragged",
+        lambda t: (_csv(t, "a,b,c\n1,2,3\n4,5,6\n7,8\n"), {}),
+        InvalidInputError,
+        ["bad.csv", "line 4:", "Expected 3 columns"],
+    ),
+    (
+        "csv-not-utf8",
+        lambda t: (_csv(t, b"a,city\n1,M\xfcnchen\n"), {}),
+        InvalidInputError,
+        ["bad.csv", "'city'", "UTF-8"],
+    ),
+    (
+        "csv-text-column",
+        lambda t: (_csv(t, "a,city\n1,Paris\n"), {}),
+        InvalidInputError,
+        ["bad.csv", "'city'", "drop=['city']", "encode"],
+    ),
+    (
+        "csv-date-column",
+        lambda t: (_csv(t, "a,day\n1,2024-01-02\n"), {}),
+        InvalidInputError,
+        ["'day'", "drop=['day']"],
+    ),
+    (
+        "csv-late-text",
+        lambda t: (_late_text(t), {}),
+        InvalidInputError,
+        ["late.csv", "'b'", "oops", "line 120002"],
+    ),
+    (
+        "csv-nan",
+        lambda t: (_csv(t, "a,b\n1,2\n3,4\n5,nan\n"), {}),
+        InvalidInputError,
+        ["bad.csv", "row 2", "'b'", "nan='allow'"],
+    ),
     ("csv-missing", lambda t: (_csv(t, "a,b\n1,2\n,4\n"), {}), InvalidInputError, ["row 1", "'a'"]),
-    ("csv-inf-target", lambda t: (_csv(t, "a,y\n1,2.5\n3,inf\n"), {"target": "y"}), InvalidInputError,
-     ["row 1", "'y'"]),
-    ("csv-int-target-null", lambda t: (_csv(t, "a,y\n1,2\n3,\n"), {"target": "y"}), InvalidInputError,
-     ["row 1", "'y'", "fill or drop"]),
-    ("csv-no-target", lambda t: (_csv(t, "a,b\n1,2\n"), {"target": "label"}), InvalidInputError,
-     ["bad.csv", "'label'", "['a', 'b']"]),
-    ("csv-bad-drop", lambda t: (_csv(t, "a,b\n1,2\n"), {"drop": ["zz"]}), InvalidInputError, ["zz", "'a'"]),
-    ("csv-sparse-range", lambda t: (_csv(t, "a,tok\n1,3 4\n2,\n3,1 10\n"), {"sparse": {"tok": 10}}),
-     InvalidInputError, ["bad.csv", "row 2", "'tok'", "10"]),
-    ("csv-sparse-token", lambda t: (_csv(t, "a,tok\n1,3 4\n2,1 x\n"), {"sparse": {"tok": 10}}),
-     InvalidInputError, ["row 1", "'tok'", "'x'"]),
-    ("parquet-undeclared-list", lambda t: (_parquet(t, pa.table({"tags": [[1], [2, 3]]})), {}),
-     InvalidInputError, ["bad.parquet", "'tags'", "sparse={'tags'"]),
-    ("parquet-text", lambda t: (_parquet(t, pa.table({"a": [1], "s": ["x"]})), {}), InvalidInputError,
-     ["'s'", "drop=['s']"]),
-    ("parquet-truncated", lambda t: (_csv(t, b"PAR1" + b"\0" * 50, "cut.parquet"), {}), InvalidInputError,
-     ["cut.parquet"]),
-    ("parquet-no-rows", lambda t: (_parquet(t, pa.table({"a": pa.array([], pa.int64())})), {}),
-     InvalidInputError, ["bad.parquet", "no rows"]),
+    (
+        "csv-inf-target",
+        lambda t: (_csv(t, "a,y\n1,2.5\n3,inf\n"), {"target": "y"}),
+        InvalidInputError,
+        ["row 1", "'y'"],
+    ),
+    (
+        "csv-int-target-null",
+        lambda t: (_csv(t, "a,y\n1,2\n3,\n"), {"target": "y"}),
+        InvalidInputError,
+        ["row 1", "'y'", "fill or drop"],
+    ),
+    (
+        "csv-no-target",
+        lambda t: (_csv(t, "a,b\n1,2\n"), {"target": "label"}),
+        InvalidInputError,
+        ["bad.csv", "'label'", "['a', 'b']"],
+    ),
+    (
+        "csv-bad-drop",
+        lambda t: (_csv(t, "a,b\n1,2\n"), {"drop": ["zz"]}),
+        InvalidInputError,
+        ["zz", "'a'"],
+    ),
+    (
+        "csv-sparse-range",
+        lambda t: (_csv(t, "a,tok\n1,3 4\n2,\n3,1 10\n"), {"sparse": {"tok": 10}}),
+        InvalidInputError,
+        ["bad.csv", "row 2", "'tok'", "10"],
+    ),
+    (
+        "csv-sparse-token",
+        lambda t: (_csv(t, "a,tok\n1,3 4\n2,1 x\n"), {"sparse": {"tok": 10}}),
+        InvalidInputError,
+        ["row 1", "'tok'", "'x'"],
+    ),
+    (
+        "parquet-undeclared-list",
+        lambda t: (_parquet(t, pa.table({"tags": [[1], [2, 3]]})), {}),
+        InvalidInputError,
+        ["bad.parquet", "'tags'", "sparse={'tags'"],
+    ),
+    (
+        "parquet-text",
+        lambda t: (_parquet(t, pa.table({"a": [1], "s": ["x"]})), {}),
+        InvalidInputError,
+        ["'s'", "drop=['s']"],
+    ),
+    (
+        "parquet-truncated",
+        lambda t: (_csv(t, b"PAR1" + b"\0" * 50, "cut.parquet"), {}),
+        InvalidInputError,
+        ["cut.parquet"],
+    ),
+    (
+        "parquet-no-rows",
+        lambda t: (_parquet(t, pa.table({"a": pa.array([], pa.int64())})), {}),
+        InvalidInputError,
+        ["bad.parquet", "no rows"],
+    ),
     ("npy-object", lambda t: (_npy_object(t), {}), UnsafeInputError, ["obj.npy"]),
-    ("npy-truncated", lambda t: (_npy_truncated(t), {}), InvalidInputError, ["cut.npy", "truncated"]),
-    ("npy-empty", lambda t: (np.save(t / "e.npy", np.zeros((0, 3))) or str(t / "e.npy"), {}),
-     InvalidInputError, ["e.npy", "zero rows"]),
-    ("array-object", lambda t: (np.array([1, "a", None], dtype=object), {}), UnsafeInputError,
-     ["in-memory array", "'x'"]),
+    (
+        "npy-truncated",
+        lambda t: (_npy_truncated(t), {}),
+        InvalidInputError,
+        ["cut.npy", "truncated"],
+    ),
+    (
+        "npy-empty",
+        lambda t: (np.save(t / "e.npy", np.zeros((0, 3))) or str(t / "e.npy"), {}),
+        InvalidInputError,
+        ["e.npy", "zero rows"],
+    ),
+    (
+        "array-object",
+        lambda t: (np.array([1, "a", None], dtype=object), {}),
+        UnsafeInputError,
+        ["in-memory array", "'x'"],
+    ),
     ("array-strings", lambda t: (np.array(["a", "b"]), {}), InvalidInputError, ["'x'", "numbers"]),
-    ("array-nan", lambda t: (np.array([[1.0, 2.0], [3.0, np.nan]]), {}), InvalidInputError,
-     ["in-memory array", "row 1", "x[1]"]),
-    ("dict-lengths", lambda t: ({"x": np.zeros(5), "y": np.zeros(4)}, {}), InvalidInputError,
-     ["'y'", "4 rows", "5"]),
-    ("dict-no-target", lambda t: ({"x": np.zeros(5)}, {"target": "y"}), InvalidInputError, ["'y'", "['x']"]),
-    ("dask-lying-block", lambda t: (_lying_dask(), {}), InvalidInputError, ["row 5", "float32", "float64"]),
-    ("h5-wrong-key", lambda t: (_h5(t), {"key": "z"}), SourceNotFoundError, ["bad.h5", "'z'", "'x'", "'y'"]),
+    (
+        "array-nan",
+        lambda t: (np.array([[1.0, 2.0], [3.0, np.nan]]), {}),
+        InvalidInputError,
+        ["in-memory array", "row 1", "x[1]"],
+    ),
+    (
+        "dict-lengths",
+        lambda t: ({"x": np.zeros(5), "y": np.zeros(4)}, {}),
+        InvalidInputError,
+        ["'y'", "4 rows", "5"],
+    ),
+    (
+        "dict-no-target",
+        lambda t: ({"x": np.zeros(5)}, {"target": "y"}),
+        InvalidInputError,
+        ["'y'", "['x']"],
+    ),
+    (
+        "dask-lying-block",
+        lambda t: (_lying_dask(), {}),
+        InvalidInputError,
+        ["row 5", "float32", "float64"],
+    ),
+    (
+        "h5-wrong-key",
+        lambda t: (_h5(t), {"key": "z"}),
+        SourceNotFoundError,
+        ["bad.h5", "'z'", "'x'", "'y'"],
+    ),
     ("h5-lengths", lambda t: (_h5(t), {}), InvalidInputError, ["bad.h5", "key="]),
     ("key-not-h5", lambda t: (np.zeros(3), {"key": "x"}), InvalidInputError, ["HDF5"]),
-    ("rows-shape", lambda t: ([{"x": np.ones(3)}] * 5 + [{"x": np.ones(4)}], {"iterable": "rows"}),
-     InvalidInputError, ["iterable", "row 5", "'x'", "(3,)", "(4,)"]),
-    ("rows-dtype", lambda t: ([{"y": 1}] * 3 + [{"y": 1.5}], {}), InvalidInputError,
-     ["iterable", "row 3", "'y'", "int64", "float64"]),
-    ("rows-keys", lambda t: ([{"x": 1, "y": 2}, {"x": 1}], {}), InvalidInputError, ["row 1", "['x']"]),
-    ("rows-nan", lambda t: ([{"x": 1.0}, {"x": float("nan")}], {}), InvalidInputError, ["row 1", "'x'"]),
+    (
+        "rows-shape",
+        lambda t: ([{"x": np.ones(3)}] * 5 + [{"x": np.ones(4)}], {"iterable": "rows"}),
+        InvalidInputError,
+        ["iterable", "row 5", "'x'", "(3,)", "(4,)"],
+    ),
+    (
+        "rows-dtype",
+        lambda t: ([{"y": 1}] * 3 + [{"y": 1.5}], {}),
+        InvalidInputError,
+        ["iterable", "row 3", "'y'", "int64", "float64"],
+    ),
+    (
+        "rows-keys",
+        lambda t: ([{"x": 1, "y": 2}, {"x": 1}], {}),
+        InvalidInputError,
+        ["row 1", "['x']"],
+    ),
+    (
+        "rows-nan",
+        lambda t: ([{"x": 1.0}, {"x": float("nan")}], {}),
+        InvalidInputError,
+        ["row 1", "'x'"],
+    ),
     ("rows-object", lambda t: ([{"x": object()}], {}), UnsafeInputError, ["iterable", "'x'"]),
-    ("batches-dtype", lambda t: ([np.zeros((4, 2), "float32"), np.zeros((4, 2))], {}), InvalidInputError,
-     ["iterable", "row 4", "'x'", "float32", "float64"]),
-    ("batches-lengths", lambda t: ([{"x": np.zeros((4, 2)), "y": np.zeros(4)},
-                                    {"x": np.zeros((4, 2)), "y": np.zeros(3)}], {"iterable": "batches"}),
-     InvalidInputError, ["iterable", "4", "different lengths"]),
+    (
+        "batches-dtype",
+        lambda t: ([np.zeros((4, 2), "float32"), np.zeros((4, 2))], {}),
+        InvalidInputError,
+        ["iterable", "row 4", "'x'", "float32", "float64"],
+    ),
+    (
+        "batches-lengths",
+        lambda t: (
+            [{"x": np.zeros((4, 2)), "y": np.zeros(4)}, {"x": np.zeros((4, 2)), "y": np.zeros(3)}],
+            {"iterable": "batches"},
+        ),
+        InvalidInputError,
+        ["iterable", "4", "different lengths"],
+    ),
     ("iterable-empty", lambda t: (iter([]), {}), InvalidInputError, ["iterable", "nothing"]),
     ("bad-nan-option", lambda t: (np.zeros(3), {"nan": "skip"}), InvalidInputError, ["nan='skip'"]),
 ]
@@ -508,8 +684,10 @@ def test_a_fortran_ordered_npy_warns_and_still_reads_right(tmp_path):
     np.testing.assert_array_equal(src.read(10, 20)["x"], a[10:20])
     with pytest.warns(WorkbenchWarning):
         import workbench as wb
-        np.testing.assert_array_equal(wb.open_dataset(tmp_path / "f.npy").get_batch([3, 1])["x"].numpy(),
-                                      a[[3, 1]])
+
+        np.testing.assert_array_equal(
+            wb.open_dataset(tmp_path / "f.npy").get_batch([3, 1])["x"].numpy(), a[[3, 1]]
+        )
     np.save(tmp_path / "c.npy", np.ascontiguousarray(a))
     with warnings.catch_warnings():
         warnings.simplefilter("error", WorkbenchWarning)
@@ -517,6 +695,7 @@ def test_a_fortran_ordered_npy_warns_and_still_reads_right(tmp_path):
 
 
 # ---- CSV byte ranges for parallel readers (inputs.csvsplit) -----------------------------------
+
 
 def _random_csv(seed: int) -> bytes:
     import random
@@ -557,23 +736,30 @@ def test_csv_spans_hold_exactly_the_rows_pyarrow_reads(tmp_path, seed):
         except StopIteration as stop:
             assert stop.value is None
             break
-        assert s.begin == edge and data[:s.begin].count(b"\n") + 1 == s.first_line
+        assert s.begin == edge and data[: s.begin].count(b"\n") + 1 == s.first_line
         edge = s.end
-        part = pacsv.read_csv(io.BytesIO(data[s.begin:s.end]),
-                              read_options=pacsv.ReadOptions(column_names=["a", "b"]),
-                              convert_options=pacsv.ConvertOptions(column_types=TYPES))
+        part = pacsv.read_csv(
+            io.BytesIO(data[s.begin : s.end]),
+            read_options=pacsv.ReadOptions(column_names=["a", "b"]),
+            convert_options=pacsv.ConvertOptions(column_types=TYPES),
+        )
         assert part.num_rows == s.rows
         got.append(part)
-    whole = pacsv.read_csv(io.BytesIO(data), convert_options=pacsv.ConvertOptions(column_types=TYPES))
+    whole = pacsv.read_csv(
+        io.BytesIO(data), convert_options=pacsv.ConvertOptions(column_types=TYPES)
+    )
     assert pa.concat_tables(got).to_pydict() == whole.to_pydict()
     assert all(t.num_rows == rows for t in got[:-1])
 
 
-@pytest.mark.parametrize("body, line, reason", [
-    (b'1,2\n3,"x\ny"\n5,6\n', 3, "quoted field holds a newline"),
-    (b'1,2\n3,"x""\n""y"\n5,6\n', 3, "quoted field holds a newline"),
-    (b"1,2\n3,4\r5,6\n", 3, "bare carriage return"),
-])
+@pytest.mark.parametrize(
+    "body, line, reason",
+    [
+        (b'1,2\n3,"x\ny"\n5,6\n', 3, "quoted field holds a newline"),
+        (b'1,2\n3,"x""\n""y"\n5,6\n', 3, "quoted field holds a newline"),
+        (b"1,2\n3,4\r5,6\n", 3, "bare carriage return"),
+    ],
+)
 def test_csv_split_stops_where_a_cut_could_fall_inside_a_row(tmp_path, body, line, reason):
     from workbench.inputs.csvsplit import header_end, spans
 
@@ -585,7 +771,12 @@ def test_csv_split_stops_where_a_cut_could_fall_inside_a_row(tmp_path, body, lin
     with pytest.raises(StopIteration) as stop:
         next(plan)
     tail = stop.value.value
-    assert (tail.line, tail.span.first_row, tail.span.begin, tail.span.end) == (line, 1, 8, path.stat().st_size)
+    assert (tail.line, tail.span.first_row, tail.span.begin, tail.span.end) == (
+        line,
+        1,
+        8,
+        path.stat().st_size,
+    )
     assert reason in tail.reason
 
 

@@ -75,13 +75,16 @@ def test_every_bad_shard_is_named(tmp_path, layout):
     assert all(any(str(v) in p for p in problems) for v in victims)
 
 
-@pytest.mark.parametrize("garble", [
-    lambda t: t[: len(t) // 2],
-    lambda t: t.replace('"rows"', '"rowz"', 1),
-    lambda t: t.replace('"format_version": 1', '"format_version": 99'),
-    lambda t: "[]",
-    lambda t: t.replace('"path": "0', '"path": "../0', 1),
-])
+@pytest.mark.parametrize(
+    "garble",
+    [
+        lambda t: t[: len(t) // 2],
+        lambda t: t.replace('"rows"', '"rowz"', 1),
+        lambda t: t.replace('"format_version": 1', '"format_version": 99'),
+        lambda t: "[]",
+        lambda t: t.replace('"path": "0', '"path": "../0', 1),
+    ],
+)
 def test_garbled_manifest_raises(tmp_path, layout, garble):
     dest, version, _ = _make(tmp_path, layout)
     mf = version / "manifest.json"
@@ -105,7 +108,9 @@ def test_missing_manifest_and_garbled_pointer(tmp_path):
 
 def test_reads_never_modify_files(tmp_path, layout):
     dest, version, m = _make(tmp_path, layout)
-    before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in version.rglob("*") if p.is_file()}
+    before = {
+        p: (p.stat().st_size, p.stat().st_mtime_ns) for p in version.rglob("*") if p.is_file()
+    }
     wb.verify(dest)
     truncate(_victim(version, m))
     with pytest.raises(WorkbenchError):

@@ -8,6 +8,7 @@ neither reads is refused by both with the same error type.
 from __future__ import annotations
 
 import gzip
+import inspect
 import os
 
 import h5py
@@ -20,7 +21,7 @@ import torch
 import workbench as wb
 from workbench.errors import InvalidInputError
 from workbench.format.sparse import CSR
-from workbench.inputs.kinds import KINDS, RANDOM_ACCESS, STREAM_ONLY, kind_of
+from workbench.inputs.kinds import KINDS, RANDOM_ACCESS, STREAM_ONLY, kind_of, resolve
 
 N = 60
 
@@ -40,7 +41,9 @@ def _h5(path):
 def _parquet_folder(t):
     for part in ("a=1", "a=2"):
         (t / "pq" / part).mkdir(parents=True)
-        pq.write_table(pa.table({"x": np.arange(N // 2, dtype="float64")}), t / "pq" / part / "p.parquet")
+        pq.write_table(
+            pa.table({"x": np.arange(N // 2, dtype="float64")}), t / "pq" / part / "p.parquet"
+        )
     return str(t / "pq")
 
 
@@ -62,10 +65,15 @@ def _csv_gz(t):
 
 INPUTS = {
     # id: (builder(tmp) -> input, kind)
-    "csv": (lambda t: _write(t / "d.csv", "a,b\n" + "".join(f"{i},{i}\n" for i in range(N))), "csv"),
+    "csv": (
+        lambda t: _write(t / "d.csv", "a,b\n" + "".join(f"{i},{i}\n" for i in range(N))),
+        "csv",
+    ),
     "tsv.gz": (_csv_gz, "csv"),
-    "parquet-file": (lambda t: pq.write_table(pa.table({"x": np.arange(N)}), t / "p.pq") or str(t / "p.pq"),
-                     "parquet"),
+    "parquet-file": (
+        lambda t: pq.write_table(pa.table({"x": np.arange(N)}), t / "p.pq") or str(t / "p.pq"),
+        "parquet",
+    ),
     "parquet-folder": (_parquet_folder, "parquet"),
     "npy": (lambda t: np.save(t / "a.npy", np.zeros((N, 4), "float32")) or str(t / "a.npy"), "npy"),
     "h5": (lambda t: _h5(t / "f.h5"), "hdf5"),
@@ -77,21 +85,31 @@ INPUTS = {
     "tensor": (lambda t: torch.zeros(N, 2), "tensor"),
     "dask": (lambda t: pytest.importorskip("dask.array").ones((N, 2), chunks=(25, 2)), "dask"),
     "csr": (lambda t: CSR.from_lists([[i % 5] for i in range(N)], dim=5), "sparse"),
-    "scipy": (lambda t: pytest.importorskip("scipy.sparse").random(N, 8, density=0.2, format="csr",
-                                                                    dtype="float32"), "sparse"),
+    "scipy": (
+        lambda t: pytest.importorskip("scipy.sparse").random(
+            N, 8, density=0.2, format="csr", dtype="float32"
+        ),
+        "sparse",
+    ),
     "arrow": (lambda t: pa.table({"a": np.arange(N), "b": np.ones(N)}), "table"),
-    "pandas": (lambda t: pytest.importorskip("pandas").DataFrame({"a": np.arange(N), "b": np.ones(N)}),
-               "table"),
+    "pandas": (
+        lambda t: pytest.importorskip("pandas").DataFrame({"a": np.arange(N), "b": np.ones(N)}),
+        "table",
+    ),
     "dict": (lambda t: {"x": np.zeros((N, 2)), "y": np.arange(N)}, "dict"),
-    "dict-of-npy-paths": (lambda t: np.save(t / "c.npy", np.arange(N)) or {"c": str(t / "c.npy")}, "dict"),
+    "dict-of-npy-paths": (
+        lambda t: np.save(t / "c.npy", np.arange(N)) or {"c": str(t / "c.npy")},
+        "dict",
+    ),
     "rows": (lambda t: [{"x": float(i), "y": i} for i in range(N)], "iterable"),
     "generator": (lambda t: (np.full((N // 3, 2), i, "float32") for i in range(3)), "iterable"),
 }
 NEITHER = {
     "xlsx": lambda t: _write(t / "sheet.xlsx", "PK not a table"),
     "object": lambda t: object(),
-    "dask-dataframe": lambda t: pytest.importorskip("dask.dataframe").from_dict({"a": np.arange(N)},
-                                                                                npartitions=2),
+    "dask-dataframe": lambda t: pytest.importorskip("dask.dataframe").from_dict(
+        {"a": np.arange(N)}, npartitions=2
+    ),
     "empty-folder": lambda t: (t / "empty").mkdir(exist_ok=True) or str(t / "empty"),
 }
 
@@ -100,6 +118,32 @@ def test_the_kind_table_is_one_partition():
     assert set(RANDOM_ACCESS) | set(STREAM_ONLY) == set(KINDS)
     assert not set(RANDOM_ACCESS) & set(STREAM_ONLY)
     assert {kind for _, kind in INPUTS.values()} == set(KINDS), "every kind needs an input here"
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_each_kind_names_openers_that_resolve_and_take_its_options(name):
+    kind = KINDS[name]
+    assert kind.name == name
+    assert kind.suffixes or kind.magic or kind.folder or kind.test, "kind_of could never return it"
+    source = inspect.signature(resolve(kind.source)).parameters
+    takes = {"key"} if kind.accepts_key else set()
+    for option in (*kind.source_options, *takes):
+        assert option in source, f"{kind.source} lacks {option}="
+    if kind.dataset is None:
+        assert not kind.accepts_sparse_dims and not kind.accepts_key and name in STREAM_ONLY
+    else:
+        dataset = inspect.signature(resolve(kind.dataset)).parameters
+        assert ("key" in dataset) == kind.accepts_key, kind.dataset
+        assert ("sparse_dims" in dataset) == kind.accepts_sparse_dims, kind.dataset
+    for ref in (kind.source, kind.dataset, kind.inspect):
+        assert ref is None or callable(resolve(ref)), ref
+
+
+def test_every_kind_kind_of_returns_has_an_entry(tmp_path):
+    for name, (builder, kind) in INPUTS.items():
+        (tmp_path / name).mkdir()
+        found = kind_of(builder(tmp_path / name))
+        assert found == kind and found in KINDS, name
 
 
 @pytest.mark.parametrize("name", sorted(INPUTS))
@@ -164,18 +208,28 @@ def test_an_hdf5_key_means_the_same_to_both(tmp_path, key):
     assert sorted(c.name for c in m.columns) == sorted(ds.columns) == sorted(want)
     assert m.num_rows == len(ds) == next(iter(want.values()))
     for name in want:
-        np.testing.assert_array_equal(ds.get_batch(list(range(len(ds))))[name].numpy(),
-                                      wb.open_dataset(tmp_path / "o.store").get_batch(
-                                          list(range(len(ds))))[name].numpy())
+        np.testing.assert_array_equal(
+            ds.get_batch(list(range(len(ds))))[name].numpy(),
+            wb.open_dataset(tmp_path / "o.store").get_batch(list(range(len(ds))))[name].numpy(),
+        )
 
 
 def test_a_workbench_dataset_converts_to_another_layout(tmp_path):
     rows = [[i % 9, (i * 7) % 9] for i in range(300)]
-    src = {"x": np.random.default_rng(0).standard_normal((300, 4)).astype("float32"),
-           "tok": CSR.from_lists(rows, dim=9), "y": np.arange(300)}
+    src = {
+        "x": np.random.default_rng(0).standard_normal((300, 4)).astype("float32"),
+        "tok": CSR.from_lists(rows, dim=9),
+        "y": np.arange(300),
+    }
     wb.convert(src, tmp_path / "a.store", target="y", shard_bytes=4000, progress=False)
-    m = wb.convert(tmp_path / "a.store", tmp_path / "b.parquet", format="parquet", drop=["x"],
-                   target="y", progress=False)
+    m = wb.convert(
+        tmp_path / "a.store",
+        tmp_path / "b.parquet",
+        format="parquet",
+        drop=["x"],
+        target="y",
+        progress=False,
+    )
     assert m.layout == "parquet" and [c.name for c in m.columns] == ["tok", "y"] and m.target == "y"
     assert "workbench dataset" in m.source["description"]
     got = wb.open_dataset(tmp_path / "b.parquet").get_batch(list(range(300)))
@@ -183,3 +237,34 @@ def test_a_workbench_dataset_converts_to_another_layout(tmp_path):
     np.testing.assert_array_equal(got["y"].numpy(), src["y"])
     with pytest.raises(InvalidInputError, match="sparse= does not apply"):
         wb.convert(tmp_path / "a.store", tmp_path / "c.store", sparse={"tok": 9}, progress=False)
+
+
+INSPECTED = sorted(name for name, (_, kind) in INPUTS.items() if KINDS[kind].inspect is not None)
+
+
+def test_every_inspect_reference_resolves_to_a_path_or_obj_key_reader():
+    refs = {name: k.inspect for name, k in KINDS.items() if k.inspect is not None}
+    assert {"dataset", "npy", "hdf5", "parquet"} <= set(refs)
+    for name, ref in refs.items():
+        assert list(inspect.signature(resolve(ref)).parameters)[1:] == ["key"], (name, ref)
+
+
+@pytest.mark.parametrize("name", INSPECTED)
+def test_wb_inspect_reads_each_kind_with_an_inspector(name, tmp_path):
+    builder, kind = INPUTS[name]
+    ins = wb.inspect(builder(tmp_path))
+    assert isinstance(ins, wb.Inspection) and ins.arrays, name
+    assert ins.kind in ({"array", "memmap"} if kind == "array" else {kind}), name
+
+
+@pytest.mark.parametrize("name", sorted(set(INPUTS) - set(INSPECTED)))
+def test_wb_inspect_refuses_each_kind_without_one(name, tmp_path):
+    with pytest.raises(InvalidInputError, match="inspect (reads no|cannot read)"):
+        wb.inspect(INPUTS[name][0](tmp_path))
+
+
+def test_a_folder_of_only_a_crashed_conversion_is_refused_by_inspect(tmp_path):
+    (tmp_path / "crashed" / "v-1.partial").mkdir(parents=True)
+    assert kind_of(tmp_path / "crashed") == "dataset"
+    with pytest.raises(InvalidInputError, match="crashed: inspect reads no dataset files"):
+        wb.inspect(tmp_path / "crashed")

@@ -20,27 +20,79 @@ import workbench
 
 PKG = Path(workbench.__file__).parent
 
-PURE = {"errors", "units", "_version", "format.manifest", "format.sparse", "format.chunks",
-        "format.schema", "loading.sampling", "loading.orders", "loading.calls", "datasets.plan",
-        "datasets.protocols", "monitoring.metrics", "tuning.trials", "explore.facts",
-        "explore.moments", "explore.layout_rules", "explore.findings"}
-SHELLS = {"cli", "__main__", "demo.tour", "cluster", "dashboard", "ui"}  # a name covers the package below it
-UI_LIBS = {"ipywidgets", "bokeh", "tqdm", "IPython", "ipykernel", "matplotlib", "bqplot",
-           "anywidget", "panel", "plotly"}
-PURE_STDLIB = {"__future__", "abc", "bisect", "collections", "dataclasses", "enum", "functools",
-               "itertools", "json", "math", "numbers", "operator", "re", "types", "typing",
-               "warnings"}
+PURE = {
+    "errors",
+    "units",
+    "_version",
+    "format.manifest",
+    "format.sparse",
+    "format.chunks",
+    "format.schema",
+    "loading.sampling",
+    "loading.splits",
+    "loading.resume",
+    "loading.orders",
+    "loading.calls",
+    "datasets.plan",
+    "datasets.protocols",
+    "monitoring.metrics",
+    "tuning.trials",
+    "bench.comparison",
+    "explore.facts",
+    "explore.moments",
+    "explore.layout_rules",
+    "explore.findings",
+}
+SHELLS = {
+    "cli",
+    "__main__",
+    "demo.tour",
+    "cluster",
+    "dashboard",
+    "ui",
+}  # a name covers the package below it
+UI_LIBS = {
+    "ipywidgets",
+    "bokeh",
+    "tqdm",
+    "IPython",
+    "ipykernel",
+    "matplotlib",
+    "bqplot",
+    "anywidget",
+    "panel",
+    "plotly",
+}
+PURE_STDLIB = {
+    "__future__",
+    "abc",
+    "bisect",
+    "collections",
+    "copyreg",
+    "dataclasses",
+    "enum",
+    "functools",
+    "itertools",
+    "json",
+    "math",
+    "numbers",
+    "operator",
+    "textwrap",
+    "re",
+    "types",
+    "typing",
+    "warnings",
+}
 PURE_THIRD_PARTY = {"numpy"}
 # The core calls a shell only here, lazily (inside the function that needs it), and why:
 UPWARD = {
     ("conversion.pipeline", "ui.progress"): "progress=True draws the shell's bar",
     ("conversion.shards", "cluster"): "client=/workers= run the shard jobs as Dask tasks",
-    ("explore.inspection", "ui.reprs"): "an Inspection prints and renders itself with the shell's views",
     ("explore.statistics", "ui.progress"): "progress=True draws the shell's bar",
-    ("explore.statistics", "ui.tables"): "Stats prints and renders itself with the shell's tables",
-    ("explore.diagnoses", "ui.diagnosis"): "a Diagnosis prints and renders itself with the shell's view",
-    ("explore.advice", "ui.tables"): "Advice prints and renders itself with the shell's tables",
-    ("explore.previews", "ui.tables"): "a Preview prints and renders itself with the shell's tables",
+    (
+        "explore.shown",
+        "ui.reprs",
+    ): "an explore result prints and renders itself with the shell's views",
 }
 
 
@@ -62,7 +114,7 @@ def _resolve(mod: str, path: Path, node: ast.ImportFrom) -> list[str]:
     if node.level == 0:
         if not (node.module or "").startswith("workbench"):
             return []
-        base = node.module[len("workbench"):].lstrip(".")  # type: ignore[index]
+        base = node.module[len("workbench") :].lstrip(".")  # type: ignore[index]
     else:
         pkg = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
         pkg = pkg[: len(pkg) - (node.level - 1)] if node.level > 1 else pkg
@@ -75,25 +127,35 @@ def _resolve(mod: str, path: Path, node: ast.ImportFrom) -> list[str]:
 
 
 def _imports(mod: str) -> list[tuple[str, bool, int]]:
-    """``(imported name, at module level?, line)``: ours as 'workbench:<mod>', others by top name."""
+    """``(imported name, at module level?, line)``: ours as 'workbench:<mod>', others by top."""
     path = MODULES[mod]
     tree = ast.parse(path.read_text())
     found: list[tuple[str, bool, int]] = []
 
     def visit(node: ast.AST, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            nested = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            nested = top and not isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
             if isinstance(child, ast.Import):
                 for a in child.names:
                     if a.name.startswith("workbench"):
-                        found.append((f"workbench:{a.name[len('workbench'):].lstrip('.')}", top, child.lineno))
+                        found.append(
+                            (
+                                f"workbench:{a.name[len('workbench') :].lstrip('.')}",
+                                top,
+                                child.lineno,
+                            )
+                        )
                     else:
                         found.append((a.name.split(".")[0], top, child.lineno))
             elif isinstance(child, ast.ImportFrom):
                 if child.level == 0 and not (child.module or "").startswith("workbench"):
                     found.append(((child.module or "").split(".")[0], top, child.lineno))
                 else:
-                    found.extend((f"workbench:{m}", top, child.lineno) for m in _resolve(mod, path, child))
+                    found.extend(
+                        (f"workbench:{m}", top, child.lineno) for m in _resolve(mod, path, child)
+                    )
             visit(child, nested)
 
     visit(tree, True)
@@ -116,10 +178,14 @@ def test_pure_modules_import_only_pure_things(mod):
     for name, _, line in _imports(mod):
         if name.startswith("workbench:"):
             ours = name.split(":", 1)[1]
-            assert ours in PURE, f"workbench/{mod}.py:{line}: pure module imports workbench.{ours} (I/O or UI)"
+            assert ours in PURE, (
+                f"workbench/{mod}.py:{line}: pure module imports workbench.{ours} (I/O or UI)"
+            )
         else:
-            assert name in PURE_STDLIB | PURE_THIRD_PARTY, \
-                f"workbench/{mod}.py:{line}: pure module imports {name}; pure logic does no I/O or UI"
+            assert name in PURE_STDLIB | PURE_THIRD_PARTY, (
+                f"workbench/{mod}.py:{line}: pure module imports {name}; "
+                "pure logic does no I/O or UI"
+            )
 
 
 def test_only_the_ui_room_imports_ui_libraries():
@@ -128,8 +194,9 @@ def test_only_the_ui_room_imports_ui_libraries():
             continue
         allowed = {"bokeh"} if _room(mod, {"dashboard"}) else set()
         for name, _, line in _imports(mod):
-            assert name not in UI_LIBS - allowed, \
+            assert name not in UI_LIBS - allowed, (
                 f"workbench/{mod}: line {line} imports {name}; only workbench/ui/ may"
+            )
 
 
 def test_only_the_cluster_and_dashboard_rooms_import_distributed():
@@ -137,8 +204,10 @@ def test_only_the_cluster_and_dashboard_rooms_import_distributed():
         if _room(mod, {"cluster", "dashboard"}):
             continue
         for name, _, line in _imports(mod):
-            assert name != "distributed", \
-                f"workbench/{mod}: line {line} imports distributed; only cluster.py and dashboard/ may"
+            assert name != "distributed", (
+                f"workbench/{mod}: line {line} imports distributed; "
+                "only cluster.py and dashboard/ may"
+            )
 
 
 def test_the_core_reaches_shells_only_lazily_along_declared_edges():
@@ -151,14 +220,21 @@ def test_the_core_reaches_shells_only_lazily_along_declared_edges():
             target = name.split(":", 1)[1]
             if not _room(target, SHELLS):
                 continue
-            assert (mod, target) in UPWARD, \
-                f"workbench/{mod}: line {line} imports the shell {target}; declare why in UPWARD or invert it"
-            assert not top, f"workbench/{mod}: line {line} imports the shell {target} at module level"
+            assert (mod, target) in UPWARD, (
+                f"workbench/{mod}: line {line} imports the shell {target}; "
+                "declare why in UPWARD or invert it"
+            )
+            assert not top, (
+                f"workbench/{mod}: line {line} imports the shell {target} at module level"
+            )
 
 
 def test_no_import_cycles_at_module_level():
-    graph = {m: {n.split(":", 1)[1] for n, top, _ in _imports(m) if top and n.startswith("workbench:")}
-             - {m, ""} for m in MODULES}
+    graph = {
+        m: {n.split(":", 1)[1] for n, top, _ in _imports(m) if top and n.startswith("workbench:")}
+        - {m, ""}
+        for m in MODULES
+    }
     # a package's __init__ importing its own submodules is how Python packages work: not a cycle
     for m in graph:
         graph[m] = {d for d in graph[m] if not m.startswith(d + ".")}
@@ -170,7 +246,7 @@ def test_no_import_cycles_at_module_level():
         stack.append(m)
         for d in sorted(graph.get(m, ())):
             if state.get(d) == 1:
-                cycle = stack[stack.index(d):] + [d]
+                cycle = stack[stack.index(d) :] + [d]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if d not in state:
                 walk(d)
@@ -197,7 +273,9 @@ def test_modules_stay_small():
     """Rooms of about 80-250 lines; split by responsibility before a file passes 300."""
     for mod, path in MODULES.items():
         lines = len(path.read_text().splitlines())
-        assert lines <= 300, f"workbench/{path.relative_to(PKG)} has {lines} lines; split it by responsibility"
+        assert lines <= 300, (
+            f"workbench/{path.relative_to(PKG)} has {lines} lines; split it by responsibility"
+        )
 
 
 ARCH = PKG.parent / "docs" / "ARCHITECTURE.md"
@@ -238,8 +316,12 @@ def test_the_architecture_page_lists_every_import_between_packages():
     actual = _package_edges()
     for pkg in sorted(set(actual) | set(declared)):
         have, doc = actual.get(pkg, set()), declared.get(pkg, set())
-        assert have <= doc, f"{pkg} imports {sorted(have - doc)}, not declared in docs/ARCHITECTURE.md"
-        assert doc <= have, f"docs/ARCHITECTURE.md declares {pkg} -> {sorted(doc - have)}, unused: drop it"
+        assert have <= doc, (
+            f"{pkg} imports {sorted(have - doc)}, not declared in docs/ARCHITECTURE.md"
+        )
+        assert doc <= have, (
+            f"docs/ARCHITECTURE.md declares {pkg} -> {sorted(doc - have)}, unused: drop it"
+        )
 
 
 def test_the_architecture_page_lists_the_declared_upward_edges():
@@ -248,8 +330,9 @@ def test_the_architecture_page_lists_the_declared_upward_edges():
         if line.startswith("- `") and " -> " in line:
             src, dst = line[3:].split("`", 1)[0].split(" -> ")
             listed.add((src, dst))
-    assert listed == set(UPWARD), (f"docs/ARCHITECTURE.md lists {sorted(listed)}; "
-                                   f"the test declares {sorted(UPWARD)}")
+    assert listed == set(UPWARD), (
+        f"docs/ARCHITECTURE.md lists {sorted(listed)}; the test declares {sorted(UPWARD)}"
+    )
 
 
 def test_the_type_checker_covers_every_pure_module():

@@ -6,9 +6,18 @@ from workbench.explore.layout_rules import BLOCK_BYTES, Situation, recommend
 
 
 def _sit(**kw) -> Situation:
-    base = dict(bytes=1 << 30, ram=16 << 30, row_bytes=1024, rows=1 << 20, layout="page",
-                amplification={"sequential": 1.0, "block": 1.0, "full": 4.0}, shuffle="full",
-                batch_size=1024, source="d.store", is_ours=True)
+    base = dict(
+        bytes=1 << 30,
+        ram=16 << 30,
+        row_bytes=1024,
+        rows=1 << 20,
+        layout="page",
+        amplification={"sequential": 1.0, "block": 1.0, "full": 4.0},
+        shuffle="full",
+        batch_size=1024,
+        source="d.store",
+        is_ours=True,
+    )
     return Situation(**{**base, **kw})
 
 
@@ -28,9 +37,17 @@ def test_data_that_fits_keeps_full_order_and_is_warmed():
 
 
 def test_chunked_foreign_layouts_are_converted_and_our_store_is_kept():
-    h5 = _by_topic(_sit(layout="hdf5 chunk", is_ours=False, source="x.h5",
-                        amplification={"full": 30.0, "block": 1.0}))["layout"]
-    assert h5.value == "store" and "30x" in h5.reason and h5.code == 'wb.convert("x.h5", "data.store")'
+    h5 = _by_topic(
+        _sit(
+            layout="hdf5 chunk",
+            is_ours=False,
+            source="x.h5",
+            amplification={"full": 30.0, "block": 1.0},
+        )
+    )["layout"]
+    assert (
+        h5.value == "store" and "30x" in h5.reason and h5.code == 'wb.convert("x.h5", "data.store")'
+    )
     assert _by_topic(_sit())["layout"].value == "keep the store"
 
 

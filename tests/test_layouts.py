@@ -1,4 +1,5 @@
-"""The contract every layout room passes: the same furniture, write -> read back -> check -> corrupt.
+"""The contract every layout room passes: the same furniture, write -> read back -> check ->
+corrupt.
 
 Parametrized over ``manifest.LAYOUTS``, so a new layout gets these tests for free.
 """
@@ -23,19 +24,30 @@ ROWS = 1500
 
 def _data() -> dict:
     rng = np.random.default_rng(7)
-    lists = [sorted(rng.choice(50, rng.integers(0, 6), replace=False).tolist()) for _ in range(ROWS)]
-    return {"x": rng.standard_normal((ROWS, 3)).astype("float32"),
-            "img": rng.integers(0, 255, (ROWS, 2, 2), dtype=np.uint8),
-            "y": np.arange(ROWS, dtype=np.int64),
-            "tok": CSR.from_lists(lists, dim=50, values=[[1.5] * len(r) for r in lists])}
+    lists = [
+        sorted(rng.choice(50, rng.integers(0, 6), replace=False).tolist()) for _ in range(ROWS)
+    ]
+    return {
+        "x": rng.standard_normal((ROWS, 3)).astype("float32"),
+        "img": rng.integers(0, 255, (ROWS, 2, 2), dtype=np.uint8),
+        "y": np.arange(ROWS, dtype=np.int64),
+        "tok": CSR.from_lists(lists, dim=50, values=[[1.5] * len(r) for r in lists]),
+    }
 
 
 @pytest.fixture(params=LAYOUTS)
 def written(request, tmp_path):
     data = _data()
     dest = tmp_path / f"d.{request.param}"
-    m = wb.convert(data, dest, format=request.param, shard_bytes=20_000, progress=False,
-                   row_group_bytes=4_000, hdf5_chunk_bytes=2_000)
+    m = wb.convert(
+        data,
+        dest,
+        format=request.param,
+        shard_bytes=20_000,
+        progress=False,
+        row_group_bytes=4_000,
+        hdf5_chunk_bytes=2_000,
+    )
     return request.param, dest, m, data
 
 
@@ -94,7 +106,8 @@ def test_the_check_passes_then_names_a_corrupted_file(written):
 
 
 def test_the_layout_check_alone_catches_a_bad_shard(written):
-    """Beyond digests: a shard whose row count disagrees with the manifest fails its room's check."""
+    """Beyond digests: a shard whose row count disagrees with the manifest fails its room's
+    check."""
     layout, dest, m, _ = written
     version, _ = wb.read_manifest(dest)
     shard = m.shards[0]

@@ -113,8 +113,14 @@ def settles(probe, target: int, within: float = 5.0) -> bool:
 @pytest.mark.parametrize("order", ["sequential", "full", "block"])
 def test_batches_are_the_samplers_rows_in_order(npy, order, worker_type, workers):
     data = np.load(npy)
-    dl = loader(open_dataset(npy), batch_size=100, shuffle=order, seed=3, num_workers=workers,
-                worker_type=worker_type)
+    dl = loader(
+        open_dataset(npy),
+        batch_size=100,
+        shuffle=order,
+        seed=3,
+        num_workers=workers,
+        worker_type=worker_type,
+    )
     expected = BatchSampler(N, 100, order=order, seed=3, block_rows=open_dataset(npy).block_rows)
     got = list(dl)
     assert len(got) == len(dl) == len(expected) == 10
@@ -140,8 +146,22 @@ def test_shuffle_aliases_and_epochs_advance(npy):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("worker_type", ["thread", "process"])
 def test_ranks_split_the_rows(npy, worker_type):
-    parts = [np.concatenate([rows_of(b) for b in loader(open_dataset(npy), batch_size=50,
-             shuffle="full", rank=r, world_size=3, worker_type=worker_type)]) for r in range(3)]
+    parts = [
+        np.concatenate(
+            [
+                rows_of(b)
+                for b in loader(
+                    open_dataset(npy),
+                    batch_size=50,
+                    shuffle="full",
+                    rank=r,
+                    world_size=3,
+                    worker_type=worker_type,
+                )
+            ]
+        )
+        for r in range(3)
+    ]
     assert [len(p) for p in parts] == [N // 3] * 3
     assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(N))
 
@@ -200,8 +220,13 @@ def test_stats_bytes_are_the_batches_bytes_however_they_are_counted(npy, dtype, 
 
     fn = (lambda b: {k: v[:, :1] for k, v in b.items()}) if transform else None
     for order in ("sequential", "full"):
-        dl = loader(open_dataset(npy, dtype=dtype), batch_size=64, shuffle=order, transform=fn,
-                    num_workers=0)
+        dl = loader(
+            open_dataset(npy, dtype=dtype),
+            batch_size=64,
+            shuffle=order,
+            transform=fn,
+            num_workers=0,
+        )
         assert dl.stats.bytes == 0 and sum(batch_nbytes(b) for b in dl) == dl.stats.bytes > 0
     assert open_dataset(npy, dtype=dtype).dense_row_nbytes == (D * 8 if dtype is None else 0)
 
@@ -210,8 +235,13 @@ def test_stats_bytes_are_the_batches_bytes_however_they_are_counted(npy, dtype, 
 @pytest.mark.parametrize("worker_type,workers", MODES)
 def test_raising_dataset_names_the_batch(npy, worker_type, workers):
     procs, threads = children(), threading.active_count()
-    dl = loader(Raising(npy), batch_size=100, shuffle="sequential", num_workers=workers,
-                worker_type=worker_type)
+    dl = loader(
+        Raising(npy),
+        batch_size=100,
+        shuffle="sequential",
+        num_workers=workers,
+        worker_type=worker_type,
+    )
     with pytest.raises(WorkerError) as err:
         list(dl)
     msg = str(err.value)
@@ -254,8 +284,14 @@ def test_killed_worker_is_reported_where_the_consumer_swallows_errors(npy):
 def test_hung_read_times_out(npy, worker_type):
     procs, threads = children(), threading.active_count()
     Hanging.release.clear()
-    dl = loader(Hanging(npy), batch_size=100, shuffle="sequential", worker_type=worker_type,
-                num_workers=2, timeout=2)
+    dl = loader(
+        Hanging(npy),
+        batch_size=100,
+        shuffle="sequential",
+        worker_type=worker_type,
+        num_workers=2,
+        timeout=2,
+    )
     start = time.monotonic()
     with pytest.raises(LoaderTimeoutError, match=r"rows \[500, .*timeout=2"):
         list(dl)
@@ -325,9 +361,14 @@ def test_exit_waits_for_reads_in_progress(npy, tmp_path):
     # A reader still running while the interpreter finalizes can abort the process; exit joins them.
     import subprocess
     import sys
+
     log = tmp_path / "reads.log"
-    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(npy), str(log)],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, str(npy), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     assert log.read_text().count("read done") >= 3  # the first batch and both reads in flight
 
@@ -349,8 +390,9 @@ def test_process_batches_show_in_a_torch_profile(npy):
 @pytest.mark.parametrize("worker_type", ["thread", "process"])
 def test_block_order_asks_for_each_next_window_and_reads_the_same_rows(tmp_path, npy, worker_type):
     """The loader hands its dataset's ``will_need`` to the sampler, through an Advisor thread:
-    the main process asks the kernel for each window ahead (measured in benchmarks/loaders.py --cold); the rows it reads
-    are the same without the advice, and a dataset that cannot advise gets none."""
+    the main process asks the kernel for each window ahead (measured in benchmarks/loaders.py
+    --cold); the rows it reads are the same without the advice, and a dataset that cannot advise
+    gets none."""
     import workbench as wb
 
     store = wb.convert(npy, tmp_path / "x.store", shard_bytes=4_000, progress=False)
@@ -359,8 +401,15 @@ def test_block_order_asks_for_each_next_window_and_reads_the_same_rows(tmp_path,
     asked: list[int] = []
     told = ds.will_need
     ds.will_need = lambda starts, lengths: asked.append(told(starts, lengths)) or asked[-1]
-    kw = dict(batch_size=16, shuffle="block", block_rows=32, window=2, seed=3,
-              num_workers=1, worker_type=worker_type)
+    kw = dict(
+        batch_size=16,
+        shuffle="block",
+        block_rows=32,
+        window=2,
+        seed=3,
+        num_workers=1,
+        worker_type=worker_type,
+    )
     dl = loader(ds, **kw)
     assert dl.sampler.advise.fn == ds.will_need  # called on the Advisor's thread
     wb.evict(tmp_path / "x.store")

@@ -20,8 +20,13 @@ def _reduce(x: np.ndarray, cuts: list[int]) -> dict[str, np.ndarray]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.integers(1, 400), features=st.integers(1, 4), seed=st.integers(0, 2**16),
-       cuts=st.lists(st.integers(0, 400), max_size=6), odd=st.floats(0, 0.2))
+@given(
+    rows=st.integers(1, 400),
+    features=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+    odd=st.floats(0, 0.2),
+)
 def test_any_chunking_gives_numpys_figures(rows, features, seed, cuts, odd):
     rng = np.random.default_rng(seed)
     x = rng.normal(5, 3, (rows, features)) * rng.choice([1e-3, 1, 1e6])
@@ -44,8 +49,9 @@ def test_any_chunking_gives_numpys_figures(rows, features, seed, cuts, odd):
     np.testing.assert_array_equal(s["max"][has], np.nanmax(finite[:, has], 0))
     for j in np.flatnonzero(has):  # every row is in the sample here: quantiles are exact
         col = finite[:, j][~np.isnan(finite[:, j])]
-        np.testing.assert_allclose([s["p1"][j], s["p50"][j], s["p99"][j]],
-                                   np.quantile(col, [0.01, 0.5, 0.99]))
+        np.testing.assert_allclose(
+            [s["p1"][j], s["p50"][j], s["p99"][j]], np.quantile(col, [0.01, 0.5, 0.99])
+        )
         assert s["hist_counts"][j].sum() == np.isfinite(x[:, j]).sum()
     assert np.all(np.isnan(s["mean"][~has]))
 
@@ -61,7 +67,7 @@ def test_quantiles_of_a_big_column_are_within_their_error():
 
 def test_merging_is_associative_and_keeps_the_same_sample():
     x = np.random.default_rng(1).random((3000, 2))
-    a, b, c = (partial(x[i:i + 1000], i // 1000) for i in (0, 1000, 2000))
+    a, b, c = (partial(x[i : i + 1000], i // 1000) for i in (0, 1000, 2000))
     left, right = merge(merge(a, b), c), merge(a, merge(b, c))
     np.testing.assert_allclose(left.m2, right.m2)
     np.testing.assert_array_equal(left.keys, right.keys)

@@ -19,8 +19,15 @@ from workbench.monitoring.metrics import SERIES, BatchEvent, BatchWindow, scalar
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     dest = tmp_path_factory.mktemp("monitor") / "m.store"
-    wb.convert({"x": np.random.default_rng(0).standard_normal((40_000, 64)).astype("float32"),
-                "y": np.arange(40_000)}, dest, shard_bytes=2 << 20, progress=False)
+    wb.convert(
+        {
+            "x": np.random.default_rng(0).standard_normal((40_000, 64)).astype("float32"),
+            "y": np.arange(40_000),
+        },
+        dest,
+        shard_bytes=2 << 20,
+        progress=False,
+    )
     return dest
 
 
@@ -34,9 +41,13 @@ def test_worker_processes_memory_and_the_page_cache(store):
             if i == 20:
                 s = mon.sample()
                 ahead = s["loader"]["read_ahead"]
-                seen_workers = {p["pid"]: p for p in s["memory"]["processes"] if p["name"] != "kernel"}
+                seen_workers = {
+                    p["pid"]: p for p in s["memory"]["processes"] if p["name"] != "kernel"
+                }
                 children = {c.pid for c in psutil.Process().children(recursive=True)}
-    assert len(seen_workers) == 2 and all(p["pss"] > 0 and p["real"] > 0 for p in seen_workers.values())
+    assert len(seen_workers) == 2 and all(
+        p["pss"] > 0 and p["real"] > 0 for p in seen_workers.values()
+    )
     # workers x prefetch_factor in flight at most, and the rest of the group being delivered
     assert 1 <= ahead <= 3 * dl.prefetch_factor - 1
     assert set(seen_workers) <= children  # the loader's own worker processes
@@ -57,11 +68,13 @@ def test_worker_processes_memory_and_the_page_cache(store):
 def test_pss_splits_shared_pages_and_rss_does_not(store, tmp_path):
     before = process_memory()
     arr = np.load(next((wb.read_manifest(store)[0]).rglob("x.npy")), mmap_mode="r")
-    float(arr.sum())  # map and touch a file's pages: RSS counts them, anonymous memory does not grow
+    float(
+        arr.sum()
+    )  # map and touch a file's pages: RSS counts them, anonymous memory does not grow
     after = process_memory()
     assert after.rss - before.rss > arr.nbytes * 0.5
     assert after.real - before.real < arr.nbytes * 0.2
-    tree = memory_tree({os.getpid(): "kernel", 2 ** 22 + 12345: "gone"})
+    tree = memory_tree({os.getpid(): "kernel", 2**22 + 12345: "gone"})
     assert len(tree["processes"]) == 1  # a pid that does not exist is left out
 
 

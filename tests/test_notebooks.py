@@ -46,8 +46,11 @@ def output_texts(nb: nbformat.NotebookNode, plain_only: bool = False):
 def test_every_notebook_is_found() -> None:
     names = {p.name for p in NOTEBOOKS.iterdir()}
     assert {"01_convert.ipynb", "02_load.ipynb"} <= names
-    twins_without_ipynb = [p.name for p in NOTEBOOKS.glob("*.py")
-                           if p.name != "conftest.py" and not p.with_suffix(".ipynb").exists()]
+    twins_without_ipynb = [
+        p.name
+        for p in NOTEBOOKS.glob("*.py")
+        if p.name != "conftest.py" and not p.with_suffix(".ipynb").exists()
+    ]
     assert not twins_without_ipynb, "run `python tools/notebooks.py sync` to create the .ipynb"
 
 
@@ -72,14 +75,16 @@ def test_no_volatile_metadata(path: Path) -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     # nbval compares only the cells of a run notebook (an execution count that is None turns the
     # check off), so the saved outputs must be those of one top-to-bottom run: 1, 2, 3...
-    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), \
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
         "execution counts: run `python tools/notebooks.py execute`"
+    )
     for c in code:
         for out in c.outputs:
             if out.output_type == "execute_result":
                 assert out.execution_count == c.execution_count
-            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), \
+            assert "application/vnd.jupyter.widget-view+json" not in out.get("data", {}), (
                 "a widget view whose state is not saved"
+            )
 
 
 @each_notebook
@@ -93,8 +98,12 @@ def test_no_nbval_comments_in_cells(path: Path) -> None:
 @each_notebook
 def test_output_lines_fit(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
-    long = [(i, line) for i, text in output_texts(nb, plain_only=True) for line in text.splitlines()
-            if len(line) > MAX_LINE]
+    long = [
+        (i, line)
+        for i, text in output_texts(nb, plain_only=True)
+        for line in text.splitlines()
+        if len(line) > MAX_LINE
+    ]
     assert not long, f"output lines over {MAX_LINE} characters (code cell, line): {long}"
 
 

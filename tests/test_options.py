@@ -14,13 +14,21 @@ import workbench as wb
 from workbench.loading.config import LoaderConfig
 from workbench.loading.options import NAMES, OPTIONS
 
-ENTRY_POINTS = {"loader": wb.loader, "Loader": wb.Loader, "tune": wb.tune, "Tuner": wb.results.Tuner,
-                "autotune": wb.autotune}
+ENTRY_POINTS = {
+    "loader": wb.loader,
+    "Loader": wb.Loader,
+    "tune": wb.tune,
+    "Tuner": wb.results.Tuner,
+    "autotune": wb.autotune,
+}
 
 
 def test_the_table_names_every_option_of_the_config():
-    fields = {f.name for f in dataclasses.fields(LoaderConfig)} - {"auto_workers", "auto_prefetch",
-                                                                    "auto_type"}
+    fields = {f.name for f in dataclasses.fields(LoaderConfig)} - {
+        "auto_workers",
+        "auto_prefetch",
+        "auto_type",
+    }
     assert set(NAMES) == fields
 
 
@@ -50,9 +58,14 @@ def test_the_listed_defaults_are_the_real_ones():
 def test_completion_and_dir_show_the_options():
     ds = wb.open_dataset({"x": np.zeros((64, 4), "float32")})
     dl = wb.loader(ds, batch_size=16)
-    names = [c.name for c in jedi.Interpreter("wb.loader(ds, prefetch_", [{"wb": wb, "ds": ds}]).complete()]
+    names = [
+        c.name
+        for c in jedi.Interpreter("wb.loader(ds, prefetch_", [{"wb": wb, "ds": ds}]).complete()
+    ]
     assert "prefetch_factor=" in names
-    names = [c.name for c in jedi.Interpreter("wb.tune(ds, run_r", [{"wb": wb, "ds": ds}]).complete()]
+    names = [
+        c.name for c in jedi.Interpreter("wb.tune(ds, run_r", [{"wb": wb, "ds": ds}]).complete()
+    ]
     assert "run_rows=" in names
     assert {"batch_size", "num_workers", "prefetch_factor", "worker_type"} <= set(dir(dl))
     assert dl.batch_size == 16

@@ -27,7 +27,9 @@ def test_first_and_random_rows_are_the_sources():
         wb.preview(x, n=0)
 
 
-@pytest.mark.parametrize("shape,mode", [((8, 8), 0), ((16, 12, 3), 2), ((3, 16, 12), 2), ((16, 12, 1), 0)])
+@pytest.mark.parametrize(
+    "shape,mode", [((8, 8), 0), ((16, 12, 3), 2), ((3, 16, 12), 2), ((16, 12, 1), 0)]
+)
 def test_image_rows_become_png_thumbnails(shape, mode):
     imgs = np.random.default_rng(0).random((4, *shape)).astype("float32")
     p = wb.preview(imgs, n=4)

@@ -16,8 +16,11 @@ PKG = Path(wb.__file__).parent
 
 
 def _modules() -> list:
-    return [importlib.import_module(m.name) for m in pkgutil.walk_packages([str(PKG)], "workbench.")
-            if m.name != "workbench.__main__"]
+    return [
+        importlib.import_module(m.name)
+        for m in pkgutil.walk_packages([str(PKG)], "workbench.")
+        if m.name != "workbench.__main__"
+    ]
 
 
 def test_all_equals_the_exported_members():
@@ -52,8 +55,13 @@ def test_top_names_are_their_packages_names():
 
 def _faces() -> list:
     """Every package's __init__ (its public face), and the namespaces that are plain modules."""
-    return [m for m in _modules() if hasattr(m, "__path__") or m.__name__ in
-            {"workbench.results", "workbench.errors", "workbench.cluster", "workbench.testing"}]
+    return [
+        m
+        for m in _modules()
+        if hasattr(m, "__path__")
+        or m.__name__
+        in {"workbench.results", "workbench.errors", "workbench.cluster", "workbench.testing"}
+    ]
 
 
 def test_each_face_lists_what_it_exports():
@@ -85,7 +93,9 @@ def test_each_public_name_is_defined_once_and_shown_on_a_face():
             assert hasattr(mod, name), f"{mod.__name__}.__all__ names {name}, which it lacks"
             if mod.__name__ in ("workbench.results",):
                 continue
-            assert name not in defined, f"{name} is public in {defined.get(name)} and {mod.__name__}"
+            assert name not in defined, (
+                f"{name} is public in {defined.get(name)} and {mod.__name__}"
+            )
             defined[name] = mod.__name__
             assert name in shown, f"{mod.__name__}.{name} is public but no package face shows it"
     for name, space in wb._MOVED.items():
@@ -95,7 +105,9 @@ def test_each_public_name_is_defined_once_and_shown_on_a_face():
 def test_every_error_is_in_wb_errors():
     for name in dir(wb.errors):
         obj = getattr(wb.errors, name)
-        if isinstance(obj, type) and issubclass(obj, (wb.errors.WorkbenchError, wb.errors.WorkbenchWarning)):
+        if isinstance(obj, type) and issubclass(
+            obj, (wb.errors.WorkbenchError, wb.errors.WorkbenchWarning)
+        ):
             assert name in wb.errors.__all__, name
 
 
@@ -105,7 +117,9 @@ def test_public_functions_are_not_shadowed_by_submodules():
     _modules()
     for face in _faces():
         for name in face.__all__:
-            assert not isinstance(getattr(face, name), type(sys)), f"{face.__name__}.{name} is a module"
+            assert not isinstance(getattr(face, name), type(sys)), (
+                f"{face.__name__}.{name} is a module"
+            )
     for name in wb.__all__:
         if name not in wb._NAMESPACES:
             assert not isinstance(getattr(wb, name), type(sys)), name
@@ -119,8 +133,10 @@ def test_public_callables_have_docstring_examples():
 
 
 def test_import_is_light():
-    code = ("import sys, workbench; print(sorted(m for m in ('torch', 'ipywidgets', 'distributed', "
-            "'h5py', 'pyarrow', 'tqdm', 'bokeh') if m in sys.modules))")
+    code = (
+        "import sys, workbench; print(sorted(m for m in ('torch', 'ipywidgets', 'distributed', "
+        "'h5py', 'pyarrow', 'tqdm', 'bokeh') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -134,27 +150,44 @@ def test_no_pickle_anywhere():
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not banned & {n.split(".")[0] for n in names}, f"{path}: imports pickle"
             if isinstance(node, ast.keyword) and node.arg in ("allow_pickle", "weights_only"):
-                assert not (isinstance(node.value, ast.Constant) and node.value.value is (node.arg == "allow_pickle")), \
-                    f"{path}:{node.lineno}: {node.arg}={node.value.value}"
+                assert not (
+                    isinstance(node.value, ast.Constant)
+                    and node.value.value is (node.arg == "allow_pickle")
+                ), f"{path}:{node.lineno}: {node.arg}={node.value.value}"
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "eval":
                 raise AssertionError(f"{path}:{node.lineno}: eval(")
 
 
 def test_only_our_own_errors_are_raised():
     """``raise ValueError(...)`` and friends only inside parsers that turn them into ours."""
-    builtin = {"ValueError", "TypeError", "KeyError", "RuntimeError", "OSError", "IOError",
-               "FileNotFoundError", "IndexError", "NotImplementedError", "AssertionError"}
-    allowed = {("format/manifest.py", "ValueError"), ("format/manifest.py", "TypeError"),  # from_json
-               ("datasets/base.py", "IndexError"),  # the Dataset protocol: out-of-range rows
-               ("datasets/plan.py", "IndexError"),
-               ("datasets/samples.py", "IndexError"),  # the Sequence protocol ends iteration so
-               ("cli.py", "ArgumentTypeError"),
-               ("testing.py", "AssertionError")}  # contract checks fail as assertions, in pytest
+    builtin = {
+        "ValueError",
+        "TypeError",
+        "KeyError",
+        "RuntimeError",
+        "OSError",
+        "IOError",
+        "FileNotFoundError",
+        "IndexError",
+        "NotImplementedError",
+        "AssertionError",
+    }
+    allowed = {
+        ("format/manifest.py", "ValueError"),
+        ("format/manifest.py", "TypeError"),  # from_json
+        ("datasets/base.py", "IndexError"),  # the Dataset protocol: out-of-range rows
+        ("datasets/plan.py", "IndexError"),
+        ("datasets/samples.py", "IndexError"),  # the Sequence protocol ends iteration so
+        ("cli.py", "ArgumentTypeError"),
+        ("testing.py", "AssertionError"),
+    }  # contract checks fail as assertions, in pytest
     for path in PKG.rglob("*.py"):
         rel = path.relative_to(PKG).as_posix()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
                 name = getattr(node.exc.func, "id", getattr(node.exc.func, "attr", ""))
                 if name in builtin and (rel, name) not in allowed and name != "NotImplementedError":
-                    raise AssertionError(f"{rel}:{node.lineno}: raises builtin {name}; raise one of "
-                                         "workbench.errors with a message that says what to do")
+                    raise AssertionError(
+                        f"{rel}:{node.lineno}: raises builtin {name}; raise one of "
+                        "workbench.errors with a message that says what to do"
+                    )

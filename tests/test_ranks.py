@@ -38,18 +38,41 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(ROWS, 8)).astype("float32")
-    wb.convert({"features": x, "label": (x[:, 0] > 0).astype("int64"), "id": np.arange(ROWS)},
-               root / "d.store", progress=False)
+    wb.convert(
+        {"features": x, "label": (x[:, 0] > 0).astype("int64"), "id": np.arange(ROWS)},
+        root / "d.store",
+        progress=False,
+    )
     return root / "d.store"
 
 
 def _launch(store: Path, out: Path, *extra: str, wait: bool = True) -> subprocess.Popen:
-    cmd = [TORCHRUN, "--standalone", "--nproc_per_node=2", str(ROOT / "examples" / "ddp_train.py"),
-           "--data", str(store), "--out", str(out), "--batch-size", str(BATCH), "--epochs", "2",
-           "--save-every", "4", *extra]
+    cmd = [
+        TORCHRUN,
+        "--standalone",
+        "--nproc_per_node=2",
+        str(ROOT / "examples" / "ddp_train.py"),
+        "--data",
+        str(store),
+        "--out",
+        str(out),
+        "--batch-size",
+        str(BATCH),
+        "--epochs",
+        "2",
+        "--save-every",
+        "4",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     if wait:
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, output[-3000:]
@@ -65,12 +88,16 @@ def test_two_ranks_read_disjoint_halves_and_a_killed_run_resumes_exactly(store, 
     _launch(store, whole, "--record", "id")
     per_rank = []
     for r in (0, 1):
-        lines = [json.loads(line) for line in (whole / f"rows.rank{r}.jsonl").read_text().splitlines()]
+        lines = [
+            json.loads(line) for line in (whole / f"rows.rank{r}.jsonl").read_text().splitlines()
+        ]
         per_rank.append(lines)
     assert len(per_rank[0]) == len(per_rank[1]) == 2 * ROWS // (2 * BATCH)  # equal batch counts
     for epoch in (0, 1):
-        a, b = ({i for line in lines if line["epoch"] == epoch for i in line["rows"]}
-                for lines in per_rank)
+        a, b = (
+            {i for line in lines if line["epoch"] == epoch for i in line["rows"]}
+            for lines in per_rank
+        )
         assert not a & b and a | b == set(range(ROWS)), epoch  # disjoint, covering
     first = [line["rows"] for line in per_rank[0] if line["epoch"] == 0]
     second = [line["rows"] for line in per_rank[0] if line["epoch"] == 1]
@@ -85,7 +112,9 @@ def test_two_ranks_read_disjoint_halves_and_a_killed_run_resumes_exactly(store, 
             break
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         time.sleep(0.05)
-    ranks = psutil.Process(proc.pid).children(recursive=True)  # torchrun starts them in new sessions
+    ranks = psutil.Process(proc.pid).children(
+        recursive=True
+    )  # torchrun starts them in new sessions
     for p in [psutil.Process(proc.pid), *ranks]:
         p.send_signal(signal.SIGKILL)  # mid-epoch, no clean-up
     proc.wait(30)
@@ -103,9 +132,20 @@ def test_two_ranks_read_disjoint_halves_and_a_killed_run_resumes_exactly(store, 
 @pytest.mark.parametrize("before,after", [(2, 1), (1, 2)])
 def test_a_checkpoint_resumes_at_another_world_size_reading_the_rest_once(store, before, after):
     """Elastic resume: the rest of the epoch is split between the ranks present now."""
+
     def loaders(world):
-        return [wb.loader(wb.open_dataset(store), batch_size=BATCH, shuffle="block", seed=3,
-                          rank=r, world_size=world, num_workers=2) for r in range(world)]
+        return [
+            wb.loader(
+                wb.open_dataset(store),
+                batch_size=BATCH,
+                shuffle="block",
+                seed=3,
+                rank=r,
+                world_size=world,
+                num_workers=2,
+            )
+            for r in range(world)
+        ]
 
     def ids(batches):
         return [i for b in batches for i in b["id"].tolist()]

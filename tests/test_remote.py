@@ -18,6 +18,7 @@ import pytest
 
 import workbench as wb
 from workbench.datasets import remote as streaming
+from workbench.datasets import shardcache
 from workbench.errors import CorruptDatasetError, InvalidInputError, RemoteError
 
 ROWS = 20_000
@@ -38,7 +39,9 @@ class Server:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.httpd = ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+        )
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -52,8 +55,9 @@ class Server:
 def served(tmp_path):
     root = tmp_path / "www"
     x = np.random.default_rng(0).random((ROWS, 16), dtype="float32")
-    wb.convert({"x": x, "id": np.arange(ROWS)}, root / "d.store", shard_bytes=64 << 10,
-               progress=False)
+    wb.convert(
+        {"x": x, "id": np.arange(ROWS)}, root / "d.store", shard_bytes=64 << 10, progress=False
+    )
     server = Server(root)
     yield server, root / "d.store", x
     server.stop()
@@ -90,8 +94,9 @@ def test_an_epoch_over_http_reads_every_row_once_within_the_cache_bound(served, 
 def test_a_shuffled_epoch_is_right_with_threads(served, tmp_path):
     server, store, x = served
     ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=1 << 20)
-    ids = [b["id"].numpy().copy() for b in wb.loader(ds, batch_size=256, shuffle="full",
-                                                       num_workers=2)]
+    ids = [
+        b["id"].numpy().copy() for b in wb.loader(ds, batch_size=256, shuffle="full", num_workers=2)
+    ]
     assert sorted(np.concatenate(ids).tolist()) == list(range(ROWS))
 
 
@@ -116,7 +121,7 @@ def test_a_damaged_shard_is_fetched_once_more_then_refused(served, tmp_path):
 
 def test_a_server_that_goes_away_is_retried_then_named(served, tmp_path, monkeypatch):
     server, store, _ = served
-    monkeypatch.setattr(streaming, "BACKOFF_S", 0.05)
+    monkeypatch.setattr(shardcache, "BACKOFF_S", 0.05)
     ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=1 << 20)
     ds.get_batch(range(10))
     server.stop()
@@ -151,8 +156,12 @@ def test_publish_then_stream_from_the_published_copy(served, tmp_path):
     ds = wb.open_dataset(f"{server.url}/copy.store", cache_dir=tmp_path / "c", cache_bytes=1 << 20)
     assert len(ds) == m.num_rows and ds.get_batch([5])["id"].tolist() == [5]
     exe = str(Path(sys.executable).parent / "workbench")
-    out = subprocess.run([exe, "publish", str(store), "memory://x/y.store"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [exe, "publish", str(store), "memory://x/y.store"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert f"{len(m.shards)} shards" in out
     with pytest.raises(RemoteError, match="read-only"):
         wb.publish(store, f"{server.url}/nope.store")
@@ -165,20 +174,27 @@ def _time_fetch_ahead(monkeypatch, timing: str) -> None:
     rng = np.random.default_rng(7)
     steps = {"eager": lambda: True, "never": lambda: False, "random": lambda: rng.random() < 0.5}
     if timing != "thread":
-        monkeypatch.setattr(streaming.RemoteStoreDataset, "_wake_fetcher",
-                            lambda self: self._fetch_next() if steps[timing]() else None)
+        monkeypatch.setattr(
+            streaming.RemoteStoreDataset,
+            "_wake_fetcher",
+            lambda self: self._fetch_next() if steps[timing]() else None,
+        )
 
 
 @pytest.mark.parametrize("timing", ["eager", "never", "random", "thread"])
 @pytest.mark.parametrize("window", [2, 3])
-def test_shard_order_fetches_each_shard_once_per_epoch(served, tmp_path, monkeypatch, timing, window):
+def test_shard_order_fetches_each_shard_once_per_epoch(
+    served, tmp_path, monkeypatch, timing, window
+):
     server, store, x = served
     _time_fetch_ahead(monkeypatch, timing)
     version, m = wb.read_manifest(store)
     biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
     lag = window + 3  # what the loader plans with: shards one window touches, and the next
     evicted = []
-    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=lag * biggest)
+    ds = wb.open_dataset(
+        f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=lag * biggest
+    )
     forget = ds.cache.on_evict
     ds.cache.on_evict = lambda s: (evicted.append((s, ds.cache.at)), forget(s))
     dl = wb.loader(ds, batch_size=250, shuffle="shard", window=window, num_workers=0)
@@ -193,14 +209,18 @@ def test_shard_order_fetches_each_shard_once_per_epoch(served, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("timing", ["eager", "random"])
-def test_shard_order_with_room_to_spare_fetches_ahead_and_still_once(served, tmp_path,
-                                                                     monkeypatch, timing):
+def test_shard_order_with_room_to_spare_fetches_ahead_and_still_once(
+    served, tmp_path, monkeypatch, timing
+):
     server, store, x = served
     _time_fetch_ahead(monkeypatch, timing)
     version, m = wb.read_manifest(store)
     biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
-    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c",
-                         cache_bytes=(5 + streaming.AHEAD) * biggest)  # the lag, and AHEAD more
+    ds = wb.open_dataset(
+        f"{server.url}/d.store",
+        cache_dir=tmp_path / "c",
+        cache_bytes=(5 + streaming.AHEAD) * biggest,
+    )  # the lag, and AHEAD more
     dl = wb.loader(ds, batch_size=250, shuffle="shard", window=2, num_workers=0)
     assert sorted(np.concatenate([b["id"].numpy() for b in dl]).tolist()) == list(range(ROWS))
     assert ds.cache.fetches == len(m.shards)
@@ -211,8 +231,7 @@ def test_shards_are_fetched_ahead_in_the_order_the_epoch_needs_them(served, tmp_
     server, store, x = served
     version, m = wb.read_manifest(store)
     biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
-    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c",
-                         cache_bytes=8 * biggest)
+    ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=8 * biggest)
     seen = []
     for batch in wb.loader(ds, batch_size=250, shuffle="sequential", num_workers=0):
         seen.append(batch["id"].numpy().copy())

@@ -27,11 +27,14 @@ def ds():
 
 
 def _group(rows, pass_no=1):
-    return [_requests.BatchRequest(np.asarray(r, np.int64), 0, k, pass_no) for k, r in enumerate(rows)]
+    return [
+        _requests.BatchRequest(np.asarray(r, np.int64), 0, k, pass_no) for k, r in enumerate(rows)
+    ]
 
 
-def test_a_group_lands_in_slots_and_our_batches_are_read_straight_into_them(ring_state, ds,
-                                                                            monkeypatch):
+def test_a_group_lands_in_slots_and_our_batches_are_read_straight_into_them(
+    ring_state, ds, monkeypatch
+):
     fetch = Fetch(ds, None, None, 0, False)
     assert fetch.fills
     rows = [[5, 1, 9], [7, 7, 0], [1999, 3, 4]]
@@ -41,6 +44,7 @@ def test_a_group_lands_in_slots_and_our_batches_are_read_straight_into_them(ring
     assert all(type(item) is _requests.InSlot for item in first)
     assert first[0].ring is ring  # the ring travels with the pass's first message
     assert all(item.ring is None and isinstance(item.ref, SlotRef) for item in first[1:])
+
     def no_read(*_):
         raise AssertionError("read as a batch of its own, then copied")
 
@@ -77,7 +81,9 @@ def test_the_feed_groups_each_pass_and_numbers_it():
     keys = [(np.arange(k, k + 2), 0, k) for k in range(7)]
     feed.start(iter(keys))
     groups = list(feed)
-    assert [len(g) for g in groups] == [3, 3, 1] and {req.pass_no for g in groups for req in g} == {1}
+    assert [len(g) for g in groups] == [3, 3, 1] and {req.pass_no for g in groups for req in g} == {
+        1
+    }
     assert all(type(req) is _requests.BatchRequest for g in groups for req in g)
     assert [req.k for g in groups for req in g] == list(range(7))
     assert len(feed.sent) == 7  # every batch sent, oldest first, for error messages

@@ -27,14 +27,23 @@ def datasets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("samples")
     out = {}
     for fmt in ("store", "hdf5", "parquet"):
-        wb.convert({"x": X, "y": Y, "s": S}, tmp / fmt, format=fmt, shard_bytes=6000,
-                   row_group_bytes=2000, hdf5_chunk_bytes=1000, progress=False)
+        wb.convert(
+            {"x": X, "y": Y, "s": S},
+            tmp / fmt,
+            format=fmt,
+            shard_bytes=6000,
+            row_group_bytes=2000,
+            hdf5_chunk_bytes=1000,
+            progress=False,
+        )
         out[fmt] = lambda fmt=fmt, **kw: wb.open_dataset(tmp / fmt, **kw)
     np.save(tmp / "x.npy", X)
     with h5py.File(tmp / "f.h5", "w") as f:
         f["x"], f["y"] = X, Y
-    pq.write_table(pa.table({"x": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), 3),
-                             "y": Y}), tmp / "f.parquet")
+    pq.write_table(
+        pa.table({"x": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), 3), "y": Y}),
+        tmp / "f.parquet",
+    )
     out["foreign-h5"] = lambda **kw: wb.open_dataset(tmp / "f.h5", **kw)
     out["foreign-parquet"] = lambda **kw: wb.open_dataset(tmp / "f.parquet", **kw)
     out["dict"] = lambda **kw: wb.open_dataset({"x": X, "y": Y}, **kw)
@@ -49,8 +58,9 @@ def _rows(batch) -> np.ndarray:
     return np.array([int(np.flatnonzero((X == r).all(1))[0]) for r in batch["x"].numpy()])
 
 
-@pytest.mark.parametrize("kind", ["store", "hdf5", "parquet", "foreign-h5", "foreign-parquet",
-                                  "dict", "npy"])
+@pytest.mark.parametrize(
+    "kind", ["store", "hdf5", "parquet", "foreign-h5", "foreign-parquet", "dict", "npy"]
+)
 def test_a_plain_dataloader_shuffles_and_collates(datasets, kind):
     ds = datasets[kind]()
     dl = DataLoader(ds, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(0))
@@ -78,8 +88,15 @@ def test_samples_follow_the_contract(datasets):
 @pytest.mark.parametrize("ctx", ["fork", "spawn"])
 def test_workers_under_fork_and_spawn(datasets, ctx):
     ds = datasets["hdf5"]() if ctx == "fork" else datasets["store"]()
-    dl = DataLoader(ds, batch_size=100, shuffle=True, num_workers=2, multiprocessing_context=ctx,
-                    pin_memory=torch.cuda.is_available(), persistent_workers=ctx == "spawn")
+    dl = DataLoader(
+        ds,
+        batch_size=100,
+        shuffle=True,
+        num_workers=2,
+        multiprocessing_context=ctx,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=ctx == "spawn",
+    )
     for _ in range(2 if ctx == "spawn" else 1):
         seen = np.concatenate([b["y"].numpy() for b in dl])
         assert sorted(seen.tolist()) == list(range(N))
@@ -124,12 +141,19 @@ def test_subset_random_split_and_concat(datasets):
 
 def test_a_training_loop_with_only_torch_api(tmp_path):
     raw = wb.make_demo(tmp_path / "raw", rows=3000, formats=("parquet",))
-    wb.convert(raw.parquet, tmp_path / "demo.store", target="label",
-               sparse={"tokens": raw.sparse_dim}, progress=False)
+    wb.convert(
+        raw.parquet,
+        tmp_path / "demo.store",
+        target="label",
+        sparse={"tokens": raw.sparse_dim},
+        progress=False,
+    )
     ds = wb.open_dataset(tmp_path / "demo.store", columns=["features", "label"])
     train, val = random_split(ds, [0.8, 0.2], generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.BatchNorm1d(raw.features), torch.nn.Linear(raw.features, 4))
+    model = torch.nn.Sequential(
+        torch.nn.BatchNorm1d(raw.features), torch.nn.Linear(raw.features, 4)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     for _ in range(3):
         for batch in DataLoader(train, batch_size=128, shuffle=True, drop_last=True):
@@ -139,6 +163,8 @@ def test_a_training_loop_with_only_torch_api(tmp_path):
             opt.step()
     model.eval()
     with torch.no_grad():
-        right = sum(int((model(b["features"]).argmax(1) == b["label"]).sum())
-                    for b in DataLoader(val, batch_size=256))
+        right = sum(
+            int((model(b["features"]).argmax(1) == b["label"]).sum())
+            for b in DataLoader(val, batch_size=256)
+        )
     assert right / len(val) > 0.6  # 4 classes: chance is 0.25

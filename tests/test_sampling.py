@@ -1,4 +1,5 @@
-"""Properties of workbench.loading.sampling: coverage, reproducibility, rank split, resume, locality."""
+"""Properties of workbench.loading.sampling: coverage, reproducibility, rank split, resume,
+locality."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from workbench.loading.orders import EpochOrder, epoch_order
 from workbench.loading.sampling import ORDERS, BatchSampler
 
 shapes = st.tuples(
-    st.integers(0, 300),               # num_rows
-    st.integers(1, 40),                # batch_size
-    st.integers(1, 33),                # block_rows
-    st.integers(1, 5),                 # window
+    st.integers(0, 300),  # num_rows
+    st.integers(1, 40),  # batch_size
+    st.integers(1, 33),  # block_rows
+    st.integers(1, 5),  # window
     st.sampled_from(ORDERS),
-    st.integers(0, 2**32),             # seed
-    st.integers(0, 50),                # epoch
+    st.integers(0, 2**32),  # seed
+    st.integers(0, 50),  # epoch
 )
 FAST = settings(max_examples=150, deadline=None)
 
@@ -65,12 +66,15 @@ def test_batches_are_cut_from_epoch_order(shape):
     g = epoch_order(n, order, seed, epoch, br, w, batch_size=b)
     assert np.array_equal(np.sort(g), np.arange(n))
     for k, batch in enumerate(make(*shape)):
-        assert np.array_equal(batch, np.sort(g[k * b:(k + 1) * b]))
+        assert np.array_equal(batch, np.sort(g[k * b : (k + 1) * b]))
 
 
 @FAST
-@given(shapes, st.lists(st.tuples(st.integers(0, 400), st.integers(1, 50)), min_size=1,
-                        max_size=30), st.integers(1, 4))
+@given(
+    shapes,
+    st.lists(st.tuples(st.integers(0, 400), st.integers(1, 50)), min_size=1, max_size=30),
+    st.integers(1, 4),
+)
 def test_a_batch_is_its_positions_sorted_whatever_the_queries(shape, queries, run):
     """EpochOrder.batch sorts runs of batches ahead in one call: any sequence of (start, size)
     queries, aligned or not, past the end or not, gets exactly the sorted positions."""
@@ -95,7 +99,8 @@ def test_every_batch_is_announced_before_it_is_yielded_once_per_window(shape, wo
     calls: list[np.ndarray] = []
     s = make(*shape, rank=world - 1, world_size=world, run_rows=run)
     s.advise = lambda starts, lengths: calls.append(
-        np.concatenate([np.arange(a, a + k) for a, k in zip(starts, lengths)] + [np.zeros(0, int)]))
+        np.concatenate([np.arange(a, a + k) for a, k in zip(starts, lengths)] + [np.zeros(0, int)])
+    )
     announced: set[int] = set()
     count = 0
     for batch in s:
@@ -132,8 +137,9 @@ def test_sequential_is_contiguous():
 @given(shapes, st.integers(1, 6), st.booleans())
 def test_ranks_equal_counts_disjoint_except_padding(shape, world, drop_last):
     n, b, br, w, order, seed, epoch = shape
-    per_rank = [list(make(*shape, rank=r, world_size=world, drop_last=drop_last))
-                for r in range(world)]
+    per_rank = [
+        list(make(*shape, rank=r, world_size=world, drop_last=drop_last)) for r in range(world)
+    ]
     counts = {len(x) for x in per_rank}
     assert len(counts) == 1
     for k in range(counts.pop()):  # the k-th batch has the same size on every rank
@@ -165,8 +171,15 @@ def test_resume_from_state_matches_uninterrupted(shape, world, drop_last, data):
     head = [next(it) for _ in range(k)]
     state = json.loads(json.dumps(first.state_dict()))
     assert state["batches_done"] == k and state["epoch"] == shape[-1]
-    fresh = BatchSampler(shape[0], shape[1], order=shape[4], seed=shape[5], block_rows=shape[2],
-                         window=shape[3], **kw)
+    fresh = BatchSampler(
+        shape[0],
+        shape[1],
+        order=shape[4],
+        seed=shape[5],
+        block_rows=shape[2],
+        window=shape[3],
+        **kw,
+    )
     fresh.load_state_dict(state)
     fresh.set_epoch(shape[-1])  # a training loop calling set_epoch(same epoch) must keep the resume
     rest = list(fresh)
@@ -183,12 +196,29 @@ def test_set_epoch_to_new_epoch_discards_resume_point():
 
 
 @FAST
-@given(st.integers(1, 400), st.integers(1, 40), st.integers(1, 33), st.integers(1, 5),
-       st.integers(0, 1000), st.booleans(), st.integers(1, 3), st.data())
+@given(
+    st.integers(1, 400),
+    st.integers(1, 40),
+    st.integers(1, 33),
+    st.integers(1, 5),
+    st.integers(0, 1000),
+    st.booleans(),
+    st.integers(1, 3),
+    st.data(),
+)
 def test_block_locality(n, b, br, w, seed, drop_last, world, data):
     rank = data.draw(st.integers(0, world - 1))
-    s = BatchSampler(n, b, "block", seed=seed, block_rows=br, window=w, drop_last=drop_last,
-                     rank=rank, world_size=world)
+    s = BatchSampler(
+        n,
+        b,
+        "block",
+        seed=seed,
+        block_rows=br,
+        window=w,
+        drop_last=drop_last,
+        rank=rank,
+        world_size=world,
+    )
     bound = max(w, -(-b // br)) + 1
     batches = list(s)
     for k, batch in enumerate(batches):
@@ -221,8 +251,10 @@ def test_block_mixes_across_epochs():
 
 def test_large_n_is_lazy_and_fast():
     import time
-    s = BatchSampler(50_000_000, 1024, "block", seed=0, block_rows=4096, window=8, world_size=4,
-                     rank=3)
+
+    s = BatchSampler(
+        50_000_000, 1024, "block", seed=0, block_rows=4096, window=8, world_size=4, rank=3
+    )
     t = time.perf_counter()
     it = iter(s)
     for _ in range(50):
@@ -239,18 +271,21 @@ def test_works_as_torch_batch_sampler():
     assert got == [b.tolist() for b in s]
 
 
-@pytest.mark.parametrize("kw, word", [
-    (dict(batch_size=0), "batch_size"),
-    (dict(block_rows=0), "block_rows"),
-    (dict(window=0), "window"),
-    (dict(rank=2, world_size=2), "rank"),
-    (dict(rank=-1), "rank"),
-    (dict(world_size=0), "world_size"),
-    (dict(order="random"), "order"),
-    (dict(num_rows=-1), "num_rows"),
-    (dict(seed=-3), "seed"),
-    (dict(batch_size=2.5), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kw, word",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(block_rows=0), "block_rows"),
+        (dict(window=0), "window"),
+        (dict(rank=2, world_size=2), "rank"),
+        (dict(rank=-1), "rank"),
+        (dict(world_size=0), "world_size"),
+        (dict(order="random"), "order"),
+        (dict(num_rows=-1), "num_rows"),
+        (dict(seed=-3), "seed"),
+        (dict(batch_size=2.5), "batch_size"),
+    ],
+)
 def test_invalid_arguments(kw, word):
     args = {"num_rows": 10, "batch_size": 2, **kw}
     with pytest.raises(InvalidInputError, match=word) as e:
@@ -267,10 +302,19 @@ def test_incompatible_state_rejected():
 
 
 @settings(max_examples=150, deadline=None)
-@given(n=st.integers(1, 300), b=st.integers(1, 17), w1=st.integers(1, 4), w2=st.integers(1, 4),
-       order=st.sampled_from(ORDERS), drop_last=st.booleans(), seed=st.integers(0, 99),
-       frac=st.floats(0, 1))
-def test_elastic_resume_reads_the_rest_of_the_epoch_once(n, b, w1, w2, order, drop_last, seed, frac):
+@given(
+    n=st.integers(1, 300),
+    b=st.integers(1, 17),
+    w1=st.integers(1, 4),
+    w2=st.integers(1, 4),
+    order=st.sampled_from(ORDERS),
+    drop_last=st.booleans(),
+    seed=st.integers(0, 99),
+    frac=st.floats(0, 1),
+)
+def test_elastic_resume_reads_the_rest_of_the_epoch_once(
+    n, b, w1, w2, order, drop_last, seed, frac
+):
     """A state saved at world size w1 resumes at w2: every remaining row is read once."""
     kw = dict(order=order, seed=seed, block_rows=8, window=2, drop_last=drop_last)
     first = [BatchSampler(n, b, rank=r, world_size=w1, **kw) for r in range(w1)]
@@ -286,8 +330,9 @@ def test_elastic_resume_reads_the_rest_of_the_epoch_once(n, b, w1, w2, order, dr
         s.set_epoch(3)  # the training loop's call keeps the resume point
     tail = [list(s) for s in second]
     assert len({len(t) for t in tail}) == 1  # every rank gets the same number of batches
-    rows = np.concatenate([np.concatenate(x) if x else np.zeros(0, np.int64)
-                           for x in head + tail]).astype(np.int64)
+    rows = np.concatenate(
+        [np.concatenate(x) if x else np.zeros(0, np.int64) for x in head + tail]
+    ).astype(np.int64)
     counts = np.bincount(rows, minlength=n)
     if drop_last:
         assert counts.max(initial=0) <= 1  # nothing read twice
@@ -308,14 +353,22 @@ def test_an_old_state_without_rows_cannot_resume_at_another_world_size():
 
 
 @FAST
-@given(shards=st.lists(st.integers(1, 60), min_size=1, max_size=12), b=st.integers(1, 20),
-       w=st.integers(1, 3), seed=st.integers(0, 99), world=st.integers(1, 3), data=st.data())
-def test_shard_order_reads_each_row_once_and_each_shard_in_at_most_two_windows(shards, b, w, seed,
-                                                                               world, data):
+@given(
+    shards=st.lists(st.integers(1, 60), min_size=1, max_size=12),
+    b=st.integers(1, 20),
+    w=st.integers(1, 3),
+    seed=st.integers(0, 99),
+    world=st.integers(1, 3),
+    data=st.data(),
+)
+def test_shard_order_reads_each_row_once_and_each_shard_in_at_most_two_windows(
+    shards, b, w, seed, world, data
+):
     n = sum(shards)
     rank = data.draw(st.integers(0, world - 1))
-    s = BatchSampler(n, b, "shard", seed=seed, window=w, shard_rows=shards, rank=rank,
-                     world_size=world)
+    s = BatchSampler(
+        n, b, "shard", seed=seed, window=w, shard_rows=shards, rank=rank, world_size=world
+    )
     if world == 1:
         rows = np.concatenate(list(s))
         assert sorted(rows.tolist()) == list(range(n))
@@ -324,22 +377,29 @@ def test_shard_order_reads_each_row_once_and_each_shard_in_at_most_two_windows(s
     shard_of = np.searchsorted(starts, np.arange(n), side="right") - 1
     windows_of: dict[int, set[int]] = {}
     for pos in range(n):
-        windows_of.setdefault(int(shard_of[order.take(pos, pos + 1)[0]]), set()).add(pos // order.span(w, b))
+        windows_of.setdefault(int(shard_of[order.take(pos, pos + 1)[0]]), set()).add(
+            pos // order.span(w, b)
+        )
     assert all(len(ws) <= 2 and max(ws) - min(ws) <= 1 for ws in windows_of.values())
 
 
 def test_shard_order_needs_sizes_that_add_up():
     with pytest.raises(InvalidInputError, match="shard_rows sum to 5, not num_rows=6"):
         BatchSampler(6, 2, "shard", shard_rows=[2, 3])
-    assert sorted(np.concatenate(list(BatchSampler(10, 3, "shard", block_rows=4))).tolist()) == \
-        list(range(10))
+    assert sorted(
+        np.concatenate(list(BatchSampler(10, 3, "shard", block_rows=4))).tolist()
+    ) == list(range(10))
 
 
-changes = st.lists(st.tuples(st.integers(0, 6),                        # batches before the change
-                             st.one_of(st.none(), st.integers(1, 40)),  # new batch_size
-                             st.one_of(st.none(), st.integers(1, 5)),   # new window
-                             st.one_of(st.none(), st.integers(1, 9))),  # new run_rows
-                   max_size=6)
+changes = st.lists(
+    st.tuples(
+        st.integers(0, 6),  # batches before the change
+        st.one_of(st.none(), st.integers(1, 40)),  # new batch_size
+        st.one_of(st.none(), st.integers(1, 5)),  # new window
+        st.one_of(st.none(), st.integers(1, 9)),
+    ),  # new run_rows
+    max_size=6,
+)
 
 
 @FAST
@@ -378,8 +438,15 @@ def test_reconfigure_mid_epoch_reads_every_row_exactly_once(shape, plan, world, 
         assert counts.min(initial=1) >= 1 and counts.sum() - n < world
     if saved is not None and world == 1:
         state, k = saved
-        fresh = BatchSampler(n, shape[1], order=shape[4], seed=shape[5], block_rows=shape[2],
-                             window=shape[3], drop_last=drop_last)
+        fresh = BatchSampler(
+            n,
+            shape[1],
+            order=shape[4],
+            seed=shape[5],
+            block_rows=shape[2],
+            window=shape[3],
+            drop_last=drop_last,
+        )
         fresh.load_state_dict(state)
         rest = np.concatenate([np.zeros(0, np.int64)] + list(fresh))
         head = np.concatenate([np.zeros(0, np.int64)] + got[0][:k])
@@ -426,11 +493,19 @@ def test_runs_cover_each_row_once_and_come_in_contiguous_pieces(shape, run):
 
 def test_shuffle_quality_ranks_the_orders():
     from workbench.loading.orders import shuffle_quality
+
     n, b = 100_000, 1024
-    q = {name: shuffle_quality(list(BatchSampler(n, b, order, seed=0, block_rows=1024, window=8,
-                                                 run_rows=r)), n)
-         for name, order, r in [("seq", "sequential", 1), ("full", "full", 1),
-                                ("block", "block", 1), ("runs", "block", 64)]}
+    q = {
+        name: shuffle_quality(
+            list(BatchSampler(n, b, order, seed=0, block_rows=1024, window=8, run_rows=r)), n
+        )
+        for name, order, r in [
+            ("seq", "sequential", 1),
+            ("full", "full", 1),
+            ("block", "block", 1),
+            ("runs", "block", 64),
+        ]
+    }
     assert q["seq"] < 0.05 and abs(q["full"] - 1) < 0.05
     assert 0.8 < q["block"] < 0.95 and q["runs"] < q["block"]
     assert abs(q["runs"] - (1 - 1 / 8) * (1 - 64 / b)) < 0.1  # the documented estimate

@@ -30,8 +30,14 @@ def test_kept_batches_from_processes_equal_the_thread_path(ds):
 
 
 def test_a_bigger_batch_after_a_change_gets_a_new_ring(ds):
-    dl = wb.loader(ds, batch_size=50, shuffle="block", num_workers=2, worker_type="process",
-                   persistent_workers=True)
+    dl = wb.loader(
+        ds,
+        batch_size=50,
+        shuffle="block",
+        num_workers=2,
+        worker_type="process",
+        persistent_workers=True,
+    )
     it = iter(dl)
     got = [next(it)["y"] for _ in range(5)]
     dl.reconfigure(batch_size=700)  # the kept workers' rings are too small: they grow
@@ -50,8 +56,9 @@ class Words(torch.utils.data.Dataset):
 
 
 def test_batches_that_are_not_tensors_take_torchs_path():
-    dl = wb.loader(Words(), batch_size=32, shuffle="sequential", num_workers=2,
-                   worker_type="process")
+    dl = wb.loader(
+        Words(), batch_size=32, shuffle="sequential", num_workers=2, worker_type="process"
+    )
     batches = list(dl)
     assert batches[0]["word"][:2] == ["w0", "w1"]
     assert torch.cat([b["id"] for b in batches]).tolist() == list(range(300))
@@ -74,8 +81,14 @@ def test_slots_refuse_what_does_not_fit():
 def test_a_loop_left_early_keeps_the_persistent_workers(ds):
     import gc
 
-    dl = wb.loader(ds, batch_size=100, shuffle="full", num_workers=2, worker_type="process",
-                   persistent_workers=True)
+    dl = wb.loader(
+        ds,
+        batch_size=100,
+        shuffle="full",
+        num_workers=2,
+        worker_type="process",
+        persistent_workers=True,
+    )
     for k, _ in enumerate(dl):  # a whole epoch
         pass
     pids = set(dl.worker_pids())
@@ -129,8 +142,15 @@ def test_every_slot_written_and_unread_is_full_until_a_new_pass_forgets_them():
 def test_passes_left_early_leave_no_slot_taken(ds):
     import gc
 
-    dl = wb.loader(ds, batch_size=64, shuffle="full", num_workers=2, worker_type="process",
-                   persistent_workers=True, seed=1)
+    dl = wb.loader(
+        ds,
+        batch_size=64,
+        shuffle="full",
+        num_workers=2,
+        worker_type="process",
+        persistent_workers=True,
+        seed=1,
+    )
     for _ in range(3):  # each leaves batches written into slots that nobody will read
         for k, _b in enumerate(dl):
             if k == 2:
@@ -138,10 +158,9 @@ def test_passes_left_early_leave_no_slot_taken(ds):
     rows = torch.cat([b["y"] for b in dl])  # a whole epoch on the same workers
     assert sorted(rows.tolist()) == list(range(N))
     gc.collect()
-    rings = dl._workers.rings
+    rings = dl._feed.kept.rings
     del _b  # the last batch of the last pass left early, still lent
     gc.collect()
     assert len(rings) == 2 and all(not r.busy.any() for r in rings.values())
     print([r.count for r in rings.values()])
     dl.close()
-

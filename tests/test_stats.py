@@ -68,15 +68,20 @@ def test_dask_arrays_and_a_cluster_reduce_to_the_same_figures(data):
 
 def test_memory_stays_bounded_on_a_file_bigger_than_a_chunk(tmp_path):
     path = tmp_path / "big.npy"
-    big = np.lib.format.open_memmap(path, mode="w+", dtype="float32", shape=(2_000_000, 32))  # 256 MB
+    big = np.lib.format.open_memmap(
+        path, mode="w+", dtype="float32", shape=(2_000_000, 32)
+    )  # 256 MB
     big[:] = 1.0
     big.flush()
     del big
-    code = ("import resource, numpy as np, torch, workbench as wb; import workbench.datasets; "
-            "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; before = peak(); "
-            f"s = wb.stats({str(path)!r}); print(peak() - before, s.columns['x']['mean'][0])")
-    grew_kib, mean = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                    check=True).stdout.split()
+    code = (
+        "import resource, numpy as np, torch, workbench as wb; import workbench.datasets; "
+        "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; before = peak(); "
+        f"s = wb.stats({str(path)!r}); print(peak() - before, s.columns['x']['mean'][0])"
+    )
+    grew_kib, mean = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert float(mean) == 1.0
     # one 8 MiB chunk (16 MiB as float64) + the 100k-row sample, not the 256 MB file; page cache
     # pages of the mapped file count in RSS too, so allow for the file's pages being mapped

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.bench.limits import COMPARED, OrderComparison, Reading, compare_orders
+from workbench.bench.comparison import COMPARED, OrderComparison, Reading
+from workbench.bench.limits import compare_orders
 from workbench.bench.throughput import consume, measure, memcpy_mb_per_s, sequential_mb_per_s
 from workbench.errors import InvalidInputError
 
@@ -38,7 +39,7 @@ def test_limits_are_positive_and_sequential_runs_for_its_time():
 
 # ---- compare_orders: each order against its own limit and the naive Datasets, one run ----------
 
-ROWS, K = 3000, 8   # 3000 % 256 != 0: the limits must stop at whole batches
+ROWS, K = 3000, 8  # 3000 % 256 != 0: the limits must stop at whole batches
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,9 @@ def small(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def comparison(small):
-    return compare_orders(small / "s.store", batch_size=256, seconds=0.05, rounds=2,
-                          hdf5=small / "s.h5")
+    return compare_orders(
+        small / "s.store", batch_size=256, seconds=0.05, rounds=2, hdf5=small / "s.h5"
+    )
 
 
 def test_every_order_has_ours_a_positive_limit_and_a_naive_reader(comparison):
@@ -73,7 +75,7 @@ def test_every_order_has_ours_a_positive_limit_and_a_naive_reader(comparison):
 
 
 def test_every_reader_reads_the_same_bytes_per_row(comparison):
-    for r in comparison.readings:   # features + label, whoever reads them: like with like
+    for r in comparison.readings:  # features + label, whoever reads them: like with like
         assert r.mb_per_s * 1e6 / r.rows_per_s == pytest.approx(K * 4 + 8, rel=1e-6), r.name
         assert len(r.runs) == 2 and r.rows_per_s == max(r.runs)
 
@@ -83,6 +85,7 @@ def test_ratios_come_from_the_same_runs_readings(comparison):
     gathers = [r for r in c.readings if r.kind == "limit" and r.order == "full"]
     assert c.limit("full") == max(gathers, key=lambda r: r.rows_per_s)
     from workbench.datasets.gather import native
+
     # the compiled gather the readers use is one of the ceilings wherever it is built
     assert (native is not None) == any("compiled take_rows" in r.name for r in gathers)
     for order in COMPARED:
@@ -103,23 +106,34 @@ def test_the_wording_of_a_known_comparison():
     def rd(name, kind, order, rate):
         return Reading(name, kind, order, rate, rate * 1032 / 1e6, (rate, rate / 2))
 
-    c = OrderComparison("x.store", 262_144, 1032, 1024, 0.5, 2, (
-        rd("limit: zero-copy read of the same batches", "limit", "sequential", 10e6),
-        rd("limit: memcpy of the same batches", "limit", "block", 5e6),
-        rd("limit: random gather, np.take on 1 core", "limit", "full", 2e6),
-        rd("limit: random gather, torch.index_select on 2 threads", "limit", "full", 2.5e6),
-        rd("workbench.loader(shuffle='sequential')", "workbench", "sequential", 9e6),
-        rd("workbench.loader(shuffle='block')", "workbench", "block", 4e6),
-        rd("workbench.loader(shuffle='full')", "workbench", "full", 2e6),
-        rd("naive: seed 001's per-item memmap Dataset", "naive", "full", 50e3)))
+    c = OrderComparison(
+        "x.store",
+        262_144,
+        1032,
+        1024,
+        0.5,
+        2,
+        (
+            rd("limit: zero-copy read of the same batches", "limit", "sequential", 10e6),
+            rd("limit: memcpy of the same batches", "limit", "block", 5e6),
+            rd("limit: random gather, np.take on 1 core", "limit", "full", 2e6),
+            rd("limit: random gather, torch.index_select on 2 threads", "limit", "full", 2.5e6),
+            rd("workbench.loader(shuffle='sequential')", "workbench", "sequential", 9e6),
+            rd("workbench.loader(shuffle='block')", "workbench", "block", 4e6),
+            rd("workbench.loader(shuffle='full')", "workbench", "full", 2e6),
+            rd("naive: seed 001's per-item memmap Dataset", "naive", "full", 50e3),
+        ),
+    )
     seq, block, full = c.verdicts()
-    assert seq == ("sequential: 9.00 M rows/s = 0.90x a zero-copy read of the same batches "
-                   "(10.00 M rows/s)")
+    assert seq == (
+        "sequential: 9.00 M rows/s = 0.90x a zero-copy read of the same batches (10.00 M rows/s)"
+    )
     assert block.startswith("block: 4.00 M rows/s = 0.80x a memcpy of the same bytes")
     assert " ".join(full.split()) == (
         "full shuffle: 2.00 M rows/s = 0.80x the random-gather limit (2.50 M rows/s, "
-        "torch.index_select on 2 threads); 40x seed 001's per-item memmap Dataset")
-    assert "0.50" in c.table()   # the worst round over the best
+        "torch.index_select on 2 threads); 40x seed 001's per-item memmap Dataset"
+    )
+    assert "0.50" in c.table()  # the worst round over the best
     assert dataclasses.replace(c, readings=c.readings[:4]).limit("full").rows_per_s == 2.5e6
 
 

@@ -26,12 +26,11 @@ N = 4000
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_tune.ipynb"
 
 
-
-
 @pytest.fixture
 def ds():
-    return wb.open_dataset({"x": np.random.default_rng(0).random((N, 8), dtype="float32"),
-                            "id": np.arange(N)})
+    return wb.open_dataset(
+        {"x": np.random.default_rng(0).random((N, 8), dtype="float32"), "id": np.arange(N)}
+    )
 
 
 class Recorder:
@@ -60,7 +59,9 @@ def test_moving_a_control_reconfigures_the_running_loader_and_keeps_coverage(ds,
         t.controls["batch_size"].value = 512
         assert browser.until(lambda: 512 in rec.sizes())
         assert t.config.batch_size == 512
-        assert browser.until(lambda: "batch_size=512" in t.label.value)  # the view thread redraws it
+        assert browser.until(
+            lambda: "batch_size=512" in t.label.value
+        )  # the view thread redraws it
         t.controls["num_workers"].value = 2
         t.controls["window"].value = 3
         assert browser.until(lambda: t.config.num_workers == 2 and t.config.window == 3)
@@ -79,8 +80,13 @@ def test_moving_a_control_reconfigures_the_running_loader_and_keeps_coverage(ds,
     for e in done:
         rows = np.concatenate([ids for k, ids in rec.seen if k == e])
         assert np.array_equal(np.sort(rows), np.arange(N)), e  # each row once, whatever changed
-    assert browser.until(lambda: threading.active_count() <= threads and
-                  len(psutil.Process().children(recursive=True)) <= children, 15)
+    assert browser.until(
+        lambda: (
+            threading.active_count() <= threads
+            and len(psutil.Process().children(recursive=True)) <= children
+        ),
+        15,
+    )
     assert not t.run.alive and "stopped" in t.label.value
     out, err = capfd.readouterr()
     assert out == "", out  # a thread that prints lands in the wrong notebook cell
@@ -100,7 +106,9 @@ def test_buttons_pause_autotune_and_show_the_code(ds):
         before = len(t.trials)
         t.buttons["autotune"].click()  # returns at once; the search runs on its thread
         assert t.buttons["autotune"].disabled
-        assert browser.until(lambda: t.result is not None, 60) and not t.buttons["autotune"].disabled
+        assert (
+            browser.until(lambda: t.result is not None, 60) and not t.buttons["autotune"].disabled
+        )
         assert len(t.trials) > before + 3
         assert all(tr.peak_bytes < t.result.memory_budget for tr in t.result.trials)
         best = t.best
@@ -118,8 +126,9 @@ def test_buttons_pause_autotune_and_show_the_code(ds):
 def test_the_code_line_keeps_a_chosen_prefetch_factor_and_builds_what_loader_does(ds):
     """A best trial with prefetch_factor=2 (process workers, where the automatic one is 16):
     the line used to leave it out, compared with raw defaults, and so ran another setting."""
-    t = wb.tune(ds, batch_size=256, num_workers=1, worker_type="process", prefetch_factor=2,
-                refresh=0.05)
+    t = wb.tune(
+        ds, batch_size=256, num_workers=1, worker_type="process", prefetch_factor=2, refresh=0.05
+    )
     try:
         assert browser.until(lambda: t.best is not None, 60)
         line = t.code_line()
@@ -144,8 +153,14 @@ class Plain(torch.utils.data.Dataset):
 
 def test_a_users_dataset_with_worker_processes_rebuilt_at_the_boundary():
     seen: list[int] = []
-    t = wb.tune(Plain(), lambda b: seen.append(len(b["id"])), batch_size=50, num_workers=1,
-                worker_type="process", refresh=0.05)
+    t = wb.tune(
+        Plain(),
+        lambda b: seen.append(len(b["id"])),
+        batch_size=50,
+        num_workers=1,
+        worker_type="process",
+        refresh=0.05,
+    )
     try:
         assert browser.until(lambda: len(seen) >= 3)
         pids = set(t._loader.worker_pids())
@@ -156,8 +171,15 @@ def test_a_users_dataset_with_worker_processes_rebuilt_at_the_boundary():
         pids |= set(t._loader.worker_pids())
     finally:
         t.close()
-    assert browser.until(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() !=
-                                  psutil.STATUS_ZOMBIE for p in pids), 15)
+    assert browser.until(
+        lambda: (
+            not any(
+                psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                for p in pids
+            )
+        ),
+        15,
+    )
     assert t._loader.worker_pids() == {}
 
 
@@ -172,9 +194,19 @@ def test_a_step_that_raises_is_shown_and_reraised_on_close(ds):
 
 
 def test_the_trials_table_marks_the_best():
-    trials = [{"config": {"batch_size": 8}, "samples_per_s": s, "mb_per_s": 1.0,
-               "wait_fraction": 0.5, "peak_bytes": 0, "batches": 9, "cut": c, "measured": not c}
-              for s, c in ((10.0, ""), (30.0, ""), (99.0, "cut at 900 MiB"))]
+    trials = [
+        {
+            "config": {"batch_size": 8},
+            "samples_per_s": s,
+            "mb_per_s": 1.0,
+            "wait_fraction": 0.5,
+            "peak_bytes": 0,
+            "batches": 9,
+            "cut": c,
+            "measured": not c,
+        }
+        for s, c in ((10.0, ""), (30.0, ""), (99.0, "cut at 900 MiB"))
+    ]
     html = trials_table(trials)
     assert html.count("<tr") == 4 and "cut at 900 MiB" in html
     bold = [row for row in html.split("<tr") if "font-weight:bold" in row]
@@ -194,10 +226,15 @@ LABEL = "() => (document.querySelector('.workbench-tune-label') || {}).textConte
 def lab(tmp_path):
     browser.require()
     nb = nbformat.read(NOTEBOOK, 4)
-    panel = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "wb.tune(" in c.source)
+    panel = next(
+        i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "wb.tune(" in c.source
+    )
     # the notebook up to the panel, then a cell the test runs after moving the controls
-    nb.cells = nb.cells[:panel + 1] + [nbformat.v4.new_code_cell(
-        'Path("kernel.txt").write_text(f"{tuner.config.batch_size} {len(tuner.trials)}")')]
+    nb.cells = nb.cells[: panel + 1] + [
+        nbformat.v4.new_code_cell(
+            'Path("kernel.txt").write_text(f"{tuner.config.batch_size} {len(tuner.trials)}")'
+        )
+    ]
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -217,27 +254,31 @@ def test_drag_the_batch_size_and_autotune_in_jupyterlab(lab, tmp_path):
             cells.first.click()
             for _ in range(cells.count() - 1):  # run every cell but the kernel check
                 page.keyboard.press("Shift+Enter")
-            page.locator(".workbench-tune-batch-size .noUi-handle, "
-                         ".workbench-tune-batch-size .ui-slider-handle").first.wait_for(
-                timeout=120_000)
+            page.locator(
+                ".workbench-tune-batch-size .noUi-handle, "
+                ".workbench-tune-batch-size .ui-slider-handle"
+            ).first.wait_for(timeout=120_000)
             browser.wait_idle(page, 240)
             page.wait_for_function(f"() => ({SAMPLES})() >= 2", timeout=60_000)
             points = page.evaluate(SAMPLES)
             assert "batch_size=256" in page.evaluate(LABEL)
 
-            handle = page.locator(".workbench-tune-batch-size .noUi-handle, "
-                                  ".workbench-tune-batch-size .ui-slider-handle").first
+            handle = page.locator(
+                ".workbench-tune-batch-size .noUi-handle, "
+                ".workbench-tune-batch-size .ui-slider-handle"
+            ).first
             handle.scroll_into_view_if_needed()
             box = handle.bounding_box()
-            track = page.locator(".workbench-tune-batch-size .noUi-target, "
-                                 ".workbench-tune-batch-size .slider-container").first.bounding_box()
+            track = page.locator(
+                ".workbench-tune-batch-size .noUi-target, "
+                ".workbench-tune-batch-size .slider-container"
+            ).first.bounding_box()
             y = box["y"] + box["height"] / 2
             page.mouse.move(box["x"] + box["width"] / 2, y)
             page.mouse.down()  # drag to about the middle of the track: batch sizes near 1024
             page.mouse.move(track["x"] + track["width"] * 0.5, y, steps=10)
             page.mouse.up()
-            page.wait_for_function(f"() => !({LABEL})().includes('batch_size=256')",
-                                   timeout=30_000)
+            page.wait_for_function(f"() => !({LABEL})().includes('batch_size=256')", timeout=30_000)
             shown = page.evaluate(LABEL)
             new_size = int(shown.split("batch_size=")[1].split(",")[0])
             assert new_size > 256, shown
@@ -247,10 +288,10 @@ def test_drag_the_batch_size_and_autotune_in_jupyterlab(lab, tmp_path):
             page.wait_for_function(f"() => ({ROWS})() >= {rows + 3}", timeout=120_000)
             page.wait_for_function(
                 "() => !document.querySelector('.workbench-tune-autotune').disabled",
-                timeout=120_000)
+                timeout=120_000,
+            )
             assert page.evaluate(SAMPLES) > points  # the chart kept growing
-            assert "autotune: AutotuneResult" in page.locator(
-                ".workbench-tune-status").inner_text()
+            assert "autotune: AutotuneResult" in page.locator(".workbench-tune-status").inner_text()
             kernel_size = int(page.evaluate(LABEL).split("batch_size=")[1].split(",")[0])
 
             page.keyboard.press("Escape")
@@ -262,8 +303,9 @@ def test_drag_the_batch_size_and_autotune_in_jupyterlab(lab, tmp_path):
             assert trials >= rows + 3
             body = page.locator(".jp-NotebookPanel").inner_text()
             assert "Error displaying widget" not in body
-            assert not [e for e in page.errors if "favicon" not in e and "news" not in e], \
+            assert not [e for e in page.errors if "favicon" not in e and "news" not in e], (
                 page.errors
+            )
         finally:
             page.screenshot(path=str(tmp_path / "page.png"))  # what the page showed, for a failure
             b.close()

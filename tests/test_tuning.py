@@ -74,8 +74,12 @@ def _settled(threads: int, children: set[int], timeout: float = 10.0) -> tuple[i
 
 @pytest.fixture
 def arrays():
-    return wb.open_dataset({"x": np.random.default_rng(0).random((60_000, 16), dtype="float32"),
-                            "y": np.arange(60_000)})
+    return wb.open_dataset(
+        {
+            "x": np.random.default_rng(0).random((60_000, 16), dtype="float32"),
+            "y": np.arange(60_000),
+        }
+    )
 
 
 def test_best_builds_a_loader_with_the_settings_kept(arrays):
@@ -122,9 +126,15 @@ def test_the_budget_holds_against_process_workers_that_copy_a_python_list():
     r = autotune(ds, memory_budget=budget, time_budget_s=6, space=space, batch_size=128)
     tree = peak.stop()
     assert r.memory_budget == budget
-    assert all(t.peak_bytes < budget for t in r.trials), [(t.config, t.peak_bytes) for t in r.trials]
-    assert tree < budget, f"the tree reached {tree / 2**20:.0f} MiB of a {budget / 2**20:.0f} budget"
-    procs = [t for t in r.trials if t.config["worker_type"] == "process" and t.config["num_workers"]]
+    assert all(t.peak_bytes < budget for t in r.trials), [
+        (t.config, t.peak_bytes) for t in r.trials
+    ]
+    assert tree < budget, (
+        f"the tree reached {tree / 2**20:.0f} MiB of a {budget / 2**20:.0f} budget"
+    )
+    procs = [
+        t for t in r.trials if t.config["worker_type"] == "process" and t.config["num_workers"]
+    ]
     assert {t.config["num_workers"] for t in procs} == {1, 2}  # both tried or refused, and...
     assert all(t.cut and not t.measured for t in procs)  # ...none was allowed to finish
     assert all("budget" in t.cut for t in procs), [t.cut for t in procs]

@@ -25,8 +25,6 @@ def _loader(rows: int = 50_000, **kw):
     return wb.loader(ds, batch_size=500, shuffle=True, **kw)
 
 
-
-
 def test_the_charts_follow_a_loader_with_worker_processes(capfd):
     dl = _loader(num_workers=2, worker_type="process", persistent_workers=True)
     w = wb.watch(dl, interval=0.1, refresh=0.1)
@@ -36,12 +34,16 @@ def test_the_charts_follow_a_loader_with_worker_processes(capfd):
         for _ in range(3):
             for _ in dl:
                 pass
-        assert browser.until(lambda: len(samples.x) >= 3 and len(w.processes.x) == 3), \
-            (len(samples.x), list(w.processes.x))
+        assert browser.until(lambda: len(samples.x) >= 3 and len(w.processes.x) == 3), (
+            len(samples.x),
+            list(w.processes.x),
+        )
         assert samples.y.max() > 0
         assert np.all(np.diff(samples.x) > 0) and samples.x[0] >= 0  # seconds since the watch began
         names = list(w.processes.x)
-        assert names[0].startswith("kernel") and all(n.startswith("loader worker") for n in names[1:])
+        assert names[0].startswith("kernel") and all(
+            n.startswith("loader worker") for n in names[1:]
+        )
         uss, shared = (np.asarray(v) for v in w.processes.y)
         assert np.all(uss > 0) and np.all(shared >= 0)
         assert "samples/s" in w.header.value and "batch_size=500" in w.header.value
@@ -83,13 +85,26 @@ def test_without_a_gpu_the_gpu_chart_says_why_and_hides():
 
 def test_the_header_is_plain_facts():
     assert header({}) == "waiting for the first sample ..."
-    latest = {"loader": {"samples_per_s": 12000.4, "mb_per_s": 48.0, "wait_fraction": 0.12,
-                         "read_ahead": 3, "config": {"batch_size": 8}},
-              "memory": {"total": {"pss": 3 * 2**20}, "processes": [{}, {}]},
-              "page_cache": {"fraction": 0.5}}
-    assert header(latest, markup=False) == ("12,000 samples/s · 48.0 MB/s · wait 12% · read-ahead 3"
-                                            " · PSS 3 MiB in 2 processes · page cache 50% of the dataset")
+    latest = {
+        "loader": {
+            "samples_per_s": 12000.4,
+            "mb_per_s": 48.0,
+            "wait_fraction": 0.12,
+            "read_ahead": 3,
+            "config": {"batch_size": 8},
+        },
+        "memory": {"total": {"pss": 3 * 2**20}, "processes": [{}, {}]},
+        "page_cache": {"fraction": 0.5},
+    }
+    assert header(latest, markup=False) == (
+        "12,000 samples/s · 48.0 MB/s · wait 12% · read-ahead 3"
+        " · PSS 3 MiB in 2 processes · page cache 50% of the dataset"
+    )
     assert "<code>batch_size=8</code>" in header(latest)
+    latest["machine"] = {"limits": "limit 4.0 GiB, cgroup v2 (1.0 GiB used); 2 cores"}
+    assert header(latest, markup=False).endswith(
+        " · limit 4.0 GiB, cgroup v2 (1.0 GiB used); 2 cores"
+    )
     assert isinstance(wb.watch, type(header)) and wb.Watch is Watch
 
 
@@ -123,8 +138,12 @@ BARS = "() => document.querySelectorAll('.workbench-watch-processes rect.bar').l
 @pytest.fixture
 def lab(tmp_path):
     browser.require()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in CELLS], metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) for c in CELLS],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     with browser.serving(tmp_path, {"watch.ipynb": nb}) as server:
         yield server
 
@@ -138,8 +157,10 @@ def test_the_charts_grow_in_jupyterlab_while_another_cell_trains(lab, tmp_path):
             browser.open_notebook(page, lab, "watch.ipynb")
             browser.run_all(page)
             page.locator(".workbench-watch-samples svg").first.wait_for(timeout=120_000)
-            busy = "() => document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')[1]" \
-                   ".textContent.includes('*')"
+            busy = (
+                "() => document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')[1]"
+                ".textContent.includes('*')"
+            )
             page.wait_for_function(busy, timeout=60_000)
             page.wait_for_function(f"() => ({POINTS})() >= 2", timeout=60_000)
             first = page.evaluate(POINTS)
@@ -155,6 +176,8 @@ def test_the_charts_grow_in_jupyterlab_while_another_cell_trains(lab, tmp_path):
             assert page.evaluate(BARS) >= 6  # kernel + 2 workers, private and shared stacked
             body = page.locator(".jp-NotebookPanel").inner_text()
             assert "Error displaying widget" not in body and "done" in body
-            assert not [e for e in page.errors if "favicon" not in e and "news" not in e], page.errors
+            assert not [e for e in page.errors if "favicon" not in e and "news" not in e], (
+                page.errors
+            )
         finally:
             b.close()

@@ -28,8 +28,11 @@ NOTEBOOKS = ROOT / "notebooks"
 CELL_TIMEOUT = 300  # seconds, as --nbval-cell-timeout in the CI
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
-LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "name": "python",
-                 "pygments_lexer": "ipython3"}
+LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "name": "python",
+    "pygments_lexer": "ipython3",
+}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # The text a tqdm widget saves when it is displayed, before any progress: "0%|" or "0.00row [00:00".
 FROZEN_BAR = re.compile(r"(?<![\d.])0%\||\b0\.00\w* \[00:00|\?\w*/s\]")
@@ -163,16 +166,25 @@ def execute(stem: str) -> None:
 
     class ThisPython(KernelSpecManager):  # like nbval's --nbval-current-env
         def get_kernel_spec(self, kernel_name: str):
-            return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
-                                          **ipykernel.kernelspec.get_kernel_dict())
+            return self.kernel_spec_class(
+                resource_dir=ipykernel.kernelspec.RESOURCES,
+                **ipykernel.kernelspec.get_kernel_dict(),
+            )
 
     sync(stem)
     ipynb, _ = pair(stem)
     nb = read(ipynb)
     km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
-    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, allow_errors=False,
-                            record_timing=False, store_widget_state=False, coalesce_streams=True,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(
+        nb,
+        km=km,
+        timeout=CELL_TIMEOUT,
+        allow_errors=False,
+        record_timing=False,
+        store_widget_state=False,
+        coalesce_streams=True,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
     print(f"executing {ipynb.relative_to(ROOT)} ...", flush=True)
     try:
         client.execute(cleanup_kc=True)  # shut the kernel down even though we made its manager
@@ -193,13 +205,24 @@ def check(stem: str) -> list[str]:
         stripped = copy.deepcopy(nb)
         notes = clean(stripped)
         if stripped != nb:
-            dirty = [k for k in nb.metadata if k not in stripped.metadata or
-                     nb.metadata[k] != stripped.metadata[k]]
-            dirty += sorted({k for c, s in zip(nb.cells, stripped.cells)
-                             for k in c.metadata if k not in s.metadata})
-            problems.append("volatile metadata or outputs: "
-                            + ", ".join(dirty + notes or ["outputs"])
-                            + f" (run `python tools/notebooks.py sync {stem}`)")
+            dirty = [
+                k
+                for k in nb.metadata
+                if k not in stripped.metadata or nb.metadata[k] != stripped.metadata[k]
+            ]
+            dirty += sorted(
+                {
+                    k
+                    for c, s in zip(nb.cells, stripped.cells)
+                    for k in c.metadata
+                    if k not in s.metadata
+                }
+            )
+            problems.append(
+                "volatile metadata or outputs: "
+                + ", ".join(dirty + notes or ["outputs"])
+                + f" (run `python tools/notebooks.py sync {stem}`)"
+            )
         why = not_executed(nb)
         if why:
             problems.append(f"{why} (run `python tools/notebooks.py execute {stem}`)")

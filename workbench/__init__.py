@@ -22,44 +22,123 @@ from ._version import __version__ as __version__
 # The face: the verbs and main types, in the order of the mission (about 30 names).
 _EXPORTS = {
     # convert, and what a dataset is on disk
-    "convert": "conversion", "verify": "format", "info": "format", "publish": "conversion",
-    "read_manifest": "format", "Manifest": "format", "Column": "format", "CSR": "format",
+    "convert": "conversion",
+    "verify": "format",
+    "info": "format",
+    "publish": "conversion",
+    "read_manifest": "format",
+    "Manifest": "format",
+    "Column": "format",
+    "CSR": "format",
     "make_demo": "demo",
     # load
-    "open_dataset": "datasets", "as_dask": "datasets", "loader": "loading", "Loader": "loading",
-    "LoaderConfig": "loading", "BatchSampler": "loading", "ORDERS": "loading",
-    "epoch_order": "loading", "shuffle_quality": "loading", "to_device": "loading",
+    "open_dataset": "datasets",
+    "as_dask": "datasets",
+    "loader": "loading",
+    "Loader": "loading",
+    "LoaderConfig": "loading",
+    "BatchSampler": "loading",
+    "ORDERS": "loading",
+    "epoch_order": "loading",
+    "shuffle_quality": "loading",
+    "to_device": "loading",
     # explore
-    "inspect": "explore", "preview": "explore", "stats": "explore", "advise": "explore",
+    "inspect": "explore",
+    "preview": "explore",
+    "stats": "explore",
+    "advise": "explore",
     "doctor": "explore",
     # watch
-    "Monitor": "monitoring", "watch": "ui", "process_memory": "monitoring",
-    "memory_tree": "monitoring", "residency": "monitoring", "warm": "monitoring",
+    "Monitor": "monitoring",
+    "watch": "ui",
+    "process_memory": "monitoring",
+    "memory_tree": "monitoring",
+    "residency": "monitoring",
+    "warm": "monitoring",
     "evict": "monitoring",
     # tune
-    "tune": "ui", "autotune": "tuning",
+    "tune": "ui",
+    "autotune": "tuning",
     # scale
-    "local_client": "cluster", "close_client": "cluster",
+    "local_client": "cluster",
+    "close_client": "cluster",
 }
 # Sub-namespaces listed beside the face: every error, every result type, the benchmark helpers.
 _NAMESPACES = ("bench", "errors", "results")
 # The capability packages, reachable as ``wb.loading`` and so on without an import of their own.
-_PACKAGES = ("format", "inputs", "layouts", "conversion", "datasets", "loading", "monitoring",
-             "tuning", "explore", "demo", "ui", "dashboard", "cluster", "testing")
+_PACKAGES = (
+    "format",
+    "inputs",
+    "layouts",
+    "conversion",
+    "datasets",
+    "loading",
+    "monitoring",
+    "tuning",
+    "explore",
+    "demo",
+    "ui",
+    "dashboard",
+    "cluster",
+    "testing",
+)
 # Names that moved into a sub-namespace in 0.x: still resolved here, so old code keeps working,
 # but left out of dir() and tab completion.
 _MOVED = {
-    **{n: "errors" for n in (
-        "ColumnNotFoundError", "CorruptDatasetError", "DatasetExistsError", "DatasetNotFoundError",
-        "IncompatibleResumeError", "InvalidInputError", "LoaderError", "LoaderTimeoutError",
-        "MemoryBudgetWarning", "PerformanceWarning", "RemoteError", "SourceNotFoundError",
-        "TransformError", "UnsafeInputError", "WorkbenchError", "WorkbenchWarning", "WorkerError")},
-    **{n: "results" for n in (
-        "Advice", "AutotuneResult", "DemoFiles", "Diagnosis", "Finding", "Inspection",
-        "LoaderStats", "OrderComparison", "Preview", "ProcessMemory", "Residency", "Stats",
-        "Throughput", "Trial", "Tuner", "VerifyReport", "Watch")},
-    **{n: "bench" for n in (
-        "compare_orders", "measure", "measure_h2d", "memcpy_mb_per_s", "sequential_mb_per_s")},
+    **{
+        n: "errors"
+        for n in (
+            "ColumnNotFoundError",
+            "CorruptDatasetError",
+            "DatasetExistsError",
+            "DatasetNotFoundError",
+            "IncompatibleResumeError",
+            "InvalidInputError",
+            "LoaderError",
+            "LoaderTimeoutError",
+            "MemoryBudgetWarning",
+            "PerformanceWarning",
+            "RemoteError",
+            "SourceNotFoundError",
+            "TransformError",
+            "UnsafeInputError",
+            "WorkbenchError",
+            "WorkbenchWarning",
+            "WorkerError",
+        )
+    },
+    **{
+        n: "results"
+        for n in (
+            "Advice",
+            "AutotuneResult",
+            "DemoFiles",
+            "Diagnosis",
+            "Finding",
+            "Inspection",
+            "LoaderStats",
+            "OrderComparison",
+            "Preview",
+            "ProcessMemory",
+            "Residency",
+            "Stats",
+            "Throughput",
+            "Trial",
+            "Tuner",
+            "VerifyReport",
+            "Watch",
+        )
+    },
+    **{
+        n: "bench"
+        for n in (
+            "compare_orders",
+            "measure",
+            "measure_h2d",
+            "memcpy_mb_per_s",
+            "sequential_mb_per_s",
+        )
+    },
 }
 
 __all__ = sorted([*_EXPORTS, *_NAMESPACES, "__version__"])

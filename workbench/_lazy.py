@@ -10,9 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 
-def attach(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def attach(
+    package: str, exports: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for the module ``package``; ``exports`` maps a public name to the
-    module that defines it, relative to the package it is in. A name is looked up once, then cached."""
+    module that defines it, relative to the package it is in. A name is looked up once, then
+    cached."""
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)

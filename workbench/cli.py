@@ -19,7 +19,9 @@ def _sparse(items: list[str]) -> dict[str, int]:
     for item in items:
         name, _, dim = item.partition("=")
         if not dim.isdigit():
-            raise argparse.ArgumentTypeError(f"--sparse {item!r}: use COLUMN=WIDTH, e.g. tokens=1000")
+            raise argparse.ArgumentTypeError(
+                f"--sparse {item!r}: use COLUMN=WIDTH, e.g. tokens=1000"
+            )
         out[name] = int(dim)
     return out
 
@@ -32,8 +34,9 @@ def _budget(text: str) -> int:
     except (ValueError, TypeError, KeyError):
         value = 0
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size; use e.g. 2GiB, 500MB "
-                                         "or a number of bytes")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a memory size; use e.g. 2GiB, 500MB or a number of bytes"
+        )
     return value
 
 
@@ -49,11 +52,17 @@ def _tune(args: argparse.Namespace) -> None:
         options["batch_size"] = sizes[0]
     if args.shuffle:
         options["shuffle"] = args.shuffle
-    r = autotune(open_dataset(args.path), memory_budget=args.memory_budget,
-                 time_budget_s=args.seconds, batch_sizes=sizes if len(sizes) > 1 else None,
-                 **options)
-    print(f"{len(r.trials)} trials in {r.seconds:.1f} s, memory budget "
-          f"{r.memory_budget / 2**20:,.0f} MiB (the process tree's PSS above its start)")
+    r = autotune(
+        open_dataset(args.path),
+        memory_budget=args.memory_budget,
+        time_budget_s=args.seconds,
+        batch_sizes=sizes if len(sizes) > 1 else None,
+        **options,
+    )
+    print(
+        f"{len(r.trials)} trials in {r.seconds:.1f} s, memory budget "
+        f"{r.memory_budget / 2**20:,.0f} MiB (the process tree's PSS above its start)"
+    )
     print(trials_text(r.trials))
     print(f"\nds = wb.open_dataset({args.path!r})\n{LoaderConfig.build(**r.best).code_line()}")
 
@@ -70,13 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--key", help="HDF5 dataset key")
     c.add_argument("--columns", help="comma-separated source columns to keep")
     c.add_argument("--drop", help="comma-separated source columns to drop")
-    c.add_argument("--sparse", action="append", default=[], metavar="COL=WIDTH",
-                   help="a column of nonzero-index lists, e.g. tokens=1000 (repeatable)")
+    c.add_argument(
+        "--sparse",
+        action="append",
+        default=[],
+        metavar="COL=WIDTH",
+        help="a column of nonzero-index lists, e.g. tokens=1000 (repeatable)",
+    )
     c.add_argument("--nan", default="error", choices=["error", "allow"])
     c.add_argument("--dtype", help="dtype of packed features (default float32)")
     c.add_argument("--shard-mb", type=float, default=256.0)
-    c.add_argument("--workers", type=int, help="convert shards on a local Dask cluster of N workers")
-    c.add_argument("--overwrite", action="store_true", help="replace an existing dataset atomically")
+    c.add_argument(
+        "--workers", type=int, help="convert shards on a local Dask cluster of N workers"
+    )
+    c.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dataset atomically"
+    )
     c.add_argument("--resume", action="store_true", help="continue an interrupted conversion")
     c.add_argument("--no-progress", action="store_true")
 
@@ -85,31 +103,52 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a dataset's manifest as a summary")
     i.add_argument("path")
 
-    n = sub.add_parser("inspect", help="layout, chunks, page cache and read costs of a dataset or file")
-    n.add_argument("path", help="a dataset folder, .npy, HDF5 (file.h5 or file.h5:key) or Parquet path")
+    n = sub.add_parser(
+        "inspect", help="layout, chunks, page cache and read costs of a dataset or file"
+    )
+    n.add_argument(
+        "path", help="a dataset folder, .npy, HDF5 (file.h5 or file.h5:key) or Parquet path"
+    )
     n.add_argument("--batch-size", type=int, default=None, help="batch size for the read costs")
-    n.add_argument("--stats", action="store_true", help="also per-column statistics (reads the data once)")
+    n.add_argument(
+        "--stats", action="store_true", help="also per-column statistics (reads the data once)"
+    )
     n.add_argument("--json", action="store_true", help="print the facts as JSON")
 
     a = sub.add_parser("advise", help="layout, shuffle and loader advice for a dataset or file")
     a.add_argument("path")
     a.add_argument("--batch-size", type=int, default=1024)
     a.add_argument("--shuffle", choices=["full", "block", "sequential"], default="full")
-    a.add_argument("--ram-bytes", type=int, default=None, help="page cache to plan for (default: available)")
+    a.add_argument(
+        "--ram-bytes", type=int, default=None, help="page cache to plan for (default: available)"
+    )
     a.add_argument("--json", action="store_true")
 
-    u = sub.add_parser("publish", help="upload a dataset to an fsspec URL (shards, manifest, CURRENT last)")
+    u = sub.add_parser(
+        "publish", help="upload a dataset to an fsspec URL (shards, manifest, CURRENT last)"
+    )
     u.add_argument("path")
     u.add_argument("url")
 
     t = sub.add_parser("tune", help="search loader settings under a memory budget (wb.autotune)")
     t.add_argument("path", help="a dataset folder, .npy, HDF5 or Parquet path (wb.open_dataset)")
-    t.add_argument("--memory-budget", type=_budget, default=None, metavar="SIZE",
-                   help="growth of the process tree's PSS allowed, e.g. 2GiB or 500MB "
-                        "(default: half the memory available at the start)")
+    t.add_argument(
+        "--memory-budget",
+        type=_budget,
+        default=None,
+        metavar="SIZE",
+        help="growth of the process tree's PSS allowed, e.g. 2GiB or 500MB "
+        "(default: half the memory available at the start)",
+    )
     t.add_argument("--seconds", type=float, default=60.0, help="time budget of the search")
-    t.add_argument("--batch-size", type=int, nargs="+", default=None, metavar="N",
-                   help="one: the batch size to keep; several: the batch sizes to search")
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="one: the batch size to keep; several: the batch sizes to search",
+    )
     t.add_argument("--shuffle", choices=["block", "full", "sequential", "shard"], default=None)
 
     d = sub.add_parser("demo", help="generate demo data, convert, verify, load and summarize")
@@ -141,12 +180,23 @@ def _run(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as e:
             print(f"workbench convert: {e}", file=sys.stderr)
             return 2
-        m = convert(args.src, args.dst, format=args.format, target=args.target, key=args.key,
-                    columns=args.columns.split(",") if args.columns else None,
-                    drop=args.drop.split(",") if args.drop else None, sparse=sparse or None,
-                    nan=args.nan, dtype=args.dtype, shard_bytes=int(args.shard_mb * 2**20),
-                    workers=args.workers, overwrite=args.overwrite, resume=args.resume,
-                    progress=not args.no_progress)
+        m = convert(
+            args.src,
+            args.dst,
+            format=args.format,
+            target=args.target,
+            key=args.key,
+            columns=args.columns.split(",") if args.columns else None,
+            drop=args.drop.split(",") if args.drop else None,
+            sparse=sparse or None,
+            nan=args.nan,
+            dtype=args.dtype,
+            shard_bytes=int(args.shard_mb * 2**20),
+            workers=args.workers,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
         print(describe(m, args.dst))
         return 0
     if args.cmd == "verify":
@@ -172,8 +222,11 @@ def _run(args: argparse.Namespace) -> int:
 
             found = stats(args.path, progress=not args.json)
         if args.json:
-            print(json.dumps({**ins.to_dict(), **({"stats": found.to_dict()} if found else {})},
-                             indent=1))
+            print(
+                json.dumps(
+                    {**ins.to_dict(), **({"stats": found.to_dict()} if found else {})}, indent=1
+                )
+            )
         else:
             print(ins if found is None else f"{ins}\n{found}")
         return 0
@@ -182,8 +235,9 @@ def _run(args: argparse.Namespace) -> int:
 
         from .explore.advice import advise
 
-        found = advise(args.path, batch_size=args.batch_size, shuffle=args.shuffle,
-                       ram_bytes=args.ram_bytes)
+        found = advise(
+            args.path, batch_size=args.batch_size, shuffle=args.shuffle, ram_bytes=args.ram_bytes
+        )
         print(json.dumps(found.to_dict(), indent=1) if args.json else found)
         return 0
     if args.cmd == "publish":

@@ -23,8 +23,14 @@ __all__ = ["close_client", "local_client"]
 MAX_IN_FLIGHT_PER_WORKER = 2  # enough to hide scheduling latency, few enough to bound memory
 
 
-def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: bool = True,
-                 dashboard: bool = True, profile: bool = False, **kwargs: Any) -> Any:
+def local_client(
+    n_workers: int = 2,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    dashboard: bool = True,
+    profile: bool = False,
+    **kwargs: Any,
+) -> Any:
     """A ``distributed.Client`` on a new LocalCluster; scheduler and dashboard on 127.0.0.1 only.
 
     With ``dashboard`` (the default) the dashboard has the workbench pages
@@ -68,11 +74,20 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, processes: boo
         install()  # before the scheduler starts: distributed reads its pages once, at start
     # tcp even in-process: with processes=False distributed picks inproc://, which has no host
     kwargs.setdefault("protocol", "tcp://")
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ(),
-                          "distributed.worker.profile.enabled": bool(profile)}):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                               processes=processes, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", **kwargs)
+    with dask.config.set(
+        {
+            "distributed.nanny.pre-spawn-environ": _worker_environ(),
+            "distributed.worker.profile.enabled": bool(profile),
+        }
+    ):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=processes,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            **kwargs,
+        )
     client = Client(cluster)
     if dashboard:
         from .dashboard import attach
@@ -110,8 +125,13 @@ def close_client(client: Any) -> None:
         cluster.close()
 
 
-def run_shard_jobs(jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]], *,
-                   client: Any = None, workers: int | None = None) -> Iterator[tuple[int, Any]]:
+def run_shard_jobs(
+    jobs: Iterable[Any],
+    write: Callable[[Any], tuple[int, Any]],
+    *,
+    client: Any = None,
+    workers: int | None = None,
+) -> Iterator[tuple[int, Any]]:
     """``write(job)`` for every job as Dask tasks, at most 2 per worker in flight; results in
     completion order. Without ``client``, a local cluster of ``workers`` runs them and closes."""
     own = None
@@ -132,12 +152,15 @@ def check_visible(client: Any, folder: Path) -> None:
     blind = sorted(addr for addr, ok in seen.items() if not ok)
     if blind:
         raise InvalidInputError(
-            f"{folder}: not visible from Dask worker(s) {', '.join(blind)}; the destination must be "
-            "on a file system every worker sees (a shared folder, the same path on each machine)")
+            f"{folder}: not visible from Dask worker(s) {', '.join(blind)}; "
+            "the destination must be on a file system every worker sees "
+            "(a shared folder, the same path on each machine)"
+        )
 
 
-def _run(client: Any, jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]]
-         ) -> Iterator[tuple[int, Any]]:
+def _run(
+    client: Any, jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any]]
+) -> Iterator[tuple[int, Any]]:
     from distributed import as_completed, wait
 
     limit = MAX_IN_FLIGHT_PER_WORKER * max(1, len(client.scheduler_info().get("workers", {})))
@@ -159,7 +182,9 @@ def _run(client: Any, jobs: Iterable[Any], write: Callable[[Any], tuple[int, Any
                     check_visible(client, job.folder)
                     checked = True
                 job.chunks = list(job.chunks)  # ship the shard's rows to the worker
-                fut = client.submit(write, job, pure=False, key=f"workbench-shard-{job.index}-{id(job)}")
+                fut = client.submit(
+                    write, job, pure=False, key=f"workbench-shard-{job.index}-{id(job)}"
+                )
                 pending.add(fut)
                 live.add(fut)
                 in_flight += 1

@@ -16,6 +16,8 @@ Each error also subclasses the builtin a caller would naturally catch, so
     ├── RemoteError (ConnectionError)         a remote dataset could not be read or written
     └── LoaderError (RuntimeError)
         ├── WorkerError                       a worker raised; names the batch indices
+        │                                     (and is the dataset's own class too:
+        │                                     in_worker)
         └── LoaderTimeoutError (TimeoutError) a worker died or hung
 
 Warnings, rooted at :class:`WorkbenchWarning` (a ``UserWarning``), so ``warnings.simplefilter``
@@ -27,6 +29,10 @@ can silence or raise all of ours at once::
 """
 
 from __future__ import annotations
+
+import copyreg
+import functools
+from typing import Any
 
 __all__ = [
     "ColumnNotFoundError",
@@ -102,6 +108,41 @@ class LoaderError(WorkbenchError, RuntimeError):
 
 class WorkerError(LoaderError):
     """Reading a batch raised inside a worker; the message names the indices."""
+
+
+class _InWorker(type):
+    """The metaclass of "the reader's class and WorkerError" classes: made on demand, so pickle
+    (a worker process sending its error) rebuilds them by their base instead of by name."""
+
+
+@functools.lru_cache(maxsize=256)
+def _both(cls: Any) -> Any:
+    if issubclass(cls, WorkerError):
+        return cls
+    return _InWorker(cls.__name__, (cls, WorkerError), {"__module__": cls.__module__})
+
+
+def _rebuild(c: Any) -> Any:
+    return (_both, (c.__bases__[0],))
+
+
+copyreg.pickle(_InWorker, _rebuild)
+
+
+def in_worker(exc: BaseException, message: str) -> WorkerError:
+    """``message`` as an error of ``exc``'s own class that is also a :class:`WorkerError`, so
+    ``except CorruptDatasetError`` (or a user's own class) still catches what a reader raised,
+    wherever it ran; a plain WorkerError when the class cannot take one message.
+
+    >>> err = in_worker(KeyError("label"), "reading rows [3] failed: KeyError: 'label'")
+    >>> isinstance(err, KeyError) and isinstance(err, WorkerError), type(err).__name__
+    (True, 'KeyError')
+    """
+    try:
+        cls: Any = type(exc)  # a class is hashable; mypy reads BaseException's __hash__ = None
+        return _both(cls)(message)  # type: ignore[no-any-return]
+    except TypeError:  # a layout conflict, or a constructor that wants more than a message
+        return WorkerError(message)
 
 
 class LoaderTimeoutError(LoaderError, TimeoutError):

@@ -64,7 +64,9 @@ def check_dataset(ds: Any, *, batch_size: int = 32, seed: int = 0, workers: bool
 
     n = len(ds)
     assert n > 0, "len(ds) is 0: a dataset to check needs rows"
-    _same(_rows(default_collate([ds[-1]])), _rows(default_collate([ds[n - 1]])), "ds[-1] vs ds[n-1]")
+    _same(
+        _rows(default_collate([ds[-1]])), _rows(default_collate([ds[n - 1]])), "ds[-1] vs ds[n-1]"
+    )
     try:
         ds[n]
     except IndexError:
@@ -84,11 +86,19 @@ def check_dataset(ds: Any, *, batch_size: int = 32, seed: int = 0, workers: bool
         got = {k: np.concatenate([b[k] for b in seen]) for k in everything}
         assert all(len(v) == n for v in got.values()), f"shuffle={shuffle!r}: an epoch missed rows"
         for k, v in everything.items():  # every row once: the same rows, in any order
-            order = np.lexsort(v.reshape(n, -1).T[::-1]) if v.ndim > 1 else np.argsort(v, kind="stable")
-            gord = np.lexsort(got[k].reshape(n, -1).T[::-1]) if v.ndim > 1 else \
-                np.argsort(got[k], kind="stable")
-            np.testing.assert_array_equal(got[k][gord], v[order],
-                                          err_msg=f"shuffle={shuffle!r}: column {k!r}: not each row once")
+            order = (
+                np.lexsort(v.reshape(n, -1).T[::-1]) if v.ndim > 1 else np.argsort(v, kind="stable")
+            )
+            gord = (
+                np.lexsort(got[k].reshape(n, -1).T[::-1])
+                if v.ndim > 1
+                else np.argsort(got[k], kind="stable")
+            )
+            np.testing.assert_array_equal(
+                got[k][gord],
+                v[order],
+                err_msg=f"shuffle={shuffle!r}: column {k!r}: not each row once",
+            )
     dl = loader(ds, batch_size=batch_size, shuffle="full", seed=seed)
     whole = [_rows(b) for b in dl]
     dl, k = loader(ds, batch_size=batch_size, shuffle="full", seed=seed), len(whole) // 2
@@ -139,20 +149,37 @@ def check_layout(layout: str, workdir: str | os.PathLike[str]) -> None:
 
     rng = np.random.default_rng(7)
     rows = 1500
-    lists = [sorted(rng.choice(50, rng.integers(0, 6), replace=False).tolist()) for _ in range(rows)]
-    data = {"x": rng.standard_normal((rows, 3)).astype("float32"),
-            "img": rng.integers(0, 255, (rows, 2, 2), dtype=np.uint8),
-            "y": np.arange(rows, dtype=np.int64),
-            "tok": CSR.from_lists(lists, dim=50, values=[[1.5] * len(r) for r in lists])}
+    lists = [
+        sorted(rng.choice(50, rng.integers(0, 6), replace=False).tolist()) for _ in range(rows)
+    ]
+    data = {
+        "x": rng.standard_normal((rows, 3)).astype("float32"),
+        "img": rng.integers(0, 255, (rows, 2, 2), dtype=np.uint8),
+        "y": np.arange(rows, dtype=np.int64),
+        "tok": CSR.from_lists(lists, dim=50, values=[[1.5] * len(r) for r in lists]),
+    }
     dest = Path(workdir) / f"check.{layout}"
-    m = convert(data, dest, format=layout, shard_bytes=20_000, progress=False,
-                row_group_bytes=4_000, hdf5_chunk_bytes=2_000)
-    assert m.layout == layout and m.num_rows == rows, f"{layout}: the manifest says {m.layout}, {m.num_rows} rows"
+    m = convert(
+        data,
+        dest,
+        format=layout,
+        shard_bytes=20_000,
+        progress=False,
+        row_group_bytes=4_000,
+        hdf5_chunk_bytes=2_000,
+    )
+    assert m.layout == layout and m.num_rows == rows, (
+        f"{layout}: the manifest says {m.layout}, {m.num_rows} rows"
+    )
     assert len(m.shards) > 1, f"{layout}: 1500 rows of 20 kB shards wrote one shard"
     ds = open_dataset(dest)
     idx = np.random.default_rng(1).permutation(rows)[:300]
-    want = {"x": data["x"][idx], "img": data["img"][idx], "y": data["y"][idx],
-            "tok": data["tok"].take(idx).to_dense()}
+    want = {
+        "x": data["x"][idx],
+        "img": data["img"][idx],
+        "y": data["y"][idx],
+        "tok": data["tok"].take(idx).to_dense(),
+    }
     _same(_rows(ds.get_batch(idx.tolist())), want, f"{layout}: read back")
     check_dataset(ds, batch_size=128, workers=False)
     assert verify(dest).ok, f"{layout}: verify fails on a dataset just written"
@@ -164,6 +191,8 @@ def check_layout(layout: str, workdir: str | os.PathLike[str]) -> None:
     try:
         verify(dest)
     except CorruptDatasetError as exc:
-        assert Path(victim.path).name in str(exc), f"{layout}: the error does not name the file: {exc}"
+        assert Path(victim.path).name in str(exc), (
+            f"{layout}: the error does not name the file: {exc}"
+        )
     else:
         raise AssertionError(f"{layout}: verify passed a shard with a flipped byte ({victim.path})")

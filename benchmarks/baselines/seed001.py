@@ -21,7 +21,10 @@ from torch.utils.data import Dataset
 from workbench.bench.naive import MemmapPerItemDataset
 
 __all__ = [
-    "DaskMemmapDataset", "MemmapPerItemDataset", "SimpleDataset", "SparseIndexDataset",
+    "DaskMemmapDataset",
+    "MemmapPerItemDataset",
+    "SimpleDataset",
+    "SparseIndexDataset",
     "make_seed_collate",
 ]
 
@@ -39,10 +42,15 @@ class DaskMemmapDataset(Dataset):
     >>> DataLoader(ds, batch_size=256)
     """
 
-    def __init__(self, feature_files: Sequence[str | os.PathLike[str]],
-                 target_files: Sequence[str | os.PathLike[str]], chunk_rows: int = 16_384,
-                 scheduler: str | None = None) -> None:
+    def __init__(
+        self,
+        feature_files: Sequence[str | os.PathLike[str]],
+        target_files: Sequence[str | os.PathLike[str]],
+        chunk_rows: int = 16_384,
+        scheduler: str | None = None,
+    ) -> None:
         import dask.array as da
+
         self.features = []
         self.targets = []
         for file in feature_files:
@@ -75,8 +83,9 @@ class SimpleDataset(Dataset):
     >>> DataLoader(ds, batch_size=256, shuffle=True)
     """
 
-    def __init__(self, features: Any, targets: Any,
-                 transform: Callable[[Any], Any] | None = None) -> None:
+    def __init__(
+        self, features: Any, targets: Any, transform: Callable[[Any], Any] | None = None
+    ) -> None:
         self.transform = transform
         self.features = []
         for feature in features:
@@ -105,8 +114,12 @@ class SparseIndexDataset(Dataset):
     >>> DataLoader(ds, batch_size=256, collate_fn=make_seed_collate(1000))
     """
 
-    def __init__(self, indptr_path: str | os.PathLike[str], indices_path: str | os.PathLike[str],
-                 target_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        indptr_path: str | os.PathLike[str],
+        indices_path: str | os.PathLike[str],
+        target_path: str | os.PathLike[str],
+    ) -> None:
         self.indptr = np.load(indptr_path, mmap_mode="r", allow_pickle=False)
         self.indices = np.load(indices_path, mmap_mode="r", allow_pickle=False)
         self.targets = np.load(target_path, mmap_mode="r", allow_pickle=False)

@@ -6,8 +6,8 @@ Example 1 :class:`SeedHDF5Dataset`, Example 2 :class:`MemoryMappedDataset`, Exam
 "Sparse vectors") gives :class:`SimpleDataset`, :class:`DaskMemmapDataset` and the sparse
 collate (:func:`make_seed_collate`). :class:`MemmapPerItemDataset` and
 :class:`SparseIndexDataset` are the per-item memmap pattern the seeds describe, pointed at our
-``.npy`` files. Each class changes only what is needed to run on ``workbench.demo.data`` files; every
-change is listed in its docstring. :class:`SeedHDF5Dataset`, :class:`MemoryMappedDataset` and
+``.npy`` files. Each class changes only what is needed to run on ``workbench.demo.data`` files;
+every change is listed in its docstring. :class:`SeedHDF5Dataset`, :class:`MemoryMappedDataset` and
 :class:`MemmapPerItemDataset` live in the package, ``workbench.bench.naive`` (the demo measures them
 too); they are re-exported here, one copy.
 
@@ -30,9 +30,16 @@ from workbench.bench.naive import MemmapPerItemDataset, MemoryMappedDataset, See
 from .seed001 import DaskMemmapDataset, SimpleDataset, SparseIndexDataset, make_seed_collate
 
 __all__ = [
-    "DaskMemmapDataset", "SeedHDF5Dataset", "MemmapPerItemDataset", "MemoryMappedDataset",
-    "ParquetDaskDataset", "SimpleDataset", "SparseIndexDataset", "make_seed_collate",
+    "DaskMemmapDataset",
+    "SeedHDF5Dataset",
+    "MemmapPerItemDataset",
+    "MemoryMappedDataset",
+    "ParquetDaskDataset",
+    "SimpleDataset",
+    "SparseIndexDataset",
+    "make_seed_collate",
 ]
+
 
 class ParquetDaskDataset(Dataset):
     """Seed 000, Example 3: ``ddf.loc[start:end].compute()`` of a ``dd.read_parquet`` per batch.
@@ -53,13 +60,21 @@ class ParquetDaskDataset(Dataset):
     >>> DataLoader(ds, batch_size=None)
     """
 
-    def __init__(self, parquet_path: str | os.PathLike[str], batch_size: int,
-                 feature_cols: Sequence[str], target_col: str, scheduler: str | None = None,
-                 **read_parquet_kwargs: Any) -> None:
+    def __init__(
+        self,
+        parquet_path: str | os.PathLike[str],
+        batch_size: int,
+        feature_cols: Sequence[str],
+        target_col: str,
+        scheduler: str | None = None,
+        **read_parquet_kwargs: Any,
+    ) -> None:
         import dask.dataframe as dd
+
         self.feature_cols, self.target_col = list(feature_cols), target_col
-        ddf = dd.read_parquet(str(parquet_path), columns=[*self.feature_cols, target_col],
-                              **read_parquet_kwargs)
+        ddf = dd.read_parquet(
+            str(parquet_path), columns=[*self.feature_cols, target_col], **read_parquet_kwargs
+        )
         self.ddf = ddf if ddf.npartitions == 1 else _number_rows(ddf)
         self.batch_size = batch_size
         self.scheduler = scheduler

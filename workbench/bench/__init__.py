@@ -1,6 +1,7 @@
-"""Measure: each shuffle order against its own physical limit (``limits``: :func:`compare_orders`),
-batches against the machine's memcpy and disk rates (``throughput``), host-to-device copies
-(:func:`measure_h2d`), and the seeds' naive Dataset classes, our baselines (``naive``).
+"""Measure: each shuffle order against its own physical limit (``limits``: :func:`compare_orders`
+over the ``readers``, into an :class:`OrderComparison`, ``comparison``), batches against the
+machine's memcpy and disk rates (``throughput``), host-to-device copies (:func:`measure_h2d`),
+and the seeds' naive Dataset classes, our baselines (``naive``).
 
 >>> wb.bench.memcpy_mb_per_s(nbytes=1 << 20) > 0
 True
@@ -11,7 +12,7 @@ from __future__ import annotations
 from .._lazy import attach
 
 _EXPORTS = {
-    "OrderComparison": ".limits",
+    "OrderComparison": ".comparison",
     "Throughput": ".throughput",
     "compare_orders": ".limits",
     "measure": ".throughput",

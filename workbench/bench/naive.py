@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__: list[str] = []   # baselines, not workbench's API: import them from workbench.bench.naive
+__all__: list[str] = []  # baselines, not workbench's API: import them from workbench.bench.naive
 
 
 class MemmapPerItemDataset(Dataset):
@@ -42,8 +42,9 @@ class MemmapPerItemDataset(Dataset):
     (2000, (16,))
     """
 
-    def __init__(self, npy_path: str | os.PathLike[str],
-                 target_path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, npy_path: str | os.PathLike[str], target_path: str | os.PathLike[str]
+    ) -> None:
         self.features = np.load(npy_path, mmap_mode="r", allow_pickle=False)
         self.targets = np.load(target_path, mmap_mode="r", allow_pickle=False)
 
@@ -69,9 +70,15 @@ class SeedHDF5Dataset(Dataset):
     (2000, torch.float32)
     """
 
-    def __init__(self, hdf5_path: str | os.PathLike[str], data_key: str, target_key: str,
-                 lazy_open: bool = False) -> None:
+    def __init__(
+        self,
+        hdf5_path: str | os.PathLike[str],
+        data_key: str,
+        target_key: str,
+        lazy_open: bool = False,
+    ) -> None:
         import h5py
+
         self.hdf5_path, self.data_key, self.target_key = str(hdf5_path), data_key, target_key
         self.lazy_open = lazy_open
         self.file = self.data = self.targets = None
@@ -85,6 +92,7 @@ class SeedHDF5Dataset(Dataset):
 
     def _open(self) -> None:
         import h5py
+
         self.file = h5py.File(self.hdf5_path, "r")
         self.data = self.file[self.data_key]
         self.targets = self.file[self.target_key]
@@ -128,9 +136,17 @@ class MemoryMappedDataset(Dataset):
     (7, (256, 16))
     """
 
-    def __init__(self, data_path: str | os.PathLike[str], target_path: str | os.PathLike[str],
-                 batch_size: int, row_shape: Sequence[int] | None = None, dtype: str = "float32",
-                 target_dtype: str = "int64", offset: int = 0, target_offset: int = 0) -> None:
+    def __init__(
+        self,
+        data_path: str | os.PathLike[str],
+        target_path: str | os.PathLike[str],
+        batch_size: int,
+        row_shape: Sequence[int] | None = None,
+        dtype: str = "float32",
+        target_dtype: str = "int64",
+        offset: int = 0,
+        target_offset: int = 0,
+    ) -> None:
         self.data = _memmap(data_path, dtype, offset, row_shape)
         self.targets = _memmap(target_path, target_dtype, target_offset, None)
         self.batch_size = batch_size
@@ -146,8 +162,9 @@ class MemoryMappedDataset(Dataset):
         return data, target
 
 
-def _memmap(path: str | os.PathLike[str], dtype: str, offset: int,
-            row_shape: Sequence[int] | None) -> np.ndarray:
+def _memmap(
+    path: str | os.PathLike[str], dtype: str, offset: int, row_shape: Sequence[int] | None
+) -> np.ndarray:
     if str(path).endswith(".npy"):
         return np.load(path, mmap_mode="r", allow_pickle=False)
     m = np.memmap(path, dtype=dtype, mode="r", offset=offset)

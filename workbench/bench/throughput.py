@@ -55,7 +55,13 @@ class Throughput:
 
 def consume(batch: Any) -> tuple[int, int]:
     """Read every byte of a batch (sum); returns ``(rows, bytes)``."""
-    tensors = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else [batch]
+    tensors = (
+        batch.values()
+        if isinstance(batch, dict)
+        else batch
+        if isinstance(batch, (list, tuple))
+        else [batch]
+    )
     rows = nbytes = 0
     for t in tensors:
         if isinstance(t, torch.Tensor):
@@ -71,8 +77,13 @@ def consume(batch: Any) -> tuple[int, int]:
     return rows, nbytes
 
 
-def measure(batches: Iterable[Any], *, max_batches: int | None = None,
-            max_seconds: float | None = None, rows_per_batch: int | None = None) -> Throughput:
+def measure(
+    batches: Iterable[Any],
+    *,
+    max_batches: int | None = None,
+    max_seconds: float | None = None,
+    rows_per_batch: int | None = None,
+) -> Throughput:
     """Iterate ``batches`` (a loader, or any iterable of batches), consuming each one.
 
     Steady-state rates count from the first batch; ``first_batch_s`` is the start-up cost.
@@ -175,9 +186,10 @@ def sequential_mb_per_s(array: np.ndarray, batch_rows: int, max_seconds: float =
     >>> t.samples > 0, t.bytes == t.samples * 8 * 4     # passes over the 1000 x 8 float32 rows
     (True, True)
     """
+
     def slices() -> Iterable[torch.Tensor]:
         while True:  # whole passes until max_seconds: a small array must not end the clock early
             for a in range(0, len(array), batch_rows):
-                yield shared_tensor(np.asarray(array[a:a + batch_rows]))
+                yield shared_tensor(np.asarray(array[a : a + batch_rows]))
 
     return measure(slices(), max_seconds=max_seconds)

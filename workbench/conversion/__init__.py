@@ -1,7 +1,7 @@
-"""Convert: a source, read chunk by chunk and validated (``workbench.inputs``), written as shards
-(``shards``: one job per shard, in-process or on Dask) in a layout (``workbench.layouts``), then
-committed atomically (``commit``); ``pipeline`` ties them together; ``publishing`` copies a
-committed dataset to a URL, CURRENT last.
+"""Convert: a source, read chunk by chunk and validated (``workbench.inputs``), cut into the
+shard jobs still to write (``jobs``), written as shards (``shards``: in-process or on Dask) in a
+layout (``workbench.layouts``), then committed atomically (``commit``); ``pipeline`` ties them
+together; ``publishing`` copies a committed dataset to a URL, CURRENT last.
 
 >>> m = wb.conversion.convert("data.csv", "data.store", target="label", progress=False)
 >>> m.num_rows

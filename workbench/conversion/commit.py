@@ -35,11 +35,16 @@ class Staging:
 
     def record(self, index: int, shard: Shard) -> None:
         self.done[index] = shard
-        body = {"key": self.key, "shards": {str(i): asdict(s) for i, s in sorted(self.done.items())}}
+        body = {
+            "key": self.key,
+            "shards": {str(i): asdict(s) for i, s in sorted(self.done.items())},
+        }
         write_atomic(self.folder / JOURNAL_NAME, json.dumps(body), self.durable)
 
 
-def begin(dest: Path, key: dict[str, Any], *, overwrite: bool, resume: bool, durable: bool) -> Staging:
+def begin(
+    dest: Path, key: dict[str, Any], *, overwrite: bool, resume: bool, durable: bool
+) -> Staging:
     """Refuse to clobber, or find the interrupted run to resume, or start a fresh staging folder."""
     key = json.loads(json.dumps(key))  # compare in the journal's own (JSON) form
     if dest.exists() and not dest.is_dir():
@@ -47,10 +52,13 @@ def begin(dest: Path, key: dict[str, Any], *, overwrite: bool, resume: bool, dur
     if is_dataset_dir(dest) and not (overwrite or resume):
         raise DatasetExistsError(
             f"{dest} already holds a dataset; pass overwrite=True (--overwrite) to replace it "
-            "atomically, or choose another destination")
+            "atomically, or choose another destination"
+        )
     if dest.is_dir() and not is_dataset_dir(dest) and not all(_ours(p) for p in dest.iterdir()):
         raise InvalidInputError(
-            f"{dest} is a non-empty folder that is not a workbench dataset; choose an empty or new path")
+            f"{dest} is a non-empty folder that is not a workbench dataset; "
+            "choose an empty or new path"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     if resume:
         staging = _find_resumable(dest, key, durable)
@@ -67,8 +75,11 @@ def _ours(p: Path) -> bool:
 
 
 def _find_resumable(dest: Path, key: dict[str, Any], durable: bool) -> Staging | None:
-    partials = sorted((p for p in dest.glob(f"v-*{PARTIAL}") if (p / JOURNAL_NAME).is_file()),
-                      key=lambda p: p.stat().st_mtime, reverse=True)
+    partials = sorted(
+        (p for p in dest.glob(f"v-*{PARTIAL}") if (p / JOURNAL_NAME).is_file()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     if not partials:
         return None
     folder = partials[0]
@@ -80,15 +91,19 @@ def _find_resumable(dest: Path, key: dict[str, Any], durable: bool) -> Staging |
     if old.get("fingerprint") != key.get("fingerprint"):
         raise IncompatibleResumeError(
             f"{dest}: the source changed since the interrupted conversion ({folder.name}); "
-            "rerun without resume=True (or with overwrite=True) to start over")
+            "rerun without resume=True (or with overwrite=True) to start over"
+        )
     changed = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
     if changed:
         raise IncompatibleResumeError(
             f"{dest}: options {changed} differ from the interrupted conversion ({folder.name}); "
-            "resume with the same options, or start over without resume=True")
+            "resume with the same options, or start over without resume=True"
+        )
     staging = Staging(dest, folder, key, durable)
     for i, s in body.get("shards", {}).items():
-        staging.done[int(i)] = Shard(rows=s["rows"], files=tuple(FileEntry(**f) for f in s["files"]))
+        staging.done[int(i)] = Shard(
+            rows=s["rows"], files=tuple(FileEntry(**f) for f in s["files"])
+        )
     return staging
 
 
@@ -118,7 +133,8 @@ def abort(staging: Staging) -> None:
 
 
 def _remove_stale(dest: Path, keep: str) -> None:
-    # Old versions and abandoned partials; readers that already mapped old files keep them (unlinked).
+    # Old versions and abandoned partials; readers that already mapped old files keep them
+    # (unlinked).
     for p in dest.iterdir():
         if p.name != keep and p.name.startswith("v-") and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)

@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,31 +20,44 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import IncompatibleResumeError, InvalidInputError, PerformanceWarning, WorkbenchError
-from ..format.chunks import chunk_rows, slice_chunk
-from ..format.files import file_digest
-from ..format.manifest import LAYOUTS, Column, Manifest, Shard
+from ..format.manifest import LAYOUTS, Manifest
 from ..format.schema import est_row_bytes, infer_columns
-from ..inputs import Source, open_source
+from ..inputs import open_source
 from ..layouts import writer_options
 from . import commit as _commit
-from .shards import ShardJob, apply_transform, run_jobs
+from .jobs import Transform, reusable, shard_jobs
+from .shards import apply_transform, run_jobs
 
 __all__ = ["convert"]
 
-Transform = Callable[[dict[str, Any]], dict[str, Any]]
 DEFAULT_SHARD_BYTES = 256 << 20
-DEFAULT_CHUNK_BYTES = 8 << 20      # rows read and transformed at a time
+DEFAULT_CHUNK_BYTES = 8 << 20  # rows read and transformed at a time
 
 
 def convert(
-    source: Any, dest: str | os.PathLike[str], *, format: str = "store", target: str | None = None,
-    transform: Transform | None = None, columns: list[str] | None = None,
-    drop: list[str] | None = None, sparse: dict[str, int] | None = None, key: Any = None,
-    nan: str = "error", dtype: str | None = None, iterable: str | None = None,
-    shard_bytes: int = DEFAULT_SHARD_BYTES, chunk_rows: int | None = None,
-    row_group_bytes: int | None = None, hdf5_chunk_bytes: int | None = None,
-    compression: str | None = None, overwrite: bool = False, resume: bool = False,
-    client: Any = None, workers: int | None = None, progress: bool | Callable[[int, int | None], None] = True,
+    source: Any,
+    dest: str | os.PathLike[str],
+    *,
+    format: str = "store",
+    target: str | None = None,
+    transform: Transform | None = None,
+    columns: list[str] | None = None,
+    drop: list[str] | None = None,
+    sparse: dict[str, int] | None = None,
+    key: Any = None,
+    nan: str = "error",
+    dtype: str | None = None,
+    iterable: str | None = None,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    chunk_rows: int | None = None,
+    row_group_bytes: int | None = None,
+    hdf5_chunk_bytes: int | None = None,
+    compression: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    client: Any = None,
+    workers: int | None = None,
+    progress: bool | Callable[[int, int | None], None] = True,
     durable: bool = False,
 ) -> Manifest:
     """Convert ``source`` into a dataset at ``dest`` out of core, and commit it atomically.
@@ -98,13 +111,23 @@ def convert(
     if nan not in ("error", "allow"):
         raise InvalidInputError(f"nan={nan!r}; choose 'error' or 'allow'")
     dest = Path(dest)
-    src = open_source(source, key=key, columns=columns, drop=drop, target=target, sparse=sparse,
-                      nan=nan, dtype=dtype, iterable=iterable)
+    src = open_source(
+        source,
+        key=key,
+        columns=columns,
+        drop=drop,
+        target=target,
+        sparse=sparse,
+        nan=nan,
+        dtype=dtype,
+        iterable=iterable,
+    )
     where = src.path or src.description
     fingerprint = src.fingerprint()
     if resume and fingerprint is None:
         raise IncompatibleResumeError(
-            f"{where}: a one-shot iterable cannot be resumed; convert it again without resume=True")
+            f"{where}: a one-shot iterable cannot be resumed; convert it again without resume=True"
+        )
 
     rows_per_chunk = chunk_rows or 8192
     stream = src.chunks(rows_per_chunk, start=0)
@@ -115,34 +138,66 @@ def convert(
     first = apply_transform(transform, raw_first[1], raw_first[0], where)
     cols = infer_columns(first, where, None if transform else src.feature_names)
     if target is not None and target not in {c.name for c in cols}:
-        raise InvalidInputError(f"{where}: target {target!r} is not among the columns "
-                                f"{[c.name for c in cols]} (did the transform drop it?)")
+        raise InvalidInputError(
+            f"{where}: target {target!r} is not among the columns "
+            f"{[c.name for c in cols]} (did the transform drop it?)"
+        )
     row_bytes = est_row_bytes(cols, first)
     if chunk_rows is None and fingerprint is not None:
         rows_per_chunk = max(64, min(1 << 20, DEFAULT_CHUNK_BYTES // row_bytes))
     shard_rows = max(1, shard_bytes // row_bytes)
     expect = src.num_rows or src.estimated_rows
     if (client is not None or workers) and expect and expect <= shard_rows:
-        warnings.warn(f"{where}: about {expect:,} rows make one shard of shard_bytes={shard_bytes:,}; "
-                      "a shard is the unit of parallel work, so one worker does it all: pass a "
-                      "smaller shard_bytes= (several shards per worker)", PerformanceWarning, stacklevel=2)
+        warnings.warn(
+            f"{where}: about {expect:,} rows make one shard of shard_bytes={shard_bytes:,}; "
+            "a shard is the unit of parallel work, so one worker does it all: pass a "
+            "smaller shard_bytes= (several shards per worker)",
+            PerformanceWarning,
+            stacklevel=2,
+        )
     options: dict[str, Any] = {"shard_rows": shard_rows, "chunk_rows": rows_per_chunk}
-    options.update(writer_options(format, shard_rows=shard_rows, row_bytes=row_bytes,
-                                  row_group_bytes=row_group_bytes, compression=compression,
-                                  hdf5_chunk_bytes=hdf5_chunk_bytes))
+    options.update(
+        writer_options(
+            format,
+            shard_rows=shard_rows,
+            row_bytes=row_bytes,
+            row_group_bytes=row_group_bytes,
+            compression=compression,
+            hdf5_chunk_bytes=hdf5_chunk_bytes,
+        )
+    )
     tdesc = describe_transform(transform)
-    key_ = {"fingerprint": fingerprint, "layout": format, "options": options, "target": target,
-            "columns": [asdict(c) for c in cols], "transform": tdesc}
+    key_ = {
+        "fingerprint": fingerprint,
+        "layout": format,
+        "options": options,
+        "target": target,
+        "columns": [asdict(c) for c in cols],
+        "transform": tdesc,
+    }
     staging = _commit.begin(dest, key_, overwrite=overwrite, resume=resume, durable=durable)
     opts = {**options, "durable": durable}
     try:
-        done = _reusable(staging)
+        done = reusable(staging)
         if fingerprint is not None:  # re-iterable: restart at the first missing row, free the probe
             stream.close()  # type: ignore[attr-defined]
             stream = None  # type: ignore[assignment]
-        jobs = _jobs(src, stream, raw_first, done, cols, format, staging.folder, opts,
-                     shard_rows, rows_per_chunk, transform, nan, where,
-                     parallel=client is not None or bool(workers))
+        jobs = shard_jobs(
+            src,
+            stream,
+            raw_first,
+            done,
+            cols,
+            format,
+            staging.folder,
+            opts,
+            shard_rows,
+            rows_per_chunk,
+            transform,
+            nan,
+            where,
+            parallel=client is not None or bool(workers),
+        )
         from ..ui.progress import reporter
 
         report = reporter(progress, f"convert -> {dest.name}")
@@ -161,10 +216,16 @@ def convert(
         raise
     shards = tuple(staging.done[i] for i in sorted(staging.done))
     manifest = Manifest(
-        layout=format, columns=cols, shards=shards, target=target, options=options,
+        layout=format,
+        columns=cols,
+        shards=shards,
+        target=target,
+        options=options,
         source={"description": src.description, "fingerprint": fingerprint},
-        transform=tdesc, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        workbench_version=__version__)
+        transform=tdesc,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        workbench_version=__version__,
+    )
     _commit.commit(staging, manifest)
     return manifest
 
@@ -173,121 +234,14 @@ def describe_transform(transform: Transform | None) -> dict[str, Any] | None:
     """Name and source digest of a transform: recorded in the manifest, and a resume key."""
     if transform is None:
         return None
-    name = f"{getattr(transform, '__module__', '?')}.{getattr(transform, '__qualname__', repr(transform))}"
+    qualname = getattr(transform, "__qualname__", repr(transform))
+    name = f"{getattr(transform, '__module__', '?')}.{qualname}"
     try:
         code = inspect.getsource(transform)
     except (OSError, TypeError):
         code = repr(transform)
-    return {"name": name, "source_sha256": hashlib.sha256(code.encode()).hexdigest(),
-            "doc": (inspect.getdoc(transform) or "").split("\n")[0]}
-
-
-def _reusable(staging: _commit.Staging) -> dict[int, Shard]:
-    """Journaled shards whose files still have their recorded size and digest."""
-    good = {}
-    for i, shard in sorted(staging.done.items()):
-        ok = True
-        for f in shard.files:
-            p = staging.folder / f.path
-            if not p.is_file() or file_digest(p) != (f.bytes, f.xxh3):
-                ok = False
-                break
-        if ok:
-            good[i] = shard
-    staging.done = dict(good)
-    return good
-
-
-def _jobs(src: Source, stream: Iterator[tuple[int, dict[str, Any]]] | None,
-          first: tuple[int, dict[str, Any]], done: dict[int, Shard], cols: tuple[Column, ...],
-          layout: str, folder: Path, opts: dict[str, Any], shard_rows: int, rows_per_chunk: int,
-          transform: Transform | None, nan: str, where: str, parallel: bool = False
-          ) -> Iterator[ShardJob]:
-    """One job per shard still to write: a row range (splittable sources), a byte range (a CSV
-    file on a cluster: each worker parses its own part) or the shard's chunks."""
-    common = dict(layout=layout, folder=folder, columns=cols, options=opts, transform=transform,
-                  nan=nan, where=where, chunk_rows=rows_per_chunk)
-    plan = src.split(shard_rows) if parallel and hasattr(src, "split") else None
-    if plan is not None:
-        yield from _span_jobs(src, plan, done, shard_rows, rows_per_chunk, common)
-        return
-    if src.splittable and src.num_rows is not None:
-        for i, a in enumerate(range(0, src.num_rows, shard_rows)):
-            if i not in done:
-                yield ShardJob(index=i, source=src, start=a, stop=min(a + shard_rows, src.num_rows), **common)
-        return
-    # Streams: the first missing shard starts after the contiguous prefix of reusable shards.
-    skip = 0
-    while skip in done:
-        skip += 1
-    for extra in [i for i in done if i >= skip]:
-        del done[extra]
-    start = skip * shard_rows
-    stream = src.chunks(rows_per_chunk, start=start) if stream is None else _chain_first(first, stream)
-    rows = _RowStream(stream)
-    index = skip
-    while rows.more():
-        # chunks stream lazily into the writer: memory is one chunk, not one shard
-        yield ShardJob(index=index, chunks=rows.take(shard_rows), start=index * shard_rows, **common)
-        index += 1
-
-
-def _span_jobs(src: Any, plan: Any, done: dict[int, Shard], shard_rows: int, rows_per_chunk: int,
-               common: dict[str, Any]) -> Iterator[ShardJob]:
-    """A job per byte range of ``shard_rows`` rows, planned as the file is scanned, so workers
-    start before the scan ends; where the split stops (``Tail``), one reader streams the rest."""
-    index, tail = 0, None
-    while True:
-        try:
-            span = next(plan)
-        except StopIteration as stop:
-            tail = stop.value
-            break
-        if index not in done:
-            yield ShardJob(index=index, source=src, span=span, start=span.first_row, **common)
-        index += 1
-    if tail is None:
-        return
-    warnings.warn(
-        f"{src.path}: line {tail.line}: {tail.reason}, so byte ranges could cut a row in two; rows "
-        f"from {tail.span.first_row} on are read by one reader and not split between workers "
-        "(slower, same result)", PerformanceWarning, stacklevel=4)
-    rows = _RowStream(src.span_chunks(tail.span, rows_per_chunk))
-    start = tail.span.first_row
-    while rows.more():
-        chunks = rows.take(shard_rows)
-        if index in done:
-            for _ in chunks:  # resumed: this shard is on disk; skip its rows
-                pass
-        else:
-            yield ShardJob(index=index, chunks=chunks, start=start, **common)
-        index, start = index + 1, start + shard_rows
-
-
-class _RowStream:
-    """Cuts a stream of chunks into consecutive runs of exactly ``n`` rows (the last may be short)."""
-
-    def __init__(self, stream: Iterator[tuple[int, dict[str, Any]]]) -> None:
-        self.stream, self.left = stream, None
-
-    def more(self) -> bool:
-        while self.left is None or chunk_rows(self.left) == 0:
-            nxt = next(self.stream, None)
-            if nxt is None:
-                return False
-            self.left = nxt[1]
-        return True
-
-    def take(self, n: int) -> Iterator[dict[str, Any]]:
-        while n > 0 and self.more():
-            chunk = self.left
-            k = min(n, chunk_rows(chunk))
-            self.left = slice_chunk(chunk, k, chunk_rows(chunk)) if k < chunk_rows(chunk) else None
-            n -= k
-            yield slice_chunk(chunk, 0, k) if self.left is not None else chunk
-
-
-def _chain_first(first: tuple[int, dict[str, Any]],
-                 rest: Iterator[tuple[int, dict[str, Any]]]) -> Iterator[tuple[int, dict[str, Any]]]:
-    yield first
-    yield from rest
+    return {
+        "name": name,
+        "source_sha256": hashlib.sha256(code.encode()).hexdigest(),
+        "doc": (inspect.getdoc(transform) or "").split("\n")[0],
+    }

@@ -4,7 +4,8 @@ that keeps readers safe: every shard file first, then the manifest, then ``CURRE
 reader of ``url`` sees the old version or the new one, never half of one.
 
 >>> m = publish("demo_data/demo.store", "memory://pub/demo.store")
->>> wb.open_dataset("memory://pub/demo.store", cache_dir="c", cache_bytes=1 << 20).get_batch([0])["label"].shape
+>>> ds = wb.open_dataset("memory://pub/demo.store", cache_dir="c", cache_bytes=1 << 20)
+>>> ds.get_batch([0])["label"].shape
 torch.Size([1])
 """
 
@@ -69,7 +70,9 @@ def publish(dataset: str | os.PathLike[str], url: str, *, progress: Any = None) 
         fs.pipe_file(f"{dest}/{MANIFEST_NAME}", (version / MANIFEST_NAME).read_bytes())
         fs.pipe_file(f"{root}/{CURRENT_NAME}", version.name.encode() + b"\n")  # readers switch here
     except Exception as e:  # each fsspec backend raises its own types (aiohttp, botocore, ...)
-        raise RemoteError(f"{url}: could not write ({type(e).__name__}: {e}); publish needs a "
-                              "writable fsspec location (file://, s3://, memory://; plain http:// is "
-                              "read-only)") from None
+        raise RemoteError(
+            f"{url}: could not write ({type(e).__name__}: {e}); publish needs a "
+            "writable fsspec location (file://, s3://, memory://; plain http:// is "
+            "read-only)"
+        ) from None
     return manifest

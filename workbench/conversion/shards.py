@@ -20,8 +20,12 @@ from ..layouts import writer_class
 __all__: list[str] = []
 
 
-def apply_transform(transform: Callable[[dict[str, Any]], dict[str, Any]] | None,
-                    chunk: dict[str, Any], first_row: int, where: str) -> dict[str, Any]:
+def apply_transform(
+    transform: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    chunk: dict[str, Any],
+    first_row: int,
+    where: str,
+) -> dict[str, Any]:
     """Run the user's transform on one chunk; any exception becomes a TransformError naming rows."""
     if transform is None:
         return chunk
@@ -31,8 +35,10 @@ def apply_transform(transform: Callable[[dict[str, Any]], dict[str, Any]] | None
     except WorkbenchError:
         raise
     except Exception as e:
-        raise TransformError(f"{where}: transform raised on rows {first_row}..{first_row + n - 1}: "
-                             f"{type(e).__name__}: {e}; fix the transform (run it on those rows to debug)") from e
+        raise TransformError(
+            f"{where}: transform raised on rows {first_row}..{first_row + n - 1}: "
+            f"{type(e).__name__}: {e}; fix the transform (run it on those rows to debug)"
+        ) from e
 
 
 @dataclass
@@ -75,15 +81,18 @@ def write_shard(job: ShardJob) -> tuple[int, Shard]:
         chunk = apply_transform(job.transform, raw, row, job.where)
         n = check_chunk(chunk, job.columns, row, job.where, job.transform is not None, job.nan)
         if n != n_in:
-            raise TransformError(f"{job.where}: transform turned {n_in} rows (from row {row}) into {n}; "
-                                 "a transform must return one output row per input row")
+            raise TransformError(
+                f"{job.where}: transform turned {n_in} rows (from row {row}) into {n}; "
+                "a transform must return one output row per input row"
+            )
         writer.write(chunk)
         rows += n
     return job.index, Shard(rows=rows, files=writer.close())
 
 
-def run_jobs(jobs: Iterable[ShardJob], *, client: Any = None,
-             workers: int | None = None) -> Iterator[tuple[int, Shard]]:
+def run_jobs(
+    jobs: Iterable[ShardJob], *, client: Any = None, workers: int | None = None
+) -> Iterator[tuple[int, Shard]]:
     """Yield finished shards, in-process, or as tasks on a Dask cluster (``client``, or a local
     one of ``workers`` processes) through :mod:`workbench.cluster`."""
     if client is None and not workers:

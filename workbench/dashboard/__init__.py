@@ -3,16 +3,18 @@
 
 They are listed in the dashboard's "More..." menu and in ``/individual-plots.json``, so the
 dask-labextension sidebar in JupyterLab shows them as buttons. A notebook's
-:class:`~workbench.monitoring.monitor.Monitor` (or ``wb.watch``) given a ``client`` publishes its samples to
-the scheduler, where :class:`~workbench.dashboard.plugin.Collector` keeps them for the pages.
+:class:`~workbench.monitoring.monitor.Monitor` (or ``wb.watch``) given a ``client`` publishes its
+samples to the scheduler, where :class:`~workbench.dashboard.plugin.Collector` keeps them for the
+pages.
 
 - ``wb.local_client()`` registers everything;
 - with a scheduler of your own: ``dask scheduler --preload workbench.dashboard``. Importing this
   module registers the pages (they must be in distributed's table before the scheduler's web
   server starts); ``dask_setup`` adds the collector.
 
->>> installed()
-['/individual-workbench-throughput', '/individual-workbench-memory', '/individual-workbench-gpu', '/workbench']
+>>> installed()  # doctest: +NORMALIZE_WHITESPACE
+['/individual-workbench-throughput', '/individual-workbench-memory',
+ '/individual-workbench-gpu', '/workbench']
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ def install() -> bool:
     """
     apps = _applications()
     if apps is None:
-        warnings.warn("the workbench pages are not on the Dask dashboard: this distributed has no "
-                      "distributed.dashboard.scheduler.applications (or bokeh is missing); "
-                      "wb.watch(loader) shows the same charts in the notebook", WorkbenchWarning,
-                      stacklevel=2)
+        warnings.warn(
+            "the workbench pages are not on the Dask dashboard: this distributed has no "
+            "distributed.dashboard.scheduler.applications (or bokeh is missing); "
+            "wb.watch(loader) shows the same charts in the notebook",
+            WorkbenchWarning,
+            stacklevel=2,
+        )
         return False
     for path, doc_fn in PAGES.items():
         apps.setdefault(path, doc_fn)

@@ -21,9 +21,11 @@ __all__: list[str] = []
 UPDATE_MS = 500
 KEEP = 600  # points per line on the page (5 minutes at the Monitor's default 0.5 s)
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
-WAITING = ("<b>Waiting for a workbench Monitor.</b> In the notebook: "
-           "<code>wb.watch(loader, client=client)</code> or "
-           "<code>wb.Monitor(loader, client=client).start()</code>.")
+WAITING = (
+    "<b>Waiting for a workbench Monitor.</b> In the notebook: "
+    "<code>wb.watch(loader, client=client)</code> or "
+    "<code>wb.Monitor(loader, client=client).start()</code>."
+)
 
 
 class Lines:
@@ -32,13 +34,24 @@ class Lines:
 
     def __init__(self, title: str, names: tuple[str, ...], *, fmt: str | None = None) -> None:
         self.names, self.seen = names, 0.0
-        self.fig = figure(title=title, x_axis_type="datetime", height=200,
-                          sizing_mode="stretch_width", tools="pan,wheel_zoom,box_zoom,reset,save")
+        self.fig = figure(
+            title=title,
+            x_axis_type="datetime",
+            height=200,
+            sizing_mode="stretch_width",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+        )
         self.sources = {}
         for name, color in zip(names, COLORS):
             src = ColumnDataSource({"t": [], "v": []}, name=f"workbench-{name}")
-            self.fig.line("t", "v", source=src, color=color, line_width=2,
-                          legend_label=f"{name} ({SERIES[name].unit})")
+            self.fig.line(
+                "t",
+                "v",
+                source=src,
+                color=color,
+                line_width=2,
+                legend_label=f"{name} ({SERIES[name].unit})",
+            )
             self.sources[name] = src
         self.fig.legend.location = "top_left"
         self.fig.legend.click_policy = "hide"
@@ -53,8 +66,9 @@ class Lines:
     def update(self, timeline: Timeline) -> None:
         for name, points in timeline.since(self.seen).items():
             if name in self.sources:
-                self.sources[name].stream({"t": [t * 1000 for t, _ in points],
-                                           "v": [v for _, v in points]}, rollover=KEEP)
+                self.sources[name].stream(
+                    {"t": [t * 1000 for t, _ in points], "v": [v for _, v in points]}, rollover=KEEP
+                )
                 self.seen = max(self.seen, points[-1][0])
 
 
@@ -65,21 +79,35 @@ class Processes:
     PARTS = ("uss", "shared_pss", "swap")
 
     def __init__(self) -> None:
-        self.source = ColumnDataSource({"name": [], **{p: [] for p in self.PARTS}},
-                                       name="workbench-processes")
-        self.fig = figure(title="Memory per process (PSS = private + share of shared pages)",
-                          y_range=FactorRange(factors=[]), height=260, sizing_mode="stretch_width",
-                          tools="save")
-        self.fig.hbar_stack(list(self.PARTS), y="name", height=0.7, source=self.source,
-                            color=COLORS[:3], legend_label=["private (USS)", "shared (PSS-USS)", "swap"])
+        self.source = ColumnDataSource(
+            {"name": [], **{p: [] for p in self.PARTS}}, name="workbench-processes"
+        )
+        self.fig = figure(
+            title="Memory per process (PSS = private + share of shared pages)",
+            y_range=FactorRange(factors=[]),
+            height=260,
+            sizing_mode="stretch_width",
+            tools="save",
+        )
+        self.fig.hbar_stack(
+            list(self.PARTS),
+            y="name",
+            height=0.7,
+            source=self.source,
+            color=COLORS[:3],
+            legend_label=["private (USS)", "shared (PSS-USS)", "swap"],
+        )
         self.fig.xaxis.formatter = NumeralTickFormatter(format="0.0 b")
         self.fig.legend.location = "bottom_right"
 
     def update(self, processes: list[dict[str, Any]]) -> None:
         names = [f"{p['name']} ({p.get('pid', '?')})" for p in processes]
-        self.source.data = {"name": names, "uss": [p.get("uss", 0) for p in processes],
-                            "shared_pss": [max(0, p.get("pss", 0) - p.get("uss", 0)) for p in processes],
-                            "swap": [p.get("swap", 0) for p in processes]}
+        self.source.data = {
+            "name": names,
+            "uss": [p.get("uss", 0) for p in processes],
+            "shared_pss": [max(0, p.get("pss", 0) - p.get("uss", 0)) for p in processes],
+            "swap": [p.get("swap", 0) for p in processes],
+        }
         if list(self.fig.y_range.factors) != names:
             self.fig.y_range.factors = names
 
@@ -87,12 +115,20 @@ class Processes:
 class Panel:
     """One page's figures and a line of text; :meth:`update` redraws from the collector."""
 
-    def __init__(self, lines: list[Lines], extra: Any = None,
-                 text: Callable[[Collector, dict[str, Any]], str] = lambda c, s: "") -> None:
+    def __init__(
+        self,
+        lines: list[Lines],
+        extra: Any = None,
+        text: Callable[[Collector, dict[str, Any]], str] = lambda c, s: "",
+    ) -> None:
         self.lines, self.extra, self.text = lines, extra, text
         self.div = Div(text=WAITING, sizing_mode="stretch_width")
-        self.root = column(self.div, *([extra.fig] if extra else []), *[ln.fig for ln in lines],
-                           sizing_mode="stretch_width")
+        self.root = column(
+            self.div,
+            *([extra.fig] if extra else []),
+            *[ln.fig for ln in lines],
+            sizing_mode="stretch_width",
+        )
         self.source: str | None = None
 
     def update(self, plugin: Collector) -> None:
@@ -132,8 +168,13 @@ def _memory_text(plugin: Collector, snap: dict[str, Any]) -> str:
     parts = []
     if cache:
         parts.append(f"page cache: {cache.get('fraction', 0):.0%} of the dataset's files resident")
-    parts.append(f"pinned: {pinned['bytes'] / 2**20:.1f} MiB" if pinned.get("available")
-                 else html.escape(pinned.get("reason", "pinned: unknown")))
+    parts.append(
+        f"pinned: {pinned['bytes'] / 2**20:.1f} MiB"
+        if pinned.get("available")
+        else html.escape(pinned.get("reason", "pinned: unknown"))
+    )
+    if (snap.get("machine") or {}).get("limits"):
+        parts.append(html.escape(snap["machine"]["limits"]))
     parts.append("RSS counts shared pages once per process; PSS splits them, so PSS adds up")
     return " · ".join(parts)
 
@@ -146,26 +187,52 @@ def _gpu_text(plugin: Collector, snap: dict[str, Any]) -> str:
 
 
 def throughput_panel() -> Panel:
-    return Panel([Lines("Samples per second", ("samples_per_s",), fmt="0,0"),
-                  Lines("MB per second", ("mb_per_s",), fmt="0,0.0"),
-                  Lines("Consumer wait (1: input-bound, 0: compute-bound)", ("wait_fraction",)),
-                  Lines("Time between batches", ("step_p50_s", "step_p95_s")),
-                  Lines("Batches read ahead", ("read_ahead",))], text=_throughput_text)
+    return Panel(
+        [
+            Lines("Samples per second", ("samples_per_s",), fmt="0,0"),
+            Lines("MB per second", ("mb_per_s",), fmt="0,0.0"),
+            Lines("Consumer wait (1: input-bound, 0: compute-bound)", ("wait_fraction",)),
+            Lines("Time between batches", ("step_p50_s", "step_p95_s")),
+            Lines("Batches read ahead", ("read_ahead",)),
+        ],
+        text=_throughput_text,
+    )
 
 
 def memory_panel() -> Panel:
-    return Panel([Lines("Memory of the loader's processes, page cache and pinned",
-                        ("memory_pss_bytes", "memory_real_bytes", "memory_rss_bytes",
-                         "page_cache_bytes", "pinned_bytes", "available_bytes"), fmt="0.0 b")],
-                 extra=Processes(), text=_memory_text)
+    return Panel(
+        [
+            Lines(
+                "Memory of the loader's processes, page cache and pinned",
+                (
+                    "memory_pss_bytes",
+                    "memory_real_bytes",
+                    "memory_rss_bytes",
+                    "page_cache_bytes",
+                    "pinned_bytes",
+                    "available_bytes",
+                ),
+                fmt="0.0 b",
+            )
+        ],
+        extra=Processes(),
+        text=_memory_text,
+    )
 
 
 def gpu_panel() -> Panel:
-    return Panel([Lines("GPU utilization", ("gpu_utilization",), fmt="0%"),
-                  Lines("GPU memory used", ("gpu_memory_bytes",), fmt="0.0 b"),
-                  Lines("PCIe (NVML, whole device)", ("gpu_pcie_rx_bytes_per_s",
-                                                      "gpu_pcie_tx_bytes_per_s"), fmt="0.0 b")],
-                 text=_gpu_text)
+    return Panel(
+        [
+            Lines("GPU utilization", ("gpu_utilization",), fmt="0%"),
+            Lines("GPU memory used", ("gpu_memory_bytes",), fmt="0.0 b"),
+            Lines(
+                "PCIe (NVML, whole device)",
+                ("gpu_pcie_rx_bytes_per_s", "gpu_pcie_tx_bytes_per_s"),
+                fmt="0.0 b",
+            ),
+        ],
+        text=_gpu_text,
+    )
 
 
 def page(*panels: Callable[[], Panel], title: str) -> Callable[[Any, Any, Any], None]:
@@ -176,8 +243,11 @@ def page(*panels: Callable[[], Panel], title: str) -> Callable[[Any, Any, Any], 
         built = [make() for make in panels]
         for p in built:
             p.update(plugin)
-        doc.add_root(row(*[p.root for p in built], sizing_mode="stretch_width")
-                     if len(built) > 1 else built[0].root)
+        doc.add_root(
+            row(*[p.root for p in built], sizing_mode="stretch_width")
+            if len(built) > 1
+            else built[0].root
+        )
         doc.title = f"Dask: {title}"
         doc.add_periodic_callback(lambda: [p.update(plugin) for p in built], UPDATE_MS)
 

@@ -1,7 +1,8 @@
 """Where the dashboard's figures come from, through distributed's public plugin hooks.
 
-- :class:`Collector`, a ``SchedulerPlugin``: keeps a :class:`~workbench.monitoring.metrics.Timeline` and the
-  newest snapshot of every process whose :class:`~workbench.monitoring.monitor.Monitor` publishes with
+- :class:`Collector`, a ``SchedulerPlugin``: keeps a
+  :class:`~workbench.monitoring.metrics.Timeline` and the newest snapshot of every process whose
+  :class:`~workbench.monitoring.monitor.Monitor` publishes with
   ``client.log_event("workbench-metrics", ...)``, so the pages work whether the scheduler runs in
   the kernel or in another process.
 - :class:`WorkerMemory`, a ``WorkerPlugin`` the collector installs on every worker: each Dask
@@ -43,8 +44,9 @@ class Collector(SchedulerPlugin):
 
     async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
-        await scheduler.register_worker_plugin(None, dumps(WorkerMemory()), name=NAME,
-                                               idempotent=True)
+        await scheduler.register_worker_plugin(
+            None, dumps(WorkerMemory()), name=NAME, idempotent=True
+        )
 
     def log_event(self, topic: str, msg: Any) -> None:
         if topic != TOPIC or not isinstance(msg, dict):
@@ -70,8 +72,13 @@ class Collector(SchedulerPlugin):
             metrics = ws.metrics
             if "workbench_pss" not in metrics:
                 continue
-            out.append({"name": f"dask worker {address}", "pid": metrics.get("workbench_pid", 0),
-                        **{f: int(metrics.get(f"workbench_{f}", 0)) for f in WORKER_FIELDS}})
+            out.append(
+                {
+                    "name": f"dask worker {address}",
+                    "pid": metrics.get("workbench_pid", 0),
+                    **{f: int(metrics.get(f"workbench_{f}", 0)) for f in WORKER_FIELDS},
+                }
+            )
         return out
 
 

@@ -16,20 +16,30 @@ torch.Size([256, 4])
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._lazy import attach
 from ..errors import DatasetNotFoundError, InvalidInputError
 from .base import BaseDataset
 
+if TYPE_CHECKING:
+    from ..inputs.kinds import Kind
+
 __all__ = ["as_dask", "open_dataset"]
 __getattr__, __dir__ = attach(__name__, {"as_dask": ".daskarray", "open_dataset": "."})
 
 
-def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse: str = "dense",
-                 key: str | list[str] | None = None, dtype: Any = None,
-                 sparse_dims: dict[str, int] | None = None, cache_dir: Any = None,
-                 cache_bytes: int | None = None) -> BaseDataset:
+def open_dataset(
+    source: Any,
+    *,
+    columns: str | list[str] | None = None,
+    sparse: str = "dense",
+    key: str | list[str] | None = None,
+    dtype: Any = None,
+    sparse_dims: dict[str, int] | None = None,
+    cache_dir: Any = None,
+    cache_bytes: int | None = None,
+) -> BaseDataset:
     """Open ``source`` for reading batches of rows as torch tensors.
 
     Contiguous batches of memory-mapped data (store layout, ``.npy``, read-only memmaps) are
@@ -78,77 +88,80 @@ def open_dataset(source: Any, *, columns: str | list[str] | None = None, sparse:
     >>> ds.get_batch([0, 5])["x"].tolist()
     [[0.0, 1.0], [10.0, 11.0]]
     """
-    from ..inputs.kinds import STREAM_ONLY, kind_of
+    from ..inputs.kinds import KINDS, kind_of, resolve
 
     kw: dict[str, Any] = {"sparse": sparse, "dtype": dtype}
     if isinstance(source, str) and "://" in source:
         from .remote import is_url, open_remote
 
         if is_url(source):
-            return open_remote(source, cache_dir=cache_dir, cache_bytes=cache_bytes,
-                               columns=columns, **kw)
-    kind = kind_of(source, missing=DatasetNotFoundError)
+            return open_remote(
+                source, cache_dir=cache_dir, cache_bytes=cache_bytes, columns=columns, **kw
+            )
+    kind = KINDS[kind_of(source, missing=DatasetNotFoundError)]
     where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else _describe(source, kind)
-    if key is not None and kind != "hdf5":
+    if key is not None and not kind.accepts_key:
         raise InvalidInputError(f"{where}: key= applies to HDF5 files only; drop it for this input")
-    if sparse_dims is not None and kind not in ("hdf5", "parquet"):
-        raise InvalidInputError(f"{where}: sparse_dims= applies to foreign Parquet and HDF5 files "
-                                "only; drop it for this input")
-    if kind in STREAM_ONLY:
+    if sparse_dims is not None and not kind.accepts_sparse_dims:
         raise InvalidInputError(
-            f"{where}: a {kind} input is read only as a stream, so it has no fast random access; "
-            "convert it first: wb.convert(source, 'data.store'), then open_dataset('data.store')")
-    if kind == "dataset":
-        from ..format.catalog import read_manifest
-        from ..format.schema import check_columns
-        from ..layouts import open_reader
+            f"{where}: sparse_dims= applies to foreign Parquet and HDF5 files "
+            "only; drop it for this input"
+        )
+    if kind.dataset is None:
+        raise InvalidInputError(
+            f"{where}: a {kind.name} input is read only as a stream, so it has no fast random "
+            "access; convert it first: wb.convert(source, 'data.store'), then "
+            "open_dataset('data.store')"
+        )
+    if kind.accepts_key:
+        kw["key"] = key
+    if kind.accepts_sparse_dims:
+        kw["sparse_dims"] = sparse_dims
+    return resolve(kind.dataset)(source, where, columns, **kw)  # type: ignore[no-any-return]
 
-        version, manifest = read_manifest(source)  # checks every file's size
-        return open_reader(version, manifest, check_columns(manifest.columns, columns, str(version)), **kw)
-    if kind == "hdf5":
-        from ..format.schema import select
-        from ..inputs.hdf5 import pick, scan
-        from ..layouts.hdf5.reader import Hdf5Dataset
 
-        members = scan(where, key, sparse_dims)
-        chosen = pick(where, members, select(where, [m.name for m in members], columns))
-        cols = tuple(m.column for m in chosen)
-        return Hdf5Dataset([where], {m.name: m.key for m in chosen}, cols,  # type: ignore[arg-type]
-                           [chosen[0].rows], where=where,
-                           values_name={m.name: m.values for m in chosen if m.values}, **kw)
-    if kind == "parquet":
-        from ..inputs.parquet import dataset_columns
-        from ..layouts.parquet.reader import ParquetDataset
+# The Dataset openers of the kinds whose readers live in this package (see inputs.kinds.KINDS).
 
-        files, cols = dataset_columns(where, columns, sparse_dims)
-        return ParquetDataset(files, cols, where=where, **kw)  # type: ignore[arg-type]
-    if kind == "dask":
-        from ..format.schema import check_columns
-        from .blocks import DaskDataset
 
-        ds = DaskDataset(source, where=where, **kw)
-        check_columns(ds.column_specs, columns, where)
-        return ds
+def dask_dataset(source: Any, where: str, columns: Any, **kw: Any) -> BaseDataset:
+    """A Dask array, read block by block."""
+    from ..format.schema import check_columns
+    from .blocks import DaskDataset
+
+    ds = DaskDataset(source, where=where, **kw)
+    check_columns(ds.column_specs, columns, where)
+    return ds
+
+
+def table_dataset(source: Any, where: str, columns: Any, **kw: Any) -> BaseDataset:
+    """A pyarrow Table or pandas DataFrame, each column as stored."""
+    from ..inputs.arrow import as_arrow, stored_columns
+
+    return _in_memory(stored_columns(as_arrow(source), where), where, columns, **kw)
+
+
+def dict_dataset(source: Any, where: str, columns: Any, **kw: Any) -> BaseDataset:
+    """A dict of columns."""
+    return _in_memory(source, where, columns, **kw)
+
+
+def array_dataset(source: Any, where: str, columns: Any, **kw: Any) -> BaseDataset:
+    """One array (NumPy, memmap, ``.npy`` path, torch tensor, CSR or scipy.sparse) as ``"x"``."""
+    return _in_memory({"x": source}, where, columns, **kw)
+
+
+def _in_memory(arrays: Any, where: str, columns: Any, **kw: Any) -> BaseDataset:
     from ..format.schema import check_columns
     from ..inputs.arraylike import columns_of
     from .inmemory import MemoryDataset
 
-    if kind == "table":
-        from ..inputs.arrow import as_arrow, stored_columns
-
-        arrays = stored_columns(as_arrow(source), where)
-    elif kind == "dict":
-        arrays = source
-    else:
-        arrays = {"x": source}
     arrays, cols = columns_of(arrays, where)
     return MemoryDataset(arrays, check_columns(cols, columns, where), where=where, **kw)
 
 
-def _describe(source: Any, kind: str) -> str:
+def _describe(source: Any, kind: Kind) -> str:
     import numpy as np
 
     if isinstance(source, np.memmap) and source.filename:
         return f"memmap {source.filename}"
-    return {"dict": "dict of arrays", "table": "in-memory table", "dask": "dask array"}.get(
-        kind, type(source).__name__)
+    return kind.label or type(source).__name__

@@ -3,7 +3,8 @@ in-memory arrays and memmaps (:class:`~.memory.MemoryDataset`).
 
 A batch is one gather per touched shard: a contiguous ascending batch inside one shard is a
 zero-copy view of read-only (memmapped) data; anything else is one :func:`~.gather.gather` (on
-every core where that pays, else ``np.take``) into a new array.
+every core where that pays, else ``np.take``) into a new array, or one compiled call per column
+over every shard (:mod:`.nativepath`).
 
 >>> ds = wb.open_dataset({"x": np.arange(10.0)})   # a MemoryDataset: one shard
 >>> ds.get_batch([3, 1])["x"].tolist(), isinstance(ds, ArraysDataset)
@@ -21,19 +22,21 @@ import torch
 from ..format.sparse import CSR, concat
 from ..monitoring.pagecache import will_need
 from . import gather as _gather
-from .base import BaseDataset, Plan, shared_tensor
-from .gather import gather, run_breaks, sharded_ok, take_into
-from .plan import plan_for
+from .base import BaseDataset, Plan
+from .gather import gather, run_breaks
+from .nativepath import NativePath
+from .tensors import shared_tensor
 
 __all__: list[str] = []
 
 Array = Any  # np.ndarray | CSR
-MAX_NATIVE_SHARDS = 4096  # the native path keeps every shard's memmaps open (2 columns: 8,192 fds)
 WILL_NEED_BYTES = 256 << 20  # read-ahead asked for in one call at most (a window of big shards)
 
 
-class ArraysDataset(BaseDataset):
-    """Row-sharded numpy arrays / CSRs; subclasses provide ``_shard(s) -> {column: array}``."""
+class ArraysDataset(NativePath, BaseDataset):
+    """Row-sharded numpy arrays / CSRs; subclasses provide ``_shard(s) -> {column: array}``.
+
+    The compiled gather's reads over every shard at once come from :class:`NativePath`."""
 
     def _set_shards(self, rows: list[int]) -> None:
         self._offsets = np.concatenate([[0], np.cumsum(rows, dtype=np.int64)]).astype(np.int64)
@@ -43,15 +46,23 @@ class ArraysDataset(BaseDataset):
 
     share_views = True  # contiguous batches of read-only data are returned zero-copy
 
-    def get_batch(self, indices: Any, out: dict[str, torch.Tensor] | None = None
-                  ) -> dict[str, torch.Tensor]:
+    def get_batch(
+        self, indices: Any, out: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         """See :meth:`BaseDataset.get_batch`; a ``range`` (the sequential loader's batches) goes
         to :meth:`_views` before any planning (~2 us a batch less than the general path)."""
-        if out is None and type(indices) is range and indices.step == 1 \
-                and 0 <= indices.start < indices.stop <= self._n:
+        if (
+            out is None
+            and type(indices) is range
+            and indices.step == 1
+            and 0 <= indices.start < indices.stop <= self._n
+        ):
             got = self._views(indices.start, indices.stop)
             if got is not None:
-                self.stats.batches, self.stats.rows = self.stats.batches + 1, self.stats.rows + len(indices)
+                self.stats.batches, self.stats.rows = (
+                    self.stats.batches + 1,
+                    self.stats.rows + len(indices),
+                )
                 return got
         return super().get_batch(indices, out)
 
@@ -64,10 +75,14 @@ class ArraysDataset(BaseDataset):
             return None
         out, base, plain = {}, offs[s], self._uncast()
         for name, v in self._shard(s).items():
-            if v.__class__ is not np.ndarray or v.flags.writeable or plain.get(name) != v.dtype \
-                    or not v.dtype.isnative:
+            if (
+                v.__class__ is not np.ndarray
+                or v.flags.writeable
+                or plain.get(name) != v.dtype
+                or not v.dtype.isnative
+            ):
                 return None
-            out[name] = shared_tensor(v[lo - base:hi - base])
+            out[name] = shared_tensor(v[lo - base : hi - base])
         self._count(1)
         return out
 
@@ -124,108 +139,19 @@ class ArraysDataset(BaseDataset):
         self._idle_advice = 0 if asked else 7
         return asked
 
-    # column -> every shard's array, for the native path: None = not built yet; False = never
-    # (the default: only readers whose shards stay open cheaply, memmaps, opt in with None)
-    _sources: Any = False
-
-    def _native_sources(self) -> dict[str, list[np.ndarray]] | None:
-        """Every shard's array of each column, opened once, so that a batch is one native call
-        per column with no Python splitting it by shard; None where a column cannot go that way
-        (sparse, a strided user array, too many shards to keep open)."""
-        if self._sources is None:
-            self._sources, n = False, len(self._offs) - 1  # False first: an open that raises stays off
-            if n <= MAX_NATIVE_SHARDS:
-                self._sources = self._column_sources(range(n)) or False
-        return self._sources or None
-
-    def _column_sources(self, shards: Any) -> dict[str, list[np.ndarray]] | None:
-        """Column -> the arrays of ``shards``, where the native gather can read every column."""
-        if any(c.sparse for c in self._cols):
-            return None
-        opened = [self._shard(s) for s in shards]
-        srcs = {c.name: [sh[c.name] for sh in opened] for c in self._cols}
-        return srcs if all(sharded_ok(v) for v in srcs.values()) else None
-
-    def _read_native(self, plan: Plan, touched: list[int] | None) -> dict[str, Array] | None:
-        """Every column in one native call each, rows in the order asked (no sort, no un-sort),
-        over every shard, or over the ``touched`` ones where not all are open; None where a
-        column cannot go that way."""
-        srcs, starts = self._native_sources(), self._starts
-        if srcs is None:
-            srcs = self._column_sources(touched) if touched is not None else None
-            if srcs is None:
-                return None
-            starts = self._offsets[touched]
-        out = {}
-        for name, arrays in srcs.items():
-            out[name] = take_into(arrays, starts, plan.idx,
-                                  np.empty((plan.k, *arrays[0].shape[1:]), arrays[0].dtype))
-        return out
-
-    @property
-    def reads_ahead(self) -> bool:  # type: ignore[override]
-        """Whether an in-process loader can gather the next batch on the compiled gather's
-        helper threads (every shard open, the extension built, more than one core)."""
-        return (_gather.native is not None and _gather.native_threads() > 1
-                and self._native_sources() is not None)
-
-    def start_batch(self, indices: Any) -> Any:
-        """Begin gathering the batch's widest column on the helper threads (:meth:`finish_batch`
-        returns the batch); None where it cannot (contiguous, not every shard open, no helpers)."""
-        n = len(indices)
-        srcs = self._native_sources() if _gather.native is not None and n else None
-        if srcs is None or not isinstance(indices, np.ndarray) or \
-                int(indices[-1]) - int(indices[0]) == n - 1:
-            return None  # a sampler's sorted batch spanning n rows is one run: its read is a view
-        plan = plan_for(indices, self._n, self.where)  # not contiguous: the check above
-        # not Column.row_bytes: its np.prod per call cost ~10 us a batch, the background's gain
-        name = max(srcs, key=lambda k: srcs[k][0][:1].nbytes)
-        out = {k: np.empty((plan.k, *v[0].shape[1:]), v[0].dtype) for k, v in srcs.items()}
-        if not _gather.start_into(srcs[name], self._starts, plan.idx, out[name]):
-            return None
-        for k, arrays in srcs.items():  # the narrower columns here, while the helpers copy
-            if k != name:
-                take_into(arrays, self._starts, plan.idx, out[k])
-        return plan, out
-
-    def finish_batch(self, started: Any) -> dict[str, Any]:
-        """The batch :meth:`start_batch` began, once the helper threads are done with it."""
-        plan, out = started
-        _gather.finish_into()
-        self.stats.batches += 1
-        self.stats.rows += plan.k
-        s0, s1 = self._shard_span(plan)
-        self._count(s1 - s0 + 1)
-        return self._to_torch({c.name: out[c.name] for c in self._cols}, self.sparse)
-
-    def _read_to_out(self, plan: Plan, out: dict[str, np.ndarray]) -> bool:
-        """One native gather per column into ``out``, or a plain copy of a contiguous run in
-        one shard; False where the dtypes differ (a conversion) or a column cannot go that way."""
-        s0, s1 = self._shard_span(plan)
-        if plan.contiguous and s0 == s1:
-            arrays, a = self._shard(s0), plan.lo - self._offs[s0]
-            if any(c.sparse or arrays[c.name].dtype != out[c.name].dtype for c in self._cols):
-                return False
-            for c in self._cols:
-                np.copyto(out[c.name], arrays[c.name][a:a + plan.k], casting="no")
-            self._count(1)
-            return True
-        srcs = self._native_sources() if _gather.native is not None else None
-        if srcs is None or any(v[0].dtype != out[k].dtype for k, v in srcs.items()):
-            return False
-        for name, arrays in srcs.items():
-            take_into(arrays, self._starts, plan.idx, out[name])
-        self._count(s1 - s0 + 1)
-        return True
-
     def _shard_span(self, plan: Plan) -> tuple[int, int]:
         """The first and last shard the batch's rows lie in."""
         return bisect_right(self._offs, plan.lo) - 1, bisect_right(self._offs, plan.hi) - 1
 
     def _spans(self, idx: np.ndarray, s0: int, s1: int) -> list[tuple[int, int, int]]:
-        """``(shard, a, b)`` for each shard that ascending ``idx`` touches: ``idx[a:b]`` lie in it."""
-        cuts = [0, *np.searchsorted(idx, self._offsets[s0 + 1:s1 + 1]).tolist(), idx.size]
-        return [(s, cuts[j], cuts[j + 1]) for j, s in enumerate(range(s0, s1 + 1)) if cuts[j + 1] > cuts[j]]
+        """``(shard, a, b)`` for each shard that ascending ``idx`` touches: ``idx[a:b]`` lie in
+        it."""
+        cuts = [0, *np.searchsorted(idx, self._offsets[s0 + 1 : s1 + 1]).tolist(), idx.size]
+        return [
+            (s, cuts[j], cuts[j + 1])
+            for j, s in enumerate(range(s0, s1 + 1))
+            if cuts[j + 1] > cuts[j]
+        ]
 
     def _read_across(self, plan: Plan, s0: int, s1: int) -> dict[str, Array]:
         """Several shards: one native call per column, or, with numpy, sorted rows gathered
@@ -249,9 +175,16 @@ class ArraysDataset(BaseDataset):
         shards = {s: self._shard(s) for s, _, _ in spans}  # each fetched once, whatever the columns
         breaks = run_breaks(idx)
         # each shard's local rows and runs, found once for every column
-        local = [(s, a, b, idx[a:b] - self._offs[s],
-                  None if breaks is None else breaks[(breaks > a) & (breaks < b)] - a)
-                 for s, a, b in spans]
+        local = [
+            (
+                s,
+                a,
+                b,
+                idx[a:b] - self._offs[s],
+                None if breaks is None else breaks[(breaks > a) & (breaks < b)] - a,
+            )
+            for s, a, b in spans
+        ]
         out: dict[str, Array] = {}
         for c in self._cols:
             if c.sparse:

@@ -1,4 +1,5 @@
-"""What every reader shares: the Dataset protocol, index planning and the numpy → torch step.
+"""What every reader shares: the Dataset protocol, index planning, bounds and display (the
+numpy → torch step is :mod:`.tensors`).
 
 A reader subclasses :class:`BaseDataset` and implements ``_read(plan) -> Chunk`` (rows in the
 order of ``plan.idx``); everything else (bounds, ordering facts, sparse expansion, dtype casts,
@@ -13,7 +14,6 @@ order of ``plan.idx``); everything else (bounds, ordering facts, sparse expansio
 from __future__ import annotations
 
 import operator
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,28 +27,12 @@ from ..format.manifest import Column, Manifest
 from ..format.sparse import CSR
 from .plan import Plan, plan_for
 from .samples import Row, Rows
+from .tensors import numpy_dtype, to_torch
+from .tensors import shared_tensor as shared_tensor  # its old home, for bench/ and arrays
 
 __all__: list[str] = []
 
 SPARSE_MODES = ("dense", "coo", "csr")
-_QUIET = False  # torch warns once per process about non-writable arrays; we silence that once
-
-
-def shared_tensor(a: np.ndarray) -> torch.Tensor:
-    """``torch.from_numpy`` without torch's one-time "not writable" warning.
-
-    The tensor shares memory with ``a``; for a read-only memmap it is read-only page cache:
-    writing into it in place crashes the process (SIGSEGV). Clone it before in-place edits.
-    """
-    global _QUIET
-    if _QUIET:
-        return torch.from_numpy(a)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
-                                category=UserWarning)
-        t = torch.from_numpy(a)
-    _QUIET = True
-    return t
 
 
 @dataclass
@@ -91,9 +75,17 @@ class BaseDataset(Dataset):
 
     kind = "base"
 
-    def __init__(self, cols: tuple[Column, ...], n: int, *, where: str, sparse: str = "dense",
-                 dtype: Any = None, manifest: Manifest | None = None,
-                 version_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        cols: tuple[Column, ...],
+        n: int,
+        *,
+        where: str,
+        sparse: str = "dense",
+        dtype: Any = None,
+        manifest: Manifest | None = None,
+        version_dir: Path | None = None,
+    ) -> None:
         if sparse not in SPARSE_MODES:
             raise InvalidInputError(f"{where}: sparse={sparse!r}; use one of {SPARSE_MODES}")
         self._cols = cols
@@ -101,7 +93,7 @@ class BaseDataset(Dataset):
         self._n = int(n)
         self.where = where
         self.sparse = sparse
-        self.dtype = _numpy_dtype(dtype, where)
+        self.dtype = numpy_dtype(dtype, where)
         self.manifest = manifest
         self.version_dir = version_dir  # the committed version folder of a workbench dataset
         self.stats = ReadStats()
@@ -120,8 +112,11 @@ class BaseDataset(Dataset):
         casts float columns to ``dtype``)."""
         if self._uncast_dtypes is None:
             dts = {c.name: np.dtype(c.dtype) for c in self._cols if not c.sparse}
-            self._uncast_dtypes = {k: d for k, d in dts.items()
-                                   if self.dtype is None or d.kind != "f" or d == self.dtype}
+            self._uncast_dtypes = {
+                k: d
+                for k, d in dts.items()
+                if self.dtype is None or d.kind != "f" or d == self.dtype
+            }
         return self._uncast_dtypes
 
     @property
@@ -140,16 +135,21 @@ class BaseDataset(Dataset):
         if i < 0:
             i += self._n
         if not 0 <= i < self._n:
-            raise IndexError(f"{self.where}: row {i} out of range for {self._n} rows; use -len(ds) <= i < len(ds)")
+            raise IndexError(
+                f"{self.where}: row {i} out of range for {self._n} rows; "
+                "use -len(ds) <= i < len(ds)"
+            )
         chunk = self._read(Plan.run(i, 1))
         return Row({k: v[0] for k, v in self._to_torch(chunk, "dense").items()})
 
     def __getitems__(self, indices: Any) -> Rows:
-        """PyTorch's batched read: the samples at ``indices``, read in one pass (see :class:`Rows`)."""
+        """PyTorch's batched read: the samples at ``indices``, read in one pass (see
+        :class:`Rows`)."""
         return Rows(self.get_batch(indices), len(indices))
 
-    def get_batch(self, indices: Any, out: dict[str, torch.Tensor] | None = None
-                  ) -> dict[str, torch.Tensor]:
+    def get_batch(
+        self, indices: Any, out: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         """The rows at ``indices`` (list, range, array or tensor; any order, repeats allowed) as
         one collated batch: column -> tensor of ``len(indices)`` rows, in the order asked.
 
@@ -172,13 +172,16 @@ class BaseDataset(Dataset):
 
     def _check_out(self, out: dict[str, torch.Tensor], k: int) -> None:
         if set(out) != set(self.columns):
-            raise InvalidInputError(f"{self.where}: out= has columns {sorted(out)}; give one "
-                                    f"tensor for each of {list(self.columns)}")
+            raise InvalidInputError(
+                f"{self.where}: out= has columns {sorted(out)}; give one "
+                f"tensor for each of {list(self.columns)}"
+            )
         for name, v in out.items():
             if len(v) != k or not v.is_contiguous() or v.device.type != "cpu":
                 raise InvalidInputError(
                     f"{self.where}: out[{name!r}] is a {tuple(v.shape)} tensor on {v.device}; "
-                    f"give a C-contiguous CPU tensor of {k} rows (one per index)")
+                    f"give a C-contiguous CPU tensor of {k} rows (one per index)"
+                )
 
     def _read(self, plan: Plan) -> dict[str, Any]:
         raise NotImplementedError
@@ -203,70 +206,28 @@ class BaseDataset(Dataset):
         reader can; False: :meth:`get_batch` reads it as usual and copies it there."""
         return False
 
-    # -- numpy -> torch -------------------------------------------------------------------
     def _to_torch(self, chunk: dict[str, Any], sparse: str) -> dict[str, torch.Tensor]:
-        out = {}
-        for c in self._cols:
-            v = chunk[c.name]
-            if c.sparse:
-                out[c.name] = self._expand(v, sparse)
-                continue
-            if self.dtype is not None and v.dtype.kind == "f" and v.dtype != self.dtype:
-                v = v.astype(self.dtype)
-            elif not v.dtype.isnative:
-                v = v.astype(v.dtype.newbyteorder("="))
-            out[c.name] = shared_tensor(v) if not v.flags.writeable else torch.from_numpy(v)
-        return out
-
-    def _expand(self, csr: CSR, sparse: str) -> torch.Tensor:
-        dt = self.dtype if self.dtype is not None else np.dtype("float32")
-        if sparse == "dense":
-            return torch.from_numpy(csr.to_dense(dt))
-        c = csr.compact()
-        n, nnz = len(c), c.nnz
-        vals = torch.from_numpy(np.ones(nnz, dt) if c.values is None else np.array(c.values, dtype=dt))
-        cols = torch.from_numpy(np.array(c.indices, dtype=np.int64))
-        indptr = np.asarray(c.indptr, dtype=np.int64)
-        # invariants hold by construction (CSR.take / compact); checking them would cost a pass
-        if sparse == "csr":
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta",
-                                        category=UserWarning)
-                return torch.sparse_csr_tensor(torch.from_numpy(indptr), cols, vals, size=(n, c.dim),
-                                               check_invariants=False)
-        rows = torch.from_numpy(np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr)))
-        return torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, size=(n, c.dim),
-                                       check_invariants=False)
+        return to_torch(chunk, self._cols, sparse, self.dtype)
 
     # -- display --------------------------------------------------------------------------
     def describe_source(self) -> str:
         return self.where
 
     def __repr__(self) -> str:
-        lines = [f"{type(self).__name__}({self.kind}, {self._n:,} rows, row_nbytes={self.row_nbytes:,}, "
-                 f"block_rows={self.block_rows:,}, sparse={self.sparse!r}"
-                 + (f", dtype={self.dtype}" if self.dtype is not None else "") + ")",
-                 f"  source: {self.describe_source()}"]
+        lines = [
+            f"{type(self).__name__}({self.kind}, {self._n:,} rows, row_nbytes={self.row_nbytes:,}, "
+            f"block_rows={self.block_rows:,}, sparse={self.sparse!r}"
+            + (f", dtype={self.dtype}" if self.dtype is not None else "")
+            + ")",
+            f"  source: {self.describe_source()}",
+        ]
         target = self.manifest.target if self.manifest is not None else None
         for c in self._cols:
             kind = f"sparse dim={c.shape[0]}" if c.sparse else f"shape={c.shape}"
-            lines.append(f"  {c.name}: {c.dtype} {kind}" + ("  [target]" if c.name == target else ""))
+            lines.append(
+                f"  {c.name}: {c.dtype} {kind}" + ("  [target]" if c.name == target else "")
+            )
         return "\n".join(lines)
-
-
-def _numpy_dtype(dtype: Any, where: str) -> np.dtype | None:
-    if dtype is None:
-        return None
-    if isinstance(dtype, torch.dtype):
-        dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise InvalidInputError(f"{where}: dtype={dtype!r} is not a dtype; pass e.g. 'float32'") from None
-    if dt.kind != "f":
-        raise InvalidInputError(f"{where}: dtype={dt} must be a floating type (it casts float "
-                                "columns and sparse expansions); pass e.g. torch.float16")
-    return dt
 
 
 def sparse_row_nbytes(c: Column, nnz: int, rows: int) -> int:

@@ -79,8 +79,10 @@ class DaskDataset(BlockDataset):
     def __init__(self, arr: Any, *, where: str, **kw: Any) -> None:
         rows0 = arr.chunks[0] if arr.ndim else ()
         if arr.ndim == 0 or any(np.isnan(r) for r in rows0):
-            raise InvalidInputError(f"{where}: the Dask array needs a row axis with known chunk sizes; "
-                                    "call arr.compute_chunk_sizes() first")
+            raise InvalidInputError(
+                f"{where}: the Dask array needs a row axis with known chunk sizes; "
+                "call arr.compute_chunk_sizes() first"
+            )
         dt = np.dtype(arr.dtype)
         if dt.kind not in "biufc" or dt.names:
             raise InvalidInputError(f"{where}: Dask array dtype {dt} is not numeric; cast it first")

@@ -22,14 +22,14 @@ and take the core from the caller's own work (the consumer), which the gather al
 (measured: bs 1024 full shuffle, 0.67M rows/s with the gather alone timed vs 1.81M with np.take).
 
 A shuffled batch is one call per column of the compiled ``take_rows`` (``_take.c``, built by
-``pip install``; :data:`native` is None where it could not be built, or with ``WB_NATIVE_GATHER=0``):
-it finds each row's shard itself (numpy needs a call per shard per column and the Python around
-them) and, for batches of ``MIN_NATIVE_PARALLEL_BYTES`` or more, shares the rows with helper
-threads of its own (``native_threads``). Those claim rows in small chunks, so the caller never
-waits for a helper that is descheduled or asleep (the OpenMP failure above). bs-256 batches of
-random 1 KiB rows from the page cache, one array, summed, on this 2-core VM: 6.0-6.7M rows/s with
-one thread, 7.2-7.4M with two; bs 1024 6.1-6.3M -> 7.9M (benchmarks/README.md). Readers whose
-shards stay open (memmaps) pass every shard to :func:`take_into` at once: no Python splits a
+``pip install``; :data:`native` is None where it could not be built, or with
+``WB_NATIVE_GATHER=0``): it finds each row's shard itself (numpy needs a call per shard per column
+and the Python around them) and, for batches of ``MIN_NATIVE_PARALLEL_BYTES`` or more, shares the
+rows with helper threads of its own (``native_threads``). Those claim rows in small chunks, so the
+caller never waits for a helper that is descheduled or asleep (the OpenMP failure above). bs-256
+batches of random 1 KiB rows from the page cache, one array, summed, on this 2-core VM: 6.0-6.7M
+rows/s with one thread, 7.2-7.4M with two; bs 1024 6.1-6.3M -> 7.9M (benchmarks/README.md). Readers
+whose shards stay open (memmaps) pass every shard to :func:`take_into` at once: no Python splits a
 batch by shard (``get_batch`` of 256 random rows over 5 shards: 49.7 -> 36.8 us).
 
 >>> src = np.arange(12.0).reshape(6, 2)
@@ -48,6 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..monitoring.container import container_limits
+
 __all__: list[str] = []
 
 try:  # optional=True in setup.py: an install without a C compiler still works, on numpy
@@ -59,9 +61,22 @@ native: Any = _compiled if os.environ.get("WB_NATIVE_GATHER", "1") != "0" else N
 # Below this a 2-thread index_select measured no faster than np.take (64-128 KiB: often slower)
 MIN_PARALLEL_BYTES = 256 << 10
 # dtypes torch.from_numpy and index_select both handle (uint16/32/64 have only partial op support)
-_TORCH_DTYPES = frozenset(np.dtype(t) for t in ("bool", "uint8", "int8", "int16", "int32", "int64",
-                                                "float16", "float32", "float64", "complex64",
-                                                "complex128"))
+_TORCH_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        "bool",
+        "uint8",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    )
+)
 _active: list[int] = []  # gathers in flight in this process (list ops are atomic under the GIL)
 PROBE_EVERY = 32  # gathers between re-tries of the path that is currently slower
 _ALPHA = 0.25  # weight of the newest timing in each path's moving average
@@ -73,15 +88,13 @@ _last = threading.local()  # this thread's previous gather: (path, start, bytes)
 
 def cores(default: str = "1") -> int:
     """Threads a gather may use: ``WB_GATHER_THREADS`` (``all`` = every core this process may run
-    on), else ``default``. The OpenMP path's default is 1 (np.take): in the loader benchmark on a
-    loaded 2-core VM it lost (bs 1024 full shuffle 0.20-0.37x of np.take, bs 256 0.81-1.18x), so
-    it is opt-in; the compiled gather's default is every core (:func:`native_threads`)."""
+    on, under its affinity and its cgroup's CPU quota), else ``default``. The OpenMP path's
+    default is 1 (np.take): in the loader benchmark on a loaded 2-core VM it lost (bs 1024 full
+    shuffle 0.20-0.37x of np.take, bs 256 0.81-1.18x), so it is opt-in; the compiled gather's
+    default is every core (:func:`native_threads`)."""
     env = os.environ.get("WB_GATHER_THREADS", default)
     if env == "all":
-        try:
-            return len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            return os.cpu_count() or 1
+        return container_limits().cores  # a pod's quota of 2 cores on a 64-core host: 2
     return max(1, int(env))
 
 
@@ -109,9 +122,16 @@ def native_threads() -> int:
 
 
 def torch_gatherable(src: np.ndarray, out: np.ndarray) -> bool:
-    """Whether torch can gather ``src`` rows into ``out`` in place: a shared, native, C-order dtype."""
-    return (src.dtype in _TORCH_DTYPES and src.dtype.isnative and out.dtype == src.dtype
-            and src.ndim >= 1 and src.flags.c_contiguous and out.flags.c_contiguous)
+    """Whether torch can gather ``src`` rows into ``out`` in place: a shared, native, C-order
+    dtype."""
+    return (
+        src.dtype in _TORCH_DTYPES
+        and src.dtype.isnative
+        and out.dtype == src.dtype
+        and src.ndim >= 1
+        and src.flags.c_contiguous
+        and out.flags.c_contiguous
+    )
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -119,13 +139,15 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     if a.flags.writeable:
         return torch.from_numpy(a)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable",
-                                category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="The given NumPy array is not writable", category=UserWarning
+        )
         return torch.from_numpy(a)
 
 
 def _pick() -> str:
-    """The path with the lower measured cost; each untimed path first, the slower one now and then."""
+    """The path with the lower measured cost; each untimed path first, the slower one now and
+    then."""
     take, par = _cost["take"], _cost["torch"]
     if not par or not take:
         return "torch" if not par else "take"
@@ -167,9 +189,15 @@ def run_breaks(rows: np.ndarray) -> np.ndarray | None:
     return np.flatnonzero(step) + 1
 
 
-def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
-           min_bytes: int = MIN_PARALLEL_BYTES, path: str | None = None,
-           breaks: Any = _DETECT) -> np.ndarray:
+def gather(
+    src: np.ndarray,
+    rows: np.ndarray,
+    out: np.ndarray,
+    *,
+    min_bytes: int = MIN_PARALLEL_BYTES,
+    path: str | None = None,
+    breaks: Any = _DETECT,
+) -> np.ndarray:
     """``out[:] = src[rows]`` (rows bounds-checked by the caller's Plan), bit-identical to np.take.
 
     ``breaks``: :func:`run_breaks` of ``rows`` if the caller has it (None: no long runs).
@@ -180,7 +208,7 @@ def gather(src: np.ndarray, rows: np.ndarray, out: np.ndarray, *,
         edges = [0, *breaks.tolist(), len(rows)]
         for a, b in zip(edges[:-1], edges[1:]):
             r = int(rows[a])
-            out[a:b] = src[r:r + b - a]
+            out[a:b] = src[r : r + b - a]
         return out
     threads = gather_threads() if out.nbytes >= min_bytes else 1
     if threads <= 1 or not torch_gatherable(src, out):  # the method: np.take's wrapper costs ~1 us
@@ -211,22 +239,26 @@ def sharded_ok(sources: list[Any], dtype: Any = None) -> bool:
     if not sources:
         return False
     want = getattr(sources[0], "dtype", None) if dtype is None else dtype
-    return all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == want
-               for a in sources)
+    return all(
+        isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == want for a in sources
+    )
 
 
-def take_into(sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray,
-              out: np.ndarray) -> np.ndarray:
+def take_into(
+    sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray, out: np.ndarray
+) -> np.ndarray:
     """:func:`take_sharded` without its checks: ``sources`` passed :func:`sharded_ok`, ``out``
     is a new C-contiguous array of their dtype, ``starts`` int64, one per source."""
     threads = native_threads() if out.nbytes >= MIN_NATIVE_PARALLEL_BYTES else 1
-    native.take_rows(sources, starts, rows if rows.dtype == np.int64 else rows.astype(np.int64),
-                     out, threads)
+    native.take_rows(
+        sources, starts, rows if rows.dtype == np.int64 else rows.astype(np.int64), out, threads
+    )
     return out
 
 
-def start_into(sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray,
-               out: np.ndarray) -> bool:
+def start_into(
+    sources: list[np.ndarray], starts: np.ndarray, rows: np.ndarray, out: np.ndarray
+) -> bool:
     """Begin :func:`take_into` on the compiled gather's helper threads and return at once (the
     caller uses the last batch meanwhile); False where it cannot (no helpers here, a small batch,
     one already started): then call :func:`take_into`. One at a time per process; every start

@@ -28,7 +28,9 @@ class MemoryDataset(ArraysDataset):
     kind = "arrays"
     _sources = None
 
-    def __init__(self, arrays: dict[str, Array], cols: tuple[Column, ...], *, where: str, **kw: Any) -> None:
+    def __init__(
+        self, arrays: dict[str, Array], cols: tuple[Column, ...], *, where: str, **kw: Any
+    ) -> None:
         n = len(next(iter(arrays.values())))
         super().__init__(cols, n, where=where, **kw)
         self._arrays = {c.name: arrays[c.name] for c in cols}
@@ -49,11 +51,16 @@ class MemoryDataset(ArraysDataset):
     _mapped = _shard  # memmaps get the advice; for arrays in RAM it is a no-op
 
     def __getstate__(self) -> dict[str, Any]:
-        refs = {k: (memmap_ref(v) if isinstance(v, np.ndarray) else None) or v for k, v in self._arrays.items()}
+        refs = {
+            k: (memmap_ref(v) if isinstance(v, np.ndarray) else None) or v
+            for k, v in self._arrays.items()
+        }
         state = {**self.__dict__, "_arrays": refs}
         state.pop("_sources", None)  # rebuilt from the reopened arrays
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state["_arrays"] = {k: reopen(v) if isinstance(v, tuple) else v for k, v in state["_arrays"].items()}
+        state["_arrays"] = {
+            k: reopen(v) if isinstance(v, tuple) else v for k, v in state["_arrays"].items()
+        }
         self.__dict__.update(state)

@@ -30,7 +30,9 @@ class Plan:
             strict, ascending, lo, hi = _order_facts(idx)
         if lo < 0 or hi >= n:
             bad = lo if lo < 0 else hi
-            raise IndexError(f"{where}: row {bad} out of range for {n} rows; use -len(ds) <= i < len(ds)")
+            raise IndexError(
+                f"{where}: row {bad} out of range for {n} rows; use -len(ds) <= i < len(ds)"
+            )
         self._idx: np.ndarray | None = idx
         self.k, self.lo, self.hi = idx.size, lo, hi
         self.strict, self.ascending = strict, ascending
@@ -83,8 +85,13 @@ def plan_for(indices: Any, n: int, where: str) -> Plan:
     elif type(indices) is list and indices:
         lo, k = indices[0], len(indices)
         # cheap pre-check, then one C-level list comparison
-        if (type(lo) is int and 0 <= lo and lo + k <= n and indices[-1] - lo == k - 1
-                and indices == list(range(lo, lo + k))):
+        if (
+            type(lo) is int
+            and 0 <= lo
+            and lo + k <= n
+            and indices[-1] - lo == k - 1
+            and indices == list(range(lo, lo + k))
+        ):
             return Plan.run(lo, k)
     return Plan(as_index(indices), n, where)
 
@@ -105,6 +112,9 @@ def as_index(indices: Any) -> np.ndarray:
     idx = np.asarray(indices)
     if idx.dtype != np.int64:
         if idx.size and idx.dtype.kind not in "iu":
-            raise IndexError(f"row indices must be integers, got dtype {idx.dtype}; pass ints (e.g. idx.astype(int))")
+            raise IndexError(
+                f"row indices must be integers, got dtype {idx.dtype}; "
+                "pass ints (e.g. idx.astype(int))"
+            )
         idx = idx.astype(np.int64)
     return idx.reshape(-1)

@@ -45,8 +45,10 @@ class Rows(Sequence):
         return Row({k: v[i] for k, v in self.batch.items()})
 
     def __repr__(self) -> str:
-        cols = ", ".join(f"{k}: {str(v.dtype).replace('torch.', '')}{list(v.shape[1:])}"
-                         for k, v in self.batch.items())
+        cols = ", ".join(
+            f"{k}: {str(v.dtype).replace('torch.', '')}{list(v.shape[1:])}"
+            for k, v in self.batch.items()
+        )
         return f"Rows({self.n} samples; {cols})"
 
 

@@ -1,6 +1,6 @@
 """The built-in demo: ``data`` (:func:`make_demo`, one synthetic table written as CSV, NPY, HDF5
-and Parquet; ``files`` holds the writers) and ``tour`` (the job behind ``workbench demo``: convert,
-verify, load each order against its limit, summarize).
+and Parquet; ``synthetic`` generates its values, ``files`` holds the writers) and ``tour`` (the job
+behind ``workbench demo``: convert, verify, load each order against its limit, summarize).
 
 >>> wb.demo.make_demo("raw", rows=100, formats=["csv"]).rows
 100

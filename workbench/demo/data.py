@@ -26,21 +26,19 @@ identical for identical arguments.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from ..format.chunks import row_ranges
 from .files import FILES, WRITERS, Writer, partial
+from .synthetic import generate
 
 __all__ = ["DemoFiles", "make_demo"]
 
 FORMATS = ("csv", "npy", "hdf5", "parquet")
-# Rows per independently seeded generator block: what keeps values independent of chunk_rows.
-_BLOCK_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ class DemoFiles:
     sparse_dim: int
     nnz_total: int
     csv: Path | None = None
-    npy: Path | None = None            # features.npy; the other .npy files sit beside it
+    npy: Path | None = None  # features.npy; the other .npy files sit beside it
     labels_npy: Path | None = None
     tokens_indptr_npy: Path | None = None
     tokens_indices_npy: Path | None = None
@@ -81,8 +79,15 @@ class DemoFiles:
     @property
     def paths(self) -> list[Path]:
         """Every file written, in a fixed order."""
-        found = (self.csv, self.npy, self.labels_npy, self.tokens_indptr_npy,
-                 self.tokens_indices_npy, self.hdf5, self.parquet)
+        found = (
+            self.csv,
+            self.npy,
+            self.labels_npy,
+            self.tokens_indptr_npy,
+            self.tokens_indices_npy,
+            self.hdf5,
+            self.parquet,
+        )
         return [p for p in found if p is not None]
 
     @property
@@ -96,100 +101,24 @@ class DemoFiles:
         return self.rows * (4 * self.features + 8) + 8 * (self.rows + 1) + 4 * self.nnz_total
 
 
-@dataclass(frozen=True)
-class _Params:
-    """Per-seed constants shared by every block: class centroids and per-column scale/offset."""
-
-    classes: int
-    informative: int
-    centroids: np.ndarray   # (classes, informative) float32
-    scale: np.ndarray       # (features,) float32
-    offset: np.ndarray      # (features,) float32
-
-    @classmethod
-    def make(cls, seed: int, features: int, classes: int) -> _Params:
-        rng = np.random.default_rng([seed, 0])
-        informative = min(features, max(2, features // 4))
-        centroids = rng.normal(0.0, 1.5, (classes, informative)).astype(np.float32)
-        scale = (10.0 ** rng.uniform(-2.0, 3.0, features)).astype(np.float32)
-        offset = (rng.normal(0.0, 2.0, features) * scale).astype(np.float32)
-        return cls(classes, informative, centroids, scale, offset)
-
-
-def _block(p: _Params, seed: int, b: int, n: int, dim: int, nnz: int) -> dict[str, np.ndarray]:
-    """Rows of generator block ``b`` (``n`` rows): the same values whatever the chunking."""
-    rng = np.random.default_rng([seed, 1, b])
-    k = len(p.scale)
-    y = rng.integers(0, p.classes, n, dtype=np.int64)
-    x = rng.standard_normal((n, k), dtype=np.float32)
-    x[:, :p.informative] += p.centroids[y]
-    if k > p.informative:   # a redundant column correlated with f0, as real tables have
-        x[:, p.informative] = 0.7 * x[:, 0] + 0.7 * x[:, p.informative]
-    x *= p.scale
-    x += p.offset
-
-    counts = rng.poisson(nnz, n)
-    row = np.repeat(np.arange(n, dtype=np.int64), counts)
-    total = len(row)
-    width = max(1, dim // p.classes)
-    topical = ((y * dim) // p.classes)[row] + rng.integers(0, width, total, dtype=np.int64)
-    background = (dim * rng.random(total) ** 3).astype(np.int64)   # power law: low ids common
-    tok = np.minimum(np.where(rng.random(total) < 0.6, topical, background), dim - 1)
-    keys = np.sort(row * dim + tok)   # sorts within each row, rows stay in order
-    keep = np.ones(len(keys), dtype=bool)
-    keep[1:] = keys[1:] != keys[:-1]
-    keys = keys[keep]   # drop repeats
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(keys // dim, minlength=n), out=indptr[1:])
-    return {"features": x, "label": y, "indptr": indptr, "indices": (keys % dim).astype(np.int32)}
-
-
-def _chunks(rows: int, chunk_rows: int, seed: int, features: int, classes: int, dim: int,
-            nnz: int) -> Iterator[dict[str, np.ndarray]]:
-    """Yield rows ``[start, start + chunk_rows)`` in order, cut from fixed-size generator blocks."""
-    p = _Params.make(seed, features, classes)
-    cached: tuple[int, dict[str, np.ndarray]] | None = None
-    for start, stop in row_ranges(rows, chunk_rows):
-        parts = []
-        for b in range(start // _BLOCK_ROWS, (stop - 1) // _BLOCK_ROWS + 1):
-            if cached is None or cached[0] != b:
-                n = min(_BLOCK_ROWS, rows - b * _BLOCK_ROWS)
-                cached = (b, _block(p, seed, b, n, dim, nnz))
-            lo = max(start - b * _BLOCK_ROWS, 0)
-            hi = min(stop - b * _BLOCK_ROWS, _BLOCK_ROWS)
-            parts.append(_cut(cached[1], lo, hi))
-        yield _join(parts)
-
-
-def _cut(blk: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
-    ptr = blk["indptr"]
-    return {"features": blk["features"][lo:hi], "label": blk["label"][lo:hi],
-            "indptr": ptr[lo:hi + 1] - ptr[lo], "indices": blk["indices"][ptr[lo]:ptr[hi]]}
-
-
-def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    if len(parts) == 1:
-        return parts[0]
-    offsets = np.cumsum([0] + [int(q["indptr"][-1]) for q in parts[:-1]])
-    return {
-        "features": np.concatenate([q["features"] for q in parts]),
-        "label": np.concatenate([q["label"] for q in parts]),
-        "indptr": np.concatenate([parts[0]["indptr"][:1]]
-                                 + [q["indptr"][1:] + o for q, o in zip(parts, offsets)]),
-        "indices": np.concatenate([q["indices"] for q in parts]),
-    }
-
-
 def _check(name: str, value: int, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise InvalidInputError(
-            f"make_demo: {name}={value!r} is not an integer >= {low}; pass one.")
+            f"make_demo: {name}={value!r} is not an integer >= {low}; pass one."
+        )
 
 
 def make_demo(
-    out_dir: str | os.PathLike[str], rows: int = 20_000, features: int = 16, classes: int = 4,
-    sparse_dim: int = 1000, nnz: int = 8, formats: Sequence[str] = FORMATS, seed: int = 0,
-    chunk_rows: int = 65_536, progress: Callable[[int, int], None] | None = None,
+    out_dir: str | os.PathLike[str],
+    rows: int = 20_000,
+    features: int = 16,
+    classes: int = 4,
+    sparse_dim: int = 1000,
+    nnz: int = 8,
+    formats: Sequence[str] = FORMATS,
+    seed: int = 0,
+    chunk_rows: int = 65_536,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DemoFiles:
     """Write the demo dataset into ``out_dir`` in each of ``formats``, ``chunk_rows`` at a time.
 
@@ -236,18 +165,28 @@ def make_demo(
     >>> files.hdf5, files.csv, files.rows
     (PosixPath('demo_data/demo.h5'), None, 1000)
     """
-    for name, value, low in (("rows", rows, 1), ("features", features, 1), ("classes", classes, 2),
-                             ("sparse_dim", sparse_dim, 1), ("nnz", nnz, 0),
-                             ("chunk_rows", chunk_rows, 1), ("seed", seed, 0)):
+    for name, value, low in (
+        ("rows", rows, 1),
+        ("features", features, 1),
+        ("classes", classes, 2),
+        ("sparse_dim", sparse_dim, 1),
+        ("nnz", nnz, 0),
+        ("chunk_rows", chunk_rows, 1),
+        ("seed", seed, 0),
+    ):
         _check(name, value, low)
     if sparse_dim > np.iinfo(np.int32).max:
-        raise InvalidInputError(f"make_demo: sparse_dim={sparse_dim} does not fit the int32 "
-                                "token indices; pass sparse_dim < 2**31.")
+        raise InvalidInputError(
+            f"make_demo: sparse_dim={sparse_dim} does not fit the int32 "
+            "token indices; pass sparse_dim < 2**31."
+        )
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
-        raise InvalidInputError(f"make_demo: formats={formats!r} must be a non-empty subset of "
-                                f"{FORMATS}; drop {unknown or 'nothing'} and name at least one.")
+        raise InvalidInputError(
+            f"make_demo: formats={formats!r} must be a non-empty subset of "
+            f"{FORMATS}; drop {unknown or 'nothing'} and name at least one."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = tuple(f"f{j}" for j in range(features))
@@ -259,7 +198,7 @@ def make_demo(
         for fmt in formats:
             writers.append(WRITERS[fmt](paths, rows, names, sparse_dim))
         done = nnz_total = 0
-        for chunk in _chunks(rows, chunk_rows, seed, features, classes, sparse_dim, nnz):
+        for chunk in generate(rows, chunk_rows, seed, features, classes, sparse_dim, nnz):
             for w in writers:
                 w.append(chunk)
             done += len(chunk["label"])
@@ -270,12 +209,13 @@ def make_demo(
             w.close()
         finished = True
     finally:
-        if not finished:   # never leave half-written files behind, even on KeyboardInterrupt
+        if not finished:  # never leave half-written files behind, even on KeyboardInterrupt
             for w in writers:
                 w.close()
             for final in paths.values():
                 partial(final).unlink(missing_ok=True)
     for final in paths.values():
         os.replace(partial(final), final)
-    return DemoFiles(out, rows, features, classes, sparse_dim, nnz_total, feature_names=names,
-                     **paths)
+    return DemoFiles(
+        out, rows, features, classes, sparse_dim, nnz_total, feature_names=names, **paths
+    )

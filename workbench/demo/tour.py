@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
-LOAD_FEATURES = 256   # float32 columns of the load section's rows: 1 KiB, as the benchmark's
+LOAD_FEATURES = 256  # float32 columns of the load section's rows: 1 KiB, as the benchmark's
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,15 @@ def _plan(raw: Any, out: Path) -> list[tuple[str, Any, Path, dict[str, Any]]]:
     ]
 
 
-def run_tour(out: str | Path = "demo_data", *, rows: int = 20_000, progress: bool = True,
-             echo: Callable[[str], None] = print, load_seconds: float = 0.5,
-             load_mib: float = 256) -> TourReport:
+def run_tour(
+    out: str | Path = "demo_data",
+    *,
+    rows: int = 20_000,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    load_seconds: float = 0.5,
+    load_mib: float = 256,
+) -> TourReport:
     """Generate, convert, verify and load the demo data under ``out``; ``echo`` each step.
 
     The load section runs on its own data, ``load_mib`` MiB of 1 KiB rows (a size where the
@@ -79,23 +85,31 @@ def run_tour(out: str | Path = "demo_data", *, rows: int = 20_000, progress: boo
     echo(f"== 1. demo data: {rows:,} rows (dense features, integer label, sparse tokens) ==")
     t0 = time.perf_counter()
     raw = make_demo(out / "raw", rows=rows)
-    echo(f"wrote CSV, NPY, HDF5 and Parquet under {out / 'raw'} in {time.perf_counter() - t0:.1f} s")
+    echo(
+        f"wrote CSV, NPY, HDF5 and Parquet under {out / 'raw'} in {time.perf_counter() - t0:.1f} s"
+    )
 
     echo("\n== 2. convert each input format (out of core, atomic commit) ==")
     for name, src, dest, kw in _plan(raw, out):
         kw = {"format": "parquet", **kw} if dest.name.endswith(".parquet.ds") else kw
-        in_bytes = (sum(Path(p).stat().st_size for p in src.values()) if isinstance(src, dict)
-                    else Path(src).stat().st_size)
+        in_bytes = (
+            sum(Path(p).stat().st_size for p in src.values())
+            if isinstance(src, dict)
+            else Path(src).stat().st_size
+        )
         t = time.perf_counter()
         m = convert(src, dest, overwrite=True, progress=progress, **kw)
         seconds = time.perf_counter() - t
         ok = verify(dest).ok
-        report.conversions.append(Conversion(name, str(src), str(dest), m.num_rows, in_bytes,
-                                             m.nbytes, seconds, ok))
+        report.conversions.append(
+            Conversion(name, str(src), str(dest), m.num_rows, in_bytes, m.nbytes, seconds, ok)
+        )
     echo(f"{'conversion':<20}{'rows':>10}{'in':>11}{'out':>11}{'MB/s':>9}  verify")
     for c in report.conversions:
-        echo(f"{c.name:<20}{c.rows:>10,}{human_bytes(c.in_bytes):>11}{human_bytes(c.out_bytes):>11}"
-             f"{c.mb_per_s:>9.0f}  {'OK' if c.verified else 'FAILED'}")
+        echo(
+            f"{c.name:<20}{c.rows:>10,}{human_bytes(c.in_bytes):>11}{human_bytes(c.out_bytes):>11}"
+            f"{c.mb_per_s:>9.0f}  {'OK' if c.verified else 'FAILED'}"
+        )
     first = report.conversions[0]
     echo("\n" + describe(read_manifest(first.dest)[1], first.dest))
 
@@ -117,8 +131,17 @@ def _load_data(out: Path, mib: float, echo: Callable[[str], None]) -> tuple[Path
     raw = make_demo(out / "load", rows=rows, features=LOAD_FEATURES, nnz=0, formats=("hdf5",))
     assert raw.hdf5 is not None
     store = out / "load.store"
-    convert(raw.hdf5, store, target="label", columns=["features", "label"], overwrite=True,
-            progress=False, shard_bytes=2 * rows * (LOAD_FEATURES * 4 + 8))   # one shard
-    echo(f"wrote {rows:,} rows of {LOAD_FEATURES} float32 + an int64 label in "
-         f"{time.perf_counter() - t:.1f} s:\n  {raw.hdf5} (for the seed's HDF5Dataset) and {store}")
+    convert(
+        raw.hdf5,
+        store,
+        target="label",
+        columns=["features", "label"],
+        overwrite=True,
+        progress=False,
+        shard_bytes=2 * rows * (LOAD_FEATURES * 4 + 8),
+    )  # one shard
+    echo(
+        f"wrote {rows:,} rows of {LOAD_FEATURES} float32 + an int64 label in "
+        f"{time.perf_counter() - t:.1f} s:\n  {raw.hdf5} (for the seed's HDF5Dataset) and {store}"
+    )
     return store, raw.hdf5

@@ -16,17 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..monitoring.container import container_limits
 from .inspection import inspect
 from .layout_rules import Recommendation, Situation, recommend
+from .shown import Shown
 
 __all__ = ["Advice", "advise"]
 
-CONVERT_BELOW = 64 << 20   # convert a copy to measure the proposed store only below this size
-MEASURE_S = 0.5            # per order and layout
+CONVERT_BELOW = 64 << 20  # convert a copy to measure the proposed store only below this size
+MEASURE_S = 0.5  # per order and layout
 
 
 @dataclass(repr=False)
-class Advice:
+class Advice(Shown):
     """What :func:`advise` recommends, and why; prints as text, renders as HTML in Jupyter.
 
     Parameters
@@ -49,29 +51,30 @@ class Advice:
     recommendations: list[Recommendation]
     measurements: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    view = "advice"  # drawn by the shell's views (explore.shown)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "situation": self.situation, "notes": self.notes,
-                "recommendations": [r.to_dict() for r in self.recommendations],
-                "measurements": self.measurements}
+        return {
+            "source": self.source,
+            "situation": self.situation,
+            "notes": self.notes,
+            "recommendations": [r.to_dict() for r in self.recommendations],
+            "measurements": self.measurements,
+        }
 
     def __repr__(self) -> str:
         top = ", ".join(f"{r.topic}={r.value}" for r in self.recommendations[:2])
         return f"Advice({self.source}: {top}, ...)"
 
-    def __str__(self) -> str:
-        from ..ui.tables import advice_text
 
-        return advice_text(self)
-
-    def _repr_html_(self) -> str:
-        from ..ui.tables import advice_html
-
-        return advice_html(self)
-
-
-def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: int | None = None,
-           *, measure: bool = True) -> Advice:
+def advise(
+    obj: Any,
+    batch_size: int = 1024,
+    shuffle: str = "full",
+    ram_bytes: int | None = None,
+    *,
+    measure: bool = True,
+) -> Advice:
     """Advice for reading ``obj`` (anything ``wb.inspect`` takes) in batches of ``batch_size`` in
     ``shuffle`` order, with ``ram_bytes`` of page cache (default: the memory available now).
 
@@ -84,7 +87,8 @@ def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: i
     shuffle : str, default "full"
         The order to read in: one of ``wb.ORDERS``.
     ram_bytes : int, optional
-        Bytes of page cache to plan for (default: ``psutil``'s available memory).
+        Bytes of page cache to plan for (default: the memory available to this process, under
+        its cgroup's limit when it has one).
     measure : bool, default True
         Read a few batches in each order, in the current layout and (for inputs below 64 MiB,
         converted into a temporary folder) in the proposed store.
@@ -104,8 +108,6 @@ def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: i
     >>> {r.topic: r.value for r in a.recommendations}["shuffle"]
     'block'
     """
-    import psutil
-
     from ..loading.sampling import ORDERS
 
     if shuffle not in ORDERS:
@@ -118,14 +120,25 @@ def advise(obj: Any, batch_size: int = 1024, shuffle: str = "full", ram_bytes: i
     row_bytes = sum(int(a.stored_row_bytes or a.row_bytes) for a in arrays)
     weight = sum(a.row_bytes for a in dense) or 1
     costed = ("sequential", "block", "full")  # the shard order costs what block order does
-    amp = {o: sum(ins.costs[a.name][o].amplification * a.row_bytes for a in dense) / weight
-           for o in costed}
+    amp = {
+        o: sum(ins.costs[a.name][o].amplification * a.row_bytes for a in dense) / weight
+        for o in costed
+    }
     amp["shard"] = amp["block"]
-    ram = int(ram_bytes if ram_bytes is not None else psutil.virtual_memory().available)
-    sit = Situation(bytes=rows * row_bytes, ram=ram, row_bytes=row_bytes, rows=rows,
-                    layout=dense[0].unit, amplification=amp, shuffle=shuffle,
-                    batch_size=batch_size, source=str(ins.source), is_ours=ins.kind == "dataset",
-                    convert_call=_convert_call(str(ins.source), ins.kind))
+    ram = int(ram_bytes if ram_bytes is not None else container_limits().available)
+    sit = Situation(
+        bytes=rows * row_bytes,
+        ram=ram,
+        row_bytes=row_bytes,
+        rows=rows,
+        layout=dense[0].unit,
+        amplification=amp,
+        shuffle=shuffle,
+        batch_size=batch_size,
+        source=str(ins.source),
+        is_ours=ins.kind == "dataset",
+        convert_call=_convert_call(str(ins.source), ins.kind),
+    )
     advice = Advice(str(ins.source), {**sit.__dict__, "fits": sit.fits}, recommend(sit))
     if measure:
         _measure(obj, ins, sit, advice)
@@ -143,8 +156,11 @@ def _rate(ds: Any, batch_size: int, order: str) -> float:
     from ..bench.throughput import measure
     from ..loading.loaders import loader
 
-    return measure(loader(ds, batch_size=batch_size, shuffle=order, num_workers=0),
-                   max_batches=50, max_seconds=MEASURE_S).samples_per_s
+    return measure(
+        loader(ds, batch_size=batch_size, shuffle=order, num_workers=0),
+        max_batches=50,
+        max_seconds=MEASURE_S,
+    ).samples_per_s
 
 
 def _measure(obj: Any, ins: Any, sit: Situation, advice: Advice) -> None:
@@ -154,15 +170,22 @@ def _measure(obj: Any, ins: Any, sit: Situation, advice: Advice) -> None:
     try:
         current = open_dataset(obj)
         for order in orders:
-            advice.measurements.append({"layout": f"current ({ins.arrays[0].unit})", "order": order,
-                                        "rows_per_s": _rate(current, sit.batch_size, order)})
+            advice.measurements.append(
+                {
+                    "layout": f"current ({ins.arrays[0].unit})",
+                    "order": order,
+                    "rows_per_s": _rate(current, sit.batch_size, order),
+                }
+            )
     except Exception as exc:  # a kind open_dataset cannot read: the advice stands without it
         advice.notes.append(f"not measured in the current layout: {type(exc).__name__}: {exc}")
         return
     if sit.is_ours or sit.bytes > CONVERT_BELOW:
         if not sit.is_ours:
-            advice.notes.append(f"the proposed store was not measured: {sit.bytes >> 20} MiB is "
-                                f"above the {CONVERT_BELOW >> 20} MiB converted for a quick check")
+            advice.notes.append(
+                f"the proposed store was not measured: {sit.bytes >> 20} MiB is "
+                f"above the {CONVERT_BELOW >> 20} MiB converted for a quick check"
+            )
         return
     from ..conversion.pipeline import convert
 
@@ -171,6 +194,13 @@ def _measure(obj: Any, ins: Any, sit: Situation, advice: Advice) -> None:
         convert(obj if not isinstance(obj, os.PathLike) else os.fspath(obj), store, progress=False)
         proposed = open_dataset(store)
         for order in orders:
-            advice.measurements.append({"layout": "proposed store", "order": order,
-                                        "rows_per_s": _rate(proposed, sit.batch_size, order)})
-        advice.notes.append("the proposed store was converted into a temporary folder to measure it")
+            advice.measurements.append(
+                {
+                    "layout": "proposed store",
+                    "order": order,
+                    "rows_per_s": _rate(proposed, sit.batch_size, order),
+                }
+            )
+        advice.notes.append(
+            "the proposed store was converted into a temporary folder to measure it"
+        )

@@ -46,13 +46,13 @@ class ArrayFacts:
     dtype: str
     disk_bytes: int | None = None  # None: held in memory
     unit: str = "array"
-    unit_rows: float = 0.0          # rows per read unit (below 1: a row spans several units)
-    unit_bytes: int = 0             # decoded bytes of one read unit
+    unit_rows: float = 0.0  # rows per read unit (below 1: a row spans several units)
+    unit_bytes: int = 0  # decoded bytes of one read unit
     row_chunks: tuple[int, ...] = ()
     col_chunks: tuple[int, ...] = ()
     storage: dict[str, Any] = field(default_factory=dict)
     files: tuple[str, ...] = ()
-    stored_row_bytes: float = 0.0   # sparse / variable-length rows: mean bytes a row is stored in
+    stored_row_bytes: float = 0.0  # sparse / variable-length rows: mean bytes a row is stored in
 
     @property
     def rows(self) -> int:
@@ -98,8 +98,9 @@ def touched(units: float, draws: int) -> float:
     return units * -math.expm1(draws * math.log1p(-1.0 / units))
 
 
-def access_costs(f: ArrayFacts, batch_size: int, *, block_rows: int = 4096,
-                 window: int = WINDOW) -> dict[str, Cost]:
+def access_costs(
+    f: ArrayFacts, batch_size: int, *, block_rows: int = 4096, window: int = WINDOW
+) -> dict[str, Cost]:
     """The cost of one batch of ``batch_size`` rows in each order (see the module docstring)."""
     b = max(1, min(int(batch_size), f.rows))
     used = int(b * (f.stored_row_bytes or f.row_bytes))
@@ -108,7 +109,9 @@ def access_costs(f: ArrayFacts, batch_size: int, *, block_rows: int = 4096,
     total_units = f.rows / f.unit_rows
     win_rows = max(b, min(f.rows, window * block_rows))
     aligned = f.unit_rows >= 1 and block_rows % round(f.unit_rows) == 0 and f.unit_rows.is_integer()
-    straddling = 0 if aligned else min(window, win_rows / block_rows + 1)  # units cut by block edges
+    straddling = (
+        0 if aligned else min(window, win_rows / block_rows + 1)
+    )  # units cut by block edges
     window_units = win_rows / f.unit_rows + straddling
     block = min(window_units, math.ceil(total_units)) * b / win_rows
     if f.unit_rows >= 1:
@@ -118,8 +121,10 @@ def access_costs(f: ArrayFacts, batch_size: int, *, block_rows: int = 4096,
         seq = b / f.unit_rows
         full = b * (1.0 / f.unit_rows + 1)
     block = min(block, full)
-    return {o: Cost(o, u, u * f.unit_bytes, used)
-            for o, u in (("sequential", seq), ("block", block), ("full", full))}
+    return {
+        o: Cost(o, u, u * f.unit_bytes, used)
+        for o, u in (("sequential", seq), ("block", block), ("full", full))
+    }
 
 
 def summarize_chunks(chunks: tuple[int, ...]) -> dict[str, Any]:

@@ -29,8 +29,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "python-objects-copy-on-read": ("warning", "many Python objects: workers copy them on read"),
     "per-item-reads": ("warning", "one read per row where one read per batch is possible"),
     "dask-per-item": ("warning", "a Dask computation per item"),
-    "internal-batching-shuffle": ("warning", ("the Dataset batches itself: shuffle=True only "
-                                              "reorders whole batches")),
+    "internal-batching-shuffle": (
+        "warning",
+        ("the Dataset batches itself: shuffle=True only reorders whole batches"),
+    ),
     "process-workers-over-memmap": ("warning", "worker processes over memory-mapped data"),
     "pin-memory-without-gpu": ("info", "pin_memory=True without a GPU"),
     "workers-above-cores": ("warning", "more workers than CPU cores"),
@@ -39,15 +41,15 @@ KINDS: dict[str, tuple[str, str]] = {
 
 # Copy-on-read: a forked worker that touches a Python object writes its refcount, which copies
 # the whole 4 KiB page holding it; past these counts that is most of the objects' memory.
-MIN_OBJECTS = 10_000      # elements over all containers held by the Dataset
+MIN_OBJECTS = 10_000  # elements over all containers held by the Dataset
 MIN_ARRAY_OBJECTS = 1_000  # arrays / tensors held one per element (one heap object per row)
-SAMPLE_ELEMENTS = 1_000   # elements measured with sys.getsizeof; the rest scaled from them
+SAMPLE_ELEMENTS = 1_000  # elements measured with sys.getsizeof; the rest scaled from them
 
 # Per-item reads: rows timed one by one against one batched read of the same rows.
 PROBE_ITEMS = 48
-MIN_RATIO = 5.0             # per-item cost / batched cost worth a finding
-MIN_UNBATCHED_S = 20e-6     # per-item cost worth a finding when no batched read exists
-DASK_ITEM_S = 200e-6        # one item that computes a Dask graph costs ms; under this it does not
+MIN_RATIO = 5.0  # per-item cost / batched cost worth a finding
+MIN_UNBATCHED_S = 20e-6  # per-item cost worth a finding when no batched read exists
+DASK_ITEM_S = 200e-6  # one item that computes a Dask graph costs ms; under this it does not
 
 # 2 worker processes against reading in-process over a 1 GiB memmap on 2 cores, batch 256 (warm
 # page cache, benchmarks/README.md): our loader 4.48M vs 0.13M rows/s sequential, 1.73M vs 0.11M
@@ -120,8 +122,11 @@ def scaled(sample_total: float, sampled: int, total: int) -> int:
 
 def batches_itself(length: int, rows: int, batch_size: int) -> bool:
     """``len(ds)`` counts batches of ``batch_size`` over ``rows`` rows, not rows."""
-    return batch_size > 1 and rows > batch_size and \
-        length in (rows // batch_size, math.ceil(rows / batch_size))
+    return (
+        batch_size > 1
+        and rows > batch_size
+        and length in (rows // batch_size, math.ceil(rows / batch_size))
+    )
 
 
 def item_is_batch(item_rows: int, batch_size: int) -> bool:
@@ -142,15 +147,15 @@ def per_row(seconds: float) -> str:
 class Setup:
     """How the dataset is driven; a bare Dataset has no workers and no sampler yet."""
 
-    what: str                 # "DataLoader", "wb.loader" or "Dataset"
+    what: str  # "DataLoader", "wb.loader" or "Dataset"
     dataset: Any = field(repr=False)
-    name: str                 # the Dataset's class name
-    items: int | None         # len(dataset); None for an iterable-style one
+    name: str  # the Dataset's class name
+    items: int | None  # len(dataset); None for an iterable-style one
     batch_size: int | None
-    shuffled: bool = False    # the sampler draws items in random order
+    shuffled: bool = False  # the sampler draws items in random order
     workers: int = 0
-    processes: bool = False   # the workers are forked / spawned processes
-    start: str = ""           # their start method
+    processes: bool = False  # the workers are forked / spawned processes
+    start: str = ""  # their start method
     pin_memory: bool = False
     timeout: float | None = None
     own_batch_size: int | None = None  # a batch_size attribute of the Dataset itself
@@ -189,22 +194,35 @@ def subject(s: Setup) -> str:
     head = f"{s.name} ({s.items:,} items)" if s.items is not None else f"{s.name} (iterable)"
     if s.bare:
         return head
-    kind = f"{s.workers} worker processes ({s.start})" if s.processes else \
-        f"{s.workers} threads" if s.workers else "in-process"
-    return (f"{s.what} over {head}: batch_size={s.batch_size}, {kind}, "
-            f"shuffle={'yes' if s.shuffled else 'no'}")
+    kind = (
+        f"{s.workers} worker processes ({s.start})"
+        if s.processes
+        else f"{s.workers} threads"
+        if s.workers
+        else "in-process"
+    )
+    return (
+        f"{s.what} over {head}: batch_size={s.batch_size}, {kind}, "
+        f"shuffle={'yes' if s.shuffled else 'no'}"
+    )
 
 
 def expr(path: str) -> str:
     """``SeedHDF5Dataset.data`` -> ``ds.data``: the user's variable in a fix line."""
-    return "ds" + path[path.index("."):] if "." in path else "ds"
+    return "ds" + path[path.index(".") :] if "." in path else "ds"
 
 
 def columns_expr(paths: list[str], wrap: list[str] | None = None) -> str:
     """``{'features': ds.features, ...}``, each value wrapped in ``wrap[i]`` (``torch.stack``)."""
     wrap = wrap or [""] * len(paths)
-    return "{" + ", ".join(f"{expr(p).split('.')[-1]!r}: " + (f"{w}({expr(p)})" if w else expr(p))
-                           for p, w in zip(paths, wrap)) + "}"
+    return (
+        "{"
+        + ", ".join(
+            f"{expr(p).split('.')[-1]!r}: " + (f"{w}({expr(p)})" if w else expr(p))
+            for p, w in zip(paths, wrap)
+        )
+        + "}"
+    )
 
 
 def loader_line(source: str, batch_size: int, **options: Any) -> str:
@@ -218,10 +236,16 @@ def convert_line(arity: int | None, batch_size: int) -> str:
     items = "map(ds.__getitem__, range(len(ds)))"
     if arity and 1 < arity <= 4:
         names = "xyzw"[:arity]
-        items = ("({" + ", ".join(f"{n!r}: {n}" for n in names) + "} for "
-                 + ", ".join(names) + f" in {items})")
-    return (f"wb.convert({items}, 'data.store'); "
-            + loader_line("wb.open_dataset('data.store')", batch_size, shuffle="block"))
+        items = (
+            "({"
+            + ", ".join(f"{n!r}: {n}" for n in names)
+            + "} for "
+            + ", ".join(names)
+            + f" in {items})"
+        )
+    return f"wb.convert({items}, 'data.store'); " + loader_line(
+        "wb.open_dataset('data.store')", batch_size, shuffle="block"
+    )
 
 
 def settings_findings(s: Setup, cuda: bool, cores: int, torch_version: str) -> list[Finding]:
@@ -230,24 +254,36 @@ def settings_findings(s: Setup, cuda: bool, cores: int, torch_version: str) -> l
     procs = "processes" if s.processes else "threads"
     keep = {"worker_type": "process"} if s.processes else {}
     if s.pin_memory and not cuda:
-        out.append(finding(
-            "pin-memory-without-gpu",
-            f"pin_memory=True but torch.cuda.is_available() is False (torch {torch_version}): "
-            "there is no GPU to copy to, so nothing is pinned and the option only adds a "
-            "warning or a pin thread", loader_line("ds", s.same_batch, pin_memory=False)))
+        out.append(
+            finding(
+                "pin-memory-without-gpu",
+                f"pin_memory=True but torch.cuda.is_available() is False (torch {torch_version}): "
+                "there is no GPU to copy to, so nothing is pinned and the option only adds a "
+                "warning or a pin thread",
+                loader_line("ds", s.same_batch, pin_memory=False),
+            )
+        )
     if s.workers > cores:
-        out.append(finding(
-            "workers-above-cores",
-            f"num_workers={s.workers} {procs} but this process may use {cores} CPU cores "
-            "(os.sched_getaffinity): the extra workers only compete for the same cores and "
-            "each holds its own prefetched batches in memory",
-            loader_line("ds", s.same_batch, **keep, num_workers=cores) if keep else
-            loader_line("ds", s.same_batch, num_workers=None)))
+        out.append(
+            finding(
+                "workers-above-cores",
+                f"num_workers={s.workers} {procs} but this process may use {cores} CPU cores "
+                "(its affinity and CPU quota): the extra workers only compete for the same "
+                "cores and each holds its own prefetched batches in memory",
+                loader_line("ds", s.same_batch, **keep, num_workers=cores)
+                if keep
+                else loader_line("ds", s.same_batch, num_workers=None),
+            )
+        )
     if s.workers and s.timeout is None:
         said = "timeout=0" if s.what == "DataLoader" else "timeout=None"
-        out.append(finding(
-            "no-timeout",
-            f"{said} with {s.workers} worker {procs}: a worker that hangs (a lock inherited "
-            "through fork, a stuck network read) blocks the training loop forever, with no error",
-            loader_line("ds", s.same_batch, **keep, num_workers=s.workers, timeout=30)))
+        out.append(
+            finding(
+                "no-timeout",
+                f"{said} with {s.workers} worker {procs}: a worker that hangs (a lock inherited "
+                "through fork, a stuck network read) blocks the training loop forever, "
+                "with no error",
+                loader_line("ds", s.same_batch, **keep, num_workers=s.workers, timeout=30),
+            )
+        )
     return out

@@ -43,7 +43,7 @@ class Partial:
     inf: np.ndarray
     zeros: np.ndarray
     rows: int
-    keys: np.ndarray    # the sample's random keys, ascending
+    keys: np.ndarray  # the sample's random keys, ascending
     sample: np.ndarray  # the sampled rows, (len(keys), features) float64
 
 
@@ -52,9 +52,15 @@ def sample_rows(features: int) -> int:
 
 
 def partial(block: np.ndarray, index: int, seed: int = 0) -> Partial:
-    """The statistics of one chunk (``index`` seeds its sample keys: chunk k always gets the same)."""
+    """One chunk's statistics; ``index`` seeds its sample keys (chunk k always gets the same)."""
     x = np.asarray(block, dtype=np.float64)
-    x = x[:, None] if x.ndim == 1 else x.reshape(len(x), int(np.prod(x.shape[1:]))) if x.ndim > 2 else x
+    x = (
+        x[:, None]
+        if x.ndim == 1
+        else x.reshape(len(x), int(np.prod(x.shape[1:])))
+        if x.ndim > 2
+        else x
+    )
     finite = np.isfinite(x)
     count = finite.sum(0)
     xf = np.where(finite, x, 0.0)
@@ -67,9 +73,19 @@ def partial(block: np.ndarray, index: int, seed: int = 0) -> Partial:
     k = sample_rows(x.shape[1])
     keys = np.random.default_rng([seed, index]).random(len(x))
     keep = np.argsort(keys, kind="stable")[:k]
-    return Partial(count.astype(np.int64), mean, (dev * dev).sum(0), small, big,
-                   np.isnan(x).sum(0), inf_mask.sum(0), (x == 0).sum(0), len(x), keys[keep],
-                   x[keep])
+    return Partial(
+        count.astype(np.int64),
+        mean,
+        (dev * dev).sum(0),
+        small,
+        big,
+        np.isnan(x).sum(0),
+        inf_mask.sum(0),
+        (x == 0).sum(0),
+        len(x),
+        keys[keep],
+        x[keep],
+    )
 
 
 def merge(a: Partial, b: Partial) -> Partial:
@@ -82,9 +98,20 @@ def merge(a: Partial, b: Partial) -> Partial:
     m2 = a.m2 + b.m2 + delta * delta * a.count * frac
     keys = np.concatenate([a.keys, b.keys])
     rows = np.concatenate([a.sample, b.sample])
-    order = np.argsort(keys, kind="stable")[:sample_rows(rows.shape[1] if rows.ndim > 1 else 1)]
-    return Partial(n, mean, m2, np.minimum(a.min, b.min), np.maximum(a.max, b.max), a.nan + b.nan,
-                   a.inf + b.inf, a.zeros + b.zeros, a.rows + b.rows, keys[order], rows[order])
+    order = np.argsort(keys, kind="stable")[: sample_rows(rows.shape[1] if rows.ndim > 1 else 1)]
+    return Partial(
+        n,
+        mean,
+        m2,
+        np.minimum(a.min, b.min),
+        np.maximum(a.max, b.max),
+        a.nan + b.nan,
+        a.inf + b.inf,
+        a.zeros + b.zeros,
+        a.rows + b.rows,
+        keys[order],
+        rows[order],
+    )
 
 
 def summary(p: Partial, bins: int = HIST_BINS) -> dict[str, np.ndarray]:
@@ -107,7 +134,18 @@ def summary(p: Partial, bins: int = HIST_BINS) -> dict[str, np.ndarray]:
             h, e = np.histogram(col, bins=bins, range=(lo, hi if hi > lo else lo + 1))
             edges[j], counts[j] = e, h * (p.count[j] / len(col))
     rows = max(1, p.rows)
-    return {"count": p.count, "mean": mean, "std": std,
-            "min": np.where(p.count > 0, p.min, np.nan), "max": np.where(p.count > 0, p.max, np.nan),
-            "nan": p.nan, "inf": p.inf, "zero_fraction": p.zeros / rows,
-            "p1": q[0], "p50": q[1], "p99": q[2], "hist_edges": edges, "hist_counts": counts}
+    return {
+        "count": p.count,
+        "mean": mean,
+        "std": std,
+        "min": np.where(p.count > 0, p.min, np.nan),
+        "max": np.where(p.count > 0, p.max, np.nan),
+        "nan": p.nan,
+        "inf": p.inf,
+        "zero_fraction": p.zeros / rows,
+        "p1": q[0],
+        "p50": q[1],
+        "p99": q[2],
+        "hist_edges": edges,
+        "hist_counts": counts,
+    }

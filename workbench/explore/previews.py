@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
+from .shown import Shown
 
 __all__ = ["Preview", "preview"]
 
 
 @dataclass(repr=False)
-class Preview:
+class Preview(Shown):
     """Rows ``indices`` of ``source``, as :func:`preview` shows them.
 
     Parameters
@@ -40,23 +41,20 @@ class Preview:
     indices: list[int]
     columns: dict[str, list[np.ndarray]]
     kinds: dict[str, str]
+    view = "preview"  # drawn by the shell's views (explore.shown)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "indices": self.indices, "kinds": self.kinds,
-                "columns": {k: [np.asarray(v).tolist() for v in rows] for k, rows in self.columns.items()}}
+        return {
+            "source": self.source,
+            "indices": self.indices,
+            "kinds": self.kinds,
+            "columns": {
+                k: [np.asarray(v).tolist() for v in rows] for k, rows in self.columns.items()
+            },
+        }
 
     def __repr__(self) -> str:
         return f"Preview({self.source}: rows {self.indices})"
-
-    def __str__(self) -> str:
-        from ..ui.tables import preview_text
-
-        return preview_text(self)
-
-    def _repr_html_(self) -> str:
-        from ..ui.tables import preview_html
-
-        return preview_html(self)
 
 
 def image_kind(row_shape: tuple[int, ...]) -> bool:
@@ -64,13 +62,20 @@ def image_kind(row_shape: tuple[int, ...]) -> bool:
     if len(row_shape) == 2:
         return min(row_shape) >= 4
     if len(row_shape) == 3:
-        return (row_shape[2] in (1, 3) and min(row_shape[:2]) >= 4) or \
-            (row_shape[0] in (1, 3) and min(row_shape[1:]) >= 4)
+        return (row_shape[2] in (1, 3) and min(row_shape[:2]) >= 4) or (
+            row_shape[0] in (1, 3) and min(row_shape[1:]) >= 4
+        )
     return False
 
 
-def preview(obj: Any, n: int = 8, *, random: bool = False, seed: int = 0,
-            columns: str | list[str] | None = None) -> Preview:
+def preview(
+    obj: Any,
+    n: int = 8,
+    *,
+    random: bool = False,
+    seed: int = 0,
+    columns: str | list[str] | None = None,
+) -> Preview:
     """``n`` rows of ``obj`` (anything ``wb.open_dataset`` opens): the first ones, or with
     ``random=True`` a sample drawn with ``seed`` (shown in row order).
 
@@ -120,7 +125,7 @@ def preview(obj: Any, n: int = 8, *, random: bool = False, seed: int = 0,
     for name, t in batch.items():
         if t.layout == torch.sparse_csr:
             crow, col = t.crow_indices().numpy(), t.col_indices().numpy()
-            cols[name] = [col[crow[i]:crow[i + 1]] for i in range(len(idx))]
+            cols[name] = [col[crow[i] : crow[i + 1]] for i in range(len(idx))]
             kinds[name] = "sparse"
             continue
         a = t.numpy()

@@ -25,8 +25,8 @@ from .findings import PROBE_ITEMS, SAMPLE_ELEMENTS, scaled
 
 __all__: list[str] = []
 
-MAX_DEPTH = 3        # nested Datasets followed (Subset of a ConcatDataset of ...)
-SCAN_ELEMENTS = 64   # elements of a container looked into for handles, arrays, Datasets
+MAX_DEPTH = 3  # nested Datasets followed (Subset of a ConcatDataset of ...)
+SCAN_ELEMENTS = 64  # elements of a container looked into for handles, arrays, Datasets
 ITEM_BUDGET_S = 0.25  # per-item timing stops here (after at least 4 items): slow items stay cheap
 
 
@@ -174,10 +174,10 @@ class Objects:
 
     path: str
     container: str  # "list", "dict", "object array", ...
-    elements: int   # elements (a dict counts keys and values)
-    arrays: int     # of which arrays / tensors, each its own heap object
-    nbytes: int     # sys.getsizeof of the container and its elements (sampled), tensor data too
-    kind: str       # what the elements are: "torch.Tensor", "int", ...
+    elements: int  # elements (a dict counts keys and values)
+    arrays: int  # of which arrays / tensors, each its own heap object
+    nbytes: int  # sys.getsizeof of the container and its elements (sampled), tensor data too
+    kind: str  # what the elements are: "torch.Tensor", "int", ...
 
 
 def objects(value: Any, path: str) -> Objects | None:
@@ -185,8 +185,13 @@ def objects(value: Any, path: str) -> Objects | None:
     if isinstance(value, np.ndarray) and value.dtype == object:
         items: Any = value.ravel()
     elif isinstance(value, dict):
-        items = list(itertools.chain.from_iterable(value.items())) if len(value) <= 100_000 else \
-            list(itertools.chain.from_iterable(itertools.islice(value.items(), SAMPLE_ELEMENTS)))
+        items = (
+            list(itertools.chain.from_iterable(value.items()))
+            if len(value) <= 100_000
+            else list(
+                itertools.chain.from_iterable(itertools.islice(value.items(), SAMPLE_ELEMENTS))
+            )
+        )
     elif isinstance(value, (list, tuple)):
         items = value
     else:
@@ -200,9 +205,14 @@ def objects(value: Any, path: str) -> Objects | None:
     arrays = sum(isinstance(v, (np.ndarray, torch.Tensor)) for v in sample)
     kinds = {f"{type(v).__module__}.{type(v).__name__}".replace("builtins.", "") for v in sample}
     container = "object array" if isinstance(value, np.ndarray) else type(value).__name__
-    return Objects(path, container, n, scaled(arrays, len(sample), n),
-                   sys.getsizeof(value) + scaled(size, len(sample), n),
-                   kinds.pop() if len(kinds) == 1 else "mixed objects")
+    return Objects(
+        path,
+        container,
+        n,
+        scaled(arrays, len(sample), n),
+        sys.getsizeof(value) + scaled(size, len(sample), n),
+        kinds.pop() if len(kinds) == 1 else "mixed objects",
+    )
 
 
 def _object_bytes(v: Any) -> int:

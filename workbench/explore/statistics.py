@@ -4,7 +4,10 @@ chunks are reduced as Dask tasks. How each figure is computed, and how far off t
 ones can be: :mod:`workbench.explore.moments`.
 
 >>> s = stats("demo_data/demo.store")
->>> s.rows, sorted(s.columns), round(float(s.columns["label"]["mean"][0]), 3) == round(float(np.load("demo_data/raw/labels.npy").mean()), 3)
+>>> labels = np.load("demo_data/raw/labels.npy")
+>>> s.rows, sorted(s.columns), round(float(s.columns["label"]["mean"][0]), 3) == round(
+...     float(labels.mean()), 3
+... )
 (2000, ['features', 'label', 'tokens nnz/row'], True)
 """
 
@@ -19,6 +22,7 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..format.chunks import row_ranges
 from .moments import Partial, merge, partial, summary
+from .shown import Shown
 
 __all__ = ["Stats", "stats"]
 
@@ -26,7 +30,7 @@ CHUNK_BYTES = 8 << 20  # rows read per step: about this many bytes
 
 
 @dataclass(repr=False)
-class Stats:
+class Stats(Shown):
     """Per-column figures: ``columns[name][figure]`` is an array over the column's features.
 
     Parameters
@@ -50,29 +54,32 @@ class Stats:
     columns: dict[str, dict[str, np.ndarray]]
     features: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    view = "stats"  # drawn by the shell's views (explore.shown)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "rows": self.rows, "notes": self.notes,
-                "columns": {n: {k: np.asarray(v).tolist() for k, v in figs.items()}
-                            for n, figs in self.columns.items()},
-                "features": self.features}
+        return {
+            "source": self.source,
+            "rows": self.rows,
+            "notes": self.notes,
+            "columns": {
+                n: {k: np.asarray(v).tolist() for k, v in figs.items()}
+                for n, figs in self.columns.items()
+            },
+            "features": self.features,
+        }
 
     def __repr__(self) -> str:
         return f"Stats({self.source}: {self.rows:,} rows, {len(self.columns)} columns)"
 
-    def __str__(self) -> str:
-        from ..ui.tables import stats_text
 
-        return stats_text(self)
-
-    def _repr_html_(self) -> str:
-        from ..ui.tables import stats_html
-
-        return stats_html(self)
-
-
-def stats(obj: Any, columns: str | list[str] | None = None, *, client: Any = None,
-          progress: bool = False, seed: int = 0) -> Stats:
+def stats(
+    obj: Any,
+    columns: str | list[str] | None = None,
+    *,
+    client: Any = None,
+    progress: bool = False,
+    seed: int = 0,
+) -> Stats:
     """Statistics of every dense column of ``obj`` (anything ``wb.open_dataset`` opens, or a
     Dask array); a sparse column gives its nonzeros per row.
 
@@ -120,10 +127,14 @@ def stats(obj: Any, columns: str | list[str] | None = None, *, client: Any = Non
             bar(stop, n)
     finally:
         bar.close()
-    notes = ["computed in this process (a client reduces only path inputs on its workers)"] \
-        if client is not None else []
-    return Stats(_name(obj), n, {k: summary(p) for k, p in running.items()},
-                 _feature_names(ds), notes)
+    notes = (
+        ["computed in this process (a client reduces only path inputs on its workers)"]
+        if client is not None
+        else []
+    )
+    return Stats(
+        _name(obj), n, {k: summary(p) for k, p in running.items()}, _feature_names(ds), notes
+    )
 
 
 def _blocks(batch: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -140,7 +151,9 @@ def _blocks(batch: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def _feature_names(ds: Any) -> dict[str, list[str]]:
-    return {c.name: list(c.names) for c in getattr(ds, "column_specs", ()) if getattr(c, "names", None)}
+    return {
+        c.name: list(c.names) for c in getattr(ds, "column_specs", ()) if getattr(c, "names", None)
+    }
 
 
 def _name(obj: Any) -> str:
@@ -149,13 +162,16 @@ def _name(obj: Any) -> str:
     return type(obj).__name__ if not isinstance(obj, np.ndarray) else "array"
 
 
-def _range_partials(source: str, columns: Any, start: int, stop: int, index: int,
-                    seed: int) -> dict[str, Partial]:
+def _range_partials(
+    source: str, columns: Any, start: int, stop: int, index: int, seed: int
+) -> dict[str, Partial]:
     """Runs on a worker: the partials of rows ``[start, stop)`` of ``source``."""
     from ..datasets import open_dataset
 
     ds = open_dataset(source, columns=columns, sparse="csr")
-    return {k: partial(b, index, seed) for k, b in _blocks(ds.get_batch(np.arange(start, stop))).items()}
+    return {
+        k: partial(b, index, seed) for k, b in _blocks(ds.get_batch(np.arange(start, stop))).items()
+    }
 
 
 def _client_stats(source: str, columns: Any, client: Any, seed: int) -> Stats:
@@ -167,29 +183,46 @@ def _client_stats(source: str, columns: Any, client: Any, seed: int) -> Stats:
     ranges = list(enumerate(row_ranges(n, step)))
     running: dict[str, Partial] = {}
     for wave in range(0, len(ranges), 2 * workers):  # bounded in flight: two tasks per worker
-        futures = [client.submit(_range_partials, source, columns, a, b, i, seed, pure=False)
-                   for i, (a, b) in ranges[wave:wave + 2 * workers]]
+        futures = [
+            client.submit(_range_partials, source, columns, a, b, i, seed, pure=False)
+            for i, (a, b) in ranges[wave : wave + 2 * workers]
+        ]
         for parts in client.gather(futures):
             for k, p in parts.items():
                 running[k] = merge(running[k], p) if k in running else p
-    return Stats(source, n, {k: summary(p) for k, p in running.items()}, _feature_names(ds),
-                 [f"reduced on {workers} Dask workers"])
+    return Stats(
+        source,
+        n,
+        {k: summary(p) for k, p in running.items()},
+        _feature_names(ds),
+        [f"reduced on {workers} Dask workers"],
+    )
 
 
 def _dask_stats(arr: Any, client: Any, seed: int) -> Stats:
     import dask
 
     if any(np.isnan(c) for c in arr.chunks[0]):
-        raise InvalidInputError("the Dask array has unknown chunk sizes; call "
-                                "arr.compute_chunk_sizes() first")
+        raise InvalidInputError(
+            "the Dask array has unknown chunk sizes; call arr.compute_chunk_sizes() first"
+        )
     flat = arr.reshape(arr.shape[0], -1) if arr.ndim != 2 else arr
     flat = flat.rechunk({1: -1}) if flat.ndim == 2 else flat
-    parts = [dask.delayed(partial)(block, i, seed)
-             for i, block in enumerate(flat.to_delayed().ravel())]
+    parts = [
+        dask.delayed(partial)(block, i, seed) for i, block in enumerate(flat.to_delayed().ravel())
+    ]
     while len(parts) > 1:  # a tree: at most a few partials alive at once
-        parts = [dask.delayed(merge)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
+        parts = [
+            dask.delayed(merge)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+            for i in range(0, len(parts), 2)
+        ]
     total = client.compute(parts[0]).result() if client is not None else parts[0].compute()
-    return Stats("dask array", int(arr.shape[0]), {"array": summary(total)},
-                 notes=[f"reduced as {len(flat.chunks[0])} Dask tasks"
-                        + (" on the client's workers" if client is not None else "")])
+    return Stats(
+        "dask array",
+        int(arr.shape[0]),
+        {"array": summary(total)},
+        notes=[
+            f"reduced as {len(flat.chunks[0])} Dask tasks"
+            + (" on the client's workers" if client is not None else "")
+        ],
+    )

@@ -28,7 +28,9 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     if (p / CURRENT_NAME).is_file():
         name = (p / CURRENT_NAME).read_text().strip()
         if not name or "/" in name or name.startswith("."):
-            raise CorruptDatasetError(f"{p / CURRENT_NAME}: garbled pointer {name!r}; convert again")
+            raise CorruptDatasetError(
+                f"{p / CURRENT_NAME}: garbled pointer {name!r}; convert again"
+            )
         version = p / name
         if not (version / MANIFEST_NAME).is_file():
             raise CorruptDatasetError(
@@ -87,7 +89,8 @@ def read_manifest(path: str | os.PathLike[str], check_sizes: bool = True) -> tup
         problems = size_problems(version, manifest)
         if problems:
             raise CorruptDatasetError(
-                f"{version}: {len(problems)} bad file(s): " + "; ".join(problems.values())
+                f"{version}: {len(problems)} bad file(s): "
+                + "; ".join(problems.values())
                 + ". Run `workbench verify` for a full report, then convert again"
             )
     return version, manifest

@@ -1,4 +1,4 @@
-"""A chunk: ``dict[column, ndarray | CSR]`` of equal row counts, and the helpers that cut and join them.
+"""A chunk: ``dict[column, ndarray | CSR]`` of equal row counts; the helpers that cut and join them.
 
 >>> from workbench.format.chunks import rebatch
 >>> [(first, len(c["x"])) for first, c in rebatch([{"x": np.arange(5)}, {"x": np.arange(4)}], 4, 0)]

@@ -15,7 +15,7 @@ _BLOCK = 8 << 20
 
 
 def file_digest(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """``(size, hex xxh3-64)`` of a whole file, read in 8 MiB blocks (fast enough for disk speed)."""
+    """``(size, hex xxh3-64)`` of a whole file, read in 8 MiB blocks (as fast as the disk)."""
     h = xxhash.xxh3_64()
     size = 0
     buf = bytearray(_BLOCK)

@@ -52,11 +52,18 @@ class VerifyReport:
         return not self.problems
 
     def __str__(self) -> str:
-        head = (f"{self.path} ({self.version}, {self.layout}): {self.shards} shards, {self.files} files, "
-                f"{self.bytes / 2**20:.1f} MiB checked in {self.seconds:.2f} s")
+        head = (
+            f"{self.path} ({self.version}, {self.layout}): {self.shards} shards, "
+            f"{self.files} files, "
+            f"{self.bytes / 2**20:.1f} MiB checked in {self.seconds:.2f} s"
+        )
         if self.ok:
             return head + ": OK"
-        return head + f": {len(self.problems)} problem(s)\n" + "\n".join(f"  - {p}" for p in self.problems)
+        return (
+            head
+            + f": {len(self.problems)} problem(s)\n"
+            + "\n".join(f"  - {p}" for p in self.problems)
+        )
 
 
 def verify(path: str | os.PathLike[str], *, strict: bool = True) -> VerifyReport:
@@ -103,13 +110,25 @@ def verify(path: str | os.PathLike[str], *, strict: bool = True) -> VerifyReport
             size, digest = file_digest(fp)
             nbytes += size
             if digest != f.xxh3:
-                problems.append(f"{fp}: checksum mismatch (shard {i}): xxh3 {digest}, manifest says {f.xxh3}")
+                problems.append(
+                    f"{fp}: checksum mismatch (shard {i}): xxh3 {digest}, manifest says {f.xxh3}"
+                )
                 shard_ok = False
         if shard_ok:
             problems.extend(check_shard(m.layout, version, shard, m.columns))
-    report = VerifyReport(str(path), Path(version).name, m.layout, len(m.shards), nfiles, nbytes,
-                          time.perf_counter() - t0, tuple(problems))
+    report = VerifyReport(
+        str(path),
+        Path(version).name,
+        m.layout,
+        len(m.shards),
+        nfiles,
+        nbytes,
+        time.perf_counter() - t0,
+        tuple(problems),
+    )
     if strict and problems:
-        raise CorruptDatasetError(str(report) + "\nConvert the source again (overwrite=True) or restore "
-                                  "the dataset from a copy.")
+        raise CorruptDatasetError(
+            str(report) + "\nConvert the source again (overwrite=True) or restore "
+            "the dataset from a copy."
+        )
     return report

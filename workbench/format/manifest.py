@@ -138,17 +138,23 @@ class Manifest:
         for c in self.columns:
             if c.name == name:
                 return c
-        raise ColumnNotFoundError(f"no column {name!r}; the columns are "
-                                  f"{[c.name for c in self.columns]}: pass one of those")
+        raise ColumnNotFoundError(
+            f"no column {name!r}; the columns are "
+            f"{[c.name for c in self.columns]}: pass one of those"
+        )
 
     def __repr__(self) -> str:
-        head = (f"Manifest(layout={self.layout!r}, rows={self.num_rows:,}, shards={len(self.shards)}, "
-                f"bytes={self.nbytes:,})")
+        head = (
+            f"Manifest(layout={self.layout!r}, rows={self.num_rows:,}, shards={len(self.shards)}, "
+            f"bytes={self.nbytes:,})"
+        )
         width = max(len(c.name) for c in self.columns) if self.columns else 0
         lines = [head]
         for c in self.columns:
             kind = f"csr {c.dtype} width {c.shape[0]}" if c.sparse else f"{c.dtype} {list(c.shape)}"
-            lines.append(f"  {c.name:<{width}}  {kind}" + ("  (target)" if c.name == self.target else ""))
+            lines.append(
+                f"  {c.name:<{width}}  {kind}" + ("  (target)" if c.name == self.target else "")
+            )
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -167,8 +173,13 @@ class Manifest:
                     f"{FORMAT_VERSION}"
                 )
             columns = tuple(
-                Column(**{**c, "shape": tuple(c["shape"]),
-                          "names": None if c.get("names") is None else tuple(c["names"])})
+                Column(
+                    **{
+                        **c,
+                        "shape": tuple(c["shape"]),
+                        "names": None if c.get("names") is None else tuple(c["names"]),
+                    }
+                )
                 for c in raw["columns"]
             )
             shards = tuple(
@@ -203,5 +214,10 @@ def _validate(m: Manifest) -> None:
         if s.rows < 0:
             raise ValueError("negative shard row count")
         for f in s.files:
-            if f.part not in PARTS or f.bytes < 0 or ".." in f.path.split("/") or f.path.startswith("/"):
+            if (
+                f.part not in PARTS
+                or f.bytes < 0
+                or ".." in f.path.split("/")
+                or f.path.startswith("/")
+            ):
                 raise ValueError(f"bad file entry {f.path!r}")

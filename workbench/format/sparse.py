@@ -50,8 +50,12 @@ class CSR:
 
     @classmethod
     def from_lists(
-        cls, rows: Sequence[Sequence[int]], dim: int, values: Sequence[Sequence[float]] | None = None,
-        index_dtype: str = "int64", values_dtype: str = "float32",
+        cls,
+        rows: Sequence[Sequence[int]],
+        dim: int,
+        values: Sequence[Sequence[float]] | None = None,
+        index_dtype: str = "int64",
+        values_dtype: str = "float32",
     ) -> CSR:
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -67,7 +71,9 @@ class CSR:
     def from_scipy(cls, m: object) -> CSR:
         """Wrap a ``scipy.sparse`` matrix (converted to CSR) without copying its arrays."""
         csr = m.tocsr()  # type: ignore[attr-defined]
-        return cls(csr.indptr.astype(np.int64, copy=False), csr.indices, csr.data, int(csr.shape[1]))
+        return cls(
+            csr.indptr.astype(np.int64, copy=False), csr.indices, csr.data, int(csr.shape[1])
+        )
 
     def compact(self) -> CSR:
         """The same rows with ``indptr`` starting at 0 and arrays trimmed to them."""
@@ -76,10 +82,10 @@ class CSR:
         return CSR(self.indptr - lo, self.indices[lo:hi], vals, self.dim)
 
     def slice(self, start: int, stop: int) -> CSR:
-        return CSR(self.indptr[start:stop + 1], self.indices, self.values, self.dim)
+        return CSR(self.indptr[start : stop + 1], self.indices, self.values, self.dim)
 
     def take(self, rows: np.ndarray) -> CSR:
-        """Gather ``rows`` (any order, repeats allowed) into a new compact CSR, without a Python loop."""
+        """Gather ``rows`` (any order, repeats allowed) into a compact CSR, with no Python loop."""
         rows = np.asarray(rows, dtype=np.int64)
         starts = self.indptr[rows].astype(np.int64)
         lengths = self.indptr[rows + 1].astype(np.int64) - starts
@@ -105,7 +111,9 @@ def concat(parts: Sequence[CSR]) -> CSR:
         raise InvalidInputError("concat needs at least one CSR block; pass a non-empty list")
     dim = parts[0].dim
     offsets = np.cumsum([0] + [p.nnz for p in parts[:-1]])
-    indptr = np.concatenate([parts[0].indptr[:1]] + [p.indptr[1:] + o for p, o in zip(parts, offsets)])
+    indptr = np.concatenate(
+        [parts[0].indptr[:1]] + [p.indptr[1:] + o for p, o in zip(parts, offsets)]
+    )
     indices = np.concatenate([p.indices for p in parts])
     vals = None if parts[0].values is None else np.concatenate([p.values for p in parts])  # type: ignore[misc]
     return CSR(indptr.astype(np.int64), indices, vals, dim)

@@ -19,8 +19,10 @@ def describe(m: Manifest, where: str = "") -> str:
     """A readable multi-line summary of a manifest."""
     lines = [
         f"workbench dataset {where}".rstrip(),
-        f"  layout        {m.layout} (format v{m.format_version}, written by workbench {m.workbench_version})",
-        f"  rows          {m.num_rows:,} in {len(m.shards)} shard(s), {human_bytes(m.nbytes)} on disk",
+        f"  layout        {m.layout} (format v{m.format_version}, "
+        f"written by workbench {m.workbench_version})",
+        f"  rows          {m.num_rows:,} in {len(m.shards)} shard(s), "
+        f"{human_bytes(m.nbytes)} on disk",
         f"  source        {m.source.get('description', '?')}",
         f"  fingerprint   {m.source.get('fingerprint') or '(none: one-shot iterable)'}",
         f"  transform     {m.transform['name'] if m.transform else '(none)'}",
@@ -29,12 +31,22 @@ def describe(m: Manifest, where: str = "") -> str:
         "  columns",
     ]
     for c in m.columns:
-        kind = (f"sparse CSR, width {c.shape[0]}, {c.index_dtype} indices"
-                + ("" if c.has_values else ", implicit ones")) if c.sparse else f"{c.dtype} {list(c.shape)}"
-        names = f"  <- {', '.join(c.names[:4])}{', ...' if len(c.names) > 4 else ''}" if c.names else ""
+        kind = (
+            (
+                f"sparse CSR, width {c.shape[0]}, {c.index_dtype} indices"
+                + ("" if c.has_values else ", implicit ones")
+            )
+            if c.sparse
+            else f"{c.dtype} {list(c.shape)}"
+        )
+        names = (
+            f"  <- {', '.join(c.names[:4])}{', ...' if len(c.names) > 4 else ''}" if c.names else ""
+        )
         lines.append(f"    {c.name:<12} {kind}{names}")
     rows = [s.rows for s in m.shards]
-    lines.append(f"  shard rows    min {min(rows):,} / max {max(rows):,}" if rows else "  no shards")
+    lines.append(
+        f"  shard rows    min {min(rows):,} / max {max(rows):,}" if rows else "  no shards"
+    )
     return "\n".join(lines)
 
 

@@ -23,16 +23,23 @@ import numpy as np
 
 from ..errors import InvalidInputError
 from .base import Source
-from .columns import dict_source, single_source
-from .kinds import kind_of
+from .kinds import KINDS, kind_of, resolve
 
 __all__: list[str] = []
 
 
-def open_source(obj: Any, key: str | list[str] | None = None, columns: list[str] | None = None,
-                drop: list[str] | None = None, target: str | None = None,
-                sparse: dict[str, int] | None = None, nan: str = "error", dtype: Any = None,
-                iterable: str | None = None, encoding: str = "utf8") -> Source:
+def open_source(
+    obj: Any,
+    key: str | list[str] | None = None,
+    columns: list[str] | None = None,
+    drop: list[str] | None = None,
+    target: str | None = None,
+    sparse: dict[str, int] | None = None,
+    nan: str = "error",
+    dtype: Any = None,
+    iterable: str | None = None,
+    encoding: str = "utf8",
+) -> Source:
     """Open ``obj`` as a :class:`Source`, checking what can be checked without reading rows.
 
     Args:
@@ -55,44 +62,23 @@ def open_source(obj: Any, key: str | list[str] | None = None, columns: list[str]
         try:
             dtype = np.dtype(dtype)
         except TypeError:
-            raise InvalidInputError(f"dtype={dtype!r} is not a NumPy dtype; use e.g. 'float32'") from None
+            raise InvalidInputError(
+                f"dtype={dtype!r} is not a NumPy dtype; use e.g. 'float32'"
+            ) from None
     for name, dim in (sparse or {}).items():
         if not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise InvalidInputError(f"sparse={{{name!r}: {dim!r}}}: the width must be a positive int; pass the row width")
+            raise InvalidInputError(
+                f"sparse={{{name!r}: {dim!r}}}: the width must be a positive int; "
+                "pass the row width"
+            )
     opts = dict(columns=columns, drop=drop, target=target, sparse=sparse, nan=nan, dtype=dtype)
-    kind = kind_of(obj)
-    if key is not None and kind != "hdf5":
+    found = KINDS[kind_of(obj)]
+    if key is not None and not found.accepts_key:
         raise InvalidInputError("key= only applies to HDF5 files (.h5/.hdf5); leave it out")
-    if kind == "csv":
-        from .csv import CsvSource
-
-        return CsvSource(os.fspath(obj), encoding=encoding, **opts)
-    if kind == "parquet":
-        from .parquet import ParquetSource
-
-        return ParquetSource(os.fspath(obj), **opts)
-    if kind == "hdf5":
-        from .hdf5 import h5_source
-
-        return h5_source(os.fspath(obj), key, **opts)
-    if kind == "dataset":
-        from .dataset import DatasetSource
-
-        return DatasetSource(os.fspath(obj), **opts)
-    if kind == "npy":
-        return single_source(None, nan=nan, dtype=dtype, path=os.fspath(obj), target=target)
-    if kind in ("sparse", "array", "tensor", "dask"):
-        return single_source(obj, nan=nan, dtype=dtype, target=target)
-    if kind == "table":
-        from .arrow import ArrowTableSource, as_arrow
-
-        table = as_arrow(obj)
-        what = "pandas DataFrame" if type(obj).__module__.startswith("pandas") else "Arrow table"
-        return ArrowTableSource(table, description=f"{what} ({table.num_rows} rows)", **opts)
-    if kind == "dict":
-        if not obj:
-            raise InvalidInputError("in-memory array: the dict has no columns; give it some")
-        return dict_source(obj, **opts)
-    from .iterables import IterableSource
-
-    return IterableSource(obj, mode=iterable, **opts)
+    given = {"encoding": encoding, "iterable": iterable}
+    extra = {name: given[name] for name in found.source_options}
+    if found.accepts_key:
+        extra["key"] = key
+    if isinstance(obj, (str, os.PathLike)):
+        obj = os.fspath(obj)
+    return resolve(found.source)(obj, **opts, **extra)

@@ -45,7 +45,9 @@ class Col:
 class ArrayCol(Col):
     def __init__(self, a: np.ndarray, name: str, where: str):
         if a.ndim == 0:
-            raise InvalidInputError(f"{where}: column {name!r} is a 0-d array; give an array of rows")
+            raise InvalidInputError(
+                f"{where}: column {name!r} is a 0-d array; give an array of rows"
+            )
         check_numeric(where, name, a.dtype)
         self.a, self.n = a, len(a)
         self.kind = f"array {a.shape} {a.dtype}"
@@ -83,7 +85,8 @@ class MemmapCol(Col):
 
 
 def memmap_col(a: np.ndarray, name: str, where: str) -> Col:
-    """A reopenable :class:`MemmapCol` for a file-backed memmap (or a view of one), else an ArrayCol."""
+    """A reopenable :class:`MemmapCol` for a file-backed memmap (or a view of one), else an
+    :class:`ArrayCol`."""
     check_numeric(where, name, a.dtype)
     ref = memmap_ref(a)
     if ref is None:
@@ -134,9 +137,9 @@ class DaskCol(Col):
         want = (b - a, *self.arr.shape[1:])
         if out.shape != want or out.dtype != self.arr.dtype:
             raise InvalidInputError(
-                f"{self.where}: row {a}, column {self.name!r}: the dask blocks for rows [{a}, {b}) "
-                f"computed to shape {out.shape} {out.dtype}, expected {want} {self.arr.dtype}; make "
-                "every block match the array's declared shape and dtype"
+                f"{self.where}: row {a}, column {self.name!r}: the dask blocks for rows "
+                f"[{a}, {b}) computed to shape {out.shape} {out.dtype}, expected {want} "
+                f"{self.arr.dtype}; make every block match the array's declared shape and dtype"
             )
         return out
 
@@ -163,15 +166,25 @@ def column_array(v: Any, name: str, where: str, dim: int | None = None) -> Any:
     if isinstance(v, (str, os.PathLike)):
         path = os.fspath(v)
         if not path.endswith(".npy"):
-            raise InvalidInputError(f"{where}: column {name!r} is a path {path!r}; only .npy paths work here")
+            raise InvalidInputError(
+                f"{where}: column {name!r} is a path {path!r}; only .npy paths work here"
+            )
         return load_npy(path, name)
     if is_scipy_sparse(v):
         v = CSR.from_scipy(v)
-    elif dim is not None and not isinstance(v, (CSR, np.ndarray)) and not is_torch(v) and not is_dask_array(v):
+    elif (
+        dim is not None
+        and not isinstance(v, (CSR, np.ndarray))
+        and not is_torch(v)
+        and not is_dask_array(v)
+    ):
         v = CSR.from_lists(list(v), dim)  # a list of nonzero-index lists
     if isinstance(v, CSR):
         if dim is not None and v.dim != dim:
-            raise InvalidInputError(f"{where}: column {name!r} has width {v.dim} but sparse= says {dim}; make them agree")
+            raise InvalidInputError(
+                f"{where}: column {name!r} has width {v.dim} but sparse= says {dim}; "
+                "make them agree"
+            )
         check_numeric(where, name, v.indices.dtype)
         if v.values is not None:
             check_numeric(where, name, v.values.dtype)
@@ -184,7 +197,9 @@ def column_array(v: Any, name: str, where: str, dim: int | None = None) -> Any:
         try:
             v = np.asarray(v)
         except ValueError as e:
-            raise InvalidInputError(f"{where}: column {name!r} is ragged ({e}); give equal-length rows") from None
+            raise InvalidInputError(
+                f"{where}: column {name!r} is ragged ({e}); give equal-length rows"
+            ) from None
     check_numeric(where, name, v.dtype)
     if v.ndim == 0:
         raise InvalidInputError(f"{where}: column {name!r} is a 0-d array; give an array of rows")
@@ -212,20 +227,33 @@ def columns_of(arrays: dict[str, Any], where: str) -> tuple[dict[str, Any], tupl
     cols = []
     for name, v in arrays.items():
         if not isinstance(name, str):
-            raise InvalidInputError(f"{where}: column names must be strings, got {name!r}; rename it")
+            raise InvalidInputError(
+                f"{where}: column names must be strings, got {name!r}; rename it"
+            )
         v = column_array(v, name, where)
         if is_dask_array(v):
-            raise InvalidInputError(f"{where}: column {name!r} is a Dask array; open a Dask array on its "
-                                    "own (open_dataset(arr)), or convert the dict first")
+            raise InvalidInputError(
+                f"{where}: column {name!r} is a Dask array; open a Dask array on its "
+                "own (open_dataset(arr)), or convert the dict first"
+            )
         if isinstance(v, CSR):
             vdt = "float32" if v.values is None else str(v.values.dtype)
-            cols.append(Column(name, vdt, (v.dim,), sparse=True, index_dtype=str(v.indices.dtype),
-                               has_values=v.values is not None))
+            cols.append(
+                Column(
+                    name,
+                    vdt,
+                    (v.dim,),
+                    sparse=True,
+                    index_dtype=str(v.indices.dtype),
+                    has_values=v.values is not None,
+                )
+            )
         else:
             cols.append(Column(name, str(v.dtype.newbyteorder("=")), tuple(v.shape[1:])))
         out[name] = v
     lengths = {k: len(v) for k, v in out.items()}
     if len(set(lengths.values())) > 1:
-        raise InvalidInputError(f"{where}: columns differ in length {lengths}; every column needs "
-                                "one entry per row")
+        raise InvalidInputError(
+            f"{where}: columns differ in length {lengths}; every column needs one entry per row"
+        )
     return out, tuple(cols)

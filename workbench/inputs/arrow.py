@@ -27,8 +27,18 @@ __all__: list[str] = []
 class ArrowTableSource(Source):
     """An in-memory ``pyarrow.Table`` or pandas DataFrame (the same packing as CSV/Parquet)."""
 
-    def __init__(self, table: pa.Table, *, description: str, columns=None, drop=None, target=None,
-                 sparse=None, nan="error", dtype=None):
+    def __init__(
+        self,
+        table: pa.Table,
+        *,
+        description: str,
+        columns=None,
+        drop=None,
+        target=None,
+        sparse=None,
+        nan="error",
+        dtype=None,
+    ):
         super().__init__()
         self.where, self.nan, self.description = "in-memory table", nan, description
         self._table = table
@@ -52,6 +62,12 @@ class ArrowTableSource(Source):
         return self._packer.pack(self._table.slice(start, stop - start), start)
 
 
+def table_source(obj: Any, **opts: Any) -> ArrowTableSource:
+    """A pyarrow Table or RecordBatch, or a pandas DataFrame, as a :class:`Source`."""
+    table = as_arrow(obj)
+    what = "pandas DataFrame" if type(obj).__module__.startswith("pandas") else "Arrow table"
+    return ArrowTableSource(table, description=f"{what} ({table.num_rows} rows)", **opts)
+
 
 def as_arrow(obj: Any) -> pa.Table:
     """A pyarrow Table from an Arrow table or record batch, or a pandas DataFrame."""
@@ -63,7 +79,8 @@ def as_arrow(obj: Any) -> pa.Table:
         return pa.Table.from_pandas(obj, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise InvalidInputError(
-            f"in-memory table: a column mixes types ({e}); give each column one type") from None
+            f"in-memory table: a column mixes types ({e}); give each column one type"
+        ) from None
 
 
 def stored_columns(table: pa.Table, where: str) -> dict[str, np.ndarray]:
@@ -80,10 +97,12 @@ def stored_columns(table: pa.Table, where: str) -> dict[str, np.ndarray]:
             raise InvalidInputError(
                 f"{where}: column {name!r} has type {col.type}; open_dataset reads numeric and "
                 "fixed-size list columns as stored: drop it, or convert the table first "
-                "(wb.convert(table, 'data.store', sparse=...)), which packs and encodes columns")
+                "(wb.convert(table, 'data.store', sparse=...)), which packs and encodes columns"
+            )
         if col.null_count:
-            raise InvalidInputError(f"{where}: column {name!r} has {col.null_count} missing values; "
-                                    "fill them first")
+            raise InvalidInputError(
+                f"{where}: column {name!r} has {col.null_count} missing values; fill them first"
+            )
         flat = col
         for _ in shape:
             flat = flat.flatten()

@@ -73,7 +73,7 @@ class Source:
         return chunk
 
     def chunks(self, chunk_rows: int, start: int = 0) -> Iterator[tuple[int, Chunk]]:
-        """Yield ``(first_row, chunk)`` in order for rows ``[start, ...)``, about ``chunk_rows`` each.
+        """Yield ``(first_row, chunk)`` in order for rows ``[start, ...)``, ~``chunk_rows`` each.
 
         >>> from workbench.inputs import open_source
         >>> src = open_source(np.zeros((10, 3), "float32"))
@@ -81,13 +81,17 @@ class Source:
         [(5, 4), (9, 1)]
         """
         if int(chunk_rows) < 1 or int(start) < 0:
-            raise InvalidInputError(f"chunk_rows must be >= 1 and start >= 0, got {chunk_rows}, {start}; pass those")
+            raise InvalidInputError(
+                f"chunk_rows must be >= 1 and start >= 0, got {chunk_rows}, {start}; pass those"
+            )
         for first, chunk in self._chunks(int(chunk_rows), int(start)):
             self._check(first, chunk)
             yield first, chunk
 
     def _read(self, start: int, stop: int) -> Chunk:
-        raise InvalidInputError(f"{self.where}: this source can only be read in order; use chunks()")
+        raise InvalidInputError(
+            f"{self.where}: this source can only be read in order; use chunks()"
+        )
 
     def _chunks(self, chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:
         for a, b in row_ranges(self.num_rows or 0, chunk_rows, start):
@@ -122,17 +126,21 @@ def _spec_of(where: str, first: int, name: str, v: Any) -> tuple:
     if isinstance(v, CSR):
         for part in (v.indices, v.values):
             if part is not None and part.dtype.hasobject:
-                raise UnsafeInputError(f"{where}: column {name!r} holds Python objects; give numbers")
+                raise UnsafeInputError(
+                    f"{where}: column {name!r} holds Python objects; give numbers"
+                )
         vals = None if v.values is None else str(v.values.dtype)
         return ("sparse", str(v.indices.dtype), vals, v.dim)
     if not isinstance(v, np.ndarray):
-        raise InvalidInputError(f"{where}: column {name!r} is a {type(v).__name__}, not an array; give a NumPy array")
+        raise InvalidInputError(
+            f"{where}: column {name!r} is a {type(v).__name__}, not an array; give a NumPy array"
+        )
     check_numeric(where, name, v.dtype, first)
     return ("dense", str(v.dtype), v.shape[1:])
 
 
 def check_numeric(where: str, name: str, dtype: np.dtype, row: int | None = None) -> None:
-    """Refuse object dtypes (unsafe) and strings/dates (need encoding) with a message naming ``name``."""
+    """Refuse object dtypes (unsafe) and strings/dates (need encoding), naming ``name``."""
     at = "" if row is None else f"row {row}, "
     if dtype.hasobject:
         raise UnsafeInputError(
@@ -166,7 +174,9 @@ def _fmt(spec: tuple) -> str:
     return f"sparse width {spec[3]} (indices {spec[1]}, values {spec[2]})"
 
 
-def _check_finite(where: str, first: int, name: str, a: np.ndarray, names: Sequence[str] | None) -> None:
+def _check_finite(
+    where: str, first: int, name: str, a: np.ndarray, names: Sequence[str] | None
+) -> None:
     ok = np.isfinite(a)
     if ok.all():
         return
@@ -177,7 +187,8 @@ def _check_finite(where: str, first: int, name: str, a: np.ndarray, names: Seque
     elif len(bad) > 1:
         col = f"{name}[{', '.join(str(int(i)) for i in bad[1:])}]"
     raise InvalidInputError(
-        f"{where}: row {row}, column {col!r}: value {a[tuple(bad)]} is NaN/inf or missing; {_NAN_HINT}"
+        f"{where}: row {row}, column {col!r}: value {a[tuple(bad)]} is NaN/inf or missing; "
+        f"{_NAN_HINT}"
     )
 
 
@@ -187,7 +198,9 @@ def _check_finite_csr(where: str, first: int, name: str, m: CSR) -> None:
     if not ok.all():
         pos = lo + int(np.argmin(ok))
         row = first + int(np.searchsorted(m.indptr, pos, side="right")) - 1
-        raise InvalidInputError(f"{where}: row {row}, column {name!r}: a value is NaN/inf; {_NAN_HINT}")
+        raise InvalidInputError(
+            f"{where}: row {row}, column {name!r}: a value is NaN/inf; {_NAN_HINT}"
+        )
 
 
 def check_indices(where: str, first: int, name: str, m: CSR) -> None:

@@ -27,8 +27,16 @@ __all__: list[str] = []
 class ColumnsSource(Source):
     """Named columns of equal length read by row range."""
 
-    def __init__(self, cols: dict[str, Col], *, where: str, description: str, nan: str = "error",
-                 dtype: Any = None, target: str | None = None):
+    def __init__(
+        self,
+        cols: dict[str, Col],
+        *,
+        where: str,
+        description: str,
+        nan: str = "error",
+        dtype: Any = None,
+        target: str | None = None,
+    ):
         super().__init__()
         self.where, self.description, self.nan = where, description, nan
         self.cols = cols
@@ -50,11 +58,14 @@ class ColumnsSource(Source):
             raise InvalidInputError(f"{where}: the input has zero rows; give it data")
         self.num_rows = n
         self.splittable = all(c.small for c in cols.values())
-        self.block_offsets = next((c.boundaries() for c in cols.values() if c.boundaries() is not None), None)
+        self.block_offsets = next(
+            (c.boundaries() for c in cols.values() if c.boundaries() is not None), None
+        )
 
     def fingerprint(self) -> str | None:
-        return array_fingerprint([(k, np.frombuffer(c.fingerprint().encode(), np.uint8))
-                                  for k, c in self.cols.items()])
+        return array_fingerprint(
+            [(k, np.frombuffer(c.fingerprint().encode(), np.uint8)) for k, c in self.cols.items()]
+        )
 
     def _read(self, start: int, stop: int) -> Chunk:
         out: Chunk = {}
@@ -74,6 +85,7 @@ class ColumnsSource(Source):
         if blocks is None:
             yield from super()._chunks(chunk_rows, start)
             return
+
         # Read block-aligned spans of >= chunk_rows rows so no dask block is computed twice.
         def spans() -> Iterator[Chunk]:
             a = start
@@ -86,22 +98,40 @@ class ColumnsSource(Source):
         yield from rebatch(spans(), chunk_rows, start)
 
 
-def dict_source(d: dict, *, columns=None, drop=None, target=None, sparse=None, nan="error",
-                dtype=None) -> ColumnsSource:
+def dict_source(
+    d: dict, *, columns=None, drop=None, target=None, sparse=None, nan="error", dtype=None
+) -> ColumnsSource:
+    if not d:
+        raise InvalidInputError("in-memory array: the dict has no columns; give it some")
     where = "in-memory array"
-    names = select(where, [str(k) for k in d], columns, drop,
-                   [*([target] if target in d else []), *(sparse or {})])
+    names = select(
+        where,
+        [str(k) for k in d],
+        columns,
+        drop,
+        [*([target] if target in d else []), *(sparse or {})],
+    )
     cols = {k: make_col(d[k], k, where, (sparse or {}).get(k)) for k in names}
     desc = "dict of " + ", ".join(f"{k}: {c.kind}" for k, c in cols.items())
     return ColumnsSource(cols, where=where, description=desc, nan=nan, dtype=dtype, target=target)
 
 
-def single_source(obj: Any, *, nan="error", dtype=None, path: str | None = None,
-                  target: str | None = None) -> ColumnsSource:
+def single_source(
+    obj: Any, *, columns=None, drop=None, target=None, sparse=None, nan="error", dtype=None
+) -> ColumnsSource:
+    # One array, or a .npy path, as column "x": columns=, drop= and sparse= pick among named
+    # columns, and a single array has none to pick.
+    path = obj if isinstance(obj, str) else None
     where = path or "in-memory array"
     col = npy_col(path, "x") if path else make_col(obj, "x", where)
-    src = ColumnsSource({"x": col}, where=where, description=_describe(obj, col), nan=nan,
-                        dtype=dtype, target=target)
+    src = ColumnsSource(
+        {"x": col},
+        where=where,
+        description=_describe(obj, col),
+        nan=nan,
+        dtype=dtype,
+        target=target,
+    )
     src.path = path
     return src
 

@@ -2,7 +2,8 @@
 
 >>> from workbench.inputs import open_source
 >>> src = open_source("train.csv.gz", target="label", sparse={"tokens": 1000})
->>> first, chunk = next(src.chunks(4096)); chunk["tokens"].indices[:4]   # CSR from "494 518 580 678"
+>>> first, chunk = next(src.chunks(4096))
+>>> chunk["tokens"].indices[:4]   # CSR from "494 518 580 678"
 array([494, 518, 580, 678])
 """
 
@@ -11,10 +12,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import queue
 import re
-import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -26,13 +25,16 @@ from ..format.chunks import Chunk, rebatch
 from ..format.chunks import chunk_rows as n_rows
 from . import csvsplit
 from .base import Source, file_fingerprint
-from .csvsplit import Span, Tail
+from .csvsplit import Span, Tail, Window
+from .readahead import read_ahead
 from .tabular import TablePacker
 
 __all__: list[str] = []
 
+
 def _csv_delimiter(path: str) -> str:
     return "\t" if path.endswith((".tsv", ".tsv.gz")) else ","
+
 
 PEEK_BYTES = 1 << 20
 READAHEAD_BLOCKS = 32  # what pyarrow 14-26 queue ahead of the consumer (measured)
@@ -40,10 +42,20 @@ MIN_BLOCK, MAX_BLOCK = 128 << 10, 16 << 20
 
 
 class CsvSource(Source):
-    """A CSV/TSV file (optionally ``.gz``), streamed block by block with ``pyarrow.csv.open_csv``."""
+    """A CSV/TSV file (optionally ``.gz``), streamed block by block with ``pyarrow.csv``."""
 
-    def __init__(self, path: str, *, columns=None, drop=None, target=None, sparse=None,
-                 nan="error", dtype=None, encoding="utf8"):
+    def __init__(
+        self,
+        path: str,
+        *,
+        columns=None,
+        drop=None,
+        target=None,
+        sparse=None,
+        nan="error",
+        dtype=None,
+        encoding="utf8",
+    ):
         super().__init__()
         self.path = self.where = path
         self.nan, self.encoding = nan, encoding
@@ -58,7 +70,7 @@ class CsvSource(Source):
             head = f.read(PEEK_BYTES)
         if len(head) == PEEK_BYTES and b"\n" in head:
             try:  # a bounded buffer: pyarrow cannot read ahead past it
-                first, schema = self._peek(io.BytesIO(head[:head.rindex(b"\n") + 1]), peek)
+                first, schema = self._peek(io.BytesIO(head[: head.rindex(b"\n") + 1]), peek)
             except (pa.ArrowInvalid, UnicodeError):  # e.g. the cut fell inside a quoted field
                 head = b""
         if len(head) != PEEK_BYTES or b"\n" not in head:
@@ -70,7 +82,7 @@ class CsvSource(Source):
         if first is None or first.num_rows == 0:
             raise InvalidInputError(f"{path}: the CSV has a header but no rows; give it data rows")
         self._header = schema.names
-        hint = (" (re-encode the file as UTF-8, or pass encoding='latin-1' or the file's encoding)")
+        hint = " (re-encode the file as UTF-8, or pass encoding='latin-1' or the file's encoding)"
         self._packer = TablePacker(path, schema, columns, drop, target, sparse, dtype, hint)
         self.feature_names = self._packer.feature_names
         types = {c: pa.float64() for c in self._packer.features}
@@ -78,11 +90,18 @@ class CsvSource(Source):
             tt = schema.field(target).type
             types[target] = pa.float64() if pa.types.is_null(tt) else tt
         self._convert = pacsv.ConvertOptions(
-            include_columns=self._packer.inputs, column_types={**types, **sparse_types})
+            include_columns=self._packer.inputs, column_types={**types, **sparse_types}
+        )
 
-    def _peek(self, f: IO[bytes], convert: pacsv.ConvertOptions) -> tuple[pa.RecordBatch | None, pa.Schema]:
-        reader = pacsv.open_csv(f, read_options=self._read_opts(PEEK_BYTES, 0),
-                                parse_options=self._parse, convert_options=convert)
+    def _peek(
+        self, f: IO[bytes], convert: pacsv.ConvertOptions
+    ) -> tuple[pa.RecordBatch | None, pa.Schema]:
+        reader = pacsv.open_csv(
+            f,
+            read_options=self._read_opts(PEEK_BYTES, 0),
+            parse_options=self._parse,
+            convert_options=convert,
+        )
         try:
             first = reader.read_next_batch()
         except StopIteration:
@@ -98,8 +117,12 @@ class CsvSource(Source):
 
     def _read_opts(self, block_size: int, skip: int) -> pacsv.ReadOptions:
         # use_threads=False makes pyarrow report the line number of a parse error
-        return pacsv.ReadOptions(block_size=block_size, use_threads=False,
-                                 skip_rows_after_names=skip, encoding=self.encoding)
+        return pacsv.ReadOptions(
+            block_size=block_size,
+            use_threads=False,
+            skip_rows_after_names=skip,
+            encoding=self.encoding,
+        )
 
     def fingerprint(self) -> str | None:
         return file_fingerprint([self.path])  # type: ignore[list-item]
@@ -107,7 +130,8 @@ class CsvSource(Source):
     @contextmanager
     def _arrow_errors(self, rows_done: int | None, span: Span | None = None) -> Iterator[None]:
         """Turn pyarrow's parse/convert errors into InvalidInputError naming the file and column;
-        pyarrow's 'Row #k' (the k-th non-empty line of the file or ``span``) becomes a line number."""
+        pyarrow's 'Row #k' (the k-th non-empty line of the file or ``span``) becomes a line
+        number."""
         try:
             yield
         except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeError) as e:
@@ -115,7 +139,7 @@ class CsvSource(Source):
             m = re.match(r"In CSV column #(\d+): ", msg)
             if m and int(m.group(1)) < len(getattr(self, "_header", ())):
                 name = self._header[int(m.group(1))]
-                msg = f"column {name!r}: " + msg[m.end():]
+                msg = f"column {name!r}: " + msg[m.end() :]
                 todo = f"fix that value, or drop the column (drop=[{name!r}]) if it is not numeric"
             row = re.search(r"Row #(\d+)", msg)
             if row and not self.path.endswith(".gz"):
@@ -145,10 +169,13 @@ class CsvSource(Source):
             with self._file() as f:
                 with self._arrow_errors(start):
                     reader = pacsv.open_csv(
-                        f, read_options=self._read_opts(self._block_size(chunk_rows), start),
-                        parse_options=self._parse, convert_options=self._convert)
+                        f,
+                        read_options=self._read_opts(self._block_size(chunk_rows), start),
+                        parse_options=self._parse,
+                        convert_options=self._convert,
+                    )
                 # parse on the read-ahead thread, pack here: the two overlap on 2 cores
-                for done, batch in _read_ahead(lambda: self._parsed(reader, start)):
+                for done, batch in read_ahead(lambda: self._parsed(reader, start)):
                     yield self._packer.pack(batch, done)
 
         return rebatch(pieces(), chunk_rows, start)
@@ -167,14 +194,23 @@ class CsvSource(Source):
     def span_chunks(self, span: Span, chunk_rows: int) -> Iterator[tuple[int, Chunk]]:
         """Rows of one byte range, parsed on their own (the header's names given), validated and
         checked against the row count the split planned."""
+
         def pieces() -> Iterator[Chunk]:
-            opts = pacsv.ReadOptions(block_size=self._block_size(chunk_rows), use_threads=False,
-                                     column_names=self._header, encoding=self.encoding)
-            with _Window(self.path, span.begin, span.end) as f:
+            opts = pacsv.ReadOptions(
+                block_size=self._block_size(chunk_rows),
+                use_threads=False,
+                column_names=self._header,
+                encoding=self.encoding,
+            )
+            with Window(self.path, span.begin, span.end) as f:
                 with self._arrow_errors(span.first_row, span):
-                    reader = pacsv.open_csv(f, read_options=opts, parse_options=self._parse,
-                                            convert_options=self._convert)
-                for done, batch in _read_ahead(lambda: self._parsed(reader, span.first_row, span)):
+                    reader = pacsv.open_csv(
+                        f,
+                        read_options=opts,
+                        parse_options=self._parse,
+                        convert_options=self._convert,
+                    )
+                for done, batch in read_ahead(lambda: self._parsed(reader, span.first_row, span)):
                     yield self._packer.pack(batch, done)
 
         rows = span.first_row
@@ -186,9 +222,12 @@ class CsvSource(Source):
             raise InvalidInputError(
                 f"{self.path}: lines from {span.first_line} (bytes {span.begin}..{span.end}) held "
                 f"{rows - span.first_row} rows where the split counted {span.rows} (a stray quote "
-                "character?); convert without workers=/client=, or fix the quoting")
+                "character?); convert without workers=/client=, or fix the quoting"
+            )
 
-    def _parsed(self, reader: Any, done: int, span: Span | None = None) -> Iterator[tuple[int, pa.RecordBatch]]:
+    def _parsed(
+        self, reader: Any, done: int, span: Span | None = None
+    ) -> Iterator[tuple[int, pa.RecordBatch]]:
         while True:
             with self._arrow_errors(done, span):
                 try:
@@ -198,67 +237,3 @@ class CsvSource(Source):
             if batch.num_rows:
                 yield done, batch
                 done += batch.num_rows
-
-
-class _Window(io.RawIOBase):
-    """Bytes ``[begin, end)`` of a file as a file object (pyarrow reads it block by block)."""
-
-    def __init__(self, path: str, begin: int, end: int) -> None:
-        super().__init__()
-        self._f = open(path, "rb")
-        self._f.seek(begin)
-        self._left = end - begin
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        n = self._f.readinto(memoryview(b)[: max(0, min(len(b), self._left))])
-        self._left -= n
-        return n
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
-_END = object()
-
-
-def _read_ahead(make: Callable[[], Iterator[Any]], depth: int = 2) -> Iterator[Any]:
-    """Run ``make()`` (CSV parsing, which releases the GIL) on a thread, ``depth`` items ahead,
-    so parsing overlaps the caller's packing, validation and writing. Errors re-raise here."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for chunk in make():
-                if not put(chunk):
-                    return
-            put(_END)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
-
-    t = threading.Thread(target=work, name="workbench-csv-reader", daemon=True)
-    t.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        t.join()  # the file must outlive the thread that reads it

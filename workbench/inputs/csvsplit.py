@@ -1,5 +1,6 @@
 """Newline-aligned byte ranges of a CSV file, a fixed number of rows each, so that several
-processes can parse one file; and the reasons a file cannot be split that way.
+processes can parse one file; the reasons a file cannot be split that way; and a range read as a
+file (:class:`Window`).
 
 A range starts at the beginning of a line and ends just past a newline (or at the end of the
 file). Rows are counted the way pyarrow reads them: empty lines (``""`` or ``"\\r"``) hold no
@@ -17,9 +18,10 @@ row. Splitting stops where a cut could fall inside a row: at a newline inside a 
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Generator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -88,8 +90,9 @@ def header_end(path: str, quote: int = QUOTE) -> tuple[int, int] | None:
             base += len(buf)
 
 
-def spans(path: str, begin: int, first_line: int, rows: int, quote: int = QUOTE,
-          block: int = BLOCK) -> Generator[Span, None, Tail | None]:
+def spans(
+    path: str, begin: int, first_line: int, rows: int, quote: int = QUOTE, block: int = BLOCK
+) -> Generator[Span, None, Tail | None]:
     """Yield consecutive spans of ``rows`` rows from byte ``begin`` (a line start) to the end of
     the file, lazily as the file is scanned; return a :class:`Tail` if splitting had to stop.
 
@@ -105,7 +108,7 @@ def spans(path: str, begin: int, first_line: int, rows: int, quote: int = QUOTE,
     size = os.path.getsize(path)
     cur_begin, cur_row, cur_line, have = begin, 0, first_line, 0
     line_start, start_byte = begin, -1  # the line being scanned, and its first byte once seen
-    parity, line = 0, first_line        # quotes seen mod 2; line number at the block's start
+    parity, line = 0, first_line  # quotes seen mod 2; line number at the block's start
     room = bytearray(block)  # one buffer, refilled: no allocation per block
     with open(path, "rb", buffering=0) as f:
         f.seek(begin)
@@ -197,3 +200,25 @@ def _peek(f: object) -> int:
     b = f.read(1)  # type: ignore[attr-defined]
     f.seek(here)  # type: ignore[attr-defined]
     return b[0] if b else NL
+
+
+class Window(io.RawIOBase):
+    """Bytes ``[begin, end)`` of a file as a file object (pyarrow reads it block by block)."""
+
+    def __init__(self, path: str, begin: int, end: int) -> None:
+        super().__init__()
+        self._f = open(path, "rb")
+        self._f.seek(begin)
+        self._left = end - begin
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._f.readinto(memoryview(b)[: max(0, min(len(b), self._left))])
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()

@@ -24,26 +24,41 @@ class DatasetSource(Source):
 
     splittable = True
 
-    def __init__(self, path: str, *, columns=None, drop=None, target=None, sparse=None, nan="error",
-                 dtype=None):
+    def __init__(
+        self,
+        path: str,
+        *,
+        columns=None,
+        drop=None,
+        target=None,
+        sparse=None,
+        nan="error",
+        dtype=None,
+    ):
         super().__init__()
         if sparse:
-            raise InvalidInputError(f"{path}: sparse= does not apply to a workbench dataset (its "
-                                    "columns already say which are sparse); leave it out")
+            raise InvalidInputError(
+                f"{path}: sparse= does not apply to a workbench dataset (its "
+                "columns already say which are sparse); leave it out"
+            )
         if dtype is not None:
-            raise InvalidInputError(f"{path}: dtype= does not apply to a workbench dataset; cast in "
-                                    "a transform instead")
+            raise InvalidInputError(
+                f"{path}: dtype= does not apply to a workbench dataset; cast in a transform instead"
+            )
         self.version, self.manifest = read_manifest(path)
         self.path = self.where = path
         self.nan = nan
         names = [c.name for c in self.manifest.columns]
         if target is not None and target not in names:
-            raise InvalidInputError(f"{path}: target={target!r} is not a column; the columns are {names}")
+            raise InvalidInputError(
+                f"{path}: target={target!r} is not a column; the columns are {names}"
+            )
         keep = [target] if target else []
-        self._cols = check_columns(self.manifest.columns, select(path, names, columns, drop, keep), path)
+        self._cols = check_columns(
+            self.manifest.columns, select(path, names, columns, drop, keep), path
+        )
         self.num_rows = self.manifest.num_rows
-        self.description = (f"workbench dataset {path} ({self.manifest.layout}, "
-                            f"{self.version.name})")
+        self.description = f"workbench dataset {path} ({self.manifest.layout}, {self.version.name})"
         self.feature_names = {c.name: c.names for c in self._cols if c.names}
         self._reader: Any = None
 
@@ -60,3 +75,13 @@ class DatasetSource(Source):
         if self._reader is None:
             self._reader = open_reader(self.version, self.manifest, self._cols)
         return self._reader.read_chunk(start, stop)  # type: ignore[no-any-return]
+
+
+def folder_dataset(source: Any, where: str, columns: Any, **kw: Any) -> Any:
+    """``open_dataset`` of a workbench dataset folder: its layout's reader."""
+    from ..layouts import open_reader
+
+    version, manifest = read_manifest(source)  # checks every file's size
+    return open_reader(
+        version, manifest, check_columns(manifest.columns, columns, str(version)), **kw
+    )

@@ -34,14 +34,15 @@ __all__: list[str] = []
 
 @dataclass(frozen=True)
 class H5Member:
-    """One column candidate: its name (the key's last part), key, rows, and what is wrong with it."""
+    """One column candidate: its name (the key's last part), key, rows, and what is wrong with
+    it."""
 
     name: str
     key: str
     rows: int
     column: Column | None
-    values: str = ""      # name of a CSR group's values dataset ("values", "data" or none)
-    problem: str = ""     # why it cannot be read; raised only if the column is selected
+    values: str = ""  # name of a CSR group's values dataset ("values", "data" or none)
+    problem: str = ""  # why it cannot be read; raised only if the column is selected
 
 
 def open_h5(path: str) -> Any:
@@ -51,11 +52,15 @@ def open_h5(path: str) -> Any:
     try:
         return h5py.File(path, "r")
     except OSError as e:
-        raise InvalidInputError(f"{path}: not a readable HDF5 file ({e}); it may be truncated or "
-                                "not HDF5: write it again") from None
+        raise InvalidInputError(
+            f"{path}: not a readable HDF5 file ({e}); it may be truncated or "
+            "not HDF5: write it again"
+        ) from None
 
 
-def scan(path: str, key: str | Sequence[str] | None, sparse: dict[str, int] | None = None) -> list[H5Member]:
+def scan(
+    path: str, key: str | Sequence[str] | None, sparse: dict[str, int] | None = None
+) -> list[H5Member]:
     """The members ``key`` names: None = the file's top level, a group = its members, a dataset
     path (or a list of them) = those. Plain groups and scalars inside a group are skipped."""
     import h5py
@@ -63,23 +68,32 @@ def scan(path: str, key: str | Sequence[str] | None, sparse: dict[str, int] | No
     with open_h5(path) as f:
         if key is None or (isinstance(key, str) and _is_plain_group(f.get(key))):
             group = f if key is None else f[key]
-            nodes = [(f"{group.name.rstrip('/')}/{k}", v) for k, v in group.items()
-                     if (isinstance(v, h5py.Dataset) and v.ndim > 0) or _is_csr(v)]
+            nodes = [
+                (f"{group.name.rstrip('/')}/{k}", v)
+                for k, v in group.items()
+                if (isinstance(v, h5py.Dataset) and v.ndim > 0) or _is_csr(v)
+            ]
             if not nodes:
-                raise InvalidInputError(f"{path}: no datasets in {group.name!r}; pass key= with a dataset path")
+                raise InvalidInputError(
+                    f"{path}: no datasets in {group.name!r}; pass key= with a dataset path"
+                )
         else:
             nodes = []
-            for k in ([key] if isinstance(key, str) else list(key)):
+            for k in [key] if isinstance(key, str) else list(key):
                 node = f.get(k)
                 if not (isinstance(node, h5py.Dataset) or _is_csr(node)):
                     raise SourceNotFoundError(
-                        f"{path}: no dataset {k!r}; the datasets are {_datasets(f)}; pass one of them as key=")
+                        f"{path}: no dataset {k!r}; the datasets are {_datasets(f)}; "
+                        "pass one of them as key="
+                    )
                 nodes.append((node.name, node))
         members = [_member(path, k, node, dict(sparse or {})) for k, node in nodes]
     names = [m.name for m in members]
     if len(set(names)) != len(names):
-        raise InvalidInputError(f"{path}: keys {[m.key for m in members]} end in the same name; pick "
-                                "keys with distinct names")
+        raise InvalidInputError(
+            f"{path}: keys {[m.key for m in members]} end in the same name; pick "
+            "keys with distinct names"
+        )
     return members
 
 
@@ -91,8 +105,10 @@ def pick(path: str, members: list[H5Member], names: Sequence[str]) -> list[H5Mem
             raise InvalidInputError(f"{path}: {m.problem}")
     rows = {m.name: m.rows for m in chosen}
     if len(set(rows.values())) > 1:
-        raise InvalidInputError(f"{path}: the columns have different lengths {rows}; pick same-length "
-                                "ones with columns=/drop=, or the datasets of one table with key=")
+        raise InvalidInputError(
+            f"{path}: the columns have different lengths {rows}; pick same-length "
+            "ones with columns=/drop=, or the datasets of one table with key="
+        )
     return chosen
 
 
@@ -112,7 +128,9 @@ def _datasets(f: Any) -> list[str]:
     import h5py
 
     found: list[str] = []
-    f.visititems(lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) or _is_csr(o) else None)
+    f.visititems(
+        lambda n, o: found.append(n) if isinstance(o, h5py.Dataset) or _is_csr(o) else None
+    )
     return found
 
 
@@ -122,28 +140,59 @@ def _member(path: str, key: str, node: Any, sparse: dict[str, int]) -> H5Member:
     name = key.rstrip("/").split("/")[-1]
     if not _is_csr(node):
         if node.ndim == 0:
-            return H5Member(name, key, 0, None, problem=f"dataset {key!r} is a single value, not rows")
+            return H5Member(
+                name, key, 0, None, problem=f"dataset {key!r} is a single value, not rows"
+            )
         dt = node.dtype
         if h5py.check_string_dtype(dt) is not None or dt.kind not in "biuf" or dt.names:
-            return H5Member(name, key, int(node.shape[0]), None, problem=(
-                f"dataset {key!r} is not numeric ({dt}); drop it (drop=[{name!r}] or columns=[...]) "
-                "or encode it to numbers first"))
-        return H5Member(name, key, int(node.shape[0]),
-                        Column(name, str(dt.newbyteorder("=")), tuple(int(s) for s in node.shape[1:])))
+            return H5Member(
+                name,
+                key,
+                int(node.shape[0]),
+                None,
+                problem=(
+                    f"dataset {key!r} is not numeric ({dt}); drop it (drop=[{name!r}] or "
+                    "columns=[...]) or encode it to numbers first"
+                ),
+            )
+        return H5Member(
+            name,
+            key,
+            int(node.shape[0]),
+            Column(name, str(dt.newbyteorder("=")), tuple(int(s) for s in node.shape[1:])),
+        )
     dim = sparse.get(name, node.attrs.get("dim", None))
     if dim is None and "shape" in node.attrs:
         dim = node.attrs["shape"][-1]  # scipy/anndata-style CSR groups
     rows = int(node["indptr"].shape[0]) - 1
     if dim is None:
-        return H5Member(name, key, rows, None, problem=(
-            f"sparse group {key!r} has no 'dim' or 'shape' attribute; set it to the row width "
-            f"(f[{key!r}].attrs['dim'] = width) or pass sparse={{{name!r}: width}}"))
+        return H5Member(
+            name,
+            key,
+            rows,
+            None,
+            problem=(
+                f"sparse group {key!r} has no 'dim' or 'shape' attribute; set it to the row width "
+                f"(f[{key!r}].attrs['dim'] = width) or pass sparse={{{name!r}: width}}"
+            ),
+        )
     check_numeric(path, name, node["indices"].dtype)
     vname = "values" if "values" in node else "data" if "data" in node else ""
     vdt = str(node[vname].dtype) if vname else "float32"
-    return H5Member(name, key, rows, Column(name, vdt, (int(dim),), sparse=True,
-                                            index_dtype=str(node["indices"].dtype),
-                                            has_values=bool(vname)), values=vname)
+    return H5Member(
+        name,
+        key,
+        rows,
+        Column(
+            name,
+            vdt,
+            (int(dim),),
+            sparse=True,
+            index_dtype=str(node["indices"].dtype),
+            has_values=bool(vname),
+        ),
+        values=vname,
+    )
 
 
 class H5Col(Col):
@@ -163,7 +212,7 @@ class H5Col(Col):
             if self.dim is None:
                 return f[self.key][a:b]
             g = f[self.key]
-            ip = g["indptr"][a:b + 1].astype(np.int64)
+            ip = g["indptr"][a : b + 1].astype(np.int64)
             lo, hi = int(ip[0]), int(ip[-1])
             vals = None if self.values is None else g[self.values][lo:hi]
             return CSR(ip - lo, g["indices"][lo:hi], vals, self.dim)
@@ -172,15 +221,55 @@ class H5Col(Col):
         return file_fingerprint([self.path]) + self.key
 
 
-def h5_source(path: str, key: str | Sequence[str] | None, *, columns=None, drop=None, target=None,
-              sparse=None, nan="error", dtype=None) -> ColumnsSource:
+def h5_source(
+    path: str,
+    key: str | Sequence[str] | None,
+    *,
+    columns=None,
+    drop=None,
+    target=None,
+    sparse=None,
+    nan="error",
+    dtype=None,
+) -> ColumnsSource:
     members = scan(path, key, sparse)
     names = [m.name for m in members]
     keep = [*([target] if target in names else []), *(sparse or {})]
     chosen = pick(path, members, select(path, names, columns, drop, keep))
     cols: dict[str, Col] = {m.name: H5Col(path, m) for m in chosen}
     keys = ", ".join(m.key.lstrip("/") for m in chosen)
-    src = ColumnsSource(cols, where=path, description=f"HDF5 file {path} [{keys}]", nan=nan,
-                        dtype=dtype, target=target)
+    src = ColumnsSource(
+        cols,
+        where=path,
+        description=f"HDF5 file {path} [{keys}]",
+        nan=nan,
+        dtype=dtype,
+        target=target,
+    )
     src.path = path
     return src
+
+
+def hdf5_dataset(
+    source: Any,
+    where: str,
+    columns: Any,
+    *,
+    key: str | Sequence[str] | None,
+    sparse_dims: dict[str, int] | None,
+    **kw: Any,
+) -> Any:
+    """``open_dataset`` of a foreign HDF5 file: the hdf5 layout's reader over its members."""
+    from ..layouts.hdf5.reader import Hdf5Dataset
+
+    members = scan(where, key, sparse_dims)
+    chosen = pick(where, members, select(where, [m.name for m in members], columns))
+    return Hdf5Dataset(
+        [where],
+        {m.name: m.key for m in chosen},
+        tuple(m.column for m in chosen),  # type: ignore[arg-type]
+        [chosen[0].rows],
+        where=where,
+        values_name={m.name: m.values for m in chosen if m.values},
+        **kw,
+    )

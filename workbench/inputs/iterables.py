@@ -1,6 +1,7 @@
 """Python iterables and generators of rows or of batches, grouped into chunks.
 
-Auto-detection (``iterable=None``) looks at the FIRST item only, and treats every later item the same:
+Auto-detection (``iterable=None``) looks at the FIRST item only, and treats every later item the
+same:
 
 - a dict whose values are all arrays (NumPy, torch, ``CSR``, scipy.sparse) with ``ndim >= 1`` and
   one common length -> batches (keys are columns);
@@ -27,14 +28,13 @@ import numpy as np
 from ..errors import InvalidInputError
 from ..format.chunks import Chunk, rebatch
 from ..format.schema import select
-from ..format.sparse import CSR, concat
+from ..format.sparse import CSR
 from .arraylike import torch_to_numpy
 from .base import Source, check_numeric
 from .kinds import is_scipy_sparse, is_torch
+from .rowstack import WHERE, dense_column, sparse_column
 
 __all__: list[str] = []
-
-WHERE = "iterable"
 
 
 def _is_batch_value(v: Any) -> bool:
@@ -48,7 +48,7 @@ def _length(v: Any) -> int:
 
 
 def detect(item: Any) -> str:
-    """``"rows"`` or ``"batches"`` for the first item of an iterable (the rule in the module doc)."""
+    """``"rows"`` or ``"batches"`` for an iterable's first item (the rule in the module doc)."""
     if isinstance(item, dict):
         vals = list(item.values())
         if vals and all(_is_batch_value(v) for v in vals) and len({_length(v) for v in vals}) == 1:
@@ -61,13 +61,28 @@ def detect(item: Any) -> str:
     return "rows"
 
 
+def iterable_source(obj: Any, *, iterable: str | None = None, **opts: Any) -> IterableSource:
+    """``open_source`` of a Python iterable: ``iterable=`` is its ``"rows"``/``"batches"`` mode."""
+    return IterableSource(obj, mode=iterable, **opts)
+
+
 class IterableSource(Source):
     """Rows or batches from any Python iterable; one-shot iterators can be read only once."""
 
     where = WHERE
 
-    def __init__(self, obj: Any, *, mode: str | None = None, columns=None, drop=None, target=None,
-                 sparse=None, nan="error", dtype=None):
+    def __init__(
+        self,
+        obj: Any,
+        *,
+        mode: str | None = None,
+        columns=None,
+        drop=None,
+        target=None,
+        sparse=None,
+        nan="error",
+        dtype=None,
+    ):
         super().__init__()
         if mode not in (None, "rows", "batches"):
             raise InvalidInputError(f"iterable={mode!r}: use 'rows', 'batches' or None (auto)")
@@ -96,7 +111,9 @@ class IterableSource(Source):
         try:
             head = next(it)
         except StopIteration:
-            raise InvalidInputError("iterable: it yielded nothing; give it at least one row") from None
+            raise InvalidInputError(
+                "iterable: it yielded nothing; give it at least one row"
+            ) from None
         mode = self.mode or detect(head)
 
         def items() -> Iterator[Any]:
@@ -104,8 +121,11 @@ class IterableSource(Source):
             yield from it
 
         total = 0
-        gen = self._from_rows(items(), chunk_rows, start) if mode == "rows" else \
-            rebatch(self._from_batches(items(), start), chunk_rows, start)
+        gen = (
+            self._from_rows(items(), chunk_rows, start)
+            if mode == "rows"
+            else rebatch(self._from_batches(items(), start), chunk_rows, start)
+        )
         for first, chunk in gen:
             total += 1
             yield first, chunk
@@ -114,7 +134,9 @@ class IterableSource(Source):
 
     # ---- rows -----------------------------------------------------------------------------------
 
-    def _from_rows(self, items: Iterator[Any], chunk_rows: int, start: int) -> Iterator[tuple[int, Chunk]]:
+    def _from_rows(
+        self, items: Iterator[Any], chunk_rows: int, start: int
+    ) -> Iterator[tuple[int, Chunk]]:
         buf: list[Any] = []
         row = 0
         for item in items:
@@ -133,7 +155,9 @@ class IterableSource(Source):
             names = [str(k) for k in rows[0]] if isinstance(rows[0], dict) else ["x"]
             keep = [*([target] if target else []), *sparse]
             if target is not None and target not in names:
-                raise InvalidInputError(f"iterable: target={target!r} is not a column; the columns are {names}")
+                raise InvalidInputError(
+                    f"iterable: target={target!r} is not a column; the columns are {names}"
+                )
             self._keys = set(names)
             self._dict_rows = isinstance(rows[0], dict)
             self._names = select(WHERE, names, columns, drop, keep)
@@ -142,64 +166,20 @@ class IterableSource(Source):
                 if not isinstance(r, dict) or r.keys() != self._keys:
                     got = sorted(r) if isinstance(r, dict) else type(r).__name__
                     raise InvalidInputError(
-                        f"iterable: row {first + i} has columns {got}, expected {sorted(self._keys)}; "
-                        "give every row the same keys"
+                        f"iterable: row {first + i} has columns {got}, expected "
+                        f"{sorted(self._keys)}; give every row the same keys"
                     )
             table = {k: [r[k] for r in rows] for k in self._names}
         else:
             table = {"x": rows}
         out: Chunk = {}
         for k, vals in table.items():
-            out[k] = self._sparse_rows(k, vals, first) if k in sparse else self._dense_rows(k, vals, first)
+            out[k] = (
+                sparse_column(k, vals, first, sparse[k], self._dtype)
+                if k in sparse
+                else dense_column(k, vals, first, self._row_specs, self._dtype)
+            )
         return out
-
-    def _dense_rows(self, name: str, vals: list[Any], first: int) -> np.ndarray:
-        if name not in self._row_specs:
-            a0 = np.asarray(vals[0])
-            check_numeric(WHERE, name, a0.dtype, first)
-            dt = self._dtype if self._dtype is not None and a0.dtype.kind == "f" else a0.dtype
-            self._row_specs[name] = (dt, a0.shape)
-        dt, shape = self._row_specs[name]
-        try:
-            arr = np.asarray(vals)
-        except ValueError:
-            arr = None
-        if arr is None or arr.shape[1:] != shape or arr.dtype.hasobject or not np.can_cast(arr.dtype, dt, "same_kind"):
-            for i, v in enumerate(vals):
-                a = np.asarray(v)
-                if a.shape != shape or a.dtype.hasobject or not np.can_cast(a.dtype, dt, "same_kind"):
-                    raise InvalidInputError(
-                        f"iterable: row {first + i}, column {name!r}: expected dtype {dt} shape "
-                        f"{shape} (from the first row), got {a.dtype} shape {a.shape}; give every "
-                        "row the same type and shape (rows as dicts, e.g. {'x': ..., 'y': ...})"
-                    )
-            arr = np.stack([np.asarray(v) for v in vals])
-        return arr.astype(dt, copy=False)
-
-    def _sparse_rows(self, name: str, vals: list[Any], first: int) -> CSR:
-        dim = self._opts[3][name]
-        if any(isinstance(v, CSR) or is_scipy_sparse(v) for v in vals):
-            parts = []
-            for i, v in enumerate(vals):
-                m = CSR.from_scipy(v) if is_scipy_sparse(v) else v
-                if not isinstance(m, CSR) or len(m) != 1 or m.dim != dim:
-                    raise InvalidInputError(
-                        f"iterable: row {first + i}, column {name!r}: expected one sparse row of "
-                        f"width {dim}; give every row the same kind of value"
-                    )
-                parts.append(m)
-            m = concat(parts)
-        else:
-            try:
-                m = CSR.from_lists([np.asarray(v).reshape(-1).tolist() for v in vals], dim)
-            except (TypeError, ValueError) as e:
-                raise InvalidInputError(
-                    f"iterable: rows from {first}, column {name!r}: not lists of integer indices "
-                    f"({e}); give each row a list of nonzero indices"
-                ) from None
-        if m.values is not None and self._dtype is not None and m.values.dtype.kind == "f":
-            m = CSR(m.indptr, m.indices, m.values.astype(self._dtype), m.dim)
-        return m
 
     # ---- batches --------------------------------------------------------------------------------
 
@@ -212,30 +192,37 @@ class IterableSource(Source):
                 keep = [*([target] if target else []), *sparse]
                 if target is not None and target not in chunk:
                     raise InvalidInputError(
-                        f"iterable: target={target!r} is not a column; the columns are {list(chunk)}")
+                        f"iterable: target={target!r} is not a column; the columns are "
+                        f"{list(chunk)}"
+                    )
                 self._names = select(WHERE, list(chunk), columns, drop, keep)
             missing = [k for k in self._names if k not in chunk]
             if missing:
                 raise InvalidInputError(
-                    f"iterable: the batch at row {row} lacks columns {missing}; give every batch the "
-                    "same columns"
+                    f"iterable: the batch at row {row} lacks columns {missing}; give every batch "
+                    "the same columns"
                 )
             chunk = {k: chunk[k] for k in self._names}
             n = len(next(iter(chunk.values())))
             if row + n > start:
                 skip = max(0, start - row)
-                yield {k: (v.slice(skip, n).compact() if isinstance(v, CSR) else v[skip:])
-                       for k, v in chunk.items()}
+                yield {
+                    k: (v.slice(skip, n).compact() if isinstance(v, CSR) else v[skip:])
+                    for k, v in chunk.items()
+                }
             row += n
 
     def _batch(self, item: Any, row: int) -> Chunk:
         sparse = self._opts[3]
         if not isinstance(item, dict):
-            if not (isinstance(item, CSR) or is_scipy_sparse(item)
-                    or ((isinstance(item, np.ndarray) or is_torch(item)) and item.ndim >= 1)):
+            if not (
+                isinstance(item, CSR)
+                or is_scipy_sparse(item)
+                or ((isinstance(item, np.ndarray) or is_torch(item)) and item.ndim >= 1)
+            ):
                 raise InvalidInputError(
-                    f"iterable: the item at row {row} is a {type(item).__name__}, not a batch; yield "
-                    "dicts of arrays or arrays, or pass iterable='rows'"
+                    f"iterable: the item at row {row} is a {type(item).__name__}, not a batch; "
+                    "yield dicts of arrays or arrays, or pass iterable='rows'"
                 )
             item = {"x": item}
         out: Chunk = {}
@@ -250,10 +237,15 @@ class IterableSource(Source):
                 v = np.asarray(v)
                 check_numeric(WHERE, str(k), v.dtype, row)
                 if v.ndim == 0:
-                    raise InvalidInputError(f"iterable: batch at row {row}, column {k!r} is 0-d; give arrays of rows")
+                    raise InvalidInputError(
+                        f"iterable: batch at row {row}, column {k!r} is 0-d; give arrays of rows"
+                    )
                 if self._dtype is not None and v.dtype.kind == "f":
                     v = v.astype(self._dtype)
             elif k in sparse and v.dim != sparse[k]:
-                raise InvalidInputError(f"iterable: column {k!r} has width {v.dim}, sparse= says {sparse[k]}; make them agree")
+                raise InvalidInputError(
+                    f"iterable: column {k!r} has width {v.dim}, sparse= says {sparse[k]}; "
+                    "make them agree"
+                )
             out[str(k)] = v
         return out

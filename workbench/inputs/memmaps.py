@@ -27,7 +27,8 @@ MemmapRef = tuple[str, int, str, tuple[int, ...], str]  # file, byte offset, dty
 
 
 def load_npy(path: str | os.PathLike[str], name: str = "x") -> np.ndarray:
-    """Memory-map a ``.npy`` read-only; pickled, truncated or non-numeric files raise naming ``path``."""
+    """Memory-map a ``.npy`` read-only; pickled, truncated or non-numeric files raise, naming
+    ``path``."""
     try:
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
@@ -36,9 +37,11 @@ def load_npy(path: str | os.PathLike[str], name: str = "x") -> np.ndarray:
         if "pickle" in str(e).lower() or "object" in str(e).lower():
             raise UnsafeInputError(
                 f"{path}: the .npy holds Python objects (pickled data); workbench refuses to "
-                "unpickle: save a numeric array instead") from None
+                "unpickle: save a numeric array instead"
+            ) from None
         raise InvalidInputError(
-            f"{path}: not a readable .npy file ({e}); it may be truncated: write it again") from None
+            f"{path}: not a readable .npy file ({e}); it may be truncated: write it again"
+        ) from None
     if not isinstance(a, np.ndarray):
         raise InvalidInputError(f"{path}: not a single .npy array; use np.save for one array")
     if a.ndim == 0:
@@ -47,13 +50,17 @@ def load_npy(path: str | os.PathLike[str], name: str = "x") -> np.ndarray:
     if a.ndim > 1 and not a.flags.c_contiguous:
         warnings.warn(
             f"{path}: the array is stored in Fortran order, so every row read gathers "
-            f"{a.shape[1]} strided pieces; save it C-ordered (np.save(path, np.ascontiguousarray(a))) "
-            "or convert it once (wb.convert)", PerformanceWarning, stacklevel=3)
+            f"{a.shape[1]} strided pieces; save it C-ordered "
+            "(np.save(path, np.ascontiguousarray(a))) or convert it once (wb.convert)",
+            PerformanceWarning,
+            stacklevel=3,
+        )
     return a
 
 
 def memmap_ref(a: np.ndarray) -> MemmapRef | None:
-    """Where a contiguous view of a file-backed, non-copy-on-write memmap lies in its file, or None."""
+    """Where a contiguous view of a file-backed, non-copy-on-write memmap lies in its file, or
+    None."""
     m: Any = a
     while m is not None and not isinstance(m, np.memmap):
         m = getattr(m, "base", None)
@@ -78,8 +85,9 @@ def reopen(ref: MemmapRef) -> np.ndarray:
     name, offset, dtype, shape, order = ref
     if 0 in shape:
         return np.empty(shape, dtype)
-    return np.memmap(name, dtype=dtype, mode="r", offset=offset, shape=shape,
-                     order=order).view(np.ndarray)  # type: ignore[call-overload]
+    return np.memmap(name, dtype=dtype, mode="r", offset=offset, shape=shape, order=order).view(
+        np.ndarray
+    )  # type: ignore[call-overload]
 
 
 def _same_ends(b: np.ndarray, a: np.ndarray) -> bool:

@@ -30,8 +30,13 @@ FEATURES = "features"
 
 
 def is_number(t: pa.DataType) -> bool:
-    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-            or pa.types.is_null(t) or pa.types.is_decimal(t))
+    return (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_null(t)
+        or pa.types.is_decimal(t)
+    )
 
 
 def _is_list(t: pa.DataType) -> bool:
@@ -44,11 +49,20 @@ def column_of(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
 
 
 class TablePacker:
-    """Decides, from an Arrow schema and the options, which output column each input column feeds."""
+    """Decides, from an Arrow schema and the options, which output column each input column
+    feeds."""
 
-    def __init__(self, where: str, schema: pa.Schema, columns: Sequence[str] | None,
-                 drop: Sequence[str] | None, target: str | None, sparse: dict[str, int] | None,
-                 dtype: np.dtype | None, text_hint: str = ""):
+    def __init__(
+        self,
+        where: str,
+        schema: pa.Schema,
+        columns: Sequence[str] | None,
+        drop: Sequence[str] | None,
+        target: str | None,
+        sparse: dict[str, int] | None,
+        dtype: np.dtype | None,
+        text_hint: str = "",
+    ):
         names = [n for n in schema.names if not re.fullmatch(r"__index_level_\d+__", n)]
         self.where, self.target = where, target
         sparse = dict(sparse or {})
@@ -70,7 +84,7 @@ class TablePacker:
                 if not (_is_list(t) or pa.types.is_string(t) or pa.types.is_large_string(t)):
                     raise InvalidInputError(
                         f"{where}: sparse column {name!r} has type {t}; it must hold lists of "
-                        "nonzero indices (or, in a CSV, space-separated indices like \"3 17 42\")"
+                        'nonzero indices (or, in a CSV, space-separated indices like "3 17 42")'
                     )
                 vals = f"{name}.values" if f"{name}.values" in companions else None
                 self.sparse[name] = (int(sparse[name]), vals)
@@ -88,13 +102,19 @@ class TablePacker:
                 )
             elif pa.types.is_fixed_size_list(t) and is_number(t.value_type):
                 vt = np.dtype(t.value_type.to_pandas_dtype())
-                self.lists.append((name, t.list_size, np.dtype(dtype) if dtype and vt.kind == "f" else vt))
+                self.lists.append(
+                    (name, t.list_size, np.dtype(dtype) if dtype and vt.kind == "f" else vt)
+                )
             elif is_number(t):
                 self.features.append(name)
             else:
                 raise self._not_numeric(name, t, text_hint)
-        outs = [*([FEATURES] if self.features else []), *[n for n, _, _ in self.lists],
-                *self.sparse, *([target] if target else [])]
+        outs = [
+            *([FEATURES] if self.features else []),
+            *[n for n, _, _ in self.lists],
+            *self.sparse,
+            *([target] if target else []),
+        ]
         if len(set(outs)) != len(outs):
             raise InvalidInputError(
                 f"{where}: a column is named {FEATURES!r}, which is where numeric columns are "
@@ -125,13 +145,20 @@ class TablePacker:
             col = column_of(batch, name)
             if col.null_count:
                 raise self._null(name, col, first, "a missing list")
-            out[name] = col.flatten().to_numpy(zero_copy_only=False).reshape(n, k).astype(dt, copy=False)
+            out[name] = (
+                col.flatten().to_numpy(zero_copy_only=False).reshape(n, k).astype(dt, copy=False)
+            )
         for name, (dim, vals) in self.sparse.items():
             out[name] = self._sparse(batch, name, dim, vals, first)
         if self.target is not None:
             col = column_of(batch, self.target)
             if col.null_count and self.target_dtype.kind == "i":  # type: ignore[union-attr]
-                raise self._null(self.target, col, first, "an empty (missing) integer label; fill or drop those rows")
+                raise self._null(
+                    self.target,
+                    col,
+                    first,
+                    "an empty (missing) integer label; fill or drop those rows",
+                )
             out[self.target] = as_numbers(col).astype(self.target_dtype, copy=False)
         return out
 
@@ -139,13 +166,16 @@ class TablePacker:
         row = first + int(np.argmax(col.is_null().to_numpy(zero_copy_only=False)))
         return InvalidInputError(f"{self.where}: row {row}, column {name!r}: {what}")
 
-    def _sparse(self, batch: pa.RecordBatch | pa.Table, name: str, dim: int, vals: str | None,
-                first: int) -> CSR:
+    def _sparse(
+        self, batch: pa.RecordBatch | pa.Table, name: str, dim: int, vals: str | None, first: int
+    ) -> CSR:
         col = column_of(batch, name)
         if not _is_list(col.type):  # CSV text: "3 17 42"
             lengths, indices = _digit_tokens(col) or self._split_text(col, name, first)
         else:
-            if not (pa.types.is_integer(col.type.value_type) or pa.types.is_null(col.type.value_type)):
+            if not (
+                pa.types.is_integer(col.type.value_type) or pa.types.is_null(col.type.value_type)
+            ):
                 raise InvalidInputError(
                     f"{self.where}: sparse column {name!r} holds {col.type}; it must hold lists of "
                     "integer indices"
@@ -168,7 +198,6 @@ class TablePacker:
             values = vcol.flatten().to_numpy(zero_copy_only=False).astype(vdt, copy=False)
         return CSR(indptr, indices, values, dim)
 
-
     def _split_text(self, col: pa.Array, name: str, first: int) -> tuple[np.ndarray, np.ndarray]:
         """Per-row token counts and int64 indices of whitespace-separated index text (any text)."""
         col = pc.utf8_split_whitespace(col.fill_null(""))
@@ -180,11 +209,13 @@ class TablePacker:
         try:
             return lengths, tokens.cast(pa.int64()).to_numpy()
         except (pa.ArrowInvalid, ValueError):
-            bad = next(i for i, s in enumerate(tokens.to_pylist()) if not re.fullmatch(r"[+-]?\d+", s))
+            bad = next(
+                i for i, s in enumerate(tokens.to_pylist()) if not re.fullmatch(r"[+-]?\d+", s)
+            )
             raise InvalidInputError(
                 f"{self.where}: row {first + int(parent[bad])}, column {name!r}: "
                 f"{tokens[bad].as_py()!r} is not an integer index; write nonzero indices as "
-                "space-separated integers like \"3 17 42\""
+                'space-separated integers like "3 17 42"'
             ) from None
 
 

@@ -7,6 +7,7 @@ A writer receives validated chunks for one shard and returns its :class:`FileEnt
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,16 +20,37 @@ __all__: list[str] = []
 
 
 class ShardWriter(Protocol):
-    def __init__(self, version_dir: Path, index: int, columns: tuple[Column, ...],
-                 options: dict[str, Any]) -> None: ...
+    def __init__(
+        self, version_dir: Path, index: int, columns: tuple[Column, ...], options: dict[str, Any]
+    ) -> None: ...
 
     def write(self, chunk: Chunk) -> None: ...
 
     def close(self) -> tuple[FileEntry, ...]: ...
 
 
-def check_files(version_dir: Path, shard: Shard, check: Callable[[Path, list[str]], None],
-                errors: tuple[type[BaseException], ...]) -> list[str]:
+@dataclass(frozen=True)
+class ColumnStorage:
+    """What a room's ``storage_facts`` says of one column, for ``wb.inspect``.
+
+    ``facts``: the column as read from shard 0's file (an ``explore.facts.ArrayFacts``);
+    ``storage``: entries to show; ``disk_bytes``: the column's bytes where the room estimates
+    them itself (else shard 0's share is scaled); ``units``: whether reads come in the file's
+    units (HDF5 chunks, row groups) rather than pages.
+    """
+
+    facts: Any
+    storage: dict[str, Any]
+    disk_bytes: int | None = None
+    units: bool = True
+
+
+def check_files(
+    version_dir: Path,
+    shard: Shard,
+    check: Callable[[Path, list[str]], None],
+    errors: tuple[type[BaseException], ...],
+) -> list[str]:
     """``check(path, problems)`` for each file of ``shard``; a read that raises one of ``errors``
     adds a problem naming the file (after those found before it), so verify reports every bad file
     instead of stopping at the first."""
@@ -60,9 +82,13 @@ def shard_paths(version: Path, manifest: Any) -> list[Path]:
 
 
 def csr_parts(c: Column, value: CSR, offset: int) -> dict[str, Any]:
-    """A chunk's CSR as arrays ready to append: indptr shifted by ``offset`` (rows already written)."""
+    """A chunk's CSR as arrays ready to append: indptr shifted by ``offset`` (rows already
+    written)."""
     comp = value.compact()
-    parts = {"indptr": comp.indptr[1:] + offset, "indices": comp.indices.astype(c.index_dtype, copy=False)}
+    parts = {
+        "indptr": comp.indptr[1:] + offset,
+        "indices": comp.indices.astype(c.index_dtype, copy=False),
+    }
     if c.has_values:
         parts["values"] = comp.values.astype(c.dtype, copy=False)  # type: ignore[union-attr]
     return parts

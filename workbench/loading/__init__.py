@@ -3,11 +3,14 @@
 Data flows down this list:
 
 - ``config``: :class:`LoaderConfig`, every option, validated, swapped whole by ``reconfigure``;
-- ``orders`` and ``sampling``: one epoch's order of rows, and which rows go in which batch (pure);
+  ``automatic``: what the options left None become;
+- ``orders``, ``sampling``, ``splits`` and ``resume`` (pure): one epoch's order of rows, which
+  rows go in which batch, how windows and ranks cut an epoch, and a sampler's saved position;
 - ``ranks``: the data-parallel rank; ``advice``: read-ahead advice for cold block orders;
 - ``fetch`` and ``batches``: reading one batch from any Dataset, its bytes, pinning;
 - ``passes``: fetching in the caller, on threads, or (``workers/``) in worker processes;
 - ``epochs``: the iterator the consumer holds, which starts and swaps those passes;
+- ``feeds``: a loader's sampler, the passes it starts and the batches they delivered;
 - ``loaders``: :class:`Loader` and :func:`loader`, the epochs and their state;
 - ``device``: :func:`to_device`, batches onto a GPU one ahead.
 

@@ -38,8 +38,13 @@ def keep_batch_memory() -> None:
         pass  # not glibc (musl, ...): keep its defaults
 
 
-def map_tensors(batch: Any, fn: Callable[..., Any], *, paths: bool = False,
-                leaf: type | tuple[type, ...] = torch.Tensor) -> Any:
+def map_tensors(
+    batch: Any,
+    fn: Callable[..., Any],
+    *,
+    paths: bool = False,
+    leaf: type | tuple[type, ...] = torch.Tensor,
+) -> Any:
     """``batch`` with ``fn(t)`` in place of every tensor (every instance of ``leaf``) inside its
     dicts, lists and tuples (named tuples too), rebuilt in the same kinds of containers; other
     values stay as they are. With ``paths``, ``fn(path, t)``: the keys and indices down to ``t``.
@@ -50,6 +55,7 @@ def map_tensors(batch: Any, fn: Callable[..., Any], *, paths: bool = False,
     >>> map_tensors((torch.ones(1), {"y": torch.ones(3)}), lambda p, t: p, paths=True)
     ((0,), {'y': (1, 'y')})
     """
+
     def walk(obj: Any, path: tuple) -> Any:
         if isinstance(obj, leaf):
             return fn(path, obj) if paths else fn(obj)
@@ -75,8 +81,10 @@ def batch_nbytes(batch: Any) -> int:
     sizes: list[int] = []
 
     def size(t: torch.Tensor) -> None:
-        parts = {torch.sparse_coo: lambda: (t._indices(), t._values()),
-                 torch.sparse_csr: lambda: (t.crow_indices(), t.col_indices(), t.values())}
+        parts = {
+            torch.sparse_coo: lambda: (t._indices(), t._values()),
+            torch.sparse_csr: lambda: (t.crow_indices(), t.col_indices(), t.values()),
+        }
         for p in parts.get(t.layout, lambda: (t,))():
             sizes.append(p.element_size() * p.nelement())
 
@@ -86,5 +94,3 @@ def batch_nbytes(batch: Any) -> int:
 
 def pin(batch: Any) -> Any:
     return map_tensors(batch, lambda t: t.pin_memory())
-
-

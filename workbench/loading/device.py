@@ -44,8 +44,9 @@ class _Staging:
         key, n = (path, t.dtype), t.numel()
         buf = self.buffers.get(key)
         if buf is None or buf.numel() < n:
-            buf = torch.empty(max(n, int(n * _GROW) if buf is not None else n), dtype=t.dtype,
-                              pin_memory=True)
+            buf = torch.empty(
+                max(n, int(n * _GROW) if buf is not None else n), dtype=t.dtype, pin_memory=True
+            )
             self.buffers[key] = buf
         view = buf[:n].view(t.shape)
         view.copy_(t)
@@ -119,7 +120,7 @@ def to_device(batches: Iterable[Any], device: str | torch.device = "cuda") -> It
     Examples
     --------
     >>> batches = [{"x": torch.zeros(2, 3)}, {"x": torch.ones(2, 3)}]
-    >>> all(out is b for out, b in zip(to_device(batches, "cpu"), batches))   # CPU: the same objects
+    >>> all(out is b for out, b in zip(to_device(batches, "cpu"), batches))  # CPU: the same ones
     True
     >>> next(to_device(batches, "cuda"))["x"].device  # doctest: +SKIP
     device(type='cuda', index=0)
@@ -134,8 +135,9 @@ def to_device(batches: Iterable[Any], device: str | torch.device = "cuda") -> It
     return (map_tensors(b, lambda x: x.to(dev)) for b in batches)
 
 
-def measure_h2d(nbytes: int = 256 << 20, repeats: int = 10,
-                device: str | torch.device = "cuda") -> dict[str, Any]:
+def measure_h2d(
+    nbytes: int = 256 << 20, repeats: int = 10, device: str | torch.device = "cuda"
+) -> dict[str, Any]:
     """Host-to-device GB/s of :func:`to_device` from pageable memory vs a plain pinned ``copy_``.
 
     Parameters
@@ -189,6 +191,13 @@ def measure_h2d(nbytes: int = 256 << 20, repeats: int = 10,
             dst.copy_(src)
 
     ours_gbps, plain_gbps, pageable_gbps = gbps(ours), gbps(plain), gbps(pageable)
-    return {"available": True, "device": torch.cuda.get_device_name(dev), "nbytes": nbytes,
-            "repeats": repeats, "to_device_gbps": ours_gbps, "pinned_copy_gbps": plain_gbps,
-            "pageable_copy_gbps": pageable_gbps, "ratio_to_pinned": ours_gbps / plain_gbps}
+    return {
+        "available": True,
+        "device": torch.cuda.get_device_name(dev),
+        "nbytes": nbytes,
+        "repeats": repeats,
+        "to_device_gbps": ours_gbps,
+        "pinned_copy_gbps": plain_gbps,
+        "pageable_copy_gbps": pageable_gbps,
+        "ratio_to_pinned": ours_gbps / plain_gbps,
+    }

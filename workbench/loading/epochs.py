@@ -18,14 +18,28 @@ from .workers.pool import KeptWorkers, ProcessPass
 __all__: list[str] = []
 
 
-def start_pass(cfg: Any, fetch: Fetch, keys: Iterator[Key], on_batch: OnBatch,
-               on_end: Callable[[], None], kept: KeptWorkers) -> Pass:
+def start_pass(
+    cfg: Any,
+    fetch: Fetch,
+    keys: Iterator[Key],
+    on_batch: OnBatch,
+    on_end: Callable[[], None],
+    kept: KeptWorkers,
+) -> Pass:
     """The pass that reads ``keys`` under ``cfg`` (a ``LoaderConfig``): in the caller without
     workers, else on threads or in worker processes (kept in ``kept`` between passes)."""
     pin = cfg.pin_memory and torch.cuda.is_available()  # no CUDA: nothing to pin for
-    spec = FetchSpec(fetch, cfg.num_workers, cfg.prefetch_factor, pin, cfg.timeout,
-                     cfg.multiprocessing_context, cfg.worker_init_fn, cfg.pin_memory_device,
-                     cfg.keeps_workers)
+    spec = FetchSpec(
+        fetch,
+        cfg.num_workers,
+        cfg.prefetch_factor,
+        pin,
+        cfg.timeout,
+        cfg.multiprocessing_context,
+        cfg.worker_init_fn,
+        cfg.pin_memory_device,
+        cfg.keeps_workers,
+    )
     if cfg.num_workers == 0:
         return SyncPass(spec, keys, on_batch, on_end)
     if cfg.worker_type == "thread":
@@ -39,8 +53,9 @@ class EpochIterator:
     ``renew(old)``: the pass reading the rest of the epoch under the new settings, ``old``
     closed (None: nothing changed, ``old`` reads on). ``on_close()`` runs when it is closed."""
 
-    def __init__(self, first: Pass, renew: Callable[[Pass], Pass | None],
-                 on_close: Callable[[], None]) -> None:
+    def __init__(
+        self, first: Pass, renew: Callable[[Pass], Pass | None], on_close: Callable[[], None]
+    ) -> None:
         self._pass, self._renew, self._on_close = first, renew, on_close
         self._swap = self._done = False
 

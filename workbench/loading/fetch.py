@@ -32,7 +32,7 @@ from ..datasets.protocols import (
     ReadsBatches,
     WillNeed,
 )
-from ..errors import InvalidInputError, LoaderTimeoutError, WorkerError
+from ..errors import InvalidInputError, LoaderTimeoutError, WorkerError, in_worker
 
 __all__: list[str] = []
 
@@ -71,20 +71,33 @@ class Capabilities:
     @classmethod
     def of(cls, dataset: Any) -> Capabilities:
         """Ask ``dataset`` once (never per batch: a protocol check costs microseconds)."""
-        return cls(int(dataset.row_nbytes or 0) if isinstance(dataset, HasRowBytes) else 0,
-                   isinstance(dataset, ReadsAhead) and bool(dataset.reads_ahead),
-                   dataset.block_rows if isinstance(dataset, HasBlocks) else None,
-                   dataset.shard_rows if isinstance(dataset, HasShards) else None,
-                   dataset.will_need if isinstance(dataset, WillNeed) else None,
-                   isinstance(dataset, PlansReads))
+        return cls(
+            int(dataset.row_nbytes or 0) if isinstance(dataset, HasRowBytes) else 0,
+            isinstance(dataset, ReadsAhead) and bool(dataset.reads_ahead),
+            dataset.block_rows if isinstance(dataset, HasBlocks) else None,
+            dataset.shard_rows if isinstance(dataset, HasShards) else None,
+            dataset.will_need if isinstance(dataset, WillNeed) else None,
+            isinstance(dataset, PlansReads),
+        )
 
 
 class Fetch:
     """``fetch(idx, epoch, k)`` -> the batch; pickles as its dataset and functions (for workers)."""
 
-    def __init__(self, dataset: Any, collate_fn: Callable[[Any], Any] | None,
-                 transform: Callable[..., Any] | None, seed: int, contiguous: bool) -> None:
-        self.dataset, self.transform, self.seed, self.contiguous = dataset, transform, seed, contiguous
+    def __init__(
+        self,
+        dataset: Any,
+        collate_fn: Callable[[Any], Any] | None,
+        transform: Callable[..., Any] | None,
+        seed: int,
+        contiguous: bool,
+    ) -> None:
+        self.dataset, self.transform, self.seed, self.contiguous = (
+            dataset,
+            transform,
+            seed,
+            contiguous,
+        )
         self.ours = isinstance(dataset, ReadsBatches) and collate_fn is None
         self.batched = isinstance(dataset, GetItems)
         self.collate = collate_fn or default_collate
@@ -127,8 +140,11 @@ class Fetch:
             batch = self.dataset.get_batch(self._rows(idx))
         else:
             items = idx.tolist()  # the Dataset protocol's list[int]
-            data = (self.dataset.__getitems__(items) if self.batched
-                    else [self.dataset[i] for i in items])
+            data = (
+                self.dataset.__getitems__(items)
+                if self.batched
+                else [self.dataset[i] for i in items]
+            )
             batch = self.collate(data)
         return self._transformed(batch, idx, epoch, k)
 
@@ -142,10 +158,12 @@ class Fetch:
             return self.transform(batch)
         except Exception as exc:
             name = getattr(self.transform, "__qualname__", repr(self.transform))
-            raise WorkerError(
+            raise in_worker(
+                exc,
                 f"transform {name} raised on batch {k} of epoch {epoch} ({len(idx)} rows from "
                 f"row {int(idx[0]) if len(idx) else 0}): {type(exc).__name__}: {exc}; fix the "
-                "transform, or run with num_workers=0 to debug it in the main process") from exc
+                "transform, or run with num_workers=0 to debug it in the main process",
+            ) from exc
 
 
 def describe_rows(idx: np.ndarray) -> str:
@@ -154,32 +172,41 @@ def describe_rows(idx: np.ndarray) -> str:
     return f"rows [{', '.join(map(str, shown))}] ({len(rows)} rows)"
 
 
-def read_error(exc: BaseException, idx: np.ndarray, where: str) -> WorkerError:
+def read_error(
+    exc: BaseException, idx: np.ndarray, where: str, key: tuple[Any, int, int] | None = None
+) -> WorkerError:
+    """What a failed read raises: the reader's own class (also a WorkerError), naming the rows,
+    the batch and epoch when known (``key``), and where it ran."""
     lines = str(exc).strip().splitlines()
     # torch re-raises worker errors as "Caught X in DataLoader worker ... Traceback ... X: msg"
     original = lines[-1] if lines and "Traceback" in str(exc) else f"{type(exc).__name__}: {exc}"
-    return WorkerError(
-        f"reading {describe_rows(idx)} failed {where}: {original}. Fix the dataset, or run with "
-        "num_workers=0 to debug the read in the main process"
+    batch = f" (batch {key[2]} of epoch {key[1]})" if key is not None else ""
+    return in_worker(
+        exc,
+        f"reading {describe_rows(idx)}{batch} failed {where}: {original}. Fix the dataset, or "
+        "run with num_workers=0 to debug the read in the main process",
     )
 
 
 def timeout_error(idx: np.ndarray, timeout: float | None, where: str) -> LoaderTimeoutError:
     return LoaderTimeoutError(
-        f"reading {describe_rows(idx)} took longer than timeout={timeout}s in {where}; the storage is "
-        "hung or far too slow: check it, or pass a larger timeout=")
+        f"reading {describe_rows(idx)} took longer than timeout={timeout}s in {where}; "
+        "the storage is hung or far too slow: check it, or pass a larger timeout="
+    )
 
 
 def check_dataset(dataset: Any) -> None:
     """A map-style dataset (``__len__`` and ``__getitem__``) or a clear error naming the way out."""
     if isinstance(dataset, torch.utils.data.IterableDataset):
         raise InvalidInputError(
-            f"{type(dataset).__name__} is an IterableDataset: it has no random access, so it cannot "
-            "be shuffled, split across ranks or resumed by position. Iterate it with "
+            f"{type(dataset).__name__} is an IterableDataset: it has no random access, so it "
+            "cannot be shuffled, split across ranks or resumed by position. Iterate it with "
             "torch.utils.data.DataLoader(dataset, batch_size=...), or convert the stream once: "
-            "wb.convert(iter(dataset), 'data.store'), then wb.loader(wb.open_dataset('data.store'))")
+            "wb.convert(iter(dataset), 'data.store'), then wb.loader(wb.open_dataset('data.store'))"
+        )
     if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
         raise InvalidInputError(
             f"a {type(dataset).__name__} is not a map-style dataset: give it __len__ and "
             "__getitem__ (as torch.utils.data.Dataset subclasses do), or open your data with "
-            "wb.open_dataset(...)")
+            "wb.open_dataset(...)"
+        )

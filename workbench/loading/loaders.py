@@ -12,28 +12,22 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import InvalidInputError
-from ..monitoring.metrics import BatchEvent, LoaderStats
+from ..monitoring.metrics import BatchEvent
 from .advice import Advisor
-from .batches import batch_nbytes, keep_batch_memory
+from .batches import keep_batch_memory
 from .config import LoaderConfig
-from .epochs import EpochIterator, start_pass
-from .fetch import Capabilities, Fetch, check_dataset
-from .options import takes_loader_options
+from .epochs import EpochIterator
+from .feeds import Feed, sampler_for
+from .fetch import Capabilities, check_dataset
+from .options import refuse_samplers, takes_loader_options
 from .passes import Pass
-from .ranks import resolve
-from .sampling import BatchSampler
-from .workers.pool import KeptWorkers
 
 __all__ = ["Loader", "loader"]
 
 _OPTIONS = frozenset(f.name for f in dataclasses.fields(LoaderConfig)) - {"block_rows", "shuffle"}
-FALLBACK_BLOCK_ROWS = 4096  # block order over a dataset without storage blocks (the sampler's default)
 
 
 @takes_loader_options
@@ -61,34 +55,18 @@ class Loader:
     """
 
     def __init__(self, dataset: Any, **options: Any) -> None:
-        self._workers = KeptWorkers()  # across passes; set first, as __del__ closes it
+        self._feed = Feed(dataset)  # set first, as __del__ closes its workers
         check_dataset(dataset)
-        if options.pop("sampler", None) is not None or options.pop("batch_sampler", None) is not None:
-            raise InvalidInputError(
-                "sampler= / batch_sampler= are not taken: the loader orders rows itself (shuffle=, "
-                "seed=, rank=/world_size=), which is what makes its reads batched and its resume "
-                "exact; for a custom sampler use torch.utils.data.DataLoader(dataset, "
-                "batch_sampler=...) over the same dataset")
+        refuse_samplers(options)
         self.dataset = dataset
         self._can = can = Capabilities.of(dataset)  # what it offers beyond __getitem__, asked once
         self.config = cfg = LoaderConfig.build(can.row_nbytes, can.reads_ahead, **options)
-        rank, world_size = resolve(cfg.rank, cfg.world_size)
-        self.block_rows = int(cfg.block_rows or can.block_rows or FALLBACK_BLOCK_ROWS)
-        self.block_rows_from = ("given" if cfg.block_rows else "the dataset's storage blocks"
-                                if can.block_rows else "fallback: the dataset has no storage blocks")
-        self.sampler = BatchSampler(len(dataset), cfg.batch_size, order=cfg.shuffle, seed=cfg.seed,
-                                    block_rows=self.block_rows, window=cfg.window, rank=rank,
-                                    world_size=world_size, drop_last=cfg.drop_last,
-                                    shard_rows=can.shard_rows, run_rows=cfg.run_rows)
-        if can.will_need is not None:  # cold windows read ahead
-            self.sampler.advise = Advisor(can.will_need)
-        self.stats = LoaderStats()
-        self._epoch = self._position = 0
+        self.sampler, self.block_rows_from = sampler_for(len(dataset), cfg, can)
+        self.block_rows = self.sampler.block_rows
+        self.stats = self._feed.stats
+        self._epoch = 0
         self._pending: LoaderConfig | None = None
         self._lock = threading.RLock()  # changes are applied by one thread at a time
-        self._fetch: Fetch | None = None
-        self._current: weakref.ref | None = None
-        self._subscribers: tuple[Callable[[BatchEvent], None], ...] = ()
 
     order = property(lambda self: self.sampler.order, doc="The running epoch's order.")
 
@@ -102,26 +80,51 @@ class Loader:
         raise AttributeError(f"'Loader' object has no attribute {name!r}")
 
     def __repr__(self) -> str:
-        return (f"Loader({type(self.dataset).__name__} of {len(self.dataset):,} rows, "
-                f"batch_size={self.batch_size}, shuffle={self.order!r}, num_workers={self.num_workers}"
-                f" ({self.worker_type}), block_rows={self.block_rows:,} ({self.block_rows_from}))")
+        return (
+            f"Loader({type(self.dataset).__name__} of {len(self.dataset):,} rows, "
+            f"batch_size={self.batch_size}, shuffle={self.order!r}, num_workers={self.num_workers}"
+            f" ({self.worker_type}), block_rows={self.block_rows:,} ({self.block_rows_from}))"
+        )
 
     def __len__(self) -> int:
         return len(self.sampler)
 
     def set_epoch(self, epoch: int) -> None:
-        """Use ``epoch``'s order for the next pass (a resumed position in that epoch is kept)."""
+        """Use ``epoch``'s order for the next pass (a resumed position in that epoch is kept).
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch number (0 or more); with ``seed`` it picks the order.
+        """
         self.sampler.set_epoch(epoch)
         if epoch != self._epoch:
-            self._position = 0
+            self._feed.position = 0
         self._epoch = int(epoch)
 
     def reconfigure(self, **changes: Any) -> LoaderConfig:
-        """Change ``batch_size``, ``num_workers``, ``worker_type``, ``prefetch_factor``,
-        ``pin_memory``, ``window`` or ``run_rows`` at the next batch boundary, ``shuffle`` from
-        the next epoch, without losing the epoch: every row of it is still delivered once.
-        Read-ahead batches are dropped and readers rebuilt; returns the config that will apply.
+        """Change options at the next batch boundary (``shuffle`` from the next epoch), without
+        losing the epoch: every row of it is still delivered once. Read-ahead batches are
+        dropped and readers rebuilt.
 
+        Parameters
+        ----------
+        **changes
+            New values of ``batch_size``, ``num_workers``, ``worker_type``, ``prefetch_factor``,
+            ``pin_memory``, ``window``, ``run_rows`` or ``shuffle`` (None: automatic).
+
+        Returns
+        -------
+        LoaderConfig
+            The config that will apply.
+
+        Raises
+        ------
+        InvalidInputError
+            A change to another option, or an invalid value.
+
+        Examples
+        --------
         >>> dl = loader(wb.open_dataset({"y": np.arange(1000)}), batch_size=100)
         >>> it = iter(dl); first = next(it); dl.reconfigure(batch_size=300).batch_size
         300
@@ -130,9 +133,10 @@ class Loader:
         """
         with self._lock:  # atomic with __iter__: a pass starting now sees the change or waits
             cfg = (self._pending or self.config).with_changes(
-                self._can.row_nbytes, self._can.reads_ahead, **changes)
+                self._can.row_nbytes, self._can.reads_ahead, **changes
+            )
             self._pending = cfg
-            it = self._iterating()
+            it = self._feed.current()
             if it is None or it.done:  # not iterating: nothing to wait for
                 self._apply_pending()
             else:
@@ -142,23 +146,18 @@ class Loader:
     def _apply_pending(self) -> None:
         with self._lock:
             cfg, self._pending = self._pending, None
-            if cfg is None:
-                return
-            old, self.config = self.config, cfg
-            self.sampler.reconfigure(self._position, batch_size=cfg.batch_size,
-                                     window=cfg.window, order=cfg.shuffle, run_rows=cfg.run_rows)
-            readers = ("num_workers", "worker_type", "prefetch_factor", "pin_memory")
-            if any(getattr(old, k) != getattr(cfg, k) for k in readers):
-                self._close_workers()
+            if cfg is not None:
+                old, self.config = self.config, cfg
+                self._feed.apply(old, cfg, self.sampler)
 
     def __iter__(self) -> Iterator[Any]:
-        self._end_pass()
+        self._feed.end()
         keep_batch_memory()
         with self._lock:
             self._apply_pending()
             self.sampler.set_epoch(self._epoch)
             it = EpochIterator(self._new_pass(), self._renew, self._stop_advice)
-            self._current = weakref.ref(it)
+            self._feed.track(it)
         return it
 
     def _renew(self, old: Pass) -> Pass | None:
@@ -172,78 +171,79 @@ class Loader:
             return self._new_pass()
 
     def _new_pass(self) -> Pass:
-        cfg, sampler = self.config, self.sampler
-        batches = iter(sampler)  # after the resumed batches, if load_state_dict was used
-        if self._can.plans_reads:  # a streamed dataset fetches ahead in this order
-            self.dataset.plan_reads(sampler.shard_plan(), 2 if sampler.order == "sequential"
-                                    else sampler.window + 3)  # shards one window touches
-        epoch, start = self._epoch, sampler.batches_done
-        self._position = start
-        keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
-        # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
-        contiguous = sampler.order == "sequential" and sampler.world_size == 1
-        if self._fetch is None or self._fetch.contiguous != contiguous:
-            self._fetch = Fetch(self.dataset, cfg.collate_fn, cfg.transform, cfg.seed, contiguous)
-        return start_pass(cfg, self._fetch, keys, self._delivered, self._finish_epoch, self._workers)
-
-    def _delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
-        nbytes = rows * self._fetch.row_bytes or batch_nbytes(batch)  # type: ignore[union-attr]
-        self.stats.add(rows, nbytes, wait_s, since_last_s)
-        self._position += 1
-        if self._subscribers:  # the hot path pays one check when nobody watches
-            event = BatchEvent(time.perf_counter(), rows, nbytes, wait_s, since_last_s)
-            for fn in self._subscribers:
-                fn(event)
+        return self._feed.start(
+            self.config, self.sampler, self._epoch, self._can.plans_reads, self._finish_epoch
+        )
 
     def subscribe(self, fn: Callable[[BatchEvent], None]) -> Callable[[], None]:
-        """Call ``fn(event)`` with a :class:`~workbench.monitoring.metrics.BatchEvent` for every delivered
-        batch, on the consumer's thread (keep it cheap); returns the function that unsubscribes."""
-        self._subscribers = (*self._subscribers, fn)
+        """Call ``fn(event)`` for every delivered batch, on the consumer's thread (keep it cheap).
 
-        def unsubscribe() -> None:
-            self._subscribers = tuple(f for f in self._subscribers if f is not fn)
+        Parameters
+        ----------
+        fn : callable
+            Called with a :class:`~workbench.monitoring.metrics.BatchEvent` per batch.
 
-        return unsubscribe
-
-    def _iterating(self) -> EpochIterator | None:
-        """The epoch in progress, if any (held weakly: a dropped iterator stops its readers)."""
-        ref = getattr(self, "_current", None)
-        return ref() if ref is not None else None
+        Returns
+        -------
+        callable
+            Call it (no arguments) to unsubscribe ``fn``.
+        """
+        return self._feed.subscribe(fn)
 
     def read_ahead(self) -> int:
-        """Batches read ahead of the consumer right now (0 in-process or between passes)."""
-        it = self._iterating()
-        return it.in_flight() if it is not None else 0
+        """Batches read ahead of the consumer right now.
+
+        Returns
+        -------
+        int
+            Batches fetched and not yet delivered (0 in-process or between passes).
+        """
+        return self._feed.in_flight()
 
     def worker_pids(self) -> dict[int, str]:
-        """``{pid: name}`` of the worker processes reading for this loader now, or kept between
-        passes (``persistent_workers``); none for threads."""
-        it = self._iterating()
-        pids = (it.pids() if it is not None else []) or self._workers.pids()
-        return {pid: f"loader worker {i}" for i, pid in enumerate(pids)}
+        """The worker processes reading for this loader now, or kept between passes
+        (``persistent_workers``); none for threads.
+
+        Returns
+        -------
+        dict
+            ``{pid: name}``, e.g. ``{4242: "loader worker 0"}``.
+        """
+        return {pid: f"loader worker {i}" for i, pid in enumerate(self._feed.pids())}
 
     def _finish_epoch(self) -> None:
         self._stop_advice()
-        self._epoch, self._position = self._epoch + 1, 0
+        self._epoch, self._feed.position = self._epoch + 1, 0
         self.sampler.set_epoch(self._epoch)  # a whole epoch again after an elastic resume
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able position: the epoch, the batches delivered in it (not those read ahead) and
-        the rows they cover, so a loader with another batch size resumes exactly too."""
-        return {**self.sampler.state_dict(self._position), "epoch": self._epoch}
+        the rows they cover, so a loader with another batch size resumes exactly too.
+
+        Returns
+        -------
+        dict
+            What :meth:`load_state_dict` resumes from (a ``BatchSampler`` state).
+        """
+        return {**self.sampler.state_dict(self._feed.position), "epoch": self._epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume at ``state``: the next pass starts at its epoch, after its delivered batches."""
-        self._end_pass()
-        self._apply_pending()
-        self.sampler.load_state_dict(state)  # raises IncompatibleResumeError if settings changed
-        self._epoch, self._position = self.sampler.epoch, self.sampler.batches_done
+        """Resume at ``state``: the next pass starts at its epoch, after its delivered batches.
 
-    def _end_pass(self) -> None:
-        it = self._iterating()
-        self._current = None
-        if it is not None:
-            it.close()
+        Parameters
+        ----------
+        state : dict
+            A :meth:`state_dict`, of this loader or one over the same rows and seed.
+
+        Raises
+        ------
+        IncompatibleResumeError
+            The state was saved under other fixed settings (rows, seed, block_rows, drop_last).
+        """
+        self._feed.end()
+        self._apply_pending()
+        self.sampler.load_state_dict(state)
+        self._epoch, self._feed.position = self.sampler.epoch, self.sampler.batches_done
 
     def _stop_advice(self) -> None:
         if isinstance(self.sampler.advise, Advisor):  # no read-ahead for a pass that is over
@@ -252,11 +252,8 @@ class Loader:
     def close(self) -> None:
         """Stop the reader threads or worker processes of the pass in progress, if any, and
         persistent workers."""
-        self._end_pass()
-        self._close_workers()
-
-    def _close_workers(self) -> None:
-        self._workers.release()
+        self._feed.end()
+        self._feed.kept.release()
 
     def __enter__(self) -> Loader:
         return self
@@ -265,7 +262,7 @@ class Loader:
         self.close()
 
     def __del__(self) -> None:
-        if KeptWorkers is not None:  # None at interpreter exit: module globals are gone by then
+        if Feed is not None:  # None at interpreter exit: module globals are gone by then
             self.close()
 
 
@@ -292,8 +289,8 @@ def loader(dataset: Any, **options: Any) -> Loader:
     Examples
     --------
     >>> ds = wb.open_dataset({"x": np.zeros((4096, 8), "float32"), "y": np.arange(4096)})
-    >>> dl = loader(ds, batch_size=1024, shuffle="full", seed=1, num_workers=2)  # 2 read-ahead threads
-    >>> sorted(torch.cat([batch["y"] for batch in dl]).tolist()) == list(range(4096))  # each row once
+    >>> dl = loader(ds, batch_size=1024, shuffle="full", seed=1, num_workers=2)  # 2 threads
+    >>> sorted(torch.cat([b["y"] for b in dl]).tolist()) == list(range(4096))  # each row once
     True
     """
     return Loader(dataset, **options)

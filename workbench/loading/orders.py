@@ -35,8 +35,9 @@ WINDOWED = ("block", "shard")
 class EpochOrder:
     """Random access to positions ``[start, stop)`` of one epoch's order (``take``)."""
 
-    def __init__(self, n: int, order: str, seed: int, epoch: int, block_rows: int,
-                 shard_rows: Any = None) -> None:
+    def __init__(
+        self, n: int, order: str, seed: int, epoch: int, block_rows: int, shard_rows: Any = None
+    ) -> None:
         self.n, self.order, self.key = n, order, (seed, epoch)
         self._perm: np.ndarray | None = None
         self._cache: tuple[int, np.ndarray] | None = None
@@ -127,8 +128,13 @@ class EpochOrder:
         if self.order == "sequential" and start + size <= self.n:
             return np.arange(start, start + size, dtype=np.int64)
         c = self._sorted
-        if c is not None and c[0] == size and c[1] <= start and start + size <= c[2] \
-                and (start - c[1]) % size == 0:
+        if (
+            c is not None
+            and c[0] == size
+            and c[1] <= start
+            and start + size <= c[2]
+            and (start - c[1]) % size == 0
+        ):
             return c[3][(start - c[1]) // size]
         stop = start + size
         if size >= 8 and stop <= self.n:  # batches up to the window's end (full: 64 batches)
@@ -155,7 +161,7 @@ class EpochOrder:
         b0 = int(np.searchsorted(self._starts, w0, side="right")) - 1
         b1 = int(np.searchsorted(self._starts, w1 - 1, side="right"))
         lo = np.maximum(self._starts[b0:b1], w0)
-        hi = np.minimum(self._starts[b0 + 1:b1 + 1], w1)
+        hi = np.minimum(self._starts[b0 + 1 : b1 + 1], w1)
         return self._row0[b0:b1] + (lo - self._starts[b0:b1]), hi - lo
 
     def _window(self, w0: int, w1: int) -> np.ndarray:
@@ -180,11 +186,11 @@ class EpochOrder:
             if self.order == "sequential":
                 parts.append(np.arange(p, p + end, dtype=np.int64))
             elif self._perm is not None:
-                parts.append(self._perm[p:p + end])
+                parts.append(self._perm[p : p + end])
             else:
                 w0, w1 = self.window_at(p)
                 end = min(end, w1 - p)
-                parts.append(self._window(w0, w1)[p - w0:p - w0 + end])
+                parts.append(self._window(w0, w1)[p - w0 : p - w0 + end])
             start += end
         return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
@@ -205,8 +211,16 @@ def segments(layout: Any) -> list[tuple[int, int, int]]:
     return [(int(s[0]), int(s[1]), int(s[2]) if len(s) > 2 else 1) for s in layout]
 
 
-def epoch_order(num_rows: int, order: str, seed: int = 0, epoch: int = 0, block_rows: int = 4096,
-                window: int = 8, batch_size: int = 1, run_rows: int = 1) -> np.ndarray:
+def epoch_order(
+    num_rows: int,
+    order: str,
+    seed: int = 0,
+    epoch: int = 0,
+    block_rows: int = 4096,
+    window: int = 8,
+    batch_size: int = 1,
+    run_rows: int = 1,
+) -> np.ndarray:
     """The global order of one epoch (before padding and rank split), as int64 row indices.
 
     Parameters

@@ -47,8 +47,14 @@ def _stop_readers() -> None:
         t.join(max(0.0, deadline - time.monotonic()))
 
 
-def _read_loop(fetch: Fetch, tasks: queue.SimpleQueue, stop: threading.Event, pin: bool,
-               init: Callable[[int], None] | None, worker_id: int) -> None:
+def _read_loop(
+    fetch: Fetch,
+    tasks: queue.SimpleQueue,
+    stop: threading.Event,
+    pin: bool,
+    init: Callable[[int], None] | None,
+    worker_id: int,
+) -> None:
     # Holds no reference to the iterator, so dropping the iterator lets GC stop the threads.
     try:
         if init is not None:
@@ -96,8 +102,9 @@ OnBatch = Callable[[int, Any, float, float], None]
 class Pass:
     """One pass over an epoch; subclasses implement ``_fetch`` and ``close``."""
 
-    def __init__(self, spec: FetchSpec, batches: Iterator[Key], on_batch: OnBatch,
-                 on_end: Callable[[], None]) -> None:
+    def __init__(
+        self, spec: FetchSpec, batches: Iterator[Key], on_batch: OnBatch, on_end: Callable[[], None]
+    ) -> None:
         self._spec, self._batches, self._done = spec, batches, False
         self._on_batch, self._on_end = on_batch, on_end
         self._last = time.perf_counter()
@@ -162,7 +169,7 @@ class SyncPass(Pass):
         except WorkerError:
             raise
         except Exception as exc:
-            raise read_error(exc, key[0], "in the main process") from exc
+            raise read_error(exc, key[0], "in the main process", key) from exc
         if spec.fetch.starts:  # sequential batches are views: nothing to read ahead
             nxt = next(self._batches, None)
             if nxt is not None:
@@ -187,12 +194,15 @@ class ThreadPass(Pass):
         super().__init__(spec, *args)
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._pending: collections.deque = collections.deque()  # (future, idx) in delivery order
+        self._pending: collections.deque = collections.deque()  # (future, key) in delivery order
         self._depth = spec.num_workers * spec.prefetch_factor
         self._threads = [
-            threading.Thread(target=_read_loop, name=f"workbench-loader-{i}", daemon=True,
-                             args=(spec.fetch, self._tasks, self._stop, spec.pin,
-                                   spec.worker_init_fn, i))
+            threading.Thread(
+                target=_read_loop,
+                name=f"workbench-loader-{i}",
+                daemon=True,
+                args=(spec.fetch, self._tasks, self._stop, spec.pin, spec.worker_init_fn, i),
+            )
             for i in range(spec.num_workers)
         ]
         _PASSES.add(self)
@@ -211,22 +221,22 @@ class ThreadPass(Pass):
                 return
             fut: Future = Future()
             self._tasks.put((fut, key))
-            self._pending.append((fut, key[0]))
+            self._pending.append((fut, key))
 
     def _fetch(self) -> tuple[Any, int]:
         self._fill()
         if not self._pending:
             raise StopIteration
-        fut, idx = self._pending.popleft()
+        fut, key = self._pending.popleft()
         timeout = self._spec.timeout
         try:
-            return fut.result(timeout=timeout), len(idx)
+            return fut.result(timeout=timeout), len(key[0])
         except FutureTimeout:
-            raise timeout_error(idx, timeout, "a loader thread") from None
+            raise timeout_error(key[0], timeout, "a loader thread") from None
         except WorkerError:
             raise
         except Exception as exc:
-            raise read_error(exc, idx, "in a loader thread") from exc
+            raise read_error(exc, key[0], "in a loader thread", key) from exc
 
     def close(self, force: bool = False) -> None:
         if self._done:

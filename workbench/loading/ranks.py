@@ -21,5 +21,7 @@ def resolve(rank: int | None, world_size: int | None) -> tuple[int, int]:
         group_rank, group_size = dist.get_rank(), dist.get_world_size()
     else:
         group_rank, group_size = 0, 1
-    return (group_rank if rank is None else int(rank),
-            group_size if world_size is None else int(world_size))
+    return (
+        group_rank if rank is None else int(rank),
+        group_size if world_size is None else int(world_size),
+    )

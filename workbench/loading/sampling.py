@@ -8,86 +8,64 @@ Orders (``ORDERS``):
 
 - ``"sequential"``: rows ``0..n-1``.
 - ``"full"``: a uniform permutation per epoch, seeded from ``(seed, epoch)``; materialises n int64.
+- ``"block"``: FFCV-style quasi-random: storage-aligned blocks ``[k*block_rows, (k+1)*block_rows)``
+  are permuted, and rows shuffled within windows of about ``window`` blocks.
 - ``"shard"``: for streamed data (WebDataset's / Mosaic's idea): shards are permuted and rows
-  shuffled within windows of ``window`` shards' rows (at least the largest shard), so a shard is
-  needed by two consecutive windows at most and fetched once per epoch by a cache holding what one
-  window touches (about ``window + 2`` shards). Without shard sizes it is ``"block"``.
-- ``"block"``: FFCV-style quasi-random. Rows are split into storage-aligned blocks
-  ``[k*block_rows, (k+1)*block_rows)``; the blocks are permuted, giving a stream of rows that is
-  contiguous inside each block. That stream is cut into *windows* of ``window*block_rows`` rows rounded
-  down to a whole number of batches (at least one batch), and the rows of each window are shuffled.
-  A block cut by a window's edge carries its remaining rows into the next window, so every batch is
-  full (but the epoch's last) and lies inside one window, and touches at most
-  ``max(window, ceil(batch_size/block_rows)) + 1`` blocks (the +1: windows need not start on a
-  block boundary; the dataset's short last block, if any, always ends the stream so it cannot add one).
-  Windows are built lazily from ``(seed, epoch, window start)``: memory per step is
-  O(window*block_rows) plus the block permutation (n/block_rows ints). ``reconfigure`` changes
-  ``batch_size`` or ``window`` mid-epoch: the rest of the epoch is laid out anew from the first
-  batch boundary after the current window (that one batch may straddle two windows), and every
-  row is still read exactly once (``workbench.loading.orders``).
+  shuffled within windows of ``window`` shards' rows. Without shard sizes it is ``"block"``.
 
-``run_rows`` R > 1 (block and shard orders) shuffles each window in runs of R consecutive rows,
-so a batch is B/R contiguous runs (copied at memory speed) from across the window; R=1 mixes
-single rows. ``workbench.loading.orders.shuffle_quality`` says what each choice costs in mixing.
-
-Within a batch indices are sorted ascending: the order of rows inside a batch does not change the
-gradient, and sorted indices let the reader coalesce neighbouring rows into range reads.
-
-Rank sharding and the remainder policy, applied to the epoch's global order ``g`` (length n) with
-``W = world_size`` and ``B = batch_size``:
-
-- ``drop_last=False``: ``g`` is padded to ``T = ceil(n/W)*W`` rows by repeating its first ``T-n`` rows
-  (cycling through ``g`` again if ``n < T-n``), as torch's ``DistributedSampler`` does. So fewer than W
-  rows per epoch are extra copies, on other ranks than their first copy's unless ``n < W``; with
-  ``W=1`` nothing is padded and every row appears exactly once. Each rank gets ``T/W`` rows: full batches and possibly one final partial batch,
-  of the same size on every rank.
-- ``drop_last=True``: ``g`` is cut to ``T = floor(n/(W*B))*W*B`` rows: no row repeats, all batches are
-  full, and the tail of the epoch's order (different rows each shuffled epoch) is skipped.
-
-Global batch ``k`` covers ``g[k*W*B : (k+1)*W*B]``; rank ``r`` takes the ``r``-th contiguous slice of it,
-so each rank's batch keeps the locality of the block order (every batch but, with ``W>1``, the
-epoch's final one, which may be partial or padded by wrapping and straddle two windows). Every rank yields ``len(sampler)`` batches.
+How windows and ranks cut an epoch (``run_rows``, ``reconfigure``, ``drop_last``):
+``workbench.loading.splits``. Within a batch indices are sorted ascending: the order of rows
+inside a batch does not change the gradient, and sorted indices let the reader coalesce
+neighbouring rows into range reads.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
-from ..errors import IncompatibleResumeError, InvalidInputError
-from .orders import ORDERS, WINDOWED, EpochOrder, segments
+from ..errors import InvalidInputError
+from .orders import ORDERS, WINDOWED, EpochOrder
+from .resume import STATE_KEYS, known_order, ranks, read_state, saved_state, setting, shard_sizes
+from .splits import RankSplit, relayout
 
 __all__ = ["ORDERS", "BatchSampler"]
-
-# fixed for a sampler's life: a state saved under other values cannot name the same rows
-_FIXED_KEYS = ("num_rows", "seed", "block_rows", "drop_last")
-_STATE_KEYS = (*_FIXED_KEYS, "batch_size", "order", "window", "run_rows", "rank", "world_size")
-
-
-def _int(name: str, value: object, low: int, hint: str) -> int:
-    try:
-        v = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise InvalidInputError(f"{name}={value!r} is not an integer; {hint}") from None
-    if v < low:
-        raise InvalidInputError(f"{name}={v} is below {low}; {hint}")
-    return int(v)
-
-
-def _order(order: object) -> str:
-    if order not in ORDERS:
-        raise InvalidInputError(f"order={order!r} is unknown; pass one of {ORDERS}")
-    return str(order)
 
 
 class BatchSampler:
     """Yields batches of sorted int64 row indices; usable as a DataLoader ``batch_sampler=``.
 
-    See the module docstring for the orders, the rank split and the remainder policy.
+    See the module docstring for the orders, ``workbench.loading.splits`` for how windows and
+    ranks cut them.
 
+    Parameters
+    ----------
+    num_rows, batch_size, seed : int
+        Rows in the dataset (its ``len()``); rows a batch (the last may be short); with the
+        epoch, the seed (default 0) picks the order: the same pair gives the same batches.
+    order : {"block", "sequential", "full", "shard"}, default "block"
+        The epoch's order (``ORDERS``).
+    block_rows, window : int, default 4096, 8
+        Rows a storage block, the unit the block order permutes; blocks (or shards) a window of
+        the block and shard orders mixes.
+    rank, world_size : int, default 0, 1
+        This data-parallel rank and the ranks in all: each rank yields its share of every batch.
+    drop_last : bool, default False
+        Cut the epoch to whole batches on every rank, rather than pad it by repeating rows.
+    shard_rows : sequence of int, optional
+        Rows in each shard, in storage order (summing to ``num_rows``): the shard order's unit.
+    run_rows : int, default 1
+        Block and shard orders: a window is shuffled in runs of this many consecutive rows.
+
+    Raises
+    ------
+    InvalidInputError
+        A value out of range, an unknown order, or shard sizes that do not sum to ``num_rows``.
+
+    Examples
+    --------
     >>> s = BatchSampler(1000, 64, order="full", seed=0); s.set_epoch(3)
     >>> batches = list(s); len(batches), len(s), batches[-1].shape   # 15 full batches + 40 rows
     (16, 16, (40,))
@@ -99,56 +77,60 @@ class BatchSampler:
     # ahead (a loader sets an ``_advice.Advisor`` over its dataset's ``will_need``); None: nobody
     advise: Callable[[np.ndarray, np.ndarray], Any] | None = None
 
-    def __init__(self, num_rows: int, batch_size: int, order: str = "block", seed: int = 0,
-                 block_rows: int = 4096, window: int = 8, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False, shard_rows: Any = None, run_rows: int = 1) -> None:
-        self.order = self._next_order = _order(order)
-        self.run_rows = _int("run_rows", run_rows, 1, "pass the rows per contiguous run, at least 1")
-        self.num_rows = _int("num_rows", num_rows, 0, "pass the dataset's len()")
-        self.batch_size = _int("batch_size", batch_size, 1, "pass a batch_size of at least 1")
-        self.block_rows = _int("block_rows", block_rows, 1,
-                               "pass the dataset's block_rows (rows per storage chunk), at least 1")
-        self.window = _int("window", window, 1, "pass how many blocks to mix at once, at least 1")
-        self.world_size = _int("world_size", world_size, 1, "pass the number of ranks, at least 1")
-        self.rank = _int("rank", rank, 0, "pass a rank in 0..world_size-1")
-        if self.rank >= self.world_size:
-            raise InvalidInputError(f"rank={self.rank} is out of range for world_size="
-                                    f"{self.world_size}; pass a rank in 0..{self.world_size - 1}")
-        self.seed = _int("seed", seed, 0, "pass a non-negative integer seed")
+    def __init__(
+        self,
+        num_rows: int,
+        batch_size: int,
+        order: str = "block",
+        seed: int = 0,
+        block_rows: int = 4096,
+        window: int = 8,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        shard_rows: Any = None,
+        run_rows: int = 1,
+    ) -> None:
+        self.order = self._next_order = known_order(order)
+        self.run_rows = setting("run_rows", run_rows)
+        self.num_rows = setting("num_rows", num_rows)
+        self.batch_size = setting("batch_size", batch_size)
+        self.block_rows = setting("block_rows", block_rows)
+        self.window = setting("window", window)
+        self.rank, self.world_size = ranks(rank, world_size)
+        self.seed = setting("seed", seed)
         self.drop_last = bool(drop_last)
-        self._shard_rows = None if shard_rows is None else [int(r) for r in shard_rows]
-        if self._shard_rows is not None and sum(self._shard_rows) != self.num_rows:
-            raise InvalidInputError(f"shard_rows sum to {sum(self._shard_rows)}, not num_rows="
-                                    f"{self.num_rows}; pass the dataset's shard sizes")
-        self.epoch, self.batches_done = 0, 0
-        self._resume_from = 0
+        self._shard_rows = shard_sizes(shard_rows, self.num_rows)
+        self.epoch = self.batches_done = self._resume_from = 0
         self._order: EpochOrder | None = None
         self._segments: list[tuple[int, int, int]] | None = None  # None: one, from the settings
         self._plan(0, 0)
 
     def _plan(self, offset: int, first_batch: int) -> None:
-        """Split the epoch's global order from position ``offset`` on (0, or where a resume or a
-        change of batch size picks up) between the ranks, numbering batches from ``first_batch``;
-        see the remainder policy in the module docstring."""
+        """Split the epoch's order from position ``offset`` on between the ranks."""
         w, b = self.world_size, self.batch_size
-        rest = max(0, self.num_rows - offset)
-        self._offset, self._k0 = offset, first_batch
-        self._total = (rest // (w * b)) * w * b if self.drop_last else -(-rest // w) * w
-        self._per_rank = self._total // w
+        self._split = RankSplit(self.num_rows, offset, first_batch, b, self.rank, w, self.drop_last)
 
     def __len__(self) -> int:
-        return self._k0 + -(-self._per_rank // self.batch_size)
+        return len(self._split)
 
-    padded_rows = property(lambda self: max(0, self._offset + self._total - self.num_rows),
-                           doc="Rows of the epoch's order repeated to pad it (0 with drop_last, W=1).")
+    padded_rows = property(
+        lambda self: self._split.padded_rows(self.num_rows),
+        doc="Rows of the epoch's order repeated to pad it (0 with drop_last, W=1).",
+    )
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order the next iteration yields, from its start.
 
         Calling it with the epoch just restored by :meth:`load_state_dict` keeps the resume point,
         so a ``for epoch in range(start, end): sampler.set_epoch(epoch)`` loop resumes correctly.
+
+        Parameters
+        ----------
+        epoch : int
+            The epoch number (0 or more); with ``seed`` it picks the order.
         """
-        epoch = _int("epoch", epoch, 0, "pass a non-negative epoch number")
+        epoch = setting("epoch", epoch)
         if epoch != self.epoch:
             self.epoch, self.batches_done, self._resume_from = epoch, 0, 0
             self.order, self._segments = self._next_order, None
@@ -157,54 +139,65 @@ class BatchSampler:
     def _epoch_order(self, epoch: int) -> EpochOrder:
         key = (self.seed, epoch)
         if self._order is None or self._order.key != key or self._order.order != self.order:
-            self._order = EpochOrder(self.num_rows, self.order, self.seed, epoch, self.block_rows,
-                                     self._shard_rows)
+            self._order = EpochOrder(
+                self.num_rows, self.order, self.seed, epoch, self.block_rows, self._shard_rows
+            )
             self._segments = self._segments or [
-                (0, self._order.span(self.window, self.batch_size), self.run_rows)]
+                (0, self._order.span(self.window, self.batch_size), self.run_rows)
+            ]
             self._order.set_segments(self._segments)
         return self._order
 
-    def reconfigure(self, batches_done: int, *, batch_size: int | None = None,
-                    window: int | None = None, order: str | None = None,
-                    run_rows: int | None = None) -> None:
-        """Go on after ``batches_done`` batches of this epoch with a new ``batch_size``,
-        ``window`` or ``run_rows`` (``order`` applies from the next epoch). The rows already
-        read keep their places in the epoch's order: the rest are read exactly once, from a
-        batch boundary on.
-        With ranks, every rank must make the same change after the same batch.
+    def reconfigure(
+        self,
+        batches_done: int,
+        *,
+        batch_size: int | None = None,
+        window: int | None = None,
+        order: str | None = None,
+        run_rows: int | None = None,
+    ) -> None:
+        """Go on after ``batches_done`` batches of this epoch with new settings.
 
+        The rows already read keep their places in the epoch's order: the rest are read exactly
+        once, from a batch boundary on. With ranks, every rank must make the same change after
+        the same batch.
+
+        Parameters
+        ----------
+        batches_done : int
+            Batches of this epoch already consumed (by this rank).
+        batch_size, window, run_rows : int, optional
+            The new values, from the next batch on (None: unchanged).
+        order : str, optional
+            The order from the next epoch on (None: unchanged).
+
+        Examples
+        --------
         >>> s = BatchSampler(100, 10, order="block", block_rows=8, window=2)
         >>> first = [next(iter(s)) for _ in range(1)]; s.reconfigure(1, batch_size=25)
         >>> rows = np.concatenate(first + list(s)); len(rows), len(np.unique(rows))
         (100, 100)
         """
-        b = self.batch_size if batch_size is None else _int(
-            "batch_size", batch_size, 1, "pass a batch_size of at least 1")
-        w = self.window if window is None else _int(
-            "window", window, 1, "pass how many blocks to mix at once, at least 1")
-        r = self.run_rows if run_rows is None else _int(
-            "run_rows", run_rows, 1, "pass the rows per contiguous run, at least 1")
+        b = self.batch_size if batch_size is None else setting("batch_size", batch_size)
+        w = self.window if window is None else setting("window", window)
+        r = self.run_rows if run_rows is None else setting("run_rows", run_rows)
         if order is not None:
-            self._next_order = _order(order)
+            self._next_order = known_order(order)
         p = self.rows_done(batches_done)
         changed = (b, w, r) != (self.batch_size, self.window, self.run_rows)
         if self.order in WINDOWED and changed and p < self.num_rows:
             epoch_order = self._epoch_order(self.epoch)
-            w0, w1 = epoch_order.window_at(p)
-            # a new layout from the first batch boundary at or after the current window's end
-            start = p if p == w0 else p + -(-(w1 - p) // b) * b
-            if start < self.num_rows:
-                self._segments = [s for s in self._segments or [] if s[0] < start] + \
-                    [(start, epoch_order.span(w, b), r)]
-                epoch_order.set_segments(self._segments)
+            layout = relayout(epoch_order, self._segments, p, b, w, r)
+            if layout is not None:
+                self._segments = layout
+                epoch_order.set_segments(layout)
         self.batch_size, self.window, self.run_rows = b, w, r
         self.batches_done = self._resume_from = batches_done
         self._plan(p, batches_done)
 
     def _batch(self, order: EpochOrder, k: int) -> np.ndarray:
-        b, w, k = self.batch_size, self.world_size, k - self._k0
-        size = min(b, self._per_rank - k * b)
-        start = self._offset + k * w * b + self.rank * size
+        start, size = self._split.positions(k)
         if self.advise is not None:
             for runs in order.ahead(start, start + size):
                 self.advise(*runs)
@@ -223,28 +216,55 @@ class BatchSampler:
             yield batch
 
     def shard_plan(self) -> list[int] | None:
-        """The order this epoch needs its shards in, if known ahead (shard, sequential orders)."""
+        """The order this epoch needs its shards in, if known ahead.
+
+        Returns
+        -------
+        list of int or None
+            Shard numbers in reading order (shard, sequential orders over shards), else None.
+        """
         if self._shard_rows is None or self.order not in ("shard", "sequential"):
             return None
-        return list(range(len(self._shard_rows))) if self.order == "sequential" else \
-            self._epoch_order(self.epoch).block_order()
+        return (
+            list(range(len(self._shard_rows)))
+            if self.order == "sequential"
+            else self._epoch_order(self.epoch).block_order()
+        )
 
     def rows_done(self, batches: int) -> int:
         """Positions of the epoch's global order consumed by all ranks after ``batches`` batches
-        each: what a resume at another world size or batch size starts from."""
-        done = max(0, batches - self._k0) * self.world_size * self.batch_size
-        return self._offset + min(done, self._total)
+        each: what a resume at another world size or batch size starts from.
+
+        Parameters
+        ----------
+        batches : int
+            Batches of this epoch each rank consumed.
+
+        Returns
+        -------
+        int
+            Positions of the epoch's order they cover, padding included.
+        """
+        return self._split.rows_done(batches)
 
     def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
-        """JSON-able position: the epoch, the batches of it yielded (or ``batches_done``, the
-        ones a prefetching loader delivered) and the global rows they cover, plus the settings
-        and the epoch's window layout."""
+        """JSON-able position: the epoch, the batches of it yielded and the global rows they
+        cover, plus the settings and the epoch's window layout.
+
+        Parameters
+        ----------
+        batches_done : int, optional
+            The batches to record (default: those yielded; a loader passes those it delivered).
+
+        Returns
+        -------
+        dict
+            What :meth:`load_state_dict` resumes from.
+        """
         done = self.batches_done if batches_done is None else batches_done
         self._epoch_order(self.epoch)
-        state = {k: getattr(self, k) for k in _STATE_KEYS}
-        return {**state, "epoch": self.epoch, "batches_done": done, "rows_offset": self._offset,
-                "batches_offset": self._k0, "rows_done": self.rows_done(done),
-                "windows": [list(s) for s in self._segments or []]}
+        now = {k: getattr(self, k) for k in STATE_KEYS}
+        return saved_state(now, self.epoch, done, self._split, self._segments)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Make the next iteration resume right after the last batch recorded in ``state``.
@@ -253,40 +273,27 @@ class BatchSampler:
         not yet read are read once even when this sampler has another ``batch_size``, ``window``
         or ``shuffle`` (those apply from the next epoch or batch on). A state saved at another
         world size (or rank) resumes *elastically*: the rows not yet read (from ``rows_done`` on)
-        are split between the ranks now present. That epoch then has fewer batches; the next
-        epochs are whole again.
+        are split between the ranks now present; that epoch has fewer batches, the next whole.
+
+        Parameters
+        ----------
+        state : dict
+            A :meth:`state_dict`, of this sampler or one with the same fixed settings.
+
+        Raises
+        ------
+        IncompatibleResumeError
+            ``num_rows``, ``seed``, ``block_rows`` or ``drop_last`` differ, or an old state
+            without ``rows_done`` meets another rank split.
+        InvalidInputError
+            The state names more batches than its epoch has, or holds invalid values.
         """
-        changed = [k for k in _FIXED_KEYS if k in state and state[k] != getattr(self, k)]
-        if changed:
-            diff = ", ".join(f"{k}: saved {state[k]!r} now {getattr(self, k)!r}" for k in changed)
-            raise IncompatibleResumeError(
-                f"sampler state does not match this sampler ({diff}); build the sampler with the "
-                "saved settings or start from a fresh state")
-        epoch = _int("epoch", state.get("epoch", 0), 0, "pass a state from state_dict()")
-        done = _int("batches_done", state.get("batches_done", 0), 0,
-                    "pass a state from state_dict()")
-        ranks = (state.get("world_size", self.world_size), state.get("rank", self.rank))
-        same_plan = (ranks == (self.world_size, self.rank)
-                     and state.get("batch_size", self.batch_size) == self.batch_size
-                     and ("batches_offset" in state or not state.get("rows_offset", 0)))
-        if not same_plan and "rows_done" not in state:
-            raise IncompatibleResumeError(
-                "this state has no rows_done (saved by an older workbench), so it can resume "
-                f"only at its own world_size={state.get('world_size')} and rank={state.get('rank')}"
-                f" and batch_size={state.get('batch_size')}")
-        self.epoch, self._order = epoch, None
-        self.order = _order(state.get("order", self.order))
-        self._segments = segments(state["windows"]) if state.get("windows") else None
-        if same_plan:
-            self._plan(_int("rows_offset", state.get("rows_offset", 0), 0, "pass a saved state"),
-                       _int("batches_offset", state.get("batches_offset", 0), 0, "a saved state"))
-            if done > len(self):
-                raise InvalidInputError(
-                    f"batches_done={done} exceeds the {len(self)} batches per epoch; pass a state "
-                    "saved from a sampler with the same settings")
-            self.batches_done = self._resume_from = done
-            return
-        rows = _int("rows_done", state["rows_done"], 0, "pass a state from state_dict()")
-        first = done if ranks[0] == self.world_size else 0
-        self._plan(rows, first)
-        self.batches_done = self._resume_from = first
+        at = read_state(state, {k: getattr(self, k) for k in STATE_KEYS})
+        self.epoch, self._order, self.order, self._segments = at.epoch, None, at.order, at.windows
+        self._plan(at.offset, at.first_batch)
+        if at.done > len(self):
+            raise InvalidInputError(
+                f"batches_done={at.done} exceeds the {len(self)} batches per epoch; pass a state "
+                "saved from a sampler with the same settings"
+            )
+        self.batches_done = self._resume_from = at.done

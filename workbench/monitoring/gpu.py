@@ -43,10 +43,15 @@ def gpu_metrics() -> dict[str, Any]:
         mem = pynvml.nvmlDeviceGetMemoryInfo(h)
         rx = pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_RX_BYTES) * 1024
         tx = pynvml.nvmlDeviceGetPcieThroughput(h, pynvml.NVML_PCIE_UTIL_TX_BYTES) * 1024
-        return {"available": True, "name": str(pynvml.nvmlDeviceGetName(h)),
-                "utilization": util.gpu / 100, "memory_used_bytes": int(mem.used),
-                "memory_total_bytes": int(mem.total), "pcie_rx_bytes_per_s": rx,
-                "pcie_tx_bytes_per_s": tx}
+        return {
+            "available": True,
+            "name": str(pynvml.nvmlDeviceGetName(h)),
+            "utilization": util.gpu / 100,
+            "memory_used_bytes": int(mem.used),
+            "memory_total_bytes": int(mem.total),
+            "pcie_rx_bytes_per_s": rx,
+            "pcie_tx_bytes_per_s": tx,
+        }
     except pynvml.NVMLError as exc:
         return {"available": False, "reason": f"no GPU: NVML says {exc}"}
     finally:

@@ -20,10 +20,18 @@ from typing import Any
 
 __all__ = ["ProcessMemory", "memory_tree", "process_memory"]
 
-_FIELDS = {"Rss": "rss", "Pss": "pss", "Pss_Anon": "pss_anon", "Pss_Shmem": "pss_shmem",
-           "Private_Clean": "private_clean", "Private_Dirty": "private_dirty",
-           "Shared_Clean": "shared_clean", "Shared_Dirty": "shared_dirty",
-           "Anonymous": "anonymous", "Swap": "swap"}
+_FIELDS = {
+    "Rss": "rss",
+    "Pss": "pss",
+    "Pss_Anon": "pss_anon",
+    "Pss_Shmem": "pss_shmem",
+    "Private_Clean": "private_clean",
+    "Private_Dirty": "private_dirty",
+    "Shared_Clean": "shared_clean",
+    "Shared_Dirty": "shared_dirty",
+    "Anonymous": "anonymous",
+    "Swap": "swap",
+}
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,17 @@ def process_memory(pid: int | None = None, name: str = "") -> ProcessMemory:
         raw = _from_psutil(pid)
     uss = raw.get("private_clean", 0) + raw.get("private_dirty", 0)
     return ProcessMemory(
-        pid=pid, name=name or _comm(pid), rss=raw.get("rss", 0), pss=raw.get("pss", 0), uss=uss,
+        pid=pid,
+        name=name or _comm(pid),
+        rss=raw.get("rss", 0),
+        pss=raw.get("pss", 0),
+        uss=uss,
         anonymous=raw.get("anonymous", 0),
         shared=raw.get("shared_clean", 0) + raw.get("shared_dirty", 0),
-        shmem=raw.get("pss_shmem", 0), swap=raw.get("swap", 0),
-        real=raw.get("pss_anon", 0) + raw.get("pss_shmem", 0))
+        shmem=raw.get("pss_shmem", 0),
+        swap=raw.get("swap", 0),
+        real=raw.get("pss_anon", 0) + raw.get("pss_shmem", 0),
+    )
 
 
 def quick_memory(pid: int, name: str, last: ProcessMemory | None) -> ProcessMemory:
@@ -118,13 +132,23 @@ def quick_memory(pid: int, name: str, last: ProcessMemory | None) -> ProcessMemo
         if key in ("VmRSS", "RssAnon", "RssShmem", "VmSwap"):
             kb[key] = int(rest.split()[0]) * 1024
     rss, anon, shmem = kb.get("VmRSS", 0), kb.get("RssAnon", 0), kb.get("RssShmem", 0)
-    return ProcessMemory(pid=pid, name=name, rss=rss, pss=last.pss if last else rss,
-                         uss=last.uss if last else anon, anonymous=anon,
-                         shared=last.shared if last else rss - anon, shmem=shmem,
-                         swap=kb.get("VmSwap", 0), real=last.real if last else anon + shmem)
+    return ProcessMemory(
+        pid=pid,
+        name=name,
+        rss=rss,
+        pss=last.pss if last else rss,
+        uss=last.uss if last else anon,
+        anonymous=anon,
+        shared=last.shared if last else rss - anon,
+        shmem=shmem,
+        swap=kb.get("VmSwap", 0),
+        real=last.real if last else anon + shmem,
+    )
 
 
-def memory_tree(pids: dict[int, str], last: dict[int, ProcessMemory] | None = None) -> dict[str, Any]:
+def memory_tree(
+    pids: dict[int, str], last: dict[int, ProcessMemory] | None = None
+) -> dict[str, Any]:
     """Every live process of ``{pid: name}`` plus their sum; processes that exited are left out.
     With ``last`` (the previous full readings by pid), only the cheap counters are read afresh.
 
@@ -176,9 +200,15 @@ def _from_psutil(pid: int) -> dict[str, int]:
     import psutil
 
     full = psutil.Process(pid).memory_full_info()
-    return {"rss": full.rss, "pss": getattr(full, "pss", full.rss), "swap": getattr(full, "swap", 0),
-            "private_clean": getattr(full, "uss", full.rss), "shared_clean": full.shared,
-            "anonymous": full.rss - full.shared, "pss_anon": full.rss - full.shared}
+    return {
+        "rss": full.rss,
+        "pss": getattr(full, "pss", full.rss),
+        "swap": getattr(full, "swap", 0),
+        "private_clean": getattr(full, "uss", full.rss),
+        "shared_clean": full.shared,
+        "anonymous": full.rss - full.shared,
+        "pss_anon": full.rss - full.shared,
+    }
 
 
 def _comm(pid: int) -> str:

@@ -1,11 +1,12 @@
 """Metrics as plain data: the series we watch (names, units, help, defined once for every host
 that draws them), ring buffers of ``(time, value)``, and loader rates from per-batch events.
 
-Pure logic: no threads, no files, no widgets. :class:`workbench.monitoring.monitor.Monitor` samples into it;
-the notebook widget, the dashboard pages and ``to_prometheus`` read from it.
+Pure logic: no threads, no files, no widgets. :class:`workbench.monitoring.monitor.Monitor`
+samples into it; the notebook widget, the dashboard pages and ``to_prometheus`` read from it.
 
 >>> w = BatchWindow()
->>> for t in (1.0, 1.1, 1.2, 1.3): w.add(BatchEvent(t, rows=100, nbytes=4000, wait_s=0.05, step_s=0.1))
+>>> for t in (1.0, 1.1, 1.2, 1.3):
+...     w.add(BatchEvent(t, rows=100, nbytes=4000, wait_s=0.05, step_s=0.1))
 >>> s = w.summary(); round(s["samples_per_s"]), round(s["wait_fraction"], 2)
 (1000, 0.5)
 """
@@ -31,23 +32,36 @@ SERIES: dict[str, Spec] = {
     "samples_per_s": Spec("samples/s", "rows the loader delivered per second"),
     "mb_per_s": Spec("MB/s", "batch bytes the loader delivered per second"),
     "batches_per_s": Spec("batches/s", "batches the loader delivered per second"),
-    "wait_fraction": Spec("fraction", "share of wall time the consumer waited for data "
-                                      "(near 1: input-bound; near 0: compute-bound)"),
+    "wait_fraction": Spec(
+        "fraction",
+        "share of wall time the consumer waited for data "
+        "(near 1: input-bound; near 0: compute-bound)",
+    ),
     "step_p50_s": Spec("s", "median time between two delivered batches"),
     "step_p95_s": Spec("s", "95th percentile of the time between two delivered batches"),
     "read_ahead": Spec("batches", "batches read ahead of the consumer (in flight)"),
-    "memory_pss_bytes": Spec("bytes", "PSS summed over the kernel, loader workers and Dask workers"),
-    "memory_real_bytes": Spec("bytes", "anonymous + shmem PSS summed over those processes "
-                                       "(memory that is not reclaimable page cache)"),
-    "memory_rss_bytes": Spec("bytes", "RSS summed over those processes (counts shared pages "
-                                      "once per process: an over-count)"),
+    "memory_pss_bytes": Spec(
+        "bytes", "PSS summed over the kernel, loader workers and Dask workers"
+    ),
+    "memory_real_bytes": Spec(
+        "bytes",
+        "anonymous + shmem PSS summed over those processes "
+        "(memory that is not reclaimable page cache)",
+    ),
+    "memory_rss_bytes": Spec(
+        "bytes",
+        "RSS summed over those processes (counts shared pages once per process: an over-count)",
+    ),
     "page_cache_bytes": Spec("bytes", "bytes of the dataset's files resident in the page cache"),
-    "available_bytes": Spec("bytes", "memory the machine can still give without swapping"),
+    "available_bytes": Spec(
+        "bytes", "memory this process can still take: its cgroup's room, or the host's"
+    ),
     "pinned_bytes": Spec("bytes", "pinned host memory held by torch's CUDA host allocator"),
     "gpu_utilization": Spec("fraction", "GPU busy fraction (NVML)"),
     "gpu_memory_bytes": Spec("bytes", "GPU memory in use (NVML)"),
-    "gpu_pcie_rx_bytes_per_s": Spec("bytes/s", "PCIe bytes the GPU received (NVML, whole device, "
-                                               "20 ms window)"),
+    "gpu_pcie_rx_bytes_per_s": Spec(
+        "bytes/s", "PCIe bytes the GPU received (NVML, whole device, 20 ms window)"
+    ),
     "gpu_pcie_tx_bytes_per_s": Spec("bytes/s", "PCIe bytes the GPU sent (NVML, whole device)"),
 }
 
@@ -75,16 +89,24 @@ class BatchWindow:
     def summary(self) -> dict[str, float]:
         events, self._events = self._events, []
         if not events:
-            return {"samples_per_s": 0.0, "mb_per_s": 0.0, "batches_per_s": 0.0,
-                    "wait_fraction": 0.0, "step_p50_s": 0.0, "step_p95_s": 0.0}
+            return {
+                "samples_per_s": 0.0,
+                "mb_per_s": 0.0,
+                "batches_per_s": 0.0,
+                "wait_fraction": 0.0,
+                "step_p50_s": 0.0,
+                "step_p95_s": 0.0,
+            }
         steps = np.array([e.step_s for e in events])
         span = float(steps.sum()) or 1e-9
-        return {"samples_per_s": sum(e.rows for e in events) / span,
-                "mb_per_s": sum(e.nbytes for e in events) / 1e6 / span,
-                "batches_per_s": len(events) / span,
-                "wait_fraction": min(1.0, sum(e.wait_s for e in events) / span),
-                "step_p50_s": float(np.percentile(steps, 50)),
-                "step_p95_s": float(np.percentile(steps, 95))}
+        return {
+            "samples_per_s": sum(e.rows for e in events) / span,
+            "mb_per_s": sum(e.nbytes for e in events) / 1e6 / span,
+            "batches_per_s": len(events) / span,
+            "wait_fraction": min(1.0, sum(e.wait_s for e in events) / span),
+            "step_p50_s": float(np.percentile(steps, 50)),
+            "step_p95_s": float(np.percentile(steps, 95)),
+        }
 
 
 class Ring:
@@ -113,8 +135,8 @@ class Ring:
 
 
 class Timeline:
-    """A ring per :data:`SERIES` name: what a :class:`~workbench.monitoring.monitor.Monitor` keeps, and what
-    the dashboard keeps for each process that publishes to it.
+    """A ring per :data:`SERIES` name: what a :class:`~workbench.monitoring.monitor.Monitor` keeps,
+    and what the dashboard keeps for each process that publishes to it.
 
     >>> tl = Timeline(keep=3)
     >>> for t in range(5): tl.add(float(t), {"samples_per_s": 10.0 * t, "not_a_series": 1})
@@ -146,36 +168,63 @@ PROCESS_FIELDS = ("name", "pid", "pss", "uss", "rss", "shared", "swap", "real")
 
 def snapshot(sample: dict[str, Any], source: str = "") -> dict[str, Any]:
     """What of one Monitor sample a dashboard draws, small and msgpack-able: the series values,
-    each process's memory, page cache, pinned memory, the GPU (or why there is none), the config.
+    each process's memory, page cache, pinned memory, the GPU (or why there is none), the
+    machine (the container's limits), the config.
 
-    >>> snap = snapshot({"time": 1.0, "loader": {"samples_per_s": 5.0, "config": {"batch_size": 8}}})
+    >>> snap = snapshot({"time": 1.0,
+    ...                  "loader": {"samples_per_s": 5.0, "config": {"batch_size": 8}}})
     >>> snap["values"], snap["config"]
     ({'samples_per_s': 5.0}, {'batch_size': 8})
     """
     memory = sample.get("memory") or {}
-    return {"source": source, "time": float(sample.get("time", 0.0)), "values": scalars(sample),
-            "processes": [{k: p[k] for k in PROCESS_FIELDS if k in p}
-                          for p in memory.get("processes", [])],
-            "page_cache": sample.get("page_cache"), "pinned": sample.get("pinned"),
-            "gpu": sample.get("gpu"), "config": (sample.get("loader") or {}).get("config")}
+    return {
+        "source": source,
+        "time": float(sample.get("time", 0.0)),
+        "values": scalars(sample),
+        "processes": [
+            {k: p[k] for k in PROCESS_FIELDS if k in p} for p in memory.get("processes", [])
+        ],
+        "page_cache": sample.get("page_cache"),
+        "pinned": sample.get("pinned"),
+        "gpu": sample.get("gpu"),
+        "machine": sample.get("machine"),
+        "config": (sample.get("loader") or {}).get("config"),
+    }
 
 
 def scalars(sample: dict[str, Any]) -> dict[str, float]:
     """The :data:`SERIES` values found in one Monitor sample (absent ones are left out)."""
     loader = sample.get("loader") or {}
-    out = {k: loader[k] for k in ("samples_per_s", "mb_per_s", "batches_per_s", "wait_fraction",
-                                  "step_p50_s", "step_p95_s", "read_ahead") if k in loader}
+    out = {
+        k: loader[k]
+        for k in (
+            "samples_per_s",
+            "mb_per_s",
+            "batches_per_s",
+            "wait_fraction",
+            "step_p50_s",
+            "step_p95_s",
+            "read_ahead",
+        )
+        if k in loader
+    }
     total = (sample.get("memory") or {}).get("total") or {}
-    for key, name in (("pss", "memory_pss_bytes"), ("real", "memory_real_bytes"), ("rss", "memory_rss_bytes")):
+    for key, name in (
+        ("pss", "memory_pss_bytes"),
+        ("real", "memory_real_bytes"),
+        ("rss", "memory_rss_bytes"),
+    ):
         if key in total:
             out[name] = total[key]
-    for name, path in (("page_cache_bytes", ("page_cache", "resident_bytes")),
-                       ("available_bytes", ("machine", "available_bytes")),
-                       ("pinned_bytes", ("pinned", "bytes")),
-                       ("gpu_utilization", ("gpu", "utilization")),
-                       ("gpu_memory_bytes", ("gpu", "memory_used_bytes")),
-                       ("gpu_pcie_rx_bytes_per_s", ("gpu", "pcie_rx_bytes_per_s")),
-                       ("gpu_pcie_tx_bytes_per_s", ("gpu", "pcie_tx_bytes_per_s"))):
+    for name, path in (
+        ("page_cache_bytes", ("page_cache", "resident_bytes")),
+        ("available_bytes", ("machine", "available_bytes")),
+        ("pinned_bytes", ("pinned", "bytes")),
+        ("gpu_utilization", ("gpu", "utilization")),
+        ("gpu_memory_bytes", ("gpu", "memory_used_bytes")),
+        ("gpu_pcie_rx_bytes_per_s", ("gpu", "pcie_rx_bytes_per_s")),
+        ("gpu_pcie_tx_bytes_per_s", ("gpu", "pcie_tx_bytes_per_s")),
+    ):
         value = (sample.get(path[0]) or {}).get(path[1])
         if value is not None:
             out[name] = value
@@ -209,8 +258,12 @@ class LoaderStats:
     wait_fraction = property(lambda self: self._per_s(self.wait_s))
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "samples_per_s": self.samples_per_s, "mb_per_s": self.mb_per_s,
-                "wait_fraction": self.wait_fraction}
+        return {
+            **asdict(self),
+            "samples_per_s": self.samples_per_s,
+            "mb_per_s": self.mb_per_s,
+            "wait_fraction": self.wait_fraction,
+        }
 
     def add(self, rows: int, nbytes: int, wait_s: float, since_last_s: float) -> None:
         self.batches += 1

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from .container import container_limits
 from .gpu import gpu_metrics, pinned
 from .metrics import SERIES, TOPIC, BatchWindow, Timeline, scalars, snapshot
 
@@ -51,8 +52,15 @@ class Monitor:
         With a ``client``, publish the samples (False keeps them here).
     """
 
-    def __init__(self, loader: Any = None, *, client: Any = None, interval: float = 0.5,
-                 keep: int = 600, publish: bool = True) -> None:
+    def __init__(
+        self,
+        loader: Any = None,
+        *,
+        client: Any = None,
+        interval: float = 0.5,
+        keep: int = 600,
+        publish: bool = True,
+    ) -> None:
         self.loader, self.client, self.interval = loader, client, float(interval)
         self.publish = bool(publish and client is not None)
         self.publish_error: str | None = None
@@ -125,10 +133,15 @@ class Monitor:
         full = time.monotonic() - self._full_at >= FULL_EVERY_S
         if full:
             self._full_at = time.monotonic()
-        out: dict[str, Any] = {"time": now, "loader": self._loader_part(),
-                               "memory": self._memory_part(full),
-                               "page_cache": self._page_cache_part(full),
-                               "machine": _machine(), "pinned": pinned(), "gpu": gpu_metrics()}
+        out: dict[str, Any] = {
+            "time": now,
+            "loader": self._loader_part(),
+            "memory": self._memory_part(full),
+            "page_cache": self._page_cache_part(full),
+            "machine": _machine(),
+            "pinned": pinned(),
+            "gpu": gpu_metrics(),
+        }
         with self._lock:
             self._latest = out
             self._timeline.add(now, scalars(out))
@@ -203,11 +216,20 @@ class Monitor:
             return None
         dl = self.loader
         state = dl.state_dict()
-        return {**self._window.summary(), "read_ahead": dl.read_ahead(), "epoch": state["epoch"],
-                "batches_done": state["batches_done"],
-                "config": {"batch_size": dl.batch_size, "shuffle": dl.order, "num_workers": dl.num_workers,
-                           "worker_type": dl.worker_type, "prefetch_factor": dl.prefetch_factor,
-                           "pin_memory": dl.pin_memory}}
+        return {
+            **self._window.summary(),
+            "read_ahead": dl.read_ahead(),
+            "epoch": state["epoch"],
+            "batches_done": state["batches_done"],
+            "config": {
+                "batch_size": dl.batch_size,
+                "shuffle": dl.order,
+                "num_workers": dl.num_workers,
+                "worker_type": dl.worker_type,
+                "prefetch_factor": dl.prefetch_factor,
+                "pin_memory": dl.pin_memory,
+            },
+        }
 
     def _memory_part(self, full: bool) -> dict[str, Any]:
         from .memory import ProcessMemory, memory_tree
@@ -226,7 +248,9 @@ class Monitor:
                 workers = self._dask
             else:
                 try:
-                    workers = self._dask = self.client.run(process_memory)  # {address: ProcessMemory}
+                    workers = self._dask = self.client.run(
+                        process_memory
+                    )  # {address: ProcessMemory}
                 except Exception as exc:  # a closing cluster must not stop the sampling
                     tree["dask_error"] = f"{type(exc).__name__}: {exc}"
                     workers = {}
@@ -247,13 +271,20 @@ class Monitor:
         if self._files is None:
             self._files = files_of(version)
         r = residency(self._files)
-        self._cache = {"resident_bytes": r.resident_bytes, "total_bytes": r.total_bytes,
-                       "fraction": r.fraction}
+        self._cache = {
+            "resident_bytes": r.resident_bytes,
+            "total_bytes": r.total_bytes,
+            "fraction": r.fraction,
+        }
         return self._cache
 
 
-def _machine() -> dict[str, int]:
-    import psutil
-
-    vm = psutil.virtual_memory()
-    return {"total_bytes": int(vm.total), "available_bytes": int(vm.available)}
+def _machine() -> dict[str, Any]:
+    lim = container_limits()  # a pod's limit, not the host's RAM
+    return {
+        "total_bytes": lim.total,
+        "available_bytes": lim.available,
+        "memory_limit_bytes": lim.memory_limit,
+        "cores": lim.cores,
+        "limits": lim.describe(),
+    }

@@ -1,9 +1,8 @@
-"""Which bytes of a dataset's files sit in the page cache right now, and control over it.
+"""Which bytes of a dataset's files sit in the page cache right now.
 
 ``residency`` maps each file read-only and asks the kernel with ``mincore(2)`` (no data is read);
-``evict`` drops a file's cached pages (``fdatasync`` then ``posix_fadvise(DONTNEED)``, so cold
-reads can be measured) and ``warm`` asks the kernel to read them ahead (``WILLNEED``). A workbench
-dataset folder means its committed shard files. Linux only (mincore and fadvise).
+``will_need`` asks for rows of a memory-mapped array ahead. A workbench dataset folder means its
+committed shard files. Linux only (mincore). Moving files in and out: ``warming``.
 
 >>> r = residency("demo_data/raw/features.npy")
 >>> 0 <= r.fraction <= 1 and r.total_bytes == os.path.getsize("demo_data/raw/features.npy")
@@ -24,7 +23,7 @@ import numpy as np
 
 from ..errors import InvalidInputError, SourceNotFoundError
 
-__all__ = ["Residency", "evict", "residency", "warm"]
+__all__ = ["Residency", "residency"]
 
 PAGE = mmap.PAGESIZE
 
@@ -57,13 +56,19 @@ class Residency:
         return self.resident_bytes / self.total_bytes if self.total_bytes else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"resident_bytes": self.resident_bytes, "total_bytes": self.total_bytes,
-                "fraction": self.fraction,
-                "files": {p: {"resident_bytes": r, "total_bytes": t} for p, (r, t) in self.files.items()}}
+        return {
+            "resident_bytes": self.resident_bytes,
+            "total_bytes": self.total_bytes,
+            "fraction": self.fraction,
+            "files": {
+                p: {"resident_bytes": r, "total_bytes": t} for p, (r, t) in self.files.items()
+            },
+        }
 
 
-def residency(path: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
-              pages: bool = False) -> Residency:
+def residency(
+    path: str | os.PathLike[str] | list[str | os.PathLike[str]], *, pages: bool = False
+) -> Residency:
     """How much of ``path`` (a file, a folder, a workbench dataset, or a list) is in the page cache.
 
     Parameters
@@ -102,56 +107,6 @@ def residency(path: str | os.PathLike[str] | list[str | os.PathLike[str]], *,
     return Residency(out, maps)
 
 
-def evict(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> int:
-    """Drop the cached pages of ``path``'s files; returns how many bytes were resident before.
-
-    Dirty pages are written back first (``fdatasync``), then dropped (``POSIX_FADV_DONTNEED``).
-
-    Parameters
-    ----------
-    path : str, PathLike or list of them
-        As :func:`residency` takes it.
-
-    Returns
-    -------
-    int
-        Bytes that were resident before.
-
-    Examples
-    --------
-    >>> _ = open("x.npy", "rb").read(); evict("x.npy") >= 0 and residency("x.npy").fraction < 1
-    True
-    """
-    before = residency(path).resident_bytes
-    for f in files_of(path):
-        _advise(f, os.POSIX_FADV_DONTNEED)
-    return before
-
-
-def warm(path: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> int:
-    """Ask the kernel to read ``path``'s files into the page cache ahead of use; returns bytes asked.
-
-    Parameters
-    ----------
-    path : str, PathLike or list of them
-        As :func:`residency` takes it.
-
-    Returns
-    -------
-    int
-        The files' total bytes (``POSIX_FADV_WILLNEED`` returns before they are read).
-
-    Examples
-    --------
-    >>> warm("x.npy")
-    32128
-    """
-    files = files_of(path)
-    for f in files:
-        _advise(f, os.POSIX_FADV_WILLNEED)
-    return sum(os.path.getsize(f) for f in files)
-
-
 def files_of(path: Any) -> list[str]:
     if isinstance(path, (list, tuple)):
         return [f for p in path for f in files_of(p)]
@@ -177,6 +132,7 @@ def will_need(a: np.ndarray, lo: int, hi: int) -> int:
     first and last pages are cached already, the array is not row-contiguous or the call failed
     (advice only: nothing is lost without it).
 
+    >>> from workbench.monitoring.warming import evict
     >>> a = np.load("x.npy", mmap_mode="r"); _ = evict("x.npy")
     >>> will_need(a, 0, 10) > 0, will_need(a, 990, 1000) >= 0
     (True, True)
@@ -189,8 +145,12 @@ def will_need(a: np.ndarray, lo: int, hi: int) -> int:
     size = start + (hi - lo) * step - first
     libc, last = _c(), first + (size - 1) // PAGE * PAGE
     # its first and last pages resident: the warm case, where asking costs ~3.5 us a MiB
-    if libc.mincore(first, PAGE, _PAGE_BYTE) == 0 and _PAGE_BYTE[0] & 1 and \
-            libc.mincore(last, PAGE, _PAGE_BYTE) == 0 and _PAGE_BYTE[0] & 1:
+    if (
+        libc.mincore(first, PAGE, _PAGE_BYTE) == 0
+        and _PAGE_BYTE[0] & 1
+        and libc.mincore(last, PAGE, _PAGE_BYTE) == 0
+        and _PAGE_BYTE[0] & 1
+    ):
         return 0
     return size if libc.madvise(first, size, mmap.MADV_WILLNEED) == 0 else 0
 
@@ -220,18 +180,9 @@ def _mincore(path: str, size: int) -> np.ndarray:
         try:
             if _c().mincore(view.ctypes.data, size, vec.ctypes.data) != 0:
                 err = ctypes.get_errno()
-                raise InvalidInputError(f"{path}: mincore failed ({os.strerror(err)}); page-cache "
-                                        "residency needs Linux")
+                raise InvalidInputError(
+                    f"{path}: mincore failed ({os.strerror(err)}); page-cache residency needs Linux"
+                )
         finally:
             del view
     return vec & 1
-
-
-def _advise(path: str, advice: int) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if advice == os.POSIX_FADV_DONTNEED:
-            os.fdatasync(fd)  # dirty pages cannot be dropped: write them back first
-        os.posix_fadvise(fd, 0, 0, advice)
-    finally:
-        os.close(fd)

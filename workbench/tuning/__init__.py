@@ -1,7 +1,8 @@
 """Tune: ``trials`` (what one setting, held for a while, measured; pure), ``training`` (the user's
 step run on a background thread, with the process tree's memory sampled), ``search``
-(:func:`autotune`, one knob at a time under a memory budget). ``wb.tune``'s panel
-(``workbench.ui.panel``) is a shell over the same three.
+(:func:`autotune`, one knob at a time), ``budget`` (the memory budget it never crosses: the
+settings it refuses, the trials it cuts). ``wb.tune``'s panel (``workbench.ui.panel``) is a shell
+over them.
 
 >>> sorted(wb.tuning.__all__)
 ['AutotuneResult', 'Trial', 'autotune']

@@ -1,37 +1,23 @@
-""":func:`autotune`: a search of the loader's settings, while the user's step trains on a
-background :class:`~workbench.tuning.training.TrainingRun`, under a memory budget that is never crossed.
-
-Memory is the PSS of this process and all its children (loader workers) above what it was when
-the run started. A trial heading past the budget is cut before it gets there: the guard samples
-every 0.1 s and cuts at ``GUARD`` of the budget, or earlier when the last samples' slope would
-cross the budget before the next one; a setting with more worker processes than one already cut
-(or predicted over budget from the PSS per worker measured so far) is refused without running.
-So is a setting of N worker processes when N times this process's anonymous memory would not
-fit: a forked worker may copy every such page (a Python list's refcounts are written on every
-read), in less time than one memory sample takes, so only that worst case is safe to plan on.
+""":func:`autotune`: a search of the loader's settings, one knob at a time, while the user's
+step trains on a background :class:`~workbench.tuning.training.TrainingRun`; each setting is held
+for a short trial under a memory budget that is never crossed (:mod:`workbench.tuning.budget`).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-from dask.utils import parse_bytes
-
 from ..loading.loaders import Loader, loader
 from ..loading.options import takes_loader_options
-from ..monitoring.memory import process_memory
+from ..monitoring.container import container_limits
+from .budget import budget_bytes, heading_over, refusal
 from .training import SAMPLE_S, TrainingRun, knobs
 from .trials import Trial, best
 
 __all__ = ["AutotuneResult", "autotune"]
-
-BUDGET_FRACTION = 0.5  # default memory_budget: this fraction of the memory available at the start
-GUARD = 0.9  # cut a trial when it reaches this fraction of the budget
 
 
 @dataclass
@@ -65,22 +51,26 @@ class AutotuneResult:
         return [t.as_dict() for t in self.trials]
 
     def __repr__(self) -> str:
-        return (f"AutotuneResult(best={self.best}, {len(self.trials)} trials, "
-                f"{len(self.cut)} cut by the {self.memory_budget / 2**20:,.0f} MiB budget, "
-                f"{self.seconds:.1f} s)")
+        return (
+            f"AutotuneResult(best={self.best}, {len(self.trials)} trials, "
+            f"{len(self.cut)} cut by the {self.memory_budget / 2**20:,.0f} MiB budget, "
+            f"{self.seconds:.1f} s)"
+        )
 
 
 def default_space(dl: Loader, batch_sizes: list[int] | None = None) -> dict[str, list[Any]]:
     """What autotune searches, one knob at a time: readers (in-process, threads, processes),
     read-ahead depth, the block order's window, and batch sizes only when given (they change
     what the model learns, so autotune keeps yours unless asked)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = container_limits().cores  # a CPU quota counts, not only the affinity
     threads = sorted({1, 2, 2 * cores})  # threads wait on I/O and page faults: more than cores
     procs = sorted({1, 2, cores})  # torch warns past the cores: each process needs one
     space: dict[str, list[Any]] = {
-        "readers": [("thread", 0)] + [("thread", n) for n in threads] +
-                   [("process", n) for n in procs],
-        "prefetch_factor": [1, 2, 4]}
+        "readers": [("thread", 0)]
+        + [("thread", n) for n in threads]
+        + [("process", n) for n in procs],
+        "prefetch_factor": [1, 2, 4],
+    }
     if dl.order in ("block", "shard"):
         space["window"] = [4, 8, 16]
     if batch_sizes:
@@ -95,19 +85,18 @@ def _apply(point: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def budget_bytes(memory_budget: int | str | None) -> int:
-    """Bytes of a budget given as bytes or text ("2GiB"); None: ``BUDGET_FRACTION`` of what is
-    available now."""
-    if memory_budget is None:
-        return int(BUDGET_FRACTION * psutil.virtual_memory().available)
-    return int(parse_bytes(memory_budget) if isinstance(memory_budget, str) else memory_budget)
-
-
 @takes_loader_options
-def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
-             memory_budget: int | str | None = None, time_budget_s: float = 60.0,
-             batch_sizes: list[int] | None = None, space: dict[str, list[Any]] | None = None,
-             device: str | None = None, **loader_options: Any) -> AutotuneResult:
+def autotune(
+    dataset: Any,
+    *,
+    step: Callable[[Any], Any] | None = None,
+    memory_budget: int | str | None = None,
+    time_budget_s: float = 60.0,
+    batch_sizes: list[int] | None = None,
+    space: dict[str, list[Any]] | None = None,
+    device: str | None = None,
+    **loader_options: Any,
+) -> AutotuneResult:
     """Find fast loader settings for ``dataset`` while ``step(batch)`` trains, keeping the
     process tree's memory growth under ``memory_budget``. One knob at a time (readers,
     read-ahead, window; batch size if ``batch_sizes``), each value held for a short trial: far
@@ -150,15 +139,27 @@ def autotune(dataset: Any, *, step: Callable[[Any], Any] | None = None,
     dl = dataset if isinstance(dataset, Loader) else loader(dataset, **loader_options)
     run = TrainingRun(dl, step, device=device)
     try:
-        return search(run, memory_budget=memory_budget, time_budget_s=time_budget_s,
-                      batch_sizes=batch_sizes, space=space, warm_up=True)
+        return search(
+            run,
+            memory_budget=memory_budget,
+            time_budget_s=time_budget_s,
+            batch_sizes=batch_sizes,
+            space=space,
+            warm_up=True,
+        )
     finally:
         run.close()
 
 
-def search(run: TrainingRun, *, memory_budget: int | str | None = None,
-           time_budget_s: float = 60.0, batch_sizes: list[int] | None = None,
-           space: dict[str, list[Any]] | None = None, warm_up: bool = False) -> AutotuneResult:
+def search(
+    run: TrainingRun,
+    *,
+    memory_budget: int | str | None = None,
+    time_budget_s: float = 60.0,
+    batch_sizes: list[int] | None = None,
+    space: dict[str, list[Any]] | None = None,
+    warm_up: bool = False,
+) -> AutotuneResult:
     """:func:`autotune`'s search on a training run already going (``wb.tune``'s panel runs it
     on its own); ``warm_up`` waits half a trial first, for a run just started."""
     t0 = time.perf_counter()
@@ -166,8 +167,10 @@ def search(run: TrainingRun, *, memory_budget: int | str | None = None,
     dl = run.loader
     space = space or default_space(dl, batch_sizes)
     start = knobs(dl)
-    point = {"readers": (start["worker_type"], start["num_workers"]),
-             **{k: start[k] for k in space if k != "readers"}}
+    point = {
+        "readers": (start["worker_type"], start["num_workers"]),
+        **{k: start[k] for k in space if k != "readers"},
+    }
     points = sum(len(v) for v in space.values())
     trial_s = max(0.3, time_budget_s / (points + 1))
     tuner = _Search(run, budget, trial_s, t0 + time_budget_s)
@@ -185,10 +188,14 @@ def search(run: TrainingRun, *, memory_budget: int | str | None = None,
     with run.lock:
         trials = list(run.log.trials)
     top = best(trials)
-    return AutotuneResult(best=dict(top.config) if top else {**start, **_apply(point)},
-                          trials=trials, memory_budget=budget,
-                          seconds=time.perf_counter() - t0, base_pss=run.log.base_pss,
-                          cut=[t for t in trials if t.cut])
+    return AutotuneResult(
+        best=dict(top.config) if top else {**start, **_apply(point)},
+        trials=trials,
+        memory_budget=budget,
+        seconds=time.perf_counter() - t0,
+        base_pss=run.log.base_pss,
+        cut=[t for t in trials if t.cut],
+    )
 
 
 class _Search:
@@ -199,33 +206,11 @@ class _Search:
         self.safe: dict[str, Any] = {"num_workers": 0}  # in-process: no reader memory at all
         self.cut_at: dict[str, int] = {}  # worker type -> fewest workers cut
 
-    def _refusal(self, options: dict[str, Any]) -> str:
-        kind, n = options.get("worker_type"), options.get("num_workers", 0)
-        if n and kind in self.cut_at and n >= self.cut_at[kind]:
-            return f"refused: {self.cut_at[kind]} {kind} workers already reached the budget"
-        if n and kind == "process":
-            # A forked worker can copy, page by page, every anonymous page this process holds
-            # (refcount writes to Python objects are enough), faster than any sampling can see:
-            # refuse unless that worst case fits what the budget leaves.
-            anon, grown = process_memory().anonymous, self.run.pss - self.run.log.base_pss
-            if max(0, grown) + n * anon >= GUARD * self.budget:
-                return (f"refused: {n} process worker{'s' if n > 1 else ''} could copy "
-                        f"{n * anon / 2**20:,.0f} MiB ({anon / 2**20:,.0f} MiB of this process's "
-                        f"anonymous memory each, copy-on-write after fork), over the budget")
-        done = [t for t in self.run.log.trials if t.config["worker_type"] == kind and
-                t.config["num_workers"] and t.measured]
-        if n and kind == "process" and done:
-            per = max(t.peak_bytes / t.config["num_workers"] for t in done)
-            if per * n >= GUARD * self.budget:
-                return f"refused: {n} workers x {per / 2**20:,.0f} MiB measured per worker " \
-                       f"would pass the budget"
-        return ""
-
     def measure(self, point: dict[str, Any]) -> float:
         run, options = self.run, _apply(point)
         with run.lock:
             config = {**knobs(run.loader), **options}
-            reason = self._refusal(config)
+            reason = refusal(run, self.budget, self.cut_at, config)
             if reason:
                 trial = run.log.refuse(config, reason, time.perf_counter())
         if reason:
@@ -245,17 +230,20 @@ class _Search:
                 grown = run.pss - run.log.base_pss
                 last = (last + [(time.perf_counter(), grown)])[-3:]
                 slope = (last[-1][1] - last[0][1]) / max(1e-3, last[-1][0] - last[0][0])
-                if grown >= GUARD * self.budget or grown + max(0.0, slope) * 2 * SAMPLE_S >= \
-                        self.budget:
+                if heading_over(grown, slope, self.budget):
                     if ours:
-                        run.log.cut(f"cut at {grown / 2**20:,.0f} MiB of the "
-                                    f"{self.budget / 2**20:,.0f} MiB budget", time.perf_counter())
+                        run.log.cut(
+                            f"cut at {grown / 2**20:,.0f} MiB of the "
+                            f"{self.budget / 2**20:,.0f} MiB budget",
+                            time.perf_counter(),
+                        )
                     if options.get("num_workers"):
                         kind = options.get("worker_type", "thread")
-                        self.cut_at[kind] = min(self.cut_at.get(kind, 1 << 30), options["num_workers"])
+                        self.cut_at[kind] = min(
+                            self.cut_at.get(kind, 1 << 30), options["num_workers"]
+                        )
                     break
-                if ours and trial.measured and time.perf_counter() - trial.started >= \
-                        self.trial_s:
+                if ours and trial.measured and time.perf_counter() - trial.started >= self.trial_s:
                     trial = run.log.finish(time.perf_counter())
                     self.safe = options if grown < self.budget / 2 else self.safe
                     return _rate(trial)

@@ -1,8 +1,8 @@
 """A training run on a background thread: ``step(batch)`` for every batch of a loader (on
-``device`` through ``wb.to_device`` when one is given), epoch
-after epoch, while its settings change (``Loader.reconfigure``); every setting held becomes a
-:class:`~workbench.tuning.trials.Trial`, and the process tree's memory is sampled meanwhile. The widget
-(``wb.tune``) and :func:`~workbench.tuning.search.autotune` both drive one.
+``device`` through ``wb.to_device`` when one is given), epoch after epoch, while its settings
+change (``Loader.reconfigure``); every setting held becomes a
+:class:`~workbench.tuning.trials.Trial`, and the process tree's memory is sampled meanwhile. The
+widget (``wb.tune``) and :func:`~workbench.tuning.search.autotune` both drive one.
 
 >>> ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
 >>> run = TrainingRun(wb.loader(ds, batch_size=500)); time.sleep(0.5); run.close()
@@ -80,8 +80,14 @@ class TrainingRun:
     """``step(batch)`` for every batch of ``dl``, epoch after epoch, on a background thread, with
     the trials of every setting held (``log``) and the tree's memory sampled meanwhile."""
 
-    def __init__(self, dl: Loader, step: Callable[[Any], Any] | None = None, *,
-                 device: str | None = None, memory_every: float = SAMPLE_S) -> None:
+    def __init__(
+        self,
+        dl: Loader,
+        step: Callable[[Any], Any] | None = None,
+        *,
+        device: str | None = None,
+        memory_every: float = SAMPLE_S,
+    ) -> None:
         self.loader, self.step, self.device = dl, step or read, device
         self.error: BaseException | None = None
         self.log = TrialLog(tree_pss())
@@ -93,9 +99,10 @@ class TrainingRun:
         self._config = dl.config
         self.log.start(knobs(dl), time.perf_counter())
         self._unsubscribe = dl.subscribe(self._batch)
-        self._threads = [threading.Thread(target=self._train, name="workbench-tune", daemon=True),
-                         threading.Thread(target=self._sample, name="workbench-tune-memory",
-                                          daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._train, name="workbench-tune", daemon=True),
+            threading.Thread(target=self._sample, name="workbench-tune-memory", daemon=True),
+        ]
         for t in self._threads:
             t.start()
 

@@ -162,10 +162,20 @@ def setting_text(config: dict[str, Any]) -> str:
     c, parts = config, []
     n, kind = c.get("num_workers"), c.get("worker_type", "thread")
     if n is not None:
-        parts.append("in-process" if not n else f"{n} {kind}" + (
-            "" if n == 1 else "es" if kind == "process" else "s"))
-    parts += [f"{word} {c[k]}" for k, word in (("batch_size", "batch"), ("prefetch_factor",
-              "prefetch"), ("window", "window")) if k in c]
+        parts.append(
+            "in-process"
+            if not n
+            else f"{n} {kind}" + ("" if n == 1 else "es" if kind == "process" else "s")
+        )
+    parts += [
+        f"{word} {c[k]}"
+        for k, word in (
+            ("batch_size", "batch"),
+            ("prefetch_factor", "prefetch"),
+            ("window", "window"),
+        )
+        if k in c
+    ]
     if c.get("run_rows", 1) != 1:
         parts.append(f"run rows {c['run_rows']}")
     if "shuffle" in c:
@@ -188,11 +198,25 @@ def trial_rows(trials: list[Any]) -> tuple[list[tuple[str, ...]], int | None]:
     top = max(measured, key=lambda i: ts[i]["samples_per_s"]) if measured else None
     rows: list[tuple[str, ...]] = []
     for i, t in enumerate(ts):
-        note = t["cut"] or ("best" if i == top else "" if t["measured"] else
-                            "too few batches to measure" if t.get("seconds") else "measuring")
-        rows.append((setting_text(t["config"]), f"{t['samples_per_s']:,.0f}",
-                     f"{t['mb_per_s']:,.1f}", f"{t['wait_fraction']:.2f}",
-                     f"{t['peak_bytes'] / 2**20:,.0f}", note))
+        note = t["cut"] or (
+            "best"
+            if i == top
+            else ""
+            if t["measured"]
+            else "too few batches to measure"
+            if t.get("seconds")
+            else "measuring"
+        )
+        rows.append(
+            (
+                setting_text(t["config"]),
+                f"{t['samples_per_s']:,.0f}",
+                f"{t['mb_per_s']:,.1f}",
+                f"{t['wait_fraction']:.2f}",
+                f"{t['peak_bytes'] / 2**20:,.0f}",
+                note,
+            )
+        )
     return rows, top
 
 

@@ -38,14 +38,19 @@ CHARTS = {  # chart -> (title, series, divisor, axis label)
     "samples": ("Samples per second", ("samples_per_s",), 1, "samples/s"),
     "mb": ("MB per second", ("mb_per_s",), 1, "MB/s"),
     "wait": ("Consumer wait (1: input-bound)", ("wait_fraction",), 1, "fraction"),
-    "memory": ("Memory (MiB)", ("memory_pss_bytes", "memory_rss_bytes", "page_cache_bytes",
-                                "pinned_bytes"), MIB, "MiB"),
+    "memory": (
+        "Memory (MiB)",
+        ("memory_pss_bytes", "memory_rss_bytes", "page_cache_bytes", "pinned_bytes"),
+        MIB,
+        "MiB",
+    ),
     "gpu": ("GPU", ("gpu_utilization",), 1, "fraction"),
 }
 
 
-def watch(source: Any = None, *, client: Any = None, interval: float = 0.5,
-          refresh: float = 0.5) -> Watch:
+def watch(
+    source: Any = None, *, client: Any = None, interval: float = 0.5, refresh: float = 0.5
+) -> Watch:
     """Show live charts of ``source`` (a Loader, a running
     :class:`~workbench.monitoring.monitor.Monitor`, or None for this kernel's memory) and return
     the :class:`Watch` (display it, or let the cell show it). With ``client``, the samples also
@@ -69,7 +74,8 @@ def watch(source: Any = None, *, client: Any = None, interval: float = 0.5,
 
     Examples
     --------
-    >>> w = watch(interval=0.05, refresh=0.05); w.close(); w.monitor.latest()["memory"]["processes"][0]["name"]
+    >>> w = watch(interval=0.05, refresh=0.05); w.close()
+    >>> w.monitor.latest()["memory"]["processes"][0]["name"]
     'kernel'
     """
     return Watch(source, client=client, interval=interval, refresh=refresh)
@@ -84,8 +90,9 @@ class Watch:
         As :func:`watch` takes them.
     """
 
-    def __init__(self, source: Any = None, *, client: Any = None, interval: float = 0.5,
-                 refresh: float = 0.5) -> None:
+    def __init__(
+        self, source: Any = None, *, client: Any = None, interval: float = 0.5, refresh: float = 0.5
+    ) -> None:
         self._own = not isinstance(source, Monitor)
         self.monitor = Monitor(source, client=client, interval=interval) if self._own else source
         self.monitor.start()
@@ -99,11 +106,15 @@ class Watch:
         self.gpu_note = widgets.HTML()
         # the GPU chart joins the page once a GPU is seen (a hidden bqplot figure draws at size 0)
         self._gpu_fig, self._gpu_box = figures["gpu"], widgets.Box([])
-        self.widget = widgets.VBox([
-            self.header,
-            widgets.HBox([figures["samples"], figures["mb"], figures["wait"]]),
-            widgets.HBox([figures["memory"], proc_fig]),
-            self.gpu_note, self._gpu_box])
+        self.widget = widgets.VBox(
+            [
+                self.header,
+                widgets.HBox([figures["samples"], figures["mb"], figures["wait"]]),
+                widgets.HBox([figures["memory"], proc_fig]),
+                self.gpu_note,
+                self._gpu_box,
+            ]
+        )
         self.widget.add_class("workbench-watch")
         self._shown_at: float | None = None
         self._drawn: dict[int, tuple[int, float]] = {}  # mark -> (points, last time) on the page
@@ -112,33 +123,56 @@ class Watch:
         self._thread.start()
 
     # -- charts ----------------------------------------------------------------------------
-    def _chart(self, key: str, title: str, names: tuple[str, ...], divisor: float,
-               label: str) -> bq.Figure:
+    def _chart(
+        self, key: str, title: str, names: tuple[str, ...], divisor: float, label: str
+    ) -> bq.Figure:
         xs, ys = bq.LinearScale(), bq.LinearScale(min=0.0)
         marks = []
         for name, color in zip(names, COLORS):
-            mark = bq.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": xs, "y": ys}, colors=[color],
-                            labels=[f"{name} ({SERIES[name].unit})"], display_legend=len(names) > 1)
+            mark = bq.Lines(
+                x=np.zeros(0),
+                y=np.zeros(0),
+                scales={"x": xs, "y": ys},
+                colors=[color],
+                labels=[f"{name} ({SERIES[name].unit})"],
+                display_legend=len(names) > 1,
+            )
             marks.append(mark)
             self.lines.setdefault(key, []).append((name, mark))
-        fig = bq.Figure(marks=marks, title=title, axes=[
-            bq.Axis(scale=xs, label="s"), bq.Axis(scale=ys, orientation="vertical", label=label,
-                                                  tick_format=".2s")],
+        fig = bq.Figure(
+            marks=marks,
+            title=title,
+            axes=[
+                bq.Axis(scale=xs, label="s"),
+                bq.Axis(scale=ys, orientation="vertical", label=label, tick_format=".2s"),
+            ],
             fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 10},
-            layout=widgets.Layout(width="340px", height="240px"), legend_location="top-left")
+            layout=widgets.Layout(width="340px", height="240px"),
+            legend_location="top-left",
+        )
         fig.add_class(f"workbench-watch-{key}")
         self._divisors = {**getattr(self, "_divisors", {}), key: divisor}
         return fig
 
     def _bars(self) -> tuple[bq.Bars, bq.Figure]:
         xs, ys = bq.OrdinalScale(), bq.LinearScale(min=0.0)
-        bars = bq.Bars(x=["kernel"], y=[[0.0], [0.0]], scales={"x": xs, "y": ys}, type="stacked",
-                       colors=COLORS[:2], labels=["private (USS)", "shared (PSS-USS)"],
-                       display_legend=True)
-        fig = bq.Figure(marks=[bars], title="PSS per process (MiB)", axes=[
-            bq.Axis(scale=xs), bq.Axis(scale=ys, orientation="vertical", tick_format=".2s")],
+        bars = bq.Bars(
+            x=["kernel"],
+            y=[[0.0], [0.0]],
+            scales={"x": xs, "y": ys},
+            type="stacked",
+            colors=COLORS[:2],
+            labels=["private (USS)", "shared (PSS-USS)"],
+            display_legend=True,
+        )
+        fig = bq.Figure(
+            marks=[bars],
+            title="PSS per process (MiB)",
+            axes=[bq.Axis(scale=xs), bq.Axis(scale=ys, orientation="vertical", tick_format=".2s")],
             fig_margin={"top": 40, "bottom": 60, "left": 60, "right": 10},
-            layout=widgets.Layout(width="520px", height="240px"), legend_location="top-right")
+            layout=widgets.Layout(width="520px", height="240px"),
+            legend_location="top-right",
+        )
         fig.add_class("workbench-watch-processes")
         return bars, fig
 
@@ -171,8 +205,10 @@ class Watch:
             with self.processes.hold_sync():
                 if list(self.processes.x) != names:
                     self.processes.x = names
-                self.processes.y = [[p["uss"] / MIB for p in procs],
-                                    [max(0, p["pss"] - p["uss"]) / MIB for p in procs]]
+                self.processes.y = [
+                    [p["uss"] / MIB for p in procs],
+                    [max(0, p["pss"] - p["uss"]) / MIB for p in procs],
+                ]
         gpu = latest.get("gpu") or {}
         if gpu.get("available") and not self._gpu_box.children:
             self._gpu_box.children = (self._gpu_fig,)
@@ -202,8 +238,10 @@ class Watch:
         self.shown()
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # what a saved notebook shows where the widget state is gone
-        bundle["text/plain"] = ("wb.watch: live charts (samples/s, MB/s, wait, memory per process, "
-                                "GPU); run the cell to see them")
+        bundle["text/plain"] = (
+            "wb.watch: live charts (samples/s, MB/s, wait, memory per process, "
+            "GPU); run the cell to see them"
+        )
         return bundle
 
     def __repr__(self) -> str:
@@ -218,8 +256,12 @@ def header(latest: dict[str, Any], markup: bool = True) -> str:
     parts = []
     loader = latest.get("loader")
     if loader:
-        parts += [f"{loader['samples_per_s']:,.0f} samples/s", f"{loader['mb_per_s']:,.1f} MB/s",
-                  f"wait {loader['wait_fraction']:.0%}", f"read-ahead {loader['read_ahead']}"]
+        parts += [
+            f"{loader['samples_per_s']:,.0f} samples/s",
+            f"{loader['mb_per_s']:,.1f} MB/s",
+            f"wait {loader['wait_fraction']:.0%}",
+            f"read-ahead {loader['read_ahead']}",
+        ]
     memory = latest.get("memory") or {}
     total = memory.get("total") or {}
     if total:
@@ -227,6 +269,9 @@ def header(latest: dict[str, Any], markup: bool = True) -> str:
     cache = latest.get("page_cache")
     if cache:
         parts.append(f"page cache {cache['fraction']:.0%} of the dataset")
+    limits = (latest.get("machine") or {}).get("limits")
+    if limits:  # "limit 4.0 GiB, cgroup v2 (...); 2 cores": what every default sized itself to
+        parts.append(limits)
     text = " · ".join(parts)
     if loader and markup:
         config = ", ".join(f"{k}={v}" for k, v in loader["config"].items())

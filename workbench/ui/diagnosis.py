@@ -29,8 +29,9 @@ def diagnosis_text(d: Any) -> str:
     lines = [f"doctor: {d.subject}", f"  {n} finding{'s' if n > 1 else ''} ({counts})"]
     for f in d.findings:
         lines.append(f"  [{f.severity}] {f.id}: {f.title}")
-        lines += textwrap.wrap(f.evidence, WIDTH, initial_indent="      evidence: ",
-                               subsequent_indent="        ")
+        lines += textwrap.wrap(
+            f.evidence, WIDTH, initial_indent="      evidence: ", subsequent_indent="        "
+        )
         lines.append(f"      fix: {f.fix}")
     if not d.measured:
         lines.append("  note: measure=False: timing probes skipped")
@@ -48,9 +49,11 @@ def diagnosis_html(d: Any) -> str:
         out.append("<table><tr><th>severity</th><th>finding</th><th>evidence</th><th>fix</th></tr>")
         for f in d.findings:
             colour = COLOURS.get(f.severity, "#333")
-            out.append(f"<tr><td style='color:{colour}'><b>{e(f.severity)}</b></td>"
-                       f"<td>{e(f.title)}<br><small><code>{e(f.id)}</code></small></td>"
-                       f"<td>{e(f.evidence)}</td><td><code>{e(f.fix)}</code></td></tr>")
+            out.append(
+                f"<tr><td style='color:{colour}'><b>{e(f.severity)}</b></td>"
+                f"<td>{e(f.title)}<br><small><code>{e(f.id)}</code></small></td>"
+                f"<td>{e(f.evidence)}</td><td><code>{e(f.fix)}</code></td></tr>"
+            )
         out.append("</table>")
     if not d.measured:
         out.append("<small>measure=False: timing probes skipped</small>")

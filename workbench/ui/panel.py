@@ -2,10 +2,10 @@
 each setting did (live charts and a table of trials), and let autotune search under a memory
 budget in the same panel.
 
-The training runs on a background thread (:class:`~workbench.tuning.training.TrainingRun`); the controls call
-``Loader.reconfigure``, which applies at the next batch boundary without losing the epoch. The
-threads only set widget traits: no prints, no ``clear_output``, so other cells run meanwhile and
-nbval sees no stray output.
+The training runs on a background thread (:class:`~workbench.tuning.training.TrainingRun`); the
+controls (:mod:`workbench.ui.controls`) call ``Loader.reconfigure``, which applies at the next
+batch boundary without losing the epoch. The threads only set widget traits: no prints, no
+``clear_output``, so other cells run meanwhile and nbval sees no stray output.
 
 >>> ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
 >>> t = tune(ds, batch_size=256, refresh=0.05); t.controls["batch_size"].value = 1024
@@ -17,7 +17,6 @@ nbval sees no stray output.
 from __future__ import annotations
 
 import html
-import os
 import threading
 import time  # noqa: F401  (the examples above wait with it)
 from collections.abc import Callable
@@ -28,23 +27,27 @@ import ipywidgets as widgets
 from ..loading.config import LIVE_OPTIONS, LoaderConfig
 from ..loading.loaders import Loader, loader
 from ..loading.options import takes_loader_options
-from ..loading.sampling import ORDERS
 from ..tuning.search import AutotuneResult, search
 from ..tuning.training import TrainingRun, knobs
 from ..tuning.trials import best
 from .charts import Watch
+from .controls import Controls, html_box, layout, make_buttons, settings_label
 from .tables import trials_table
 
 __all__ = ["Tuner", "tune"]
 
-BATCH_SIZES = [2**k for k in range(4, 17)]
-RUN_ROWS = [2**k for k in range(0, 9)]
-
 
 @takes_loader_options
-def tune(source: Any, step: Callable[[Any], Any] | None = None, *, device: str | None = None,
-         refresh: float = 0.5, memory_budget: int | str | None = None, autotune_s: float = 30.0,
-         **loader_options: Any) -> Tuner:
+def tune(
+    source: Any,
+    step: Callable[[Any], Any] | None = None,
+    *,
+    device: str | None = None,
+    refresh: float = 0.5,
+    memory_budget: int | str | None = None,
+    autotune_s: float = 30.0,
+    **loader_options: Any,
+) -> Tuner:
     """Train ``step(batch)`` over ``source`` on a background thread, with controls that
     reconfigure the loader live, the watch charts, a table of trials and autotune.
 
@@ -79,8 +82,15 @@ def tune(source: Any, step: Callable[[Any], Any] | None = None, *, device: str |
     >>> time.sleep(0.3); t.close(); len(t.trials) >= 1
     True
     """
-    return Tuner(source, step, device=device, refresh=refresh, memory_budget=memory_budget,
-                 autotune_s=autotune_s, **loader_options)
+    return Tuner(
+        source,
+        step,
+        device=device,
+        refresh=refresh,
+        memory_budget=memory_budget,
+        autotune_s=autotune_s,
+        **loader_options,
+    )
 
 
 @takes_loader_options
@@ -93,10 +103,17 @@ class Tuner:
         As for :func:`tune`.
     """
 
-    def __init__(self, source: Any, step: Callable[[Any], Any] | None = None, *,
-                 device: str | None = None, refresh: float = 0.5,
-                 memory_budget: int | str | None = None, autotune_s: float = 30.0,
-                 **loader_options: Any) -> None:
+    def __init__(
+        self,
+        source: Any,
+        step: Callable[[Any], Any] | None = None,
+        *,
+        device: str | None = None,
+        refresh: float = 0.5,
+        memory_budget: int | str | None = None,
+        autotune_s: float = 30.0,
+        **loader_options: Any,
+    ) -> None:
         self.dataset = source.dataset if isinstance(source, Loader) else source
         self._options = dict(loader_options)
         self._loader = source if isinstance(source, Loader) else loader(source, **loader_options)
@@ -104,80 +121,34 @@ class Tuner:
         self.result: AutotuneResult | None = None
         self.run = TrainingRun(self._loader, step, device=device)
         self.watch = Watch(self._loader, interval=refresh, refresh=refresh)
-        self._syncing = False
-        self.controls = self._controls()
+        self._knobs = Controls(self._loader.config, self._changed)
+        self.controls = self._knobs.widgets
         self.label, self.status, self.table, self.code = (
-            _html(f"workbench-tune-{name}") for name in ("label", "status", "trials", "code"))
+            html_box(f"workbench-tune-{name}") for name in ("label", "status", "trials", "code")
+        )
         self.buttons = self._buttons()
-        self.widget = widgets.VBox([
-            widgets.HBox(list(self.controls.values())[:4]),
-            widgets.HBox(list(self.controls.values())[4:]),
-            widgets.HBox(list(self.buttons.values())), self.label, self.status,
-            self.watch.widget, self.table, self.code])
-        self.widget.add_class("workbench-tune")
+        self.widget = layout(
+            self.controls,
+            self.buttons,
+            [self.label, self.status, self.watch.widget, self.table, self.code],
+        )
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._refresh_loop, name="workbench-tune-view",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._refresh_loop, name="workbench-tune-view", daemon=True
+        )
         self._thread.start()
         self.refresh()
 
-    # -- controls --------------------------------------------------------------------------
-    def _controls(self) -> dict[str, widgets.Widget]:
-        c, cores = self._loader.config, os.cpu_count() or 1
-        sizes = sorted({*BATCH_SIZES, c.batch_size})
-        style = {"description_width": "initial"}
-        controls = {
-            "batch_size": widgets.SelectionSlider(options=sizes, value=c.batch_size,
-                                                  description="batch size",
-                                                  continuous_update=False, style=style),
-            "num_workers": widgets.IntSlider(value=c.num_workers, min=0, max=max(8, 2 * cores),
-                                             description="workers", continuous_update=False),
-            "worker_type": widgets.ToggleButtons(options=["thread", "process"],
-                                                 value=c.worker_type, description="type"),
-            "prefetch_factor": widgets.IntSlider(value=c.prefetch_factor, min=1, max=8,
-                                                 description="prefetch", continuous_update=False),
-            "pin_memory": widgets.Checkbox(value=c.pin_memory, description="pin memory"),
-            "shuffle": widgets.Dropdown(options=list(ORDERS), value=c.shuffle,
-                                        description="shuffle"),
-            "window": widgets.IntSlider(value=c.window, min=1, max=64, description="window",
-                                        continuous_update=False),
-            "run_rows": widgets.SelectionSlider(options=sorted({*RUN_ROWS, c.run_rows}),
-                                                value=c.run_rows, description="run rows",
-                                                continuous_update=False, style=style),
-        }
-        for name, w in controls.items():
-            w.add_class(f"workbench-tune-{name.replace('_', '-')}")
-            w.observe(lambda change, name=name: self._changed(name, change["new"]), "value")
-        return controls
-
+    # -- controls ---------------------------------------------------------------------------
     def _changed(self, name: str, value: Any) -> None:
-        if self._syncing:
-            return
         try:
             self._loader.reconfigure(**{name: value})
             self.status.value = ""
         except Exception as exc:  # a bad combination: say so, keep running
             self.status.value = html.escape(f"{name}={value!r}: {exc}")
 
-    def _sync_controls(self, config: LoaderConfig) -> None:
-        self._syncing = True
-        try:
-            for name, w in self.controls.items():
-                value = getattr(config, name)
-                if isinstance(w, widgets.SelectionSlider) and value not in w.options:
-                    w.options = sorted({*w.options, value})
-                w.value = value
-        finally:
-            self._syncing = False
-
     def _buttons(self) -> dict[str, widgets.Button]:
-        buttons = {"pause": widgets.Button(description="pause", icon="pause"),
-                   "stop": widgets.Button(description="stop", icon="stop"),
-                   "autotune": widgets.Button(description="autotune", icon="magic",
-                                              button_style="primary"),
-                   "code": widgets.Button(description="show code", icon="code")}
-        for name, b in buttons.items():
-            b.add_class(f"workbench-tune-{name}")
+        buttons = make_buttons()
         buttons["pause"].on_click(lambda _: self.pause() if self.running else self.resume())
         buttons["stop"].on_click(lambda _: self.close())
         buttons["autotune"].on_click(lambda _: self.autotune(wait=False))
@@ -206,11 +177,23 @@ class Tuner:
         return dict(top.config) if top is not None else None
 
     def loader(self) -> Loader:
-        """A new loader over the same dataset with the best setting (and your other options)."""
+        """A new loader over the same dataset with the best setting (and your other options).
+
+        Returns
+        -------
+        Loader
+            With the fastest measured setting; the running loader's while none is measured.
+        """
         return loader(self.dataset, **{**self._options, **(self.best or knobs(self._loader))})
 
     def code_line(self) -> str:
-        """The ``wb.loader(ds, ...)`` line that builds what :meth:`loader` does."""
+        """The ``wb.loader(ds, ...)`` line that builds what :meth:`loader` does.
+
+        Returns
+        -------
+        str
+            One line of Python, to paste into a training script.
+        """
         options = {**self._options, **(self.best or knobs(self._loader))}
         return LoaderConfig.build(**options).code_line()
 
@@ -225,9 +208,18 @@ class Tuner:
 
     def autotune(self, wait: bool = True, time_budget_s: float | None = None) -> None:
         """Search the settings under the memory budget in this panel (trials appear live), then
-        run with the best; ``wait=False`` returns at once (the button's way)."""
-        thread = threading.Thread(target=self._autotune, args=(time_budget_s,), daemon=True,
-                                  name="workbench-autotune")
+        run with the best.
+
+        Parameters
+        ----------
+        wait : bool, default True
+            Return when the search is done; False returns at once (the button's way).
+        time_budget_s : float, optional
+            Seconds to search for; default: the panel's ``autotune_s``.
+        """
+        thread = threading.Thread(
+            target=self._autotune, args=(time_budget_s,), daemon=True, name="workbench-autotune"
+        )
         self.buttons["autotune"].disabled = True
         thread.start()
         if wait:
@@ -236,10 +228,13 @@ class Tuner:
     def _autotune(self, time_budget_s: float | None) -> None:
         self.status.value = "autotune: searching ..."
         try:
-            self.result = search(self.run, memory_budget=self.memory_budget,
-                                 time_budget_s=time_budget_s or self.autotune_s)
+            self.result = search(
+                self.run,
+                memory_budget=self.memory_budget,
+                time_budget_s=time_budget_s or self.autotune_s,
+            )
             chosen = {k: v for k, v in self.result.best.items() if k in LIVE_OPTIONS}
-            self._sync_controls(self._loader.reconfigure(**chosen))
+            self._knobs.sync(self._loader.reconfigure(**chosen))
             self.status.value = html.escape(f"autotune: {self.result!r}")
         except Exception as exc:
             self.status.value = html.escape(f"autotune failed: {type(exc).__name__}: {exc}")
@@ -260,12 +255,8 @@ class Tuner:
 
     def refresh(self) -> None:
         """Redraw the label and the trials table now (the view thread does this each tick)."""
-        c = self.config
         state = "running" if self.running else "paused" if self.run.alive else "stopped"
-        self.label.value = (f"<b>{state}</b>: batch_size={c.batch_size}, num_workers="
-                            f"{c.num_workers} ({c.worker_type}), prefetch_factor="
-                            f"{c.prefetch_factor}, window={c.window}, run_rows={c.run_rows}, "
-                            f"shuffle={c.shuffle!r}")
+        self.label.value = settings_label(state, self.config)
         if self.run.error is not None:
             self.status.value = html.escape(f"the step raised: {self.run.error!r}")
         self.table.value = trials_table(self.trials)
@@ -283,15 +274,10 @@ class Tuner:
         self.watch.shown()
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # what a saved notebook shows where the widget state is gone
-        bundle["text/plain"] = ("wb.tune: loader controls, live charts and the trials table; "
-                                "run the cell to see them")
+        bundle["text/plain"] = (
+            "wb.tune: loader controls, live charts and the trials table; run the cell to see them"
+        )
         return bundle
 
     def __repr__(self) -> str:
         return f"Tuner({self._loader!r}, {len(self.trials)} trials)"
-
-
-def _html(css_class: str) -> widgets.HTML:
-    w = widgets.HTML()
-    w.add_class(css_class)  # what the browser test finds it by
-    return w

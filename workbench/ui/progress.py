@@ -27,7 +27,8 @@ _LOG_EVERY_S = 30.0  # not a terminal: one line per 30 s, and the last
 
 
 def reporter(progress: bool | ProgressFn | None, desc: str, unit: str = "row") -> Any:
-    """A callable ``(done, total)`` with ``close()``: a bar for True, the user's callback, or nothing."""
+    """A callable ``(done, total)`` with ``close()``: a bar for True, the user's callback, or
+    nothing."""
     if progress is True:
         return ProgressBar(desc, unit)
     if not progress:
@@ -77,18 +78,29 @@ class ProgressBar:
             self._draw_terminal(final=True)
 
     def meter(self, bar: bool = True) -> str:
-        """tqdm's meter for the current state, e.g. ``convert -> x: 100%|███| 20,000/20,000 rows ...``."""
+        """tqdm's meter for the current state, e.g.
+        ``convert -> x: 100%|███| 20,000/20,000 rows ...``."""
         from tqdm import tqdm
 
         total = self.total if self.total and self.total >= self.done else None
         if total is None:
             fmt = "{desc}: {n:,}{unit} [{elapsed}, {rate_fmt}]"
         else:
-            fmt = ("{desc}: {percentage:3.0f}%" + ("|{bar}|" if bar else "") +
-                   " {n:,}/{total:,}{unit} [{elapsed}<{remaining}, {rate_fmt}]")
-        return tqdm.format_meter(self.done, total, time.perf_counter() - self.start,
-                                 prefix=self.desc, unit=f" {self.unit}s", unit_scale=True,
-                                 bar_format=fmt, ncols=90)
+            fmt = (
+                "{desc}: {percentage:3.0f}%"
+                + ("|{bar}|" if bar else "")
+                + " {n:,}/{total:,}{unit} [{elapsed}<{remaining}, {rate_fmt}]"
+            )
+        return tqdm.format_meter(
+            self.done,
+            total,
+            time.perf_counter() - self.start,
+            prefix=self.desc,
+            unit=f" {self.unit}s",
+            unit_scale=True,
+            bar_format=fmt,
+            ncols=90,
+        )
 
     def _draw(self) -> None:
         if not self._notebook:
@@ -117,10 +129,12 @@ class ProgressBar:
         frac = min(1.0, self.done / self.total) if self.total else 0.0
         width = f"{100 * frac:.1f}%"
         text = html.escape(self.meter(bar=False))
-        return ('<div style="display:flex;align-items:center;gap:0.6em;font-family:monospace">'
-                '<div style="width:12em;height:0.8em;border:1px solid #888;border-radius:2px">'
-                f'<div style="width:{width};height:100%;background:#4c9a2a"></div></div>'
-                f"<span>{text}</span></div>")
+        return (
+            '<div style="display:flex;align-items:center;gap:0.6em;font-family:monospace">'
+            '<div style="width:12em;height:0.8em;border:1px solid #888;border-radius:2px">'
+            f'<div style="width:{width};height:100%;background:#4c9a2a"></div></div>'
+            f"<span>{text}</span></div>"
+        )
 
 
 def _in_notebook() -> bool:

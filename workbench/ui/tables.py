@@ -20,7 +20,9 @@ __all__: list[str] = []
 
 SHOWN_FEATURES = 8  # a column with more features shows these and one line over all of them
 FIGURES = ("count", "mean", "std", "min", "p1", "p50", "p99", "max", "nan", "inf", "zero_fraction")
-TEXT_FIGURES = FIGURES[1:]  # the text table leaves out count (rows minus nan and inf) to fit 100 columns
+TEXT_FIGURES = FIGURES[
+    1:
+]  # the text table leaves out count (rows minus nan and inf) to fit 100 columns
 
 
 def _fmt(v: Any) -> str:
@@ -43,10 +45,19 @@ def _rows(s: Any) -> list[tuple[str, list[str], Any]]:
             label = name if width == 1 else f"{name}[{names[j]}]"
             out.append((label, [_fmt(figs[f][j]) for f in FIGURES], figs["hist_counts"][j]))
         if width > SHOWN_FEATURES:
-            over = [_fmt(figs["count"].sum()), _fmt(np.nanmean(figs["mean"])),
-                    _fmt(np.nanmean(figs["std"])), _fmt(np.nanmin(figs["min"])), "-", "-", "-",
-                    _fmt(np.nanmax(figs["max"])), _fmt(figs["nan"].sum()), _fmt(figs["inf"].sum()),
-                    _fmt(np.mean(figs["zero_fraction"]))]
+            over = [
+                _fmt(figs["count"].sum()),
+                _fmt(np.nanmean(figs["mean"])),
+                _fmt(np.nanmean(figs["std"])),
+                _fmt(np.nanmin(figs["min"])),
+                "-",
+                "-",
+                "-",
+                _fmt(np.nanmax(figs["max"])),
+                _fmt(figs["nan"].sum()),
+                _fmt(figs["inf"].sum()),
+                _fmt(np.mean(figs["zero_fraction"])),
+            ]
             out.append((f"{name}: all {width}", over, None))
     return out
 
@@ -54,19 +65,28 @@ def _rows(s: Any) -> list[tuple[str, list[str], Any]]:
 def stats_text(s: Any) -> str:
     table = _rows(s)
     # NaN and inf columns only where some value is one (most data has none: say so once)
-    odd = [i for i, f in enumerate(FIGURES) if f in ("nan", "inf")
-           and any(figs[i] not in ("0", "-") for _, figs, _ in table)]
+    odd = [
+        i
+        for i, f in enumerate(FIGURES)
+        if f in ("nan", "inf") and any(figs[i] not in ("0", "-") for _, figs, _ in table)
+    ]
     keep = [i for i, f in enumerate(FIGURES) if f not in ("count", "nan", "inf", "zero_fraction")]
     keep += odd
     head = ("column", *(FIGURES[i] for i in keep), "zeros")
-    rows = [head] + [(label[:24], *(figs[i] for i in keep), _pct(figs[-1])) for label, figs, _ in table]
+    rows = [head] + [
+        (label[:24], *(figs[i] for i in keep), _pct(figs[-1])) for label, figs, _ in table
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [f"{s.source}: {s.rows:,} rows" + ("" if odd else "; no NaN or inf values")]
-    lines += ["  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                               enumerate(zip(r, widths))) for r in rows]
+    lines += [
+        "  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        for r in rows
+    ]
     if any(len(f["count"]) > SHOWN_FEATURES for f in s.columns.values()):
-        lines.append(f"  (many features: the first {SHOWN_FEATURES}, then one line over all, "
-                     "mean and std averaged)")
+        lines.append(
+            f"  (many features: the first {SHOWN_FEATURES}, then one line over all, "
+            "mean and std averaged)"
+        )
     lines += [f"  note: {n}" for n in s.notes]
     return "\n".join(lines)
 
@@ -80,19 +100,29 @@ def hist_svg(counts: Any, width: int = 96, height: int = 24) -> str:
         return ""
     c = np.asarray(counts, dtype=float) / np.max(counts)
     w = width / len(c)
-    bars = "".join(f"<rect x='{i * w:.1f}' y='{height * (1 - v):.1f}' width='{max(w - 0.5, 0.5):.1f}'"
-                   f" height='{height * v:.1f}' fill='#1f77b4'/>" for i, v in enumerate(c))
+    bars = "".join(
+        f"<rect x='{i * w:.1f}' y='{height * (1 - v):.1f}' width='{max(w - 0.5, 0.5):.1f}'"
+        f" height='{height * v:.1f}' fill='#1f77b4'/>"
+        for i, v in enumerate(c)
+    )
     return f"<svg class='workbench-hist' width='{width}' height='{height}'>{bars}</svg>"
 
 
 def stats_html(s: Any) -> str:
     e = html.escape
     head = "".join(f"<th>{e(f)}</th>" for f in ("column", *FIGURES, "histogram"))
-    body = "".join("<tr>" + f"<td>{e(label)}</td>" + "".join(f"<td>{e(v)}</td>" for v in figs)
-                   + f"<td>{hist_svg(hist)}</td></tr>" for label, figs, hist in _rows(s))
+    body = "".join(
+        "<tr>"
+        + f"<td>{e(label)}</td>"
+        + "".join(f"<td>{e(v)}</td>" for v in figs)
+        + f"<td>{hist_svg(hist)}</td></tr>"
+        for label, figs, hist in _rows(s)
+    )
     notes = "".join(f"<div><i>note:</i> {e(n)}</div>" for n in s.notes)
-    return (f"<div class='workbench-stats'><b>{e(s.source)}</b>: {s.rows:,} rows<table>"
-            f"<tr>{head}</tr>{body}</table>{notes}</div>")
+    return (
+        f"<div class='workbench-stats'><b>{e(s.source)}</b>: {s.rows:,} rows<table>"
+        f"<tr>{head}</tr>{body}</table>{notes}</div>"
+    )
 
 
 def _cell_text(kind: str, v: np.ndarray) -> str:
@@ -100,8 +130,13 @@ def _cell_text(kind: str, v: np.ndarray) -> str:
         return "nonzeros " + _short(v.tolist())
     if kind == "image":
         return f"image {'x'.join(map(str, v.shape))}"
-    return _short(v.tolist()) if kind == "vector" else _fmt(v) if np.isscalar(v.item()) and \
-        np.issubdtype(v.dtype, np.number) else str(v)
+    return (
+        _short(v.tolist())
+        if kind == "vector"
+        else _fmt(v)
+        if np.isscalar(v.item()) and np.issubdtype(v.dtype, np.number)
+        else str(v)
+    )
 
 
 def _short(values: list[Any], keep: int = 6) -> str:
@@ -114,8 +149,13 @@ def preview_text(p: Any) -> str:
     lines = [f"{p.source}: rows {p.indices[0]:,}..{p.indices[-1]:,} ({len(p.indices)} shown)"]
     for i, row in enumerate(p.indices):
         cells = [f"{n}={_cell_text(p.kinds[n], p.columns[n][i])}" for n in names]
-        lines += textwrap.wrap("  ".join(cells), 98, initial_indent=f"  {row:>8,}  ",
-                               subsequent_indent=" " * 12, break_long_words=False)
+        lines += textwrap.wrap(
+            "  ".join(cells),
+            98,
+            initial_indent=f"  {row:>8,}  ",
+            subsequent_indent=" " * 12,
+            break_long_words=False,
+        )
     return "\n".join(lines)
 
 
@@ -129,13 +169,17 @@ def preview_html(p: Any) -> str:
         for n in names:
             v = p.columns[n][i]
             if p.kinds[n] == "image":
-                cells.append(f"<td><img class='workbench-thumb' src='{png_uri(v)}' "
-                             f"title='{e(_cell_text('image', v))}' width='48'></td>")
+                cells.append(
+                    f"<td><img class='workbench-thumb' src='{png_uri(v)}' "
+                    f"title='{e(_cell_text('image', v))}' width='48'></td>"
+                )
             else:
                 cells.append(f"<td>{e(_cell_text(p.kinds[n], v))}</td>")
         body.append(f"<tr><td>{row:,}</td>{''.join(cells)}</tr>")
-    return (f"<div class='workbench-preview'><b>{e(p.source)}</b><table><tr>{head}</tr>"
-            f"{''.join(body)}</table></div>")
+    return (
+        f"<div class='workbench-preview'><b>{e(p.source)}</b><table><tr>{head}</tr>"
+        f"{''.join(body)}</table></div>"
+    )
 
 
 def png_uri(img: np.ndarray) -> str:
@@ -156,41 +200,63 @@ def png_uri(img: np.ndarray) -> str:
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def advice_text(a: Any) -> str:
     s = a.situation
-    lines = [f"{a.source}: {human_bytes(s['bytes'])} ({s['rows']:,} rows of {human_bytes(s['row_bytes'])}); "
-             f"page cache {human_bytes(s['ram'])}: {'fits' if s['fits'] else 'does not fit'}; "
-             f"batches of {s['batch_size']:,}, {s['shuffle']} order"]
+    lines = [
+        f"{a.source}: {human_bytes(s['bytes'])} ({s['rows']:,} rows of "
+        f"{human_bytes(s['row_bytes'])}); "
+        f"page cache {human_bytes(s['ram'])}: {'fits' if s['fits'] else 'does not fit'}; "
+        f"batches of {s['batch_size']:,}, {s['shuffle']} order"
+    ]
     lines = textwrap.wrap(lines[0], 98, subsequent_indent="  ")
     for r in a.recommendations:
         lines.append(f"  {r.topic}: {r.value}")
-        lines += textwrap.wrap(r.reason, 98, initial_indent="    why: ", subsequent_indent="         ")
+        lines += textwrap.wrap(
+            r.reason, 98, initial_indent="    why: ", subsequent_indent="         "
+        )
         lines.append(f"    do:  {r.code}")
     if a.measurements:
         lines.append("  measured (rows/s, a few batches each):")
-        lines += [f"    {m['layout']:<24} {m['order']:<10} {m['rows_per_s']:>12,.0f}"
-                  for m in a.measurements]
+        lines += [
+            f"    {m['layout']:<24} {m['order']:<10} {m['rows_per_s']:>12,.0f}"
+            for m in a.measurements
+        ]
     lines += [f"  note: {n}" for n in a.notes]
     return "\n".join(lines)
 
 
 def advice_html(a: Any) -> str:
     e = html.escape
-    rows = "".join(f"<tr><td><b>{e(r.topic)}</b></td><td>{e(r.value)}</td><td>{e(r.reason)}</td>"
-                   f"<td><code>{e(r.code)}</code></td></tr>" for r in a.recommendations)
-    meas = "".join(f"<tr><td>{e(m['layout'])}</td><td>{e(m['order'])}</td>"
-                   f"<td>{m['rows_per_s']:,.0f}</td></tr>" for m in a.measurements)
+    rows = "".join(
+        f"<tr><td><b>{e(r.topic)}</b></td><td>{e(r.value)}</td><td>{e(r.reason)}</td>"
+        f"<td><code>{e(r.code)}</code></td></tr>"
+        for r in a.recommendations
+    )
+    meas = "".join(
+        f"<tr><td>{e(m['layout'])}</td><td>{e(m['order'])}</td><td>{m['rows_per_s']:,.0f}</td></tr>"
+        for m in a.measurements
+    )
     head = e(" ".join(advice_text(a).split("\n  layout")[0].split()))
     notes = "".join(f"<div><i>note:</i> {e(n)}</div>" for n in a.notes)
-    return (f"<div class='workbench-advice'><div>{head}</div><table><tr><th>topic</th><th>advice"
-            f"</th><th>why</th><th>code</th></tr>{rows}</table>"
-            + (f"<table><tr><th>layout</th><th>order</th><th>rows/s</th></tr>{meas}</table>"
-               if meas else "") + f"{notes}</div>")
+    return (
+        f"<div class='workbench-advice'><div>{head}</div><table><tr><th>topic</th><th>advice"
+        f"</th><th>why</th><th>code</th></tr>{rows}</table>"
+        + (
+            f"<table><tr><th>layout</th><th>order</th><th>rows/s</th></tr>{meas}</table>"
+            if meas
+            else ""
+        )
+        + f"{notes}</div>"
+    )
 
 
 def trials_table(trials: list[dict[str, Any]]) -> str:
@@ -199,8 +265,13 @@ def trials_table(trials: list[dict[str, Any]]) -> str:
     rows, top = trial_rows(trials)
     head = "".join(f"<th>{html.escape(h)}</th>" for h in TRIAL_COLUMNS)
     bold = '<tr style="font-weight:bold;background:#e6f4ea">'
-    body = "".join((bold if i == top else "<tr>") + "".join(f"<td>{html.escape(c)}</td>"
-                                                          for c in row) + "</tr>"
-                   for i, row in enumerate(rows))
-    return (f"<table class='workbench-trials'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    body = "".join(
+        (bold if i == top else "<tr>")
+        + "".join(f"<td>{html.escape(c)}</td>" for c in row)
+        + "</tr>"
+        for i, row in enumerate(rows)
+    )
+    return (
+        f"<table class='workbench-trials'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )

@@ -1,4 +1,5 @@
-"""verify's hdf5 checks: every dataset opens and reads whole, so fletcher32 catches flipped bytes."""
+"""verify's hdf5 checks: every dataset opens and reads whole, so fletcher32 catches flipped
+bytes."""
 
 from __future__ import annotations
 
@@ -17,8 +18,14 @@ def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) ->
     def check(path: Path, problems: list[str]) -> None:
         with h5py.File(path, "r") as h:
             for c in columns:
-                names = ([f"{c.name}/indptr", f"{c.name}/indices"]
-                         + ([f"{c.name}/values"] if c.has_values else [])) if c.sparse else [c.name]
+                names = (
+                    (
+                        [f"{c.name}/indptr", f"{c.name}/indices"]
+                        + ([f"{c.name}/values"] if c.has_values else [])
+                    )
+                    if c.sparse
+                    else [c.name]
+                )
                 for name in names:
                     d = h[name]
                     rows = d.shape[0]
@@ -27,6 +34,6 @@ def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) ->
                         problems.append(f"{path}:{name} has {rows} rows, manifest says {want}")
                     step = max(1, (d.chunks or (rows,))[0]) * 64
                     for a in range(0, rows, step):
-                        d[a:a + step]
+                        d[a : a + step]
 
     return check_files(version_dir, shard, check, (OSError, KeyError, ValueError))

@@ -35,8 +35,17 @@ _CACHE_BYTES = 8 << 20  # HDF5 chunk cache per open file: holds the chunks a seq
 class Hdf5Dataset(BaseDataset):
     kind = "hdf5"
 
-    def __init__(self, files: list[Path], keys: dict[str, str], cols: tuple[Column, ...], rows: list[int], *,
-                 where: str, values_name: dict[str, str] | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        keys: dict[str, str],
+        cols: tuple[Column, ...],
+        rows: list[int],
+        *,
+        where: str,
+        values_name: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(cols, sum(rows), where=where, **kw)
         self._files = [str(f) for f in files]
         self._key = keys  # column -> dataset (or CSR group) path in every file
@@ -74,16 +83,20 @@ class Hdf5Dataset(BaseDataset):
             f = self._handles.get(s)
             if f is None:
                 try:
-                    f = self._handles[s] = h5py.File(self._files[s], "r", rdcc_nbytes=_CACHE_BYTES,
-                                                     rdcc_nslots=1009)
+                    f = self._handles[s] = h5py.File(
+                        self._files[s], "r", rdcc_nbytes=_CACHE_BYTES, rdcc_nslots=1009
+                    )
                 except OSError as e:
-                    raise CorruptDatasetError(f"{self._files[s]}: cannot open ({e}); check the file "
-                                              "or convert again") from None
+                    raise CorruptDatasetError(
+                        f"{self._files[s]}: cannot open ({e}); check the file or convert again"
+                    ) from None
             try:
                 node = self._nodes[(s, name)] = f[name]
             except KeyError:
-                raise CorruptDatasetError(f"{self._files[s]}: no dataset {name!r}; "
-                                          "run `workbench verify`, then convert again") from None
+                raise CorruptDatasetError(
+                    f"{self._files[s]}: no dataset {name!r}; "
+                    "run `workbench verify`, then convert again"
+                ) from None
         return node
 
     def _probe_chunk_rows(self) -> int:
@@ -101,7 +114,11 @@ class Hdf5Dataset(BaseDataset):
     # -- reading ---------------------------------------------------------------------------
     def _read(self, plan: Plan) -> dict[str, Any]:
         s = int(np.searchsorted(self._offsets, plan.lo, side="right")) - 1
-        if plan.contiguous and plan.hi < self._offs[s + 1] and not any(c.sparse for c in self._cols):
+        if (
+            plan.contiguous
+            and plan.hi < self._offs[s + 1]
+            and not any(c.sparse for c in self._cols)
+        ):
             lo = plan.lo - self._offs[s]  # one run in one shard: read straight into the batch
             self.stats.reads += 1
             out = {}
@@ -110,8 +127,11 @@ class Hdf5Dataset(BaseDataset):
                 self._read_into(s, self._key[c.name], buf, lo, lo + plan.k, 0)
             return out
         u, inv = plan.unique()
-        sid = (np.zeros(u.size, np.int64) if len(self._offs) == 2
-               else np.searchsorted(self._offsets, u, side="right") - 1)
+        sid = (
+            np.zeros(u.size, np.int64)
+            if len(self._offs) == 2
+            else np.searchsorted(self._offsets, u, side="right") - 1
+        )
         out: dict[str, Any] = {}
         dense = [c for c in self._cols if not c.sparse]
         if dense:
@@ -121,8 +141,9 @@ class Hdf5Dataset(BaseDataset):
                 out[c.name] = self._read_sparse(c, u, inv, sid)
         return out
 
-    def _read_dense(self, cols: list[Column], u: np.ndarray, inv: np.ndarray | None,
-                    sid: np.ndarray) -> dict[str, np.ndarray]:
+    def _read_dense(
+        self, cols: list[Column], u: np.ndarray, inv: np.ndarray | None, sid: np.ndarray
+    ) -> dict[str, np.ndarray]:
         local = u - self._offsets[sid]
         cr = self._chunk_rows or max(1, (64 << 10) // max(1, self.row_nbytes))
         chunk = local // cr
@@ -152,10 +173,12 @@ class Hdf5Dataset(BaseDataset):
         if hi <= lo:
             return
         try:
-            self._node(s, name).read_direct(buf, np.s_[lo:hi], np.s_[o:o + hi - lo])
+            self._node(s, name).read_direct(buf, np.s_[lo:hi], np.s_[o : o + hi - lo])
         except OSError as e:
-            raise CorruptDatasetError(f"{self._files[s]}: column {name!r} rows {lo}-{hi}: {e}; run "
-                                      "`workbench verify`, then convert again") from None
+            raise CorruptDatasetError(
+                f"{self._files[s]}: column {name!r} rows {lo}-{hi}: {e}; run "
+                "`workbench verify`, then convert again"
+            ) from None
 
     def _indptr_of(self, s: int, name: str) -> np.ndarray:
         ip = self._indptr.get((s, name))
@@ -163,7 +186,9 @@ class Hdf5Dataset(BaseDataset):
             ip = self._indptr[(s, name)] = np.asarray(self._node(s, name + "/indptr")[:], np.int64)
         return ip
 
-    def _read_sparse(self, c: Column, u: np.ndarray, inv: np.ndarray | None, sid: np.ndarray) -> CSR:
+    def _read_sparse(
+        self, c: Column, u: np.ndarray, inv: np.ndarray | None, sid: np.ndarray
+    ) -> CSR:
         starts = np.empty(u.size, np.int64)
         ends = np.empty(u.size, np.int64)
         bounds = np.flatnonzero(np.diff(sid)) + 1
@@ -198,7 +223,16 @@ class Hdf5Dataset(BaseDataset):
         return CSR(indptr, ibuf[pos], None if vbuf is None else vbuf[pos], c.shape[0])
 
 
-def open_reader(version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> Hdf5Dataset:
-    return Hdf5Dataset(shard_paths(version, manifest), {c.name: c.name for c in cols}, cols,
-                       [s.rows for s in manifest.shards], where=str(version), manifest=manifest,
-                       version_dir=version, **kw)
+def open_reader(
+    version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any
+) -> Hdf5Dataset:
+    return Hdf5Dataset(
+        shard_paths(version, manifest),
+        {c.name: c.name for c in cols},
+        cols,
+        [s.rows for s in manifest.shards],
+        where=str(version),
+        manifest=manifest,
+        version_dir=version,
+        **kw,
+    )

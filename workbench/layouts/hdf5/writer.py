@@ -24,8 +24,9 @@ def chunk_rows_for(row_bytes: int, chunk_bytes: int) -> int:
 
 
 class HDF5Writer:
-    def __init__(self, version_dir: Path, index: int, columns: tuple[Column, ...],
-                 options: dict[str, Any]) -> None:
+    def __init__(
+        self, version_dir: Path, index: int, columns: tuple[Column, ...], options: dict[str, Any]
+    ) -> None:
         import h5py
 
         self.root, self.columns = version_dir, columns
@@ -53,8 +54,15 @@ class HDF5Writer:
         row_bytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
         rows = min(chunk_rows_for(row_bytes, self.chunk_bytes), self.max_rows)
         # track_times=False keeps shards byte-identical across runs (resume == clean run)
-        parent.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
-                              chunks=(rows, *shape), fletcher32=True, track_times=False)
+        parent.create_dataset(
+            name,
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            dtype=dtype,
+            chunks=(rows, *shape),
+            fletcher32=True,
+            track_times=False,
+        )
 
     @staticmethod
     def _append(dset: Any, arr: np.ndarray) -> None:

@@ -34,7 +34,9 @@ __all__: list[str] = []
 class ParquetDataset(BlockDataset):
     kind = "parquet"
 
-    def __init__(self, files: list[Path], cols: tuple[Column, ...], *, where: str, **kw: Any) -> None:
+    def __init__(
+        self, files: list[Path], cols: tuple[Column, ...], *, where: str, **kw: Any
+    ) -> None:
         self._files = [str(f) for f in files]
         self._pf: dict[int, pq.ParquetFile] = {}
         self._pf_pid = os.getpid()
@@ -57,8 +59,11 @@ class ParquetDataset(BlockDataset):
             if c.sparse:
                 self.row_nbytes += sparse_row_nbytes(c, nnz[c.name], self._n)
         self.block_rows = max(rows) if rows else 64
-        self._arrow_names = [n for c in cols for n in ([c.name, c.name + ".values"] if c.sparse and c.has_values
-                                                        else [c.name])]
+        self._arrow_names = [
+            n
+            for c in cols
+            for n in ([c.name, c.name + ".values"] if c.sparse and c.has_values else [c.name])
+        ]
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "_pf": {}, "_pf_pid": None}
@@ -71,8 +76,9 @@ class ParquetDataset(BlockDataset):
             try:
                 pf = self._pf[fi] = pq.ParquetFile(self._files[fi])
             except (OSError, pa.ArrowException) as e:
-                raise CorruptDatasetError(f"{self._files[fi]}: unreadable Parquet ({e}); check the "
-                                          "file or convert again") from None
+                raise CorruptDatasetError(
+                    f"{self._files[fi]}: unreadable Parquet ({e}); check the file or convert again"
+                ) from None
         return pf
 
     def _load_block(self, b: int) -> dict[str, Array]:
@@ -80,8 +86,9 @@ class ParquetDataset(BlockDataset):
         try:
             t = self._file(fi).read_row_group(g, columns=self._arrow_names)
         except (OSError, pa.ArrowException) as e:
-            raise CorruptDatasetError(f"{self._files[fi]}: row group {g}: {e}; run `workbench verify` "
-                                      "or check the file") from None
+            raise CorruptDatasetError(
+                f"{self._files[fi]}: row group {g}: {e}; run `workbench verify` or check the file"
+            ) from None
         out: dict[str, Array] = {}
         for c in self._cols:
             where = f"{self._files[fi]} row group {g} column {c.name!r}"
@@ -92,7 +99,13 @@ class ParquetDataset(BlockDataset):
         return out
 
     def describe_source(self) -> str:
-        files = f"{len(self._files)} file(s)" if len(self._files) > 1 else self._files[0] if self._files else "-"
+        files = (
+            f"{len(self._files)} file(s)"
+            if len(self._files) > 1
+            else self._files[0]
+            if self._files
+            else "-"
+        )
         return f"{self.where} ({files}, {len(self._blocks)} row group(s))"
 
 
@@ -102,7 +115,9 @@ def _one_chunk(col: pa.ChunkedArray) -> pa.Array:
 
 def _dense(arr: pa.Array, c: Column, where: str) -> np.ndarray:
     if arr.null_count:
-        raise InvalidInputError(f"{where}: {arr.null_count} null value(s); fill them before loading")
+        raise InvalidInputError(
+            f"{where}: {arr.null_count} null value(s); fill them before loading"
+        )
     n = len(arr)
     while pa.types.is_fixed_size_list(arr.type):
         arr = arr.flatten()  # respects slicing; zero-copy
@@ -123,12 +138,22 @@ def _csr(t: pa.Table, c: Column, where: str) -> CSR:
     if c.has_values:
         varr = _one_chunk(t.column(c.name + ".values"))
         if not np.array_equal(np.asarray(varr.offsets.to_numpy(), np.int64), indptr):
-            raise CorruptDatasetError(f"{where}: '{c.name}.values' lists differ in length from "
-                                      f"'{c.name}'; every index needs one value")
+            raise CorruptDatasetError(
+                f"{where}: '{c.name}.values' lists differ in length from "
+                f"'{c.name}'; every index needs one value"
+            )
         values = varr.values.to_numpy(zero_copy_only=False).astype(c.dtype, copy=False)
     return CSR(indptr, indices, values, c.shape[0])
 
 
-def open_reader(version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> ParquetDataset:
-    return ParquetDataset(shard_paths(version, manifest), cols, where=str(version), manifest=manifest,
-                          version_dir=version, **kw)
+def open_reader(
+    version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any
+) -> ParquetDataset:
+    return ParquetDataset(
+        shard_paths(version, manifest),
+        cols,
+        where=str(version),
+        manifest=manifest,
+        version_dir=version,
+        **kw,
+    )

@@ -27,7 +27,9 @@ def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
     for c in columns:
         t = pa.from_numpy_dtype(np.dtype(c.dtype))
         if c.sparse:
-            fields.append(pa.field(c.name, pa.large_list(pa.from_numpy_dtype(np.dtype(c.index_dtype)))))
+            fields.append(
+                pa.field(c.name, pa.large_list(pa.from_numpy_dtype(np.dtype(c.index_dtype))))
+            )
             if c.has_values:
                 fields.append(pa.field(c.name + ".values", pa.large_list(t)))
         elif c.shape:
@@ -44,9 +46,13 @@ def to_table(columns: tuple[Column, ...], chunk: Chunk, schema: pa.Schema) -> pa
         if c.sparse:
             comp = v.compact()
             offsets = pa.array(comp.indptr.astype(np.int64))
-            arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(comp.indices.astype(c.index_dtype))))
+            arrays.append(
+                pa.LargeListArray.from_arrays(offsets, pa.array(comp.indices.astype(c.index_dtype)))
+            )
             if c.has_values:
-                arrays.append(pa.LargeListArray.from_arrays(offsets, pa.array(comp.values.astype(c.dtype))))
+                arrays.append(
+                    pa.LargeListArray.from_arrays(offsets, pa.array(comp.values.astype(c.dtype)))
+                )
         elif c.shape:
             flat = np.ascontiguousarray(v, dtype=c.dtype).reshape(-1)
             arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat), int(np.prod(c.shape))))
@@ -56,16 +62,22 @@ def to_table(columns: tuple[Column, ...], chunk: Chunk, schema: pa.Schema) -> pa
 
 
 class ParquetWriter:
-    def __init__(self, version_dir: Path, index: int, columns: tuple[Column, ...],
-                 options: dict[str, Any]) -> None:
+    def __init__(
+        self, version_dir: Path, index: int, columns: tuple[Column, ...], options: dict[str, Any]
+    ) -> None:
         self.root, self.columns = version_dir, columns
         self.rel = f"{index:05d}.parquet"
         self.row_group_rows = int(options["row_group_rows"])
         self.durable = bool(options.get("durable"))
         self.schema = arrow_schema(columns)
         self.w = pq.ParquetWriter(
-            version_dir / self.rel, self.schema, compression=options.get("compression") or "none",
-            use_dictionary=False, write_page_checksum=True, write_statistics=False)
+            version_dir / self.rel,
+            self.schema,
+            compression=options.get("compression") or "none",
+            use_dictionary=False,
+            write_page_checksum=True,
+            write_statistics=False,
+        )
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
 

@@ -8,9 +8,14 @@ from typing import Any
 
 from ...format.manifest import Column, Manifest
 from .check import check_shard as check_shard
+from .lazyfile import dask_source as dask_source
 from .writer import StoreWriter as Writer  # noqa: F401  (the room's furniture)
 
 __all__: list[str] = []
+
+# open_dataset(url) streams this layout: its reader opens one shard's files at a time, so a
+# shard cache can fetch each on first use (datasets.remote)
+STREAMS = True
 
 
 def open_reader(version: Path, manifest: Manifest, columns: tuple[Column, ...], **kw: Any) -> Any:

@@ -27,9 +27,13 @@ def check_shard(version_dir: Path, shard: Shard, columns: tuple[Column, ...]) ->
             problems.append(f"{path}: column {f.column!r} is not in the manifest")
             continue
         want_rows = shard.rows + 1 if f.part == "indptr" else shard.rows
-        if f.part == "data" and (arr.shape != (want_rows, *c.shape) or arr.dtype != np.dtype(c.dtype)):
-            problems.append(f"{path}: holds {arr.dtype}{arr.shape}, manifest says "
-                            f"{c.dtype}{(want_rows, *c.shape)}")
+        if f.part == "data" and (
+            arr.shape != (want_rows, *c.shape) or arr.dtype != np.dtype(c.dtype)
+        ):
+            problems.append(
+                f"{path}: holds {arr.dtype}{arr.shape}, manifest says "
+                f"{c.dtype}{(want_rows, *c.shape)}"
+            )
         elif f.part == "indptr" and arr.shape != (want_rows,):
             problems.append(f"{path}: indptr has {arr.shape[0]} entries, expected {want_rows}")
     return problems

@@ -31,16 +31,26 @@ class StoreDataset(ArraysDataset):
     kind = "store"
     _sources = None  # memmaps: every shard may stay open for the native gather
 
-    def __init__(self, version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> None:
-        super().__init__(cols, manifest.num_rows, where=str(version), manifest=manifest,
-                         version_dir=Path(version), **kw)
+    def __init__(
+        self, version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any
+    ) -> None:
+        super().__init__(
+            cols,
+            manifest.num_rows,
+            where=str(version),
+            manifest=manifest,
+            version_dir=Path(version),
+            **kw,
+        )
         self._version = Path(version)
         self._set_shards([s.rows for s in manifest.shards])
         self._open: dict[int, dict[str, Array]] = {}
         n = max(1, manifest.num_rows)
         for c in cols:
             if c.sparse:
-                stored = sum(f.bytes for s in manifest.shards for f in s.files if f.column == c.name)
+                stored = sum(
+                    f.bytes for s in manifest.shards for f in s.files if f.column == c.name
+                )
                 self.row_nbytes += int(round(stored / n))
         self.block_rows = pow2_block_rows(self.row_nbytes)
 
@@ -86,14 +96,18 @@ def open_npy(path: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     except (ValueError, OSError) as e:
         if "empty file" in str(e) and 0 in shape:
             return np.empty(shape, dtype)
-        raise CorruptDatasetError(f"{path}: unreadable .npy ({e}); run `workbench verify`, then "
-                                  "convert again") from None
+        raise CorruptDatasetError(
+            f"{path}: unreadable .npy ({e}); run `workbench verify`, then convert again"
+        ) from None
     if a.dtype != np.dtype(dtype) or a.shape != tuple(shape):
-        raise CorruptDatasetError(f"{path}: holds {a.dtype}{a.shape}, manifest says {dtype}{tuple(shape)}; "
-                                  "run `workbench verify`, then convert again")
+        raise CorruptDatasetError(
+            f"{path}: holds {a.dtype}{a.shape}, manifest says {dtype}{tuple(shape)}; "
+            "run `workbench verify`, then convert again"
+        )
     return a.view(np.ndarray)  # plain ndarray: slicing an np.memmap runs Python code per slice
 
 
-def open_reader(version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any) -> StoreDataset:
+def open_reader(
+    version: Path, manifest: Manifest, cols: tuple[Column, ...], **kw: Any
+) -> StoreDataset:
     return StoreDataset(version, manifest, cols, **kw)
-

@@ -23,15 +23,20 @@ _MAGIC = b"\x93NUMPY\x01\x00"
 
 
 def npy_header(dtype: np.dtype, shape: tuple[int, ...], total: int | None = None) -> bytes:
-    """A version-1.0 ``.npy`` header, padded with spaces to ``total`` bytes (default: 64-aligned)."""
+    """A version-1.0 ``.npy`` header, padded with spaces to ``total`` bytes (default:
+    64-aligned)."""
     d = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (
-        np.lib.format.dtype_to_descr(dtype), tuple(int(s) for s in shape))
+        np.lib.format.dtype_to_descr(dtype),
+        tuple(int(s) for s in shape),
+    )
     if total is None:
         total = -(-(len(_MAGIC) + 2 + len(d) + 1) // 64) * 64
     pad = total - len(_MAGIC) - 2 - len(d) - 1
     if pad < 0:
-        raise InvalidInputError(f"shape {tuple(shape)}: too large for a .npy header of {total} bytes; "
-                                "split the array into smaller columns")
+        raise InvalidInputError(
+            f"shape {tuple(shape)}: too large for a .npy header of {total} bytes; "
+            "split the array into smaller columns"
+        )
     body = (d + " " * pad + "\n").encode("latin1")
     return _MAGIC + len(body).to_bytes(2, "little") + body
 
@@ -60,8 +65,9 @@ class NpyAppender:
 
 
 class StoreWriter:
-    def __init__(self, version_dir: Path, index: int, columns: tuple[Column, ...],
-                 options: dict[str, Any]) -> None:
+    def __init__(
+        self, version_dir: Path, index: int, columns: tuple[Column, ...], options: dict[str, Any]
+    ) -> None:
         self.root, self.columns, self.durable = version_dir, columns, bool(options.get("durable"))
         self.prefix = f"{index:05d}"
         (version_dir / self.prefix).mkdir(parents=True, exist_ok=True)
@@ -79,7 +85,9 @@ class StoreWriter:
             else:
                 self._open(c.name, "data", f"{c.name}.npy", np.dtype(c.dtype), c.shape)
 
-    def _open(self, col: str, part: str, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+    def _open(
+        self, col: str, part: str, name: str, dtype: np.dtype, shape: tuple[int, ...]
+    ) -> None:
         rel = f"{self.prefix}/{name}"
         self.files[(col, part)] = (rel, NpyAppender(self.root / rel, dtype, shape))
 
@@ -87,7 +95,9 @@ class StoreWriter:
         for c in self.columns:
             if c.sparse:
                 parts = csr_parts(c, chunk[c.name], self.nnz[c.name])
-                self.nnz[c.name] = int(parts["indptr"][-1]) if len(parts["indptr"]) else self.nnz[c.name]
+                self.nnz[c.name] = (
+                    int(parts["indptr"][-1]) if len(parts["indptr"]) else self.nnz[c.name]
+                )
                 for part, arr in parts.items():
                     self.files[(c.name, part)][1].append(arr)
             else:

@@ -107,8 +107,9 @@ class ProcessPass(Pass):
     """Batches from torch DataLoader worker processes; with ``persistent_workers`` the
     DataLoader (and its workers) is kept in ``kept`` and reused by the next pass."""
 
-    def __init__(self, spec: FetchSpec, batches: Iterator[Key], *args: Any,
-                 kept: KeptWorkers | None = None) -> None:
+    def __init__(
+        self, spec: FetchSpec, batches: Iterator[Key], *args: Any, kept: KeptWorkers | None = None
+    ) -> None:
         super().__init__(spec, batches, *args)
         kept = kept if kept is not None else KeptWorkers()
         dl = kept.dl if spec.persistent_workers and kept.spec == spec else None
@@ -120,18 +121,29 @@ class ProcessPass(Pass):
             fetch = spec.fetch
             # prefetch_factor counts batches in flight per worker, as in torch; what travels
             # is requests of `size` of them
-            size = min(spec.prefetch_factor, group_size(
-                len(first[0]) * fetch.dataset.row_nbytes if fetch.ours and first is not None else 0))
+            size = min(
+                spec.prefetch_factor,
+                group_size(
+                    len(first[0]) * fetch.dataset.row_nbytes
+                    if fetch.ours and first is not None
+                    else 0
+                ),
+            )
             requests = spec.prefetch_factor // size
             feed = Feed(size)
             dl = _DataLoader(  # slots: pinned after the copy out, not before
                 FetchDataset(spec.fetch, requests + 1 if SLOTS else 0),
-                batch_sampler=feed, collate_fn=_identity,
-                num_workers=spec.num_workers, pin_memory=spec.pin and not SLOTS,
-                pin_memory_device=spec.pin_memory_device, prefetch_factor=requests,
-                timeout=spec.timeout or 0, persistent_workers=spec.persistent_workers,
+                batch_sampler=feed,
+                collate_fn=_identity,
+                num_workers=spec.num_workers,
+                pin_memory=spec.pin and not SLOTS,
+                pin_memory_device=spec.pin_memory_device,
+                prefetch_factor=requests,
+                timeout=spec.timeout or 0,
+                persistent_workers=spec.persistent_workers,
                 multiprocessing_context=spec.multiprocessing_context,
-                worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn))
+                worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn),
+            )
             kept.dl, kept.spec, kept.rings = dl, spec, {}
         self._rings = kept.rings  # worker pid -> its slot ring
         self._feed: Feed = dl.batch_sampler
@@ -152,7 +164,8 @@ class ProcessPass(Pass):
             return LoaderTimeoutError(
                 f"a loader worker process died ({how}); something killed it, often the "
                 "out-of-memory killer: use a smaller batch_size, fewer workers or "
-                "worker_type='thread'")
+                "worker_type='thread'"
+            )
         return read_error(exc, self._head(), "in a worker process")
 
     def _fetch(self) -> tuple[Any, int]:

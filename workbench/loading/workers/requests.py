@@ -107,8 +107,11 @@ class FetchDataset(torch.utils.data.Dataset):
 
 def _one(fetch: Fetch, req: BatchRequest, count: int, state: WorkerState) -> Any:
     got = _fill_ring(fetch, req, state) if fetch.fills else None
-    return got if got is not None else \
-        _to_ring(fetch(req.idx, req.epoch, req.k), count, req.pass_no, state)
+    return (
+        got
+        if got is not None
+        else _to_ring(fetch(req.idx, req.epoch, req.k), count, req.pass_no, state)
+    )
 
 
 def _fill_ring(fetch: Fetch, req: BatchRequest, state: WorkerState) -> InSlot | None:

@@ -56,17 +56,22 @@ class Full(Exception):
 class Slots:
     """``count`` slots of up to ``rows`` rows for each column of a batch like the sample."""
 
-    def __init__(self, layout: dict[Any, tuple[torch.dtype, tuple[int, ...]]], rows: int,
-                 count: int) -> None:
+    def __init__(
+        self, layout: dict[Any, tuple[torch.dtype, tuple[int, ...]]], rows: int, count: int
+    ) -> None:
         self.rows, self.count = int(rows), int(count)
         self.layout = layout
-        self.buffers = {k: torch.empty((count, rows, *shape), dtype=dtype).share_memory_()
-                        for k, (dtype, shape) in layout.items()}
+        self.buffers = {
+            k: torch.empty((count, rows, *shape), dtype=dtype).share_memory_()
+            for k, (dtype, shape) in layout.items()
+        }
         self.busy = torch.zeros(count, dtype=torch.uint8).share_memory_()
         self.token = os.urandom(8)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: self.__dict__[k] for k in ("rows", "count", "layout", "buffers", "busy", "token")}
+        return {
+            k: self.__dict__[k] for k in ("rows", "count", "layout", "buffers", "busy", "token")
+        }
 
     def same(self, other: Slots | None) -> bool:
         """Whether ``other`` is this ring (another copy of it, unpickled again)."""
@@ -79,8 +84,13 @@ class Slots:
         if parts is None or not parts[2]:
             return None
         _, keys, values = parts
-        if not all(isinstance(v, torch.Tensor) and v.dim() >= 1 and v.layout == torch.strided
-                   and len(v) == len(values[0]) for v in values):
+        if not all(
+            isinstance(v, torch.Tensor)
+            and v.dim() >= 1
+            and v.layout == torch.strided
+            and len(v) == len(values[0])
+            for v in values
+        ):
             return None
         layout = {k: (v.dtype, tuple(v.shape[1:])) for k, v in zip(keys, values)}
         return cls(layout, max(rows, len(values[0])), count)
@@ -97,8 +107,14 @@ class Slots:
         n = len(values[0])
         for key, v in zip(keys, values):
             dtype, shape = self.layout[key]
-            if not isinstance(v, torch.Tensor) or v.dtype != dtype or tuple(v.shape[1:]) != shape \
-                    or len(v) != n or n > self.rows or v.layout != torch.strided:
+            if (
+                not isinstance(v, torch.Tensor)
+                or v.dtype != dtype
+                or tuple(v.shape[1:]) != shape
+                or len(v) != n
+                or n > self.rows
+                or v.layout != torch.strided
+            ):
                 return None
         slot = self.claim(k)
         for key, v in zip(keys, values):
@@ -109,8 +125,9 @@ class Slots:
         """A free slot, the first from ``k % count`` on, marked written (in a worker); raises
         :class:`Full` when the consumer still holds every slot."""
         busy = self.busy.numpy()
-        slot = next((s % self.count for s in range(k, k + self.count) if not busy[s % self.count]),
-                    None)
+        slot = next(
+            (s % self.count for s in range(k, k + self.count) if not busy[s % self.count]), None
+        )
         if slot is None:
             raise Full
         busy[slot] = 1
@@ -134,7 +151,7 @@ class Slots:
         if "_leases" not in self.__dict__:
             self._start_lending()
         if len(self._leases) >= LEND or any(not self._row_bytes[k] for k in ref.keys):
-            values = [self.buffers[k][ref.slot, :ref.rows].clone() for k in ref.keys]
+            values = [self.buffers[k][ref.slot, : ref.rows].clone() for k in ref.keys]
             self._busy[ref.slot] = 0
         else:
             values = self._lend(ref)
@@ -144,10 +161,13 @@ class Slots:
 
     def _start_lending(self) -> None:
         self._busy = self.busy.numpy()
-        self._bytes = {k: b.reshape(self.count, -1).view(torch.uint8).numpy() if b.numel() else None
-                       for k, b in self.buffers.items()}
-        self._row_bytes = {k: b.element_size() * math.prod(b.shape[2:])
-                           for k, b in self.buffers.items()}
+        self._bytes = {
+            k: b.reshape(self.count, -1).view(torch.uint8).numpy() if b.numel() else None
+            for k, b in self.buffers.items()
+        }
+        self._row_bytes = {
+            k: b.element_size() * math.prod(b.shape[2:]) for k, b in self.buffers.items()
+        }
         self._leases: dict[int, list[weakref.ref]] = {}
 
     def _lend(self, ref: SlotRef) -> list[torch.Tensor]:
@@ -165,7 +185,7 @@ class Slots:
         values, held = [], []
         for key in ref.keys:
             dtype, shape = self.layout[key]
-            a = self._bytes[key][slot, :n * self._row_bytes[key]]
+            a = self._bytes[key][slot, : n * self._row_bytes[key]]
             held.append(weakref.ref(a, gone))
             values.append(torch.from_numpy(a).view(dtype).view(n, *shape))
         leases[slot] = held  # keeps the weakrefs, so their callbacks run

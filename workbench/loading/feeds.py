@@ -1,0 +1,151 @@
+"""What feeds a :class:`~workbench.loading.loaders.Loader` its batches: the sampler its config
+and dataset call for, and a :class:`Feed`, which starts the passes that read the sampler's epoch
+and keeps what they share (the ``Fetch``, the worker processes kept between passes, the epoch in
+progress) and the count, stats and subscribers of the batches they deliver."""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from ..monitoring.metrics import BatchEvent, LoaderStats
+from .advice import Advisor
+from .batches import batch_nbytes
+from .config import LoaderConfig
+from .epochs import EpochIterator, start_pass
+from .fetch import Capabilities, Fetch
+from .passes import Pass
+from .ranks import resolve
+from .sampling import BatchSampler
+from .workers.pool import KeptWorkers
+
+__all__: list[str] = []
+
+# block order over a dataset without storage blocks (the sampler's default)
+FALLBACK_BLOCK_ROWS = 4096
+
+
+def sampler_for(num_rows: int, cfg: LoaderConfig, can: Capabilities) -> tuple[BatchSampler, str]:
+    """The sampler over ``num_rows`` rows of a dataset that offers ``can`` under ``cfg``, and
+    where its ``block_rows`` came from."""
+    rank, world_size = resolve(cfg.rank, cfg.world_size)
+    block_rows_from = (
+        "given"
+        if cfg.block_rows
+        else "the dataset's storage blocks"
+        if can.block_rows
+        else "fallback: the dataset has no storage blocks"
+    )
+    sampler = BatchSampler(
+        num_rows,
+        cfg.batch_size,
+        order=cfg.shuffle,
+        seed=cfg.seed,
+        block_rows=int(cfg.block_rows or can.block_rows or FALLBACK_BLOCK_ROWS),
+        window=cfg.window,
+        rank=rank,
+        world_size=world_size,
+        drop_last=cfg.drop_last,
+        shard_rows=can.shard_rows,
+        run_rows=cfg.run_rows,
+    )
+    if can.will_need is not None:  # cold windows read ahead
+        sampler.advise = Advisor(can.will_need)
+    return sampler, block_rows_from
+
+
+class Feed:
+    """The passes over one loader's ``dataset`` and what they delivered: ``position`` (batches
+    of the epoch delivered), ``stats`` and the subscribers told of each batch."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self.kept = KeptWorkers()  # across passes
+        self.stats = LoaderStats()
+        self.position = 0
+        self.fetch: Fetch | None = None
+        self.subscribers: tuple[Callable[[BatchEvent], None], ...] = ()
+        self._current: weakref.ref | None = None
+
+    def start(
+        self,
+        cfg: LoaderConfig,
+        sampler: BatchSampler,
+        epoch: int,
+        plans_reads: bool,
+        on_end: Callable[[], None],
+    ) -> Pass:
+        """The pass that reads the rest of ``sampler``'s epoch ``epoch`` under ``cfg``, telling
+        a dataset that ``plans_reads`` its shard order first; ``on_end()`` at the epoch's end."""
+        batches = iter(sampler)  # after the resumed batches, if load_state_dict was used
+        if plans_reads:  # a streamed dataset fetches ahead in this order
+            self.dataset.plan_reads(
+                sampler.shard_plan(), 2 if sampler.order == "sequential" else sampler.window + 3
+            )  # shards one window touches
+        self.position = start = sampler.batches_done
+        keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
+        # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
+        contiguous = sampler.order == "sequential" and sampler.world_size == 1
+        if self.fetch is None or self.fetch.contiguous != contiguous:
+            self.fetch = Fetch(self.dataset, cfg.collate_fn, cfg.transform, cfg.seed, contiguous)
+        return start_pass(cfg, self.fetch, keys, self.delivered, on_end, self.kept)
+
+    def apply(self, old: LoaderConfig, cfg: LoaderConfig, sampler: BatchSampler) -> None:
+        """Put ``cfg`` in force instead of ``old`` at a batch boundary: ``sampler`` goes on from
+        the batches delivered, and the kept workers go where the readers change."""
+        sampler.reconfigure(
+            self.position,
+            batch_size=cfg.batch_size,
+            window=cfg.window,
+            order=cfg.shuffle,
+            run_rows=cfg.run_rows,
+        )
+        readers = ("num_workers", "worker_type", "prefetch_factor", "pin_memory")
+        if any(getattr(old, k) != getattr(cfg, k) for k in readers):
+            self.kept.release()
+
+    def delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
+        """Count a batch the consumer received, and tell the subscribers."""
+        nbytes = rows * self.fetch.row_bytes or batch_nbytes(batch)  # type: ignore[union-attr]
+        self.stats.add(rows, nbytes, wait_s, since_last_s)
+        self.position += 1
+        if self.subscribers:  # the hot path pays one check when nobody watches
+            event = BatchEvent(time.perf_counter(), rows, nbytes, wait_s, since_last_s)
+            for fn in self.subscribers:
+                fn(event)
+
+    def subscribe(self, fn: Callable[[BatchEvent], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` for every delivered batch; returns the function that unsubscribes."""
+        self.subscribers = (*self.subscribers, fn)
+
+        def unsubscribe() -> None:
+            self.subscribers = tuple(f for f in self.subscribers if f is not fn)
+
+        return unsubscribe
+
+    def track(self, it: EpochIterator) -> None:
+        """Hold ``it`` as the epoch in progress (weakly: a dropped iterator stops its readers)."""
+        self._current = weakref.ref(it)
+
+    def current(self) -> EpochIterator | None:
+        """The epoch in progress, if any."""
+        ref = self._current
+        return ref() if ref is not None else None
+
+    def end(self) -> None:
+        """Close the epoch in progress, if any."""
+        it, self._current = self.current(), None
+        if it is not None:
+            it.close()
+
+    def in_flight(self) -> int:
+        """Batches read ahead of the consumer now (0 in-process or between passes)."""
+        it = self.current()
+        return it.in_flight() if it is not None else 0
+
+    def pids(self) -> list[int]:
+        """The worker processes reading now, or kept between passes."""
+        it = self.current()
+        return (it.pids() if it is not None else []) or self.kept.pids()
