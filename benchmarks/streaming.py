@@ -3,10 +3,11 @@
 A store is served by `python -m http.server` in its own process on 127.0.0.1 (so the server does
 not share the loader's GIL). Each contender reads whole epochs in `shuffle="shard"` order and sums
 every batch; the streamed ones start from an empty cache bounded to a quarter of the data (at least
-the `window + 3` shards shard order needs), so each
-epoch fetches every shard again (the larger-than-disk case), once with fetch-ahead (shard order
-tells the dataset the plan) and once in full-shuffle order (no plan: shards fetched on demand and
-refetched as the LRU cache thrashes).
+the 4 shards shard order needs at window 1, and one to fetch ahead), so each epoch fetches every
+shard again (the larger-than-disk case), once in shard order with the window the loader fits to
+the cache (`window + 3` shards at once, and fetch-ahead: shard order tells the dataset the plan;
+the local store reads with the same window) and once in full-shuffle order (no plan: shards
+fetched on demand and refetched as the LRU cache thrashes).
 
     .venv/bin/python benchmarks/streaming.py [--mib 128] [--epochs 2]
 """
@@ -27,7 +28,7 @@ import numpy as np
 
 import workbench as wb
 
-WINDOW = 2  # shards mixed at once in shard order: a window touches about WINDOW + 2 shards
+MIN_SHARDS = 5  # the least cache: window 1 holds 4 shards at once, and 1 is fetched ahead
 
 
 def _free_port() -> int:
@@ -36,12 +37,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _epochs(ds, order: str, epochs: int) -> tuple[float, int]:
+def _epochs(ds, order: str, epochs: int, **window: int) -> tuple[float, int]:
     t0, rows = time.perf_counter(), 0
     for _ in range(epochs):
-        for batch in wb.loader(
-            ds, batch_size=1024, shuffle=order, window=WINDOW, num_workers=0, seed=0
-        ):
+        for batch in wb.loader(ds, batch_size=1024, shuffle=order, num_workers=0, seed=0, **window):
             rows += len(batch["y"])
             float(batch["x"].sum())
     return time.perf_counter() - t0, rows
@@ -65,7 +64,7 @@ def main() -> None:
     version, m = wb.read_manifest(root / "www" / "d.store")
     total = sum(f.bytes for s in m.shards for f in s.files)
     biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
-    bound = max(total // 4, (WINDOW + 3) * biggest)
+    bound = max(total // 4, MIN_SHARDS * biggest)
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -89,9 +88,13 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.1)
+        streamed = wb.open_dataset(url, cache_dir=root / "cache", cache_bytes=bound)
+        window = wb.loader(streamed, shuffle="shard").window  # what the loader fits to the cache
         local = wb.open_dataset(root / "www" / "d.store")
-        _epochs(local, "shard", 1)  # warm the page cache: local reads are the ceiling
-        results = [("local store, shard order", *_epochs(local, "shard", args.epochs), None)]
+        _epochs(local, "shard", 1, window=window)  # warm the page cache: local reads: the ceiling
+        results = [
+            ("local store, shard order", *_epochs(local, "shard", args.epochs, window=window), None)
+        ]
         for name, order in (
             ("streamed, shard order + fetch-ahead", "shard"),
             ("streamed, full order (no plan)", "full"),
@@ -101,8 +104,9 @@ def main() -> None:
             seconds, n = _epochs(ds, order, args.epochs)
             results.append((name, seconds, n, ds.cache))
         print(
-            f"{args.mib} MiB store, {len(m.shards)} shards, cache bound {total // 4 >> 20} MiB, "
-            f"{args.epochs} epochs, batch 1024, 2-core machine"
+            f"{args.mib} MiB store, {len(m.shards)} shards, cache bound {bound >> 20} MiB, "
+            f"{args.epochs} epochs, batch 1024, shard order's window {window} (fitted), "
+            "2-core machine"
         )
         print(f"{'contender':40} {'rows/s':>12} {'vs local':>9} {'fetches':>8} {'ahead':>6}")
         base = results[0][2] / results[0][1]

@@ -272,3 +272,33 @@ def test_worker_type_none_picks_processes_for_a_transform_where_workers_fork():
     assert chosen.with_changes(1024, worker_type=None).worker_type == "process"
     with pytest.raises(InvalidInputError, match="worker_type='fiber'.*None"):
         LoaderConfig.build(worker_type="fiber")
+
+
+def test_the_shard_window_is_fitted_to_a_streamed_datasets_cache():
+    shard = 262_400  # (bytes the cache holds, the biggest shard): room for 6 shards
+    cache = (6 * shard, shard)
+    fitted = LoaderConfig.build(64, False, cache, shuffle="shard")
+    assert (fitted.window, fitted.auto_window) == (2, True)  # 2 + 3 at once, and 1 fetched ahead
+    assert "window" not in fitted.loader_options()  # rebuilt from the line, it is fitted again
+    assert LoaderConfig.build(64, False, None, shuffle="shard").window == 8  # no cache: default
+    assert LoaderConfig.build(64, False, cache, shuffle="block").window == 8  # blocks, not shards
+    assert LoaderConfig.build(64, False, (100 * shard, shard), shuffle="shard").window == 8
+    assert LoaderConfig.build(64, False, (2 * shard, shard), shuffle="shard").window == 1
+    given = LoaderConfig.build(64, False, cache, shuffle="shard", window=3)  # 6 at once: fits
+    assert (given.window, given.loader_options()["window"]) == (3, 3)
+    numbers = (
+        r"window=4 in shard order needs 7 shards .* shards of up to 262,400 bytes, but "
+        r"cache_bytes=1,574,400 holds 6.*Raise cache_bytes to 1,836,800 .*window<=3"
+    )
+    with pytest.raises(InvalidInputError, match=numbers):
+        LoaderConfig.build(64, False, cache, shuffle="shard", window=4)
+    with pytest.raises(InvalidInputError, match=numbers):  # reconfigure goes through here
+        fitted.with_changes(64, False, cache, window=4)
+    with pytest.raises(InvalidInputError, match="window=8 in shard order.*shuffle='sequential'"):
+        LoaderConfig.build(64, False, (3 * shard, shard), shuffle="shard", window=8)
+    assert fitted.with_changes(64, False, cache, shuffle="block").window == 8  # auto follows
+    assert given.with_changes(64, False, cache, window=None).window == 2  # back to fitted
+    with pytest.raises(InvalidInputError, match="window=4 in shard order"):  # order changes too
+        LoaderConfig.build(64, False, cache, shuffle="block", window=4).with_changes(
+            64, False, cache, shuffle="shard"
+        )

@@ -36,6 +36,7 @@ PURE = {
     "datasets.plan",
     "datasets.protocols",
     "monitoring.metrics",
+    "monitoring.stages",
     "tuning.trials",
     "bench.comparison",
     "explore.facts",

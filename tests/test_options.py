@@ -28,6 +28,7 @@ def test_the_table_names_every_option_of_the_config():
         "auto_workers",
         "auto_prefetch",
         "auto_type",
+        "auto_window",
     }
     assert set(NAMES) == fields
 

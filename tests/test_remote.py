@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 from collections import Counter
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -241,10 +242,74 @@ def test_shards_are_fetched_ahead_in_the_order_the_epoch_needs_them(served, tmp_
     assert ds.cache.prefetched >= len(m.shards) // 2  # most were ready before a batch needed them
 
 
+def _quarter_cache_store(www: Path) -> tuple[str, int]:
+    """24 shards of 256 KiB beside the served store (the issue's 24 MB of 1 MiB shards, scaled
+    down); the URL and the number of shard files."""
+    rows = 24 * 1024  # 256-byte rows: 1024 a shard
+    x = np.random.default_rng(1).random((rows, 62), dtype="float32")
+    wb.convert(
+        {"x": x, "id": np.arange(rows)}, www / "q.store", shard_bytes=256 << 10, progress=False
+    )
+    version, m = wb.read_manifest(www / "q.store")
+    assert len(m.shards) == 24
+    return "q.store", sum(len(s.files) for s in m.shards)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_shard_order_fits_its_window_to_a_quarter_cache_and_fetches_once(
+    served, tmp_path, num_workers
+):
+    server, store, _ = served
+    name, files = _quarter_cache_store(store.parent)
+    version, m = wb.read_manifest(store.parent / name)
+    total = sum(f.bytes for s in m.shards for f in s.files)
+    ds = wb.open_dataset(f"{server.url}/{name}", cache_dir=tmp_path / "c", cache_bytes=total // 4)
+    dl = wb.loader(ds, batch_size=256, shuffle="shard", num_workers=num_workers)
+    assert dl.window == 2 and "window=2 (fitted to the cache: 1.5 MiB holds 6 shards)" in repr(dl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", wb.PerformanceWarning)  # no "fetched again and again"
+        for epoch in range(2):
+            got = np.concatenate([b["id"].numpy() for b in dl])
+            assert sorted(got.tolist()) == list(range(len(ds)))
+            hits = sum(n for path, n in server.hits.items() if path.startswith(f"/{name}/v"))
+            assert ds.cache.fetches <= 1.05 * len(m.shards) * (epoch + 1)  # was 12.6 at window 8
+            assert hits <= 1.05 * files * (epoch + 1)  # counted by the server, per file
+    assert not np.array_equal(got[:512], np.sort(got[:512]))  # rows still mixed
+
+
+def test_an_explicit_window_the_cache_cannot_hold_is_refused_with_the_numbers(served, tmp_path):
+    server, store, _ = served
+    name, _ = _quarter_cache_store(store.parent)
+    version, m = wb.read_manifest(store.parent / name)
+    shard = max(sum(f.bytes for f in s.files) for s in m.shards)
+    ds = wb.open_dataset(f"{server.url}/{name}", cache_dir=tmp_path / "c", cache_bytes=6 * shard)
+    numbers = (
+        rf"window=8 in shard order needs 11 shards .* up to {shard:,} bytes, but "
+        rf"cache_bytes={6 * shard:,} holds 6.*Raise cache_bytes to {11 * shard:,} .*window<=3"
+    )
+    with pytest.raises(InvalidInputError, match=numbers):
+        wb.loader(ds, batch_size=256, shuffle="shard", window=8)
+    dl = wb.loader(ds, batch_size=256, shuffle="shard", num_workers=0)
+    it = iter(dl)
+    seen = [next(it)["id"].numpy()]
+    with pytest.raises(InvalidInputError, match="window=4 in shard order needs 7 shards"):
+        dl.reconfigure(window=4)  # mid-epoch: refused, the fitted window stays in force
+    assert dl.reconfigure(window=3).window == 3  # 6 shards at once: fits, no fetch-ahead room
+    seen += [b["id"].numpy() for b in it]
+    assert sorted(np.concatenate(seen).tolist()) == list(range(len(ds)))
+    assert ds.cache.fetches == len(m.shards) and "window=3 (given: 6 of the 6" in repr(dl)
+    assert dl.reconfigure(window=None).window == 2  # automatic again: fitted
+
+
 def test_a_cache_too_small_for_the_order_says_so(served, tmp_path):
     server, store, _ = served
     version, m = wb.read_manifest(store)
     biggest = max(sum(f.bytes for f in s.files) for s in m.shards)
     ds = wb.open_dataset(f"{server.url}/d.store", cache_dir=tmp_path / "c", cache_bytes=2 * biggest)
+    dl = wb.loader(ds, batch_size=100, shuffle="shard", num_workers=0)  # window 1 needs 4
+    assert (
+        dl.window == 1
+        and f"too few for shard order's 4: raise cache_bytes to {5 * biggest:,}" in (repr(dl))
+    )
     with pytest.warns(wb.PerformanceWarning, match="raise cache_bytes to"):
-        next(iter(wb.loader(ds, batch_size=100, shuffle="shard", window=4, num_workers=0)))
+        next(iter(dl))

@@ -11,6 +11,7 @@ Each error also subclasses the builtin a caller would naturally catch, so
     ├── DatasetNotFoundError (FileNotFoundError)
     ├── DatasetExistsError (FileExistsError)
     ├── CorruptDatasetError (OSError)         sizes, checksums or manifest disagree
+    ├── DiskFullError (OSError)               no room left: names folder, bytes needed and free
     ├── IncompatibleResumeError (ValueError)  resume=True but source or options changed
     ├── ColumnNotFoundError (KeyError)        a column name that is not in the dataset
     ├── RemoteError (ConnectionError)         a remote dataset could not be read or written
@@ -25,6 +26,7 @@ can silence or raise all of ours at once::
 
     WorkbenchWarning (UserWarning)
     ├── PerformanceWarning                    works, but slower than it should (a pitfall)
+    │   └── SharedMemoryWarning               /dev/shm too small for process workers
     └── MemoryBudgetWarning (ResourceWarning) a setting would exceed the memory budget
 """
 
@@ -39,6 +41,7 @@ __all__ = [
     "CorruptDatasetError",
     "DatasetExistsError",
     "DatasetNotFoundError",
+    "DiskFullError",
     "IncompatibleResumeError",
     "InvalidInputError",
     "LoaderError",
@@ -46,6 +49,7 @@ __all__ = [
     "MemoryBudgetWarning",
     "PerformanceWarning",
     "RemoteError",
+    "SharedMemoryWarning",
     "SourceNotFoundError",
     "TransformError",
     "UnsafeInputError",
@@ -85,6 +89,10 @@ class DatasetExistsError(WorkbenchError, FileExistsError):
 
 class CorruptDatasetError(WorkbenchError, OSError):
     """A dataset's files disagree with its manifest (size, checksum, header, schema)."""
+
+
+class DiskFullError(WorkbenchError, OSError):
+    """The disk filled up (ENOSPC) or would: names the folder, the bytes needed and those free."""
 
 
 class IncompatibleResumeError(WorkbenchError, ValueError):
@@ -155,6 +163,11 @@ class WorkbenchWarning(UserWarning):
 
 class PerformanceWarning(WorkbenchWarning):
     """It works, but slower than it should: the message says what to change."""
+
+
+class SharedMemoryWarning(PerformanceWarning):
+    """``/dev/shm`` is too small for process workers' batches: the loader shrank what they hold
+    there or read on threads; the message names the sizes and how to give it more."""
 
 
 class MemoryBudgetWarning(WorkbenchWarning, ResourceWarning):

@@ -110,13 +110,18 @@ def _find_resumable(dest: Path, key: dict[str, Any], durable: bool) -> Staging |
 def commit(staging: Staging, manifest: Manifest) -> Path:
     """Write the manifest, rename the staging folder, then swap CURRENT in one ``os.replace``."""
     folder = staging.folder
-    (folder / JOURNAL_NAME).unlink(missing_ok=True)
-    write_atomic(folder / MANIFEST_NAME, manifest.to_json(), staging.durable)
     final = folder.with_name(folder.name[: -len(PARTIAL)])
-    os.rename(folder, final)
-    if staging.durable:
-        fsync_path(staging.dest)
-    write_atomic(staging.dest / CURRENT_NAME, final.name + "\n", staging.durable)
+    try:
+        (folder / JOURNAL_NAME).unlink(missing_ok=True)
+        write_atomic(folder / MANIFEST_NAME, manifest.to_json(), staging.durable)
+        os.rename(folder, final)
+        if staging.durable:
+            fsync_path(staging.dest)
+        write_atomic(staging.dest / CURRENT_NAME, final.name + "\n", staging.durable)
+    except Exception:  # a full disk before the swap: CURRENT still names the old version
+        staging.folder = final if final.exists() else folder
+        abort(staging)
+        raise
     if staging.durable:
         fsync_path(staging.dest)
     _remove_stale(staging.dest, keep=final.name)
@@ -124,7 +129,8 @@ def commit(staging: Staging, manifest: Manifest) -> Path:
 
 
 def abort(staging: Staging) -> None:
-    """Drop a staging folder after a validation error: nothing half-written stays behind."""
+    """Drop a staging folder after a validation error or a full disk: nothing half-written stays
+    behind."""
     shutil.rmtree(staging.folder, ignore_errors=True)
     try:
         staging.dest.rmdir()  # only succeeds when we created an otherwise empty folder

@@ -19,12 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..errors import IncompatibleResumeError, InvalidInputError, PerformanceWarning, WorkbenchError
+from ..errors import (
+    DiskFullError,
+    IncompatibleResumeError,
+    InvalidInputError,
+    PerformanceWarning,
+    WorkbenchError,
+)
+from ..format.files import no_space
 from ..format.manifest import LAYOUTS, Manifest
 from ..format.schema import est_row_bytes, infer_columns
 from ..inputs import open_source
 from ..layouts import writer_options
 from . import commit as _commit
+from . import space
 from .jobs import Transform, reusable, shard_jobs
 from .shards import apply_transform, run_jobs
 
@@ -99,6 +107,9 @@ def convert(
         An invalid option or input, no rows, or a ``target`` that the columns lack.
     IncompatibleResumeError, DatasetExistsError
         ``resume`` of a one-shot iterable or a changed source or options; ``dest`` holds a dataset.
+    DiskFullError
+        The output cannot fit (refused up front when its size is known) or the disk filled up;
+        names the bytes needed and free. The partial files are removed; the old version stays.
 
     Examples
     --------
@@ -177,6 +188,15 @@ def convert(
     }
     staging = _commit.begin(dest, key_, overwrite=overwrite, resume=resume, durable=durable)
     opts = {**options, "durable": durable}
+    total = src.num_rows or src.estimated_rows
+    done_rows = 0
+    if not resume:  # refuse before writing when the output's size is known and cannot fit
+        try:
+            need = space.expected_bytes(src.num_rows, row_bytes, shard_rows, cols, compression)
+            space.check_room(dest, need)
+        except DiskFullError:
+            _commit.abort(staging)
+            raise
     try:
         done = reusable(staging)
         if fingerprint is not None:  # re-iterable: restart at the first missing row, free the probe
@@ -202,7 +222,6 @@ def convert(
 
         report = reporter(progress, f"convert -> {dest.name}")
         done_rows = sum(s.rows for s in done.values())
-        total = src.num_rows or src.estimated_rows
         try:
             for index, shard in run_jobs(jobs, client=client, workers=workers):
                 staging.record(index, shard)
@@ -211,9 +230,17 @@ def convert(
             report(done_rows, done_rows)
         finally:
             report.close()
-    except WorkbenchError:
+    except (WorkbenchError, OSError) as e:
+        ours = isinstance(e, WorkbenchError)  # a TransformError is the user's, whatever its cause
+        full = no_space(e) and (isinstance(e, DiskFullError) or not ours)
+        if not (full or ours):
+            raise  # an OS error of another kind: the staging folder stays for resume=True
+        written = space.folder_bytes(staging.folder)
         _commit.abort(staging)
-        raise
+        if not full:
+            raise
+        left = max(0, total - done_rows) if total else None
+        raise space.disk_full(dest, written, staging.done, left, row_bytes, e) from e
     shards = tuple(staging.done[i] for i in sorted(staging.done))
     manifest = Manifest(
         layout=format,
@@ -226,7 +253,12 @@ def convert(
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         workbench_version=__version__,
     )
-    _commit.commit(staging, manifest)
+    try:
+        _commit.commit(staging, manifest)
+    except OSError as e:  # the manifest or the pointer did not fit; commit removed the version
+        if not no_space(e):
+            raise
+        raise space.disk_full(dest, 0, staging.done, 0, row_bytes, e) from e
     return manifest
 
 

@@ -75,6 +75,16 @@ class ShardJob:
 def write_shard(job: ShardJob) -> tuple[int, Shard]:
     """Transform, validate and write one shard; returns ``(index, Shard)`` with its file digests."""
     writer = writer_class(job.layout)(job.folder, job.index, job.columns, job.options)
+    try:
+        return job.index, Shard(rows=_write(job, writer), files=writer.close())
+    except BaseException:  # a full disk, a bad chunk: close the files (an open one keeps its
+        discard = getattr(writer, "discard", None)  # blocks after the folder is removed)
+        if discard is not None:
+            discard()
+        raise
+
+
+def _write(job: ShardJob, writer: Any) -> int:
     rows = 0
     for row, raw in job.raw_chunks():
         n_in = chunk_rows(raw)
@@ -87,7 +97,7 @@ def write_shard(job: ShardJob) -> tuple[int, Shard]:
             )
         writer.write(chunk)
         rows += n
-    return job.index, Shard(rows=rows, files=writer.close())
+    return rows
 
 
 def run_jobs(

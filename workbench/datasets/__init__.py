@@ -39,6 +39,7 @@ def open_dataset(
     sparse_dims: dict[str, int] | None = None,
     cache_dir: Any = None,
     cache_bytes: int | None = None,
+    timeout: float = 30.0,
 ) -> BaseDataset:
     """Open ``source`` for reading batches of rows as torch tensors.
 
@@ -65,6 +66,10 @@ def open_dataset(
     cache_dir, cache_bytes : path and int, optional
         A URL source only (``http(s)://``, ``file://``, any fsspec URL): where fetched shards are
         kept, and the most bytes kept there (default 4 GiB); see :mod:`workbench.datasets.remote`.
+    timeout : float, default 30.0
+        A URL source only: seconds a connection or a read may stall before the fetch is retried
+        (then :class:`~workbench.errors.RemoteError` names the URL and shard), so a stalled
+        server fails the epoch in bounded time instead of hanging it.
 
     Returns
     -------
@@ -96,7 +101,12 @@ def open_dataset(
 
         if is_url(source):
             return open_remote(
-                source, cache_dir=cache_dir, cache_bytes=cache_bytes, columns=columns, **kw
+                source,
+                cache_dir=cache_dir,
+                cache_bytes=cache_bytes,
+                columns=columns,
+                timeout=timeout,
+                **kw,
             )
     kind = KINDS[kind_of(source, missing=DatasetNotFoundError)]
     where = os.fspath(source) if isinstance(source, (str, os.PathLike)) else _describe(source, kind)

@@ -56,7 +56,11 @@ class WillNeed(Protocol):
 @runtime_checkable
 class PlansReads(Protocol):
     """Told the order a pass will need its shards in (``None``: not known), and after how many
-    more shards one is not needed again, so it can fetch ahead."""
+    more shards one is not needed again, so it can fetch ahead; ``cache`` holds the shards,
+    ``cache.cache_bytes`` of them at most, the largest ``cache.biggest`` bytes: the shard order's
+    window is fitted to it (a pass needs ``window + 3`` shards at once)."""
+
+    cache: Any
 
     def plan_reads(self, shards: list[int] | None, lag: int = 2) -> None: ...
 

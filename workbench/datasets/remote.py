@@ -18,6 +18,7 @@ fetched once more, then raises :class:`~workbench.errors.CorruptDatasetError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -38,6 +39,26 @@ DEFAULT_CACHE_BYTES = 4 << 30
 IDLE_S = 1.0  # the fetch-ahead thread ends after this long without a new shard needed
 
 
+def filesystem(url: str, timeout: float) -> tuple[Any, str]:
+    """The fsspec file system of ``url`` with read timeouts where its driver takes them."""
+    import fsspec
+
+    protocol = fsspec.core.split_protocol(url)[0] or "file"
+    options: dict[str, Any] = {}
+    if protocol in ("http", "https"):
+        import aiohttp  # fsspec's HTTP driver: without a read timeout a stalled server hangs
+
+        options["client_kwargs"] = {
+            "timeout": aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        }
+    return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]
+
+
+def reopen(url: str, timeout: float) -> Any:
+    """A new file system for ``url`` (in a worker process: fsspec's cache is per process)."""
+    return filesystem(url, timeout)[0]
+
+
 def is_url(source: Any) -> bool:
     """``scheme://...`` (a string naming a remote or fsspec location, not a local path)."""
     return isinstance(source, str) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source) is not None
@@ -49,14 +70,14 @@ def open_remote(
     cache_dir: str | os.PathLike[str] | None = None,
     cache_bytes: int | None = None,
     columns: Any = None,
+    timeout: float = 30.0,
     **kw: Any,
 ) -> Any:
-    """A store-layout dataset at ``url``, read through a bounded local shard cache."""
-    import fsspec
-
+    """A store-layout dataset at ``url``, read through a bounded local shard cache; a connection
+    or read stalled ``timeout`` seconds is retried, then raises RemoteError."""
     from ..format.schema import check_columns
 
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = filesystem(url, timeout)
     root = root.rstrip("/")
     name = (
         retry(f"{url}/{CURRENT_NAME}", lambda: fs.cat_file(f"{root}/{CURRENT_NAME}"))
@@ -84,6 +105,7 @@ def open_remote(
         local,
         manifest,
         DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes,
+        reopen=functools.partial(reopen, url, timeout),
     )
     cols = check_columns(manifest.columns, columns, url)
     return RemoteStoreDataset(local, manifest, cols, cache=cache, url=url, **kw)

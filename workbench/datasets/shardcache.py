@@ -16,7 +16,8 @@ from typing import Any
 
 import xxhash
 
-from ..errors import CorruptDatasetError, InvalidInputError, RemoteError
+from ..errors import CorruptDatasetError, DiskFullError, InvalidInputError, RemoteError
+from ..format.files import free_bytes, no_space, sized
 from ..format.manifest import Manifest
 
 __all__: list[str] = []
@@ -24,19 +25,44 @@ __all__: list[str] = []
 RETRIES = 4  # attempts per file before RemoteError
 BACKOFF_S = 0.25  # first wait; doubled each retry
 AHEAD = 2  # shards fetched ahead of the one a batch needs, when the plan is known
+CHUNK = 1 << 20  # bytes of a shard in memory while it streams to disk
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    """What a fetch may fail with and succeed on a retry: OS and connection errors, timeouts,
+    and aiohttp's own errors (a server that drops the connection raises one that is no OSError)."""
+    try:
+        from aiohttp import ClientError
+    except ImportError:  # pragma: no cover - aiohttp comes with fsspec's http extra
+        return (OSError, TimeoutError)
+    return (OSError, TimeoutError, ClientError)
+
+
+def _causes(e: BaseException) -> list[BaseException]:
+    """``e`` and the errors it was raised from, outermost first."""
+    out: list[BaseException] = []
+    while e is not None and e not in out:
+        out.append(e)
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return out
 
 
 def retry(what: str, fn: Any) -> Any:
-    """``fn()``, tried ``RETRIES`` times with backoff; then a RemoteError naming ``what``."""
+    """``fn()``, tried ``RETRIES`` times with backoff (a timeout twice: each already waited the
+    whole timeout); then a RemoteError naming ``what``."""
     delay, attempt = BACKOFF_S, 1
     while True:
         try:
             return fn()
-        except (OSError, ConnectionError, TimeoutError) as e:  # fsspec/aiohttp raise OSError kinds
-            if isinstance(e, FileNotFoundError) or attempt == RETRIES:
+        except _transient() as e:
+            causes = _causes(e)  # fsspec's HTTP driver reports a failed size query as not found
+            stalled = any(isinstance(c, TimeoutError) for c in causes)
+            missing = all(isinstance(c, FileNotFoundError) for c in causes)  # a real 404
+            if missing or attempt == (2 if stalled else RETRIES):
+                why = "the server stopped answering" if stalled else f"{type(e).__name__}: {e}"
                 raise RemoteError(
-                    f"{what}: {type(e).__name__}: {e} (after {attempt} "
-                    "attempts); check the URL and that the server is up"
+                    f"{what}: {why} (after {attempt} attempts); check the URL and that the "
+                    "server is up"
                 ) from None
         time.sleep(delay)
         delay, attempt = delay * 2, attempt + 1
@@ -54,9 +80,18 @@ class ShardCache:
     ``AHEAD`` more let the next ones arrive before a batch needs them."""
 
     def __init__(
-        self, fs: Any, remote: str, local: Path, manifest: Manifest, cache_bytes: int
+        self,
+        fs: Any,
+        remote: str,
+        local: Path,
+        manifest: Manifest,
+        cache_bytes: int,
+        reopen: Any = None,
     ) -> None:
-        self.fs, self.remote, self.local, self.manifest = fs, remote.rstrip("/"), local, manifest
+        self.remote, self.local, self.manifest = remote.rstrip("/"), local, manifest
+        # fsspec's HTTP file system runs an event loop that a forked worker cannot use: each
+        # process makes its own with ``reopen()``
+        self._fs, self._fs_pid, self.reopen = fs, os.getpid(), reopen
         self.cache_bytes = int(cache_bytes)
         self.biggest = max((sum(f.bytes for f in s.files) for s in manifest.shards), default=0)
         if self.biggest > self.cache_bytes:
@@ -76,10 +111,20 @@ class ShardCache:
         local.mkdir(parents=True, exist_ok=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "on_evict")}
+        drop = ("lock", "on_evict") + (("_fs",) if self.reopen is not None else ())
+        return {k: v for k, v in self.__dict__.items() if k not in drop}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, lock=threading.RLock(), on_evict=None)
+        if "_fs" not in state:
+            self._fs_pid = -1
+
+    @property
+    def fs(self) -> Any:
+        """This process's file system for the remote (made again after a fork or unpickling)."""
+        if self._fs_pid != os.getpid() and self.reopen is not None:
+            self._fs, self._fs_pid = self.reopen(), os.getpid()
+        return self._fs
 
     @property
     def bytes_held(self) -> int:
@@ -155,10 +200,45 @@ class ShardCache:
             return True
 
     def _install(self, s: int, size: int) -> None:
-        for f in self.manifest.shards[s].files:
-            self._fetch(s, f)
+        """Fetch shard ``s``'s files; on a full disk, evict the done shards and try once more,
+        else a DiskFullError. A shard is whole or absent: no file of a failed one stays."""
+        try:
+            self._fetch_all(s)
+        except _NoRoom:
+            freed = [k for k in self._victims() if self._done(k) and k != s]
+            for k in freed:
+                self._evict(k)
+            try:
+                if not freed:
+                    raise
+                self._fetch_all(s)
+            except _NoRoom as e:
+                free = free_bytes(self.local)
+                raise DiskFullError(
+                    f"{self.local}: the disk holding the shard cache is full: shard {s} of "
+                    f"{self.remote} needs {sized(size)} and {sized(free)} are free, with "
+                    f"{len(self._held)} shards ({sized(self.bytes_held)}) held after evicting "
+                    f"{len(freed)} done ones; "
+                    "free space there, pass a cache_bytes= the disk can hold, or a cache_dir= "
+                    "on a bigger disk"
+                ) from e.__cause__
         self._held[s] = size
         self.fetches += 1
+
+    def _fetch_all(self, s: int) -> None:
+        files = self.manifest.shards[s].files
+        try:
+            for f in files:
+                try:
+                    self._fetch(s, f)
+                except OSError as e:  # the folder or the rename: no room for an entry
+                    if no_space(e):
+                        raise _NoRoom(str(e)) from e
+                    raise
+        except BaseException:  # a shard is whole or absent: drop the files that did arrive
+            for f in files:
+                (self.local / f.path).unlink(missing_ok=True)
+            raise
 
     def _evict(self, s: int) -> None:
         self._ahead.discard(s)
@@ -174,16 +254,34 @@ class ShardCache:
         for attempt in (1, 2):
             tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
             try:
-                data = retry(f"{url} (shard {s})", lambda: self.fs.cat_file(url))
-                digest = xxhash.xxh3_64_hexdigest(data)
-                if len(data) == f.bytes and digest == f.xxh3:
-                    tmp.write_bytes(data)
+                size, digest = retry(f"{url} (shard {s})", lambda: self._stream(url, tmp))
+                if size == f.bytes and digest == f.xxh3:
                     os.replace(tmp, dest)
                     return
             finally:
                 tmp.unlink(missing_ok=True)
         raise CorruptDatasetError(
-            f"{url} (shard {s}): {len(data):,} bytes with xxh3 {digest}, "
+            f"{url} (shard {s}): {size:,} bytes with xxh3 {digest}, "
             f"the manifest says {f.bytes:,} bytes with xxh3 {f.xxh3}, twice; "
             "the remote copy is damaged: publish the dataset again"
         )
+
+    def _stream(self, url: str, tmp: Path) -> tuple[int, str]:
+        """Copy ``url`` to ``tmp`` through one ``CHUNK`` buffer, hashing as it goes: memory
+        stays bounded however big a shard is. (size, hex xxh3-64)."""
+        h, size = xxhash.xxh3_64(), 0
+        try:
+            with self.fs.open(url, "rb", block_size=0) as src, open(tmp, "wb") as out:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+        except OSError as e:  # our disk, not the server: not retried (``_install`` evicts)
+            if no_space(e):
+                raise _NoRoom(f"{tmp}: {e}") from e
+            raise
+        return size, h.hexdigest()
+
+
+class _NoRoom(Exception):
+    """The cache's disk is full: no OSError, so ``retry`` lets it through at once."""

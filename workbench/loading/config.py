@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..errors import InvalidInputError
-from .automatic import DEFAULT_WORKER_TYPE, choose, order_name
+from .automatic import DEFAULT_WINDOW, DEFAULT_WORKER_TYPE, choose, order_name
 from .calls import loader_call
 
 __all__ = ["LoaderConfig"]
@@ -38,6 +38,7 @@ _AUTO = {
     "auto_workers": "num_workers",
     "auto_prefetch": "prefetch_factor",
     "auto_type": "worker_type",
+    "auto_window": "window",
 }
 
 
@@ -45,7 +46,8 @@ _AUTO = {
 class LoaderConfig:
     """Every option of :class:`~workbench.loading.loaders.Loader`, validated; ``shuffle`` is an
     order name and ``num_workers`` and ``prefetch_factor`` resolved (``auto_workers`` /
-    ``auto_prefetch`` say they were ``None``, chosen by batch bytes). Make one with :meth:`build`.
+    ``auto_prefetch`` say they were ``None``, chosen by batch bytes; ``window`` too, fitted to a
+    streamed dataset's shard cache). Make one with :meth:`build`.
 
     Parameters
     ----------
@@ -57,7 +59,8 @@ class LoaderConfig:
     pin_memory, pin_memory_device : bool, str
         Pin batches for CUDA copies (default False); DataLoader's device for it.
     window, run_rows, block_rows : int
-        Blocks (or shards) the block and shard orders mix at a time (8); block order: rows a
+        Blocks (or shards) the block and shard orders mix at a time (None: 8, or in shard order
+        over a streamed dataset the widest its shard cache holds); block order: rows a
         contiguous run inside a batch (1), and its unit (None: the storage's blocks, else 4096).
     drop_last, collate_fn, transform : bool, callable, callable
         Drop the last, short batch; join a list of samples into a batch; a per-batch function,
@@ -71,8 +74,9 @@ class LoaderConfig:
         Seeded the order when no ``seed`` was given.
     rank, world_size : int, optional
         This data-parallel rank and the ranks in all (None: ``torch.distributed``'s, else 0, 1).
-    auto_workers, auto_prefetch, auto_type : bool, default True
-        ``num_workers``, ``prefetch_factor``, ``worker_type`` were None: the loader chose them.
+    auto_workers, auto_prefetch, auto_type, auto_window : bool, default True
+        ``num_workers``, ``prefetch_factor``, ``worker_type``, ``window`` were None: the loader
+        chose them.
     """
 
     batch_size: int = 256
@@ -82,7 +86,7 @@ class LoaderConfig:
     worker_type: str = DEFAULT_WORKER_TYPE
     prefetch_factor: int = 2
     pin_memory: bool = False
-    window: int = 8
+    window: int = DEFAULT_WINDOW
     run_rows: int = 1
     block_rows: int | None = None
     drop_last: bool = False
@@ -99,11 +103,19 @@ class LoaderConfig:
     auto_workers: bool = True
     auto_prefetch: bool = True
     auto_type: bool = True
+    auto_window: bool = True
 
     @classmethod
-    def build(cls, row_nbytes: int = 0, reads_ahead: bool = False, **options: Any) -> LoaderConfig:
+    def build(
+        cls,
+        row_nbytes: int = 0,
+        reads_ahead: bool = False,
+        cache: tuple[int, int] | None = None,
+        **options: Any,
+    ) -> LoaderConfig:
         """Validate ``options`` (DataLoader's names, plus ours) into a config, for a dataset of
-        ``row_nbytes`` a row that ``reads_ahead`` in-process or not.
+        ``row_nbytes`` a row that ``reads_ahead`` in-process or not, and streams its shards
+        through a ``cache`` or not.
 
         Parameters
         ----------
@@ -111,9 +123,13 @@ class LoaderConfig:
             Bytes a row, which the automatic ``num_workers`` and ``prefetch_factor`` go by.
         reads_ahead : bool, default False
             The dataset reads the next batch in the background itself (then in-process wins).
+        cache : tuple of int, optional
+            The dataset's shard cache, (bytes it holds, bytes of the biggest shard): the shard
+            order's automatic ``window`` fits in it, and a given one that does not is refused.
         **options
             The loader options, as :func:`~workbench.loading.loaders.loader` takes them; None
-            for ``num_workers``, ``worker_type`` or ``prefetch_factor`` lets the config choose.
+            for ``num_workers``, ``worker_type``, ``prefetch_factor`` or ``window`` lets the
+            config choose.
 
         Returns
         -------
@@ -122,7 +138,8 @@ class LoaderConfig:
         Raises
         ------
         InvalidInputError
-            An unknown option, an unknown ``shuffle``, or a value out of range.
+            An unknown option, an unknown ``shuffle``, a value out of range, or a shard-order
+            ``window`` whose shards the ``cache`` cannot hold (the message gives the numbers).
         """
         known = {f.name for f in dataclasses.fields(cls)} - set(_AUTO)
         unknown = sorted(set(options) - known)
@@ -138,16 +155,20 @@ class LoaderConfig:
         options["timeout"] = timeout if timeout and timeout > 0 else None
         for auto, name in _AUTO.items():
             options[auto] = options.get(name) is None
-        return cls(**options)._checked(row_nbytes, reads_ahead)
+        return cls(**options)._checked(row_nbytes, reads_ahead, cache)
 
     def with_changes(
-        self, row_nbytes: int, reads_ahead: bool = False, **changes: Any
+        self,
+        row_nbytes: int,
+        reads_ahead: bool = False,
+        cache: tuple[int, int] | None = None,
+        **changes: Any,
     ) -> LoaderConfig:
         """This config with ``changes`` to the options ``reconfigure`` takes live or next epoch.
 
         Parameters
         ----------
-        row_nbytes, reads_ahead : int, bool
+        row_nbytes, reads_ahead, cache : int, bool, tuple of int or None
             As for :meth:`build`.
         **changes
             New values of ``LIVE_OPTIONS`` or ``NEXT_EPOCH_OPTIONS`` (None: automatic).
@@ -159,7 +180,8 @@ class LoaderConfig:
         Raises
         ------
         InvalidInputError
-            A change to another option, or an invalid value.
+            A change to another option, or an invalid value (a ``window`` the ``cache`` cannot
+            hold in shard order among them).
         """
         fixed = sorted(set(changes) - set(LIVE_OPTIONS) - set(NEXT_EPOCH_OPTIONS))
         if fixed:
@@ -173,10 +195,12 @@ class LoaderConfig:
                 options[auto] = changes[name] is None
         if "shuffle" in changes:
             changes["shuffle"] = order_name(changes["shuffle"])
-        return LoaderConfig(**{**options, **changes})._checked(row_nbytes, reads_ahead)
+        return LoaderConfig(**{**options, **changes})._checked(row_nbytes, reads_ahead, cache)
 
-    def _checked(self, row_nbytes: int, reads_ahead: bool = False) -> LoaderConfig:
-        return dataclasses.replace(self, **choose(self, row_nbytes, reads_ahead))
+    def _checked(
+        self, row_nbytes: int, reads_ahead: bool = False, cache: tuple[int, int] | None = None
+    ) -> LoaderConfig:
+        return dataclasses.replace(self, **choose(self, row_nbytes, reads_ahead, cache))
 
     @property
     def keeps_workers(self) -> bool:
@@ -191,9 +215,10 @@ class LoaderConfig:
 
     def loader_options(self) -> dict[str, Any]:
         """The options ``wb.loader(ds, **options)`` rebuilds this config from: those that differ
-        from what the loader would choose on its own, and each of ``num_workers``, ``worker_type``
-        and ``prefetch_factor`` chosen by hand (not None: automatic), even where it equals what
-        the loader would pick today (a ``prefetch_factor=2`` left out would run the automatic one).
+        from what the loader would choose on its own, and each of ``num_workers``, ``worker_type``,
+        ``prefetch_factor`` and ``window`` chosen by hand (not None: automatic), even where it
+        equals what the loader would pick today (a ``prefetch_factor=2`` left out would run the
+        automatic one).
 
         Returns
         -------

@@ -10,8 +10,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ..datasets.protocols import PlansReads
 from ..monitoring.metrics import BatchEvent, LoaderStats
 from .advice import Advisor
+from .automatic import shards_at_once
 from .batches import batch_nbytes
 from .config import LoaderConfig
 from .epochs import EpochIterator, start_pass
@@ -25,6 +27,14 @@ __all__: list[str] = []
 
 # block order over a dataset without storage blocks (the sampler's default)
 FALLBACK_BLOCK_ROWS = 4096
+
+
+def shard_cache(dataset: Any) -> tuple[int, int] | None:
+    """(bytes, biggest shard's bytes) of the cache a dataset that plans its reads streams its
+    shards through, asked once per loader; None for any other dataset."""
+    cache = dataset.cache if isinstance(dataset, PlansReads) else None
+    held, biggest = getattr(cache, "cache_bytes", None), getattr(cache, "biggest", None)
+    return (int(held), int(biggest)) if held and biggest else None
 
 
 def sampler_for(num_rows: int, cfg: LoaderConfig, can: Capabilities) -> tuple[BatchSampler, str]:
@@ -82,8 +92,8 @@ class Feed:
         batches = iter(sampler)  # after the resumed batches, if load_state_dict was used
         if plans_reads:  # a streamed dataset fetches ahead in this order
             self.dataset.plan_reads(
-                sampler.shard_plan(), 2 if sampler.order == "sequential" else sampler.window + 3
-            )  # shards one window touches
+                sampler.shard_plan(), shards_at_once(sampler.order, sampler.window)
+            )
         self.position = start = sampler.batches_done
         keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
         # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)

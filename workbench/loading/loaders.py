@@ -17,10 +17,11 @@ from typing import Any
 
 from ..monitoring.metrics import BatchEvent
 from .advice import Advisor
+from .automatic import window_note
 from .batches import keep_batch_memory
 from .config import LoaderConfig
 from .epochs import EpochIterator
-from .feeds import Feed, sampler_for
+from .feeds import Feed, sampler_for, shard_cache
 from .fetch import Capabilities, check_dataset
 from .options import refuse_samplers, takes_loader_options
 from .passes import Pass
@@ -60,7 +61,8 @@ class Loader:
         refuse_samplers(options)
         self.dataset = dataset
         self._can = can = Capabilities.of(dataset)  # what it offers beyond __getitem__, asked once
-        self.config = cfg = LoaderConfig.build(can.row_nbytes, can.reads_ahead, **options)
+        self._cache = cache = shard_cache(dataset)  # a streamed one's: shard order's window fits
+        self.config = cfg = LoaderConfig.build(can.row_nbytes, can.reads_ahead, cache, **options)
         self.sampler, self.block_rows_from = sampler_for(len(dataset), cfg, can)
         self.block_rows = self.sampler.block_rows
         self.stats = self._feed.stats
@@ -83,7 +85,8 @@ class Loader:
         return (
             f"Loader({type(self.dataset).__name__} of {len(self.dataset):,} rows, "
             f"batch_size={self.batch_size}, shuffle={self.order!r}, num_workers={self.num_workers}"
-            f" ({self.worker_type}), block_rows={self.block_rows:,} ({self.block_rows_from}))"
+            f" ({self.worker_type}), block_rows={self.block_rows:,} ({self.block_rows_from})"
+            f"{window_note(self.config, self._cache)})"
         )
 
     def __len__(self) -> int:
@@ -121,7 +124,7 @@ class Loader:
         Raises
         ------
         InvalidInputError
-            A change to another option, or an invalid value.
+            A change to another option, or an invalid value (or a window its cache can't hold).
 
         Examples
         --------
@@ -133,7 +136,7 @@ class Loader:
         """
         with self._lock:  # atomic with __iter__: a pass starting now sees the change or waits
             cfg = (self._pending or self.config).with_changes(
-                self._can.row_nbytes, self._can.reads_ahead, **changes
+                self._can.row_nbytes, self._can.reads_ahead, self._cache, **changes
             )
             self._pending = cfg
             it = self._feed.current()

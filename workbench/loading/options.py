@@ -72,7 +72,13 @@ OPTIONS: tuple[Option, ...] = (
         "4 MiB (2 to 16), sent as one request.",
     ),
     Option("pin_memory", False, "bool", "Pin batches for CUDA copies (a no-op without CUDA)."),
-    Option("window", 8, "int", "Blocks (or shards) the block and shard orders mix at a time."),
+    Option(
+        "window",
+        None,
+        "int | None",
+        "Blocks (or shards) the block and shard orders mix at a time; None: 8, or in shard order "
+        "over a streamed dataset the widest window whose shards fit in its cache.",
+    ),
     Option(
         "run_rows",
         1,

@@ -18,12 +18,15 @@ _EXPORTS = {
     "Monitor": ".monitor",
     "ProcessMemory": ".memory",
     "Residency": ".pagecache",
+    "StageWindow": ".stages",
+    "Verdict": ".stages",
     "container_limits": ".container",
     "CacheChange": ".warming",
     "evict": ".warming",
     "memory_tree": ".memory",
     "process_memory": ".memory",
     "residency": ".pagecache",
+    "verdict": ".stages",
     "warm": ".warming",
 }
 __all__ = sorted(_EXPORTS)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..loading.feeds import shard_cache
 from ..loading.loaders import Loader, loader
 from ..loading.options import takes_loader_options
 from ..monitoring.container import container_limits
@@ -71,7 +72,8 @@ def default_space(dl: Loader, batch_sizes: list[int] | None = None) -> dict[str,
         + [("process", n) for n in procs],
         "prefetch_factor": [1, 2, 4],
     }
-    if dl.order in ("block", "shard"):
+    # a streamed dataset's shard window is fitted to its cache: a wider one would refetch
+    if dl.order == "block" or (dl.order == "shard" and shard_cache(dl.dataset) is None):
         space["window"] = [4, 8, 16]
     if batch_sizes:
         space["batch_size"] = sorted(set(batch_sizes))

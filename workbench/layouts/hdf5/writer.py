@@ -10,13 +10,16 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import DiskFullError
 from ...format.chunks import Chunk
+from ...format.files import free_bytes
 from ...format.manifest import Column, FileEntry
 from ..base import csr_parts, shard_file_entry
 
 __all__: list[str] = []
 
 DEFAULT_HDF5_CHUNK_BYTES = 1 << 20  # one chunk: one efficient read, about one block-shuffle unit
+RESERVE = 1 << 20  # bytes always left free for HDF5's metadata, on top of a chunk per dataset
 
 
 def chunk_rows_for(row_bytes: int, chunk_bytes: int) -> int:
@@ -36,6 +39,14 @@ class HDF5Writer:
         self.max_rows = int(options.get("shard_rows", 1 << 62))
         self.f = h5py.File(version_dir / self.rel, "w")
         self.nnz: dict[str, int] = {}
+        self.datasets = 0
+        try:
+            self._create_all(columns)
+        except BaseException:  # a full disk already: close the file before it is removed
+            self.discard()
+            raise
+
+    def _create_all(self, columns: tuple[Column, ...]) -> None:
         for c in columns:
             if c.sparse:
                 g = self.f.create_group(c.name)
@@ -54,6 +65,7 @@ class HDF5Writer:
         row_bytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
         rows = min(chunk_rows_for(row_bytes, self.chunk_bytes), self.max_rows)
         # track_times=False keeps shards byte-identical across runs (resume == clean run)
+        self.datasets += 1
         parent.create_dataset(
             name,
             shape=(0, *shape),
@@ -64,8 +76,8 @@ class HDF5Writer:
             track_times=False,
         )
 
-    @staticmethod
-    def _append(dset: Any, arr: np.ndarray) -> None:
+    def _append(self, dset: Any, arr: np.ndarray) -> None:
+        self._room(arr.nbytes)
         n = dset.shape[0]
         dset.resize((n + len(arr), *dset.shape[1:]))
         dset[n:] = arr
@@ -81,6 +93,26 @@ class HDF5Writer:
                     self._append(g[part], arr)
             else:
                 self._append(self.f[c.name], np.asarray(chunk[c.name], dtype=c.dtype))
+
+    def _room(self, nbytes: int) -> None:
+        """Refuse a write that would leave less than the chunk caches' and metadata's room: HDF5
+        cannot recover from a full disk (h5py 3.16 crashes closing such a file), so it never
+        meets one."""
+        free = free_bytes(self.root)
+        reserve = (self.datasets + 1) * self.chunk_bytes + RESERVE
+        if nbytes + reserve > free:
+            raise DiskFullError(
+                f"{self.root / self.rel}: {nbytes:,} more bytes plus {reserve:,} kept for HDF5's "
+                f"caches do not fit in the {free:,} bytes free; free space or write elsewhere"
+            )
+
+    def discard(self) -> None:
+        """Close the file after a failure (a full disk: its last flush may fail); errors
+        ignored, the file is about to be removed."""
+        try:
+            self.f.close()
+        except (OSError, RuntimeError):
+            pass
 
     def close(self) -> tuple[FileEntry, ...]:
         self.f.close()

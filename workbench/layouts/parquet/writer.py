@@ -100,6 +100,20 @@ class ParquetWriter:
         self.pending, self.pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
         del table
 
+    def discard(self) -> None:
+        """Close the file after a failure (a full disk): its footer may not fit; errors ignored."""
+        self.pending, self.pending_rows = [], 0
+        try:
+            self.w.close()
+        except OSError:
+            pass
+        handle = getattr(self.w, "file_handle", None)
+        if handle is not None and not handle.closed:
+            try:
+                handle.close()
+            except OSError:
+                pass
+
     def close(self) -> tuple[FileEntry, ...]:
         if self.pending:
             self._flush(final=True)

@@ -49,7 +49,11 @@ class NpyAppender:
         # room for the largest row count a file could ever hold
         self.header_len = len(npy_header(self.dtype, (10**19, *row_shape)))
         self.f: BinaryIO = open(path, "wb")
-        self.f.write(b"\0" * self.header_len)
+        try:
+            self.f.write(b"\0" * self.header_len)
+        except BaseException:
+            self.discard()
+            raise
 
     def append(self, arr: np.ndarray) -> None:
         a = np.ascontiguousarray(arr, dtype=self.dtype)
@@ -63,6 +67,13 @@ class NpyAppender:
             fsync_path(self.f)
         self.f.close()
 
+    def discard(self) -> None:
+        """Close without a header (the file is about to be removed); errors ignored."""
+        try:
+            self.f.close()
+        except OSError:  # the buffer's last flush on a full disk: the descriptor still closes
+            pass
+
 
 class StoreWriter:
     def __init__(
@@ -73,6 +84,13 @@ class StoreWriter:
         (version_dir / self.prefix).mkdir(parents=True, exist_ok=True)
         self.files: dict[tuple[str, str], tuple[str, NpyAppender]] = {}
         self.nnz: dict[str, int] = {}
+        try:
+            self._open_all(columns)
+        except BaseException:  # one of them did not fit: close those already open
+            self.discard()
+            raise
+
+    def _open_all(self, columns: tuple[Column, ...]) -> None:
         for c in columns:
             if c.sparse:
                 self.nnz[c.name] = 0
@@ -102,6 +120,11 @@ class StoreWriter:
                     self.files[(c.name, part)][1].append(arr)
             else:
                 self.files[(c.name, "data")][1].append(chunk[c.name])
+
+    def discard(self) -> None:
+        """Close every file after a failure, finishing none of them."""
+        for _, app in self.files.values():
+            app.discard()
 
     def close(self) -> tuple[FileEntry, ...]:
         out = []

@@ -25,9 +25,10 @@ from torch.utils.data import dataloader as _torch_dl
 from ...errors import LoaderTimeoutError
 from ..batches import pin as _pin
 from ..fetch import read_error, timeout_error
-from ..passes import FetchSpec, Key, Pass
+from ..passes import FetchSpec, Key, Pass, ThreadPass
+from . import shm
 from .requests import Feed, FetchDataset, InSlot, group_size, worker_init
-from .slots import Slots
+from .slots import LEND, Slots
 
 __all__: list[str] = []
 
@@ -90,14 +91,36 @@ class KeptWorkers:
         self.dl: Any = None
         self.spec: FetchSpec | None = None
         self.rings: dict[int, Slots] = {}
+        self.batch_bytes = 0  # the batches its rings were sized for
+        self.spec_plan = (1, 1)  # and the batches a request, requests in flight they read
+        self.shm = ""  # what a small /dev/shm made the last pass do instead ('' for nothing)
+        self.no_room: FetchSpec | None = None  # the settings whose workers found no room
+
+    def shm_plan(self, spec: FetchSpec, batch_bytes: int) -> shm.Plan:
+        """How workers for ``spec`` reading batches of ``batch_bytes`` fit /dev/shm now."""
+        group = group_size(batch_bytes)
+        pf, free = spec.prefetch_factor, shm.free_bytes()
+        return shm.fit(batch_bytes, spec.num_workers, pf, group, free, SLOTS, LEND)
+
+    def check_shm(self, spec: FetchSpec, batch_bytes: int) -> shm.Plan:
+        """:meth:`shm_plan`, warning (once a change) where it is not what ``spec`` asks."""
+        if self.no_room == spec:  # these settings' workers found no room before: threads
+            return self.shm_plan(spec, 0)._replace(fits=False)
+        plan, workers = self.shm_plan(spec, batch_bytes), spec.num_workers
+        asked = shm.need(batch_bytes, workers, *plan.asked, SLOTS, LEND)
+        note = shm.note(plan, asked)
+        if note and note.split(":")[0] != self.shm.split(":")[0]:
+            shm.warn(shm.message(plan, batch_bytes, workers, asked))
+        self.shm = note
+        return plan
 
     def pids(self) -> list[int]:
         """The kept worker processes that are alive (none without ``persistent_workers``)."""
         return live_pids(getattr(self.dl, "_iterator", None))
 
     def release(self) -> None:
-        """Stop the kept worker processes, if any."""
-        dl, self.dl = self.dl, None
+        """Stop the kept worker processes, if any, and let their slot rings go."""
+        dl, self.dl, self.rings = self.dl, None, {}
         it = getattr(dl, "_iterator", None)
         if it is not None:
             shutdown_workers(it)
@@ -112,24 +135,29 @@ class ProcessPass(Pass):
     ) -> None:
         super().__init__(spec, batches, *args)
         kept = kept if kept is not None else KeptWorkers()
+        self._threads: Pass | None = None  # /dev/shm too small: the batches are read on these
+        self._kept = kept
         dl = kept.dl if spec.persistent_workers and kept.spec == spec else None
+        first = next(batches, None)  # its size sets how many batches a request carries
+        if first is not None:
+            batches = itertools.chain([first], batches)
+        fetch = spec.fetch
+        row = max(fetch.row_bytes, fetch.dataset.row_nbytes) if fetch.ours else 0
+        batch_bytes = len(first[0]) * row if first is not None else 0
+        if dl is not None and batch_bytes > kept.batch_bytes:  # their rings would grow
+            if kept.shm_plan(spec, batch_bytes)[:3] != (*kept.spec_plan, True):
+                dl = None  # not beside the rings they hold as they are: start over
+            else:
+                kept.batch_bytes = batch_bytes
         if dl is None:
             kept.release()  # kept workers built for other settings
-            first = next(batches, None)  # its size sets how many batches a request carries
-            if first is not None:
-                batches = itertools.chain([first], batches)
-            fetch = spec.fetch
+            plan = kept.check_shm(spec, batch_bytes)
+            if not plan.fits:
+                self._read_on_threads(batches)
+                return
             # prefetch_factor counts batches in flight per worker, as in torch; what travels
             # is requests of `size` of them
-            size = min(
-                spec.prefetch_factor,
-                group_size(
-                    len(first[0]) * fetch.dataset.row_nbytes
-                    if fetch.ours and first is not None
-                    else 0
-                ),
-            )
-            requests = spec.prefetch_factor // size
+            size, requests = plan.size, plan.requests
             feed = Feed(size)
             dl = _DataLoader(  # slots: pinned after the copy out, not before
                 FetchDataset(spec.fetch, requests + 1 if SLOTS else 0),
@@ -144,7 +172,8 @@ class ProcessPass(Pass):
                 multiprocessing_context=spec.multiprocessing_context,
                 worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn),
             )
-            kept.dl, kept.spec, kept.rings = dl, spec, {}
+            kept.dl, kept.spec, kept.rings, kept.batch_bytes = dl, spec, {}, batch_bytes
+            kept.spec_plan = (size, requests)
         self._rings = kept.rings  # worker pid -> its slot ring
         self._feed: Feed = dl.batch_sampler
         self._feed.start(batches)
@@ -169,11 +198,15 @@ class ProcessPass(Pass):
         return read_error(exc, self._head(), "in a worker process")
 
     def _fetch(self) -> tuple[Any, int]:
+        if self._threads is not None:
+            return next(self._threads), self._rows[0]
         if not self._ready:
             try:
                 self._ready.extend(next(self._it))  # one request's group of batches
             except StopIteration:
                 raise
+            except shm.NoRoom as exc:  # a batch of a size not known before: on threads
+                return self._on_threads(exc)
             except Exception as exc:
                 raise self._error(exc) from exc
         batch = self._ready.popleft()
@@ -183,17 +216,37 @@ class ProcessPass(Pass):
             batch = self._rings[batch.pid].read(batch.ref)
             if self._spec.pin:
                 batch = _pin(batch)
-        return batch, len(self._feed.sent.popleft())
+        return batch, len(self._feed.sent.popleft()[0])
+
+    def _on_threads(self, exc: Exception) -> tuple[Any, int]:
+        spec, kept = self._spec, self._kept
+        it, self._it = self._it, None
+        shutdown_workers(it, force=True)
+        kept.release()
+        said = shm.worker_said(exc)
+        if kept.no_room != spec:  # once a loader and settings
+            shm.warn(shm.on_threads(said, spec.num_workers))
+        kept.no_room, kept.shm = spec, f"threads: {said}"
+        keys = itertools.chain(list(self._feed.sent), self._feed.batches)  # the undelivered
+        self._read_on_threads(keys)
+        return self._fetch()
+
+    def _read_on_threads(self, keys: Iterator[Key]) -> None:
+        """Read ``keys`` on threads from now on; this pass reports the batches they deliver."""
+        rows = self._rows = [0]
+        self._threads = ThreadPass(
+            self._spec, keys, lambda n, *_: rows.__setitem__(0, n), lambda: None
+        )
 
     def in_flight(self) -> int:
-        return len(self._feed.sent)
+        return self._threads.in_flight() if self._threads is not None else len(self._feed.sent)
 
     def pids(self) -> list[int]:
-        return live_pids(self._it)
+        return [] if self._threads is not None else live_pids(self._it)
 
     def _head(self) -> np.ndarray:
         # torch delivers in order, so the batch that failed is the oldest one not yet delivered
-        return self._feed.sent[0] if self._feed.sent else np.empty(0, np.int64)
+        return self._feed.sent[0][0] if self._feed.sent else np.empty(0, np.int64)
 
     def __del__(self) -> None:
         # a dropped pass (a loop left early) must not force-stop persistent workers that the
@@ -202,6 +255,9 @@ class ProcessPass(Pass):
 
     def close(self, force: bool = False) -> None:
         self._done = True
+        threads = getattr(self, "_threads", None)
+        if threads is not None:
+            threads.close(force)
         it, self._it = getattr(self, "_it", None), None
         if it is None or (self._persistent and not force):
             return  # persistent workers outlive the pass; Loader.close() shuts them down

@@ -24,6 +24,7 @@ import torch.utils.data
 from ..batches import keep_batch_memory
 from ..fetch import Fetch
 from ..passes import Key
+from . import shm
 from .slots import LEND, Full, SlotRef, Slots
 
 __all__: list[str] = []
@@ -144,7 +145,14 @@ def _to_ring(batch: Any, count: int, pass_no: int, state: WorkerState) -> Any:
         return batch
     if ref is not None:
         return state.sent(ref)
-    ring = Slots.for_batch(batch, rows=0, count=count)  # sized by this batch
+    try:
+        ring = Slots.for_batch(batch, rows=0, count=count)  # sized by this batch
+    except RuntimeError as exc:  # /dev/shm full: a batch of unknown size is not checked before
+        if "shared memory" not in str(exc):
+            raise
+        if torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
+            shm.drop_leftovers(os.getpid())
+        raise shm.no_room(count, batch) from exc
     ref = ring.write(0, batch) if ring is not None else None
     if ref is None:
         return batch  # not a dict/tuple/list of dense tensors of one length: torch's own way
@@ -172,7 +180,8 @@ def group_size(batch_bytes: int) -> int:
 
 class Feed:
     """A batch sampler torch can iterate again each epoch (persistent workers): each pass
-    points it at its own batches and records what was sent, oldest first, for error messages."""
+    points it at its own batches and records what was sent and not yet delivered (its keys),
+    oldest first, for error messages and for threads to read on from."""
 
     def __init__(self, size: int) -> None:
         self.batches: Iterator[Key] = iter(())
@@ -186,7 +195,7 @@ class Feed:
     def __iter__(self) -> Iterator[list[BatchRequest]]:
         n, group, size = self.passes, [], self.size
         for key in self.batches:
-            self.sent.append(key[0])
+            self.sent.append(key)
             group.append(BatchRequest(*key, n))
             if len(group) == size:
                 yield group
