@@ -50,6 +50,7 @@ _EXPORTS = {
     "doctor": "explore",
     # watch
     "Monitor": "monitoring",
+    "bottleneck": "monitoring",
     "watch": "ui",
     "process_memory": "monitoring",
     "memory_tree": "monitoring",

@@ -1,7 +1,7 @@
 """What feeds a :class:`~workbench.loading.loaders.Loader` its batches: the sampler its config
 and dataset call for, and a :class:`Feed`, which starts the passes that read the sampler's epoch
 and keeps what they share (the ``Fetch``, the worker processes kept between passes, the epoch in
-progress) and the count, stats and subscribers of the batches they deliver."""
+progress) and the count, stats, stage times and subscribers of the batches they deliver."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from ..datasets.protocols import PlansReads
 from ..monitoring.metrics import BatchEvent, LoaderStats
+from ..monitoring.stages import StageWindow
 from .advice import Advisor
 from .automatic import shards_at_once
 from .batches import batch_nbytes
@@ -68,12 +69,15 @@ def sampler_for(num_rows: int, cfg: LoaderConfig, can: Capabilities) -> tuple[Ba
 
 class Feed:
     """The passes over one loader's ``dataset`` and what they delivered: ``position`` (batches
-    of the epoch delivered), ``stats`` and the subscribers told of each batch."""
+    of the epoch delivered), ``stats``, ``stages`` (each batch's seconds per stage: the
+    producer's, as its pass timed them, and the consumer's wait and step) and the subscribers
+    told of each batch."""
 
     def __init__(self, dataset: Any) -> None:
         self.dataset = dataset
         self.kept = KeptWorkers()  # across passes
         self.stats = LoaderStats()
+        self.stages = StageWindow()
         self.position = 0
         self.fetch: Fetch | None = None
         self.subscribers: tuple[Callable[[BatchEvent], None], ...] = ()
@@ -112,14 +116,25 @@ class Feed:
             order=cfg.shuffle,
             run_rows=cfg.run_rows,
         )
+        self.stages.clear()  # the verdict is on the settings in force
         readers = ("num_workers", "worker_type", "prefetch_factor", "pin_memory")
         if any(getattr(old, k) != getattr(cfg, k) for k in readers):
             self.kept.release()
 
-    def delivered(self, rows: int, batch: Any, wait_s: float, since_last_s: float) -> None:
-        """Count a batch the consumer received, and tell the subscribers."""
+    def delivered(
+        self,
+        rows: int,
+        batch: Any,
+        wait_s: float,
+        since_last_s: float,
+        times: tuple[float, ...] | None = None,
+    ) -> None:
+        """Count a batch the consumer received, time its stages (``times``: the producer's, in
+        ``monitoring.stages.PRODUCER``'s order; None: not timed), and tell the subscribers."""
         nbytes = rows * self.fetch.row_bytes or batch_nbytes(batch)  # type: ignore[union-attr]
         self.stats.add(rows, nbytes, wait_s, since_last_s)
+        if times is not None:  # the step: the consumer's time between its calls for a batch
+            self.stages.push((times, wait_s, since_last_s - wait_s))
         self.position += 1
         if self.subscribers:  # the hot path pays one check when nobody watches
             event = BatchEvent(time.perf_counter(), rows, nbytes, wait_s, since_last_s)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -139,14 +140,37 @@ class Fetch:
         if self.ours:
             batch = self.dataset.get_batch(self._rows(idx))
         else:
-            items = idx.tolist()  # the Dataset protocol's list[int]
-            data = (
-                self.dataset.__getitems__(items)
-                if self.batched
-                else [self.dataset[i] for i in items]
-            )
-            batch = self.collate(data)
+            batch = self.collate(self._items(idx))
         return self._transformed(batch, idx, epoch, k)
+
+    def _items(self, idx: np.ndarray) -> Any:
+        items = idx.tolist()  # the Dataset protocol's list[int]
+        return (
+            self.dataset.__getitems__(items) if self.batched else [self.dataset[i] for i in items]
+        )
+
+    def timed(
+        self, idx: np.ndarray, epoch: int, k: int, started: Any = None, t0: float = 0.0
+    ) -> tuple[Any, float, float, float]:
+        """The batch (:meth:`__call__`, or :meth:`finish` of ``started``) and the seconds its
+        read, transform and collate took here since ``t0`` (``perf_counter()``; 0: now; of a
+        started read: the part waited for)."""
+        t0 = t0 or perf_counter()
+        if started is not None:
+            batch = self.dataset.finish_batch(started)
+            t1 = t2 = perf_counter()
+        elif self.ours:
+            batch = self.dataset.get_batch(self._rows(idx))
+            t1 = t2 = perf_counter()
+        else:
+            data = self._items(idx)
+            t1 = perf_counter()
+            batch = self.collate(data)
+            t2 = perf_counter()
+        if self.transform is None:
+            return batch, t1 - t0, 0.0, t2 - t1
+        batch = self._transformed(batch, idx, epoch, k)
+        return batch, t1 - t0, perf_counter() - t2, t2 - t1
 
     def _transformed(self, batch: Any, idx: np.ndarray, epoch: int, k: int) -> Any:
         if self.transform is None:

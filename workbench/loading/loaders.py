@@ -41,7 +41,7 @@ class Loader:
     :class:`~workbench.loading.config.LoaderConfig`), ``loader.<option>`` reads one, and
     ``reconfigure`` changes them while it runs. Each full pass advances the epoch, so
     consecutive ``for`` loops see new orders; ``set_epoch`` picks one. ``state_dict`` records
-    the rows delivered (not those read ahead) in the epoch.
+    the epoch's rows delivered (not read ahead); ``stages`` times their stages.
 
     Parameters
     ----------
@@ -65,7 +65,7 @@ class Loader:
         self.config = cfg = LoaderConfig.build(can.row_nbytes, can.reads_ahead, cache, **options)
         self.sampler, self.block_rows_from = sampler_for(len(dataset), cfg, can)
         self.block_rows = self.sampler.block_rows
-        self.stats = self._feed.stats
+        self.stats, self.stages = self._feed.stats, self._feed.stages
         self._epoch = 0
         self._pending: LoaderConfig | None = None
         self._lock = threading.RLock()  # changes are applied by one thread at a time

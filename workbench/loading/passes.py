@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import os
 import queue
 import threading
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Iterator
 
 import numpy as np
@@ -30,6 +32,8 @@ from .fetch import Fetch, read_error, timeout_error
 __all__: list[str] = []
 
 _JOIN_S = 1.0  # closing never waits longer than this on a read in progress
+# time the stages of each batch (read when a pass starts; 0: off, to measure what timing costs)
+TIMED = os.environ.get("WB_STAGE_TIMES", "1") != "0"
 
 # Reader threads are daemons so a hung read never blocks exit, but one still reading while the
 # interpreter finalizes can free a torch tensor off the GIL and abort the process (std::terminate in
@@ -54,6 +58,7 @@ def _read_loop(
     pin: bool,
     init: Callable[[int], None] | None,
     worker_id: int,
+    timed: bool = False,
 ) -> None:
     # Holds no reference to the iterator, so dropping the iterator lets GC stop the threads.
     try:
@@ -64,15 +69,20 @@ def _read_loop(
             if item is None or stop.is_set():
                 return
             fut, key = item
-            batch = None
+            batch = got = None
             if not fut.set_running_or_notify_cancel():
                 continue
             try:
-                batch = fetch(*key)
-                fut.set_result(_pin(batch) if pin else batch)
+                if timed:  # (batch, read, transform, collate seconds)
+                    got = fetch.timed(*key)
+                    fut.set_result((_pin(got[0]), *got[1:]) if pin else got)
+                else:
+                    batch = fetch(*key)
+                    fut.set_result(_pin(batch) if pin else batch)
             except BaseException as exc:  # the consumer re-raises it as WorkerError
                 fut.set_exception(exc)
-            item = fut = batch = None  # a batch the consumer dropped is freed here, not at exit
+            # a batch the consumer dropped is freed here, not at exit
+            item = fut = batch = got = None
     finally:
         _READERS.discard(threading.current_thread())
 
@@ -95,8 +105,9 @@ class FetchSpec:
 Key = tuple[np.ndarray, int, int]  # a batch: its row indices, its epoch, its number in the epoch
 
 
-# (rows, batch, seconds the consumer waited, seconds since the previous batch)
-OnBatch = Callable[[int, Any, float, float], None]
+# (rows, batch, seconds the consumer waited, seconds since the previous batch, the producer's
+# seconds in monitoring.stages.PRODUCER's order: as many as were timed, () for none; None: off)
+OnBatch = Callable[[int, Any, float, float, "tuple[float, ...] | None"], None]
 
 
 class Pass:
@@ -107,7 +118,9 @@ class Pass:
     ) -> None:
         self._spec, self._batches, self._done = spec, batches, False
         self._on_batch, self._on_end = on_batch, on_end
-        self._last = time.perf_counter()
+        self._began = self._last = time.perf_counter()
+        self._timed = TIMED  # a subclass that times its stages sets _times per batch
+        self._times: tuple[float, ...] | None = () if TIMED else None
 
     def __iter__(self) -> Pass:
         return self
@@ -115,7 +128,7 @@ class Pass:
     def __next__(self) -> Any:
         if self._done:
             raise StopIteration
-        start = time.perf_counter()
+        self._began = start = time.perf_counter()
         try:
             batch, rows = self._fetch()
         except StopIteration:
@@ -126,7 +139,7 @@ class Pass:
             self.close(force=True)
             raise
         now = time.perf_counter()
-        self._on_batch(rows, batch, now - start, now - self._last)
+        self._on_batch(rows, batch, now - start, now - self._last, self._times)
         self._last = now
         return batch
 
@@ -159,21 +172,32 @@ class SyncPass(Pass):
     _ahead: tuple[Key, Any] | None = None  # the next batch, and its gather if one was started
 
     def _fetch(self) -> tuple[Any, int]:
-        spec = self._spec
+        spec, fetch, timed = self._spec, self._spec.fetch, self._timed
+        t0, sample = self._began, 0.0  # a batch read ahead: its rows were chosen (timed) before
         if self._ahead is None:
             key, started = next(self._batches), None
+            if timed:
+                t1 = perf_counter()
+                t0, sample = t1, t1 - t0
         else:
             (key, started), self._ahead = self._ahead, None
         try:
-            batch = spec.fetch(*key) if started is None else spec.fetch.finish(started, *key)
+            if timed:
+                batch, read, transform, collate = fetch.timed(*key, started, t0)
+            else:
+                batch = fetch(*key) if started is None else fetch.finish(started, *key)
         except WorkerError:
             raise
         except Exception as exc:
             raise read_error(exc, key[0], "in the main process", key) from exc
-        if spec.fetch.starts:  # sequential batches are views: nothing to read ahead
+        if fetch.starts:  # sequential batches are views: nothing to read ahead
             nxt = next(self._batches, None)
+            if timed:  # choosing the next rows counts here; starting their read, in the wait
+                sample += perf_counter() - (t0 + read + transform + collate)
             if nxt is not None:
-                self._ahead = (nxt, spec.fetch.start(nxt[0]))
+                self._ahead = (nxt, fetch.start(nxt[0]))
+        if timed:
+            self._times = (sample, read, transform, collate)
         return (_pin(batch) if spec.pin else batch), len(key[0])
 
     def in_flight(self) -> int:
@@ -194,14 +218,23 @@ class ThreadPass(Pass):
         super().__init__(spec, *args)
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
-        self._pending: collections.deque = collections.deque()  # (future, key) in delivery order
+        # (future, key, seconds choosing its rows took) in delivery order
+        self._pending: collections.deque = collections.deque()
         self._depth = spec.num_workers * spec.prefetch_factor
         self._threads = [
             threading.Thread(
                 target=_read_loop,
                 name=f"workbench-loader-{i}",
                 daemon=True,
-                args=(spec.fetch, self._tasks, self._stop, spec.pin, spec.worker_init_fn, i),
+                args=(
+                    spec.fetch,
+                    self._tasks,
+                    self._stop,
+                    spec.pin,
+                    spec.worker_init_fn,
+                    i,
+                    self._timed,
+                ),
             )
             for i in range(spec.num_workers)
         ]
@@ -215,22 +248,29 @@ class ThreadPass(Pass):
         return len(self._pending)
 
     def _fill(self) -> None:
+        timed = self._timed
         while len(self._pending) < self._depth:
+            t0 = perf_counter() if timed else 0.0
             key = next(self._batches, None)
+            sample = perf_counter() - t0 if timed else 0.0
             if key is None:
                 return
             fut: Future = Future()
             self._tasks.put((fut, key))
-            self._pending.append((fut, key))
+            self._pending.append((fut, key, sample))
 
     def _fetch(self) -> tuple[Any, int]:
         self._fill()
         if not self._pending:
             raise StopIteration
-        fut, key = self._pending.popleft()
+        fut, key, sample = self._pending.popleft()
         timeout = self._spec.timeout
         try:
-            return fut.result(timeout=timeout), len(key[0])
+            if not self._timed:
+                return fut.result(timeout=timeout), len(key[0])
+            batch, read, transform, collate = fut.result(timeout=timeout)
+            self._times = (sample, read, transform, collate)
+            return batch, len(key[0])
         except FutureTimeout:
             raise timeout_error(key[0], timeout, "a loader thread") from None
         except WorkerError:
@@ -243,7 +283,7 @@ class ThreadPass(Pass):
             return
         self._done = True
         self._stop.set()
-        for fut, _ in self._pending:
+        for fut, *_ in self._pending:
             fut.cancel()
         self._pending.clear()
         for _ in self._threads:

@@ -19,6 +19,7 @@ _EXPORTS = {
     "ProcessMemory": ".memory",
     "Residency": ".pagecache",
     "StageWindow": ".stages",
+    "bottleneck": ".bottleneck",
     "Verdict": ".stages",
     "container_limits": ".container",
     "CacheChange": ".warming",

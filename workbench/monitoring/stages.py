@@ -1,9 +1,9 @@
 """Where a batch's time goes, stage by stage, and the verdict: is the model waiting for data, for
 which stage, and what setting moves it.
 
-Pure logic: the loader measures (issue 26's next step wires it); this module names the stages,
-keeps a rolling window of per-batch stage seconds and turns them into a :class:`Verdict`, as the
-TensorFlow Profiler's input-pipeline analyzer does per stage.
+Pure logic: the loader measures (``loading.fetch``, ``loading.passes``, ``loading.feeds``); this
+module names the stages, keeps a rolling window of per-batch stage seconds and turns them into a
+:class:`Verdict`, as the TensorFlow Profiler's input-pipeline analyzer does per stage.
 
 >>> w = StageWindow()
 >>> for _ in range(20):
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["StageWindow", "Verdict", "verdict"]
 
@@ -46,11 +46,23 @@ class StageWindow:
     """
 
     def __init__(self, size: int = 200) -> None:
-        self._batches: deque[dict[str, float]] = deque(maxlen=size)
+        # per batch: (producer seconds in PRODUCER's order, as many as were timed, wait, step)
+        self._batches: deque[tuple[tuple[float, ...], float, float]] = deque(maxlen=size)
+        # the loader's hot path, without a Python call: push((producer, wait, step)), the
+        # producer's seconds in PRODUCER's order (the first ones only, or none, where the rest
+        # were not timed)
+        self.push: Callable[[tuple[tuple[float, ...], float, float]], None] = self._batches.append
 
     def add(self, times: dict[str, float]) -> None:
         """One batch's seconds per stage (stages it did not pass are left out)."""
-        self._batches.append({k: float(v) for k, v in times.items() if k in STAGES})
+        producer = tuple(float(times.get(s, 0.0)) for s in PRODUCER)
+        self._batches.append(
+            (producer, float(times.get("wait", 0.0)), float(times.get("step", 0.0)))
+        )
+
+    def clear(self) -> None:
+        """Forget every batch (the loader's settings changed)."""
+        self._batches.clear()
 
     def __len__(self) -> int:
         return len(self._batches)
@@ -62,8 +74,14 @@ class StageWindow:
         -------
         dict of str to float
         """
-        n = len(self._batches) or 1
-        return {s: sum(b.get(s, 0.0) for b in self._batches) / n for s in STAGES}
+        sums, batches = [0.0] * len(STAGES), list(self._batches)  # a copy: the loader adds
+        for producer, wait, step in batches:
+            for i, t in enumerate(producer):
+                sums[i] += t
+            sums[-2] += wait
+            sums[-1] += step
+        n = len(batches) or 1
+        return {s: t / n for s, t in zip(STAGES, sums)}
 
     def shares(self) -> dict[str, float]:
         """Each producer stage's share of the producer's time a batch (sums to 1 when timed).
@@ -144,6 +162,16 @@ def verdict(
     waiting = wait / (wait + step) if wait + step > 0 else 0.0
     producer = {s: means.get(s, 0.0) for s in PRODUCER}
     total = sum(producer.values())
+    if total == 0.0 and waiting >= WAITS_LITTLE:  # worker processes: no stage timed there yet
+        return Verdict(
+            "input",
+            "",
+            0.0,
+            f"the consumer waits {waiting:.0%} of its time ({wait * 1e3:.2f} ms a batch); the "
+            f"readers' stages were not timed ({workers} {worker_type} readers)",
+            "The loader holds the step back: try more readers, or worker_type='thread' to see "
+            "which stage it is.",
+        )
     if waiting < WAITS_LITTLE or total == 0.0:
         return Verdict(
             "compute",
