@@ -223,3 +223,56 @@ def test_the_monitor_reports_the_containers_memory_not_the_hosts():
     assert machine["limits"].split(" (")[0] == lim.describe().split(" (")[0]
     assert machine["limits"].split(";")[1] == lim.describe().split(";")[1]
     assert 0 < machine["available_bytes"] <= lim.total
+
+
+def test_a_cpu_quota_of_one_core_caps_the_default_worker_processes():
+    """In a real child cgroup with cpu.cfs_quota_us = period (v1) or cpu.max "100000 100000"
+    (v2): one core; the loader's automatic process workers for a transform drop from 2 to 1."""
+    if os.geteuid() != 0:
+        pytest.skip("not root: cannot make a child cgroup")
+    d, version = _controller_dir(Path("/"), "cpu")
+    if d is None:
+        pytest.skip("no cpu cgroup controller is mounted")
+    child = d / f"wbtest-{uuid.uuid4().hex[:8]}"
+    try:
+        child.mkdir()
+    except OSError as e:
+        pytest.skip(f"cannot make a child cgroup under {d}: {e}")
+    try:
+        if version == 2:
+            (child / "cpu.max").write_text("100000 100000")
+        else:
+            (child / "cpu.cfs_period_us").write_text("100000")
+            (child / "cpu.cfs_quota_us").write_text("100000")
+        script = (
+            "import json, numpy as np, workbench as wb\n"
+            "from workbench.monitoring.container import container_limits\n"
+            "dl = wb.loader(wb.open_dataset({'x': np.ones((64, 4), 'float32')}),\n"
+            "               transform=lambda b: b)\n"
+            "lim = container_limits()\n"
+            "print(json.dumps([lim.cpu_quota, lim.cores, dl.config.num_workers,\n"
+            "                  dl.config.worker_type]))\n"
+        )
+        out = subprocess.run(
+            [
+                "sh",
+                "-c",
+                f'echo $$ > {child / "cgroup.procs"} && exec "$0" -c "$1"',
+                sys.executable,
+                script,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        quota, cores, workers, kind = json.loads(out.stdout.strip().splitlines()[-1])
+        assert (quota, cores) == (1.0, 1)
+        assert (workers, kind) == (1, "process")
+    finally:
+        for _ in range(50):
+            try:
+                child.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..monitoring.container import container_limits
 from .sampling import ORDERS
 
 __all__: list[str] = []
@@ -163,7 +164,9 @@ def choose(
     workers = cfg.num_workers
     if cfg.auto_workers:
         big = kind == "process" or (batch_bytes >= AUTO_THREADS_FROM_BYTES and not reads_ahead)
-        workers = AUTO_THREADS if big else 0
+        # a process per core at most: under a CPU quota of one core a second one only competes
+        procs = min(AUTO_THREADS, container_limits().cores)
+        workers = (procs if kind == "process" else AUTO_THREADS) if big else 0
     if not isinstance(prefetch, int) or isinstance(prefetch, bool) or prefetch < 1:
         raise InvalidInputError(
             f"prefetch_factor={prefetch!r}; use an integer of at least 1, "
