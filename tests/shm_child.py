@@ -56,7 +56,7 @@ def case(kind: str, rows: int, batch_size: int, prefetch: int, epochs: int) -> d
                 del batch
             got = np.sort(np.concatenate(seen))
             once.append(bool(len(got) == rows and (got == np.arange(rows)).all()))
-        state = dl._feed.kept.shm
+        state, shown = dl._feed.kept.shm, repr(dl)
         said = [f"{w.category.__name__}: {w.message}" for w in caught]
         dl.close()
     del dl, caught
@@ -67,6 +67,7 @@ def case(kind: str, rows: int, batch_size: int, prefetch: int, epochs: int) -> d
         "processes": len(pids),
         "warnings": said,
         "state": state,
+        "repr": shown,
         "shm_before": before,
         "shm_after": sorted(os.listdir("/dev/shm")),
         "free_after": st.f_bavail * st.f_frsize,

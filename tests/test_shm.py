@@ -67,6 +67,7 @@ def test_batches_too_big_for_a_16_mib_dev_shm_are_read_on_threads_with_a_warning
     big, foreign = _in_small_shm("ours:20000:4096:2:2", "foreign:20000:4096:2:2")
     assert big["rows_once"] == [True, True]  # every row once, both epochs
     assert big["processes"] == 0 and big["state"].startswith("threads: /dev/shm has 16.0 MiB")
+    assert f"(process; {big['state']})" in big["repr"]  # repr(loader) says what it did instead
     (said,) = big["warnings"]  # once, not once an epoch
     assert said.startswith("SharedMemoryWarning: process workers need 40.2 MiB")
     assert "16.0 MiB free" in said and "reading on 2 threads" in said

@@ -85,7 +85,8 @@ class Loader:
         return (
             f"Loader({type(self.dataset).__name__} of {len(self.dataset):,} rows, "
             f"batch_size={self.batch_size}, shuffle={self.order!r}, num_workers={self.num_workers}"
-            f" ({self.worker_type}), block_rows={self.block_rows:,} ({self.block_rows_from})"
+            f" ({self.worker_type}{'; ' + self._feed.kept.shm if self._feed.kept.shm else ''}),"
+            f" block_rows={self.block_rows:,} ({self.block_rows_from})"
             f"{window_note(self.config, self._cache)})"
         )
 
