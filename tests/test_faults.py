@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from browser import free_port
 
 import workbench as wb
 from workbench.errors import CorruptDatasetError, WorkerError, in_worker
@@ -109,9 +110,7 @@ def http_store(tmp_path):
 
     x = np.arange(16 * 512 * 64, dtype=np.float32).reshape(-1, 64)  # 16 shards of 128 KiB
     wb.convert({"x": x}, tmp_path / "d.store", shard_bytes=128 << 10, progress=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         cwd=tmp_path,

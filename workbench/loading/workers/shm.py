@@ -8,7 +8,7 @@ the loader reads on threads instead. Each says so once, with the sizes and the f
 worker failing to allocate (torch: ``unable to allocate shared memory``) or dying of SIGBUS.
 
 >>> p = fit(4 << 20, workers=2, prefetch=2, group=1, free=16 << 20)
->>> p.fits, _size(p.need)
+>>> p.fits, human_bytes(p.need)
 (False, '32.0 MiB')
 >>> fit(256 << 10, workers=2, prefetch=16, group=16, free=16 << 20)[:3]
 (12, 1, True)
@@ -22,6 +22,7 @@ import warnings
 from typing import Any, NamedTuple
 
 from ...errors import LoaderError, SharedMemoryWarning
+from ...units import human_bytes
 
 __all__: list[str] = []
 
@@ -115,26 +116,23 @@ def fit(
     return Plan(1, 1, False, need(batch_bytes, workers, 1, 1, slots, lend), free, asked)
 
 
-def _size(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 1 << 30 else f"{n / 2**20:.1f} MiB"
-
-
 def message(plan: Plan, batch_bytes: int, workers: int, asked_need: int) -> str:
     """What the warning says: the sizes (needed vs free on /dev/shm), what the loader does
     instead, and the fix."""
-    free = _size(plan.free or 0)
+    free = human_bytes(plan.free or 0)
     head = (
-        f"process workers need {_size(asked_need)} of shared memory ({workers} workers, "
-        f"batches of {_size(batch_bytes)}, {plan.asked[0]} a request, {plan.asked[1]} in flight)"
+        f"process workers need {human_bytes(asked_need)} of shared memory ({workers} workers, "
+        f"batches of {human_bytes(batch_bytes)}, {plan.asked[0]} a request, "
+        f"{plan.asked[1]} in flight)"
         f" but {SHM} has {free} free"
     )
     if plan.fits:
         return (
             f"{head}: reading {plan.size} batches a request, {plan.requests} in flight per "
-            f"worker instead ({_size(plan.need)}), which is slower; for full speed {FIX}"
+            f"worker instead ({human_bytes(plan.need)}), which is slower; for full speed {FIX}"
         )
     return (
-        f"{head}, and even one batch at a time needs {_size(plan.need)}: reading on "
+        f"{head}, and even one batch at a time needs {human_bytes(plan.need)}: reading on "
         f"{workers} threads instead of processes; to use processes {FIX}"
     )
 
@@ -147,7 +145,8 @@ def note(plan: Plan, asked_need: int) -> str:
         "threads" if not plan.fits else f"{plan.size} batches a request, {plan.requests} in flight"
     )
     return (
-        f"{how}: {SHM} has {_size(plan.free or 0)} free, process workers need {_size(asked_need)}"
+        f"{how}: {SHM} has {human_bytes(plan.free or 0)} free, "
+        f"process workers need {human_bytes(asked_need)}"
     )
 
 
@@ -162,7 +161,8 @@ def no_room(count: int, batch: Any) -> NoRoom:
     nbytes = sum(v.nbytes for v in parts if hasattr(v, "nbytes"))
     return NoRoom(
         f"a loader worker process found no room on {SHM} for its {count} batch slots of "
-        f"{_size(nbytes)} ({_size(count * nbytes)}; {_size(free_bytes() or 0)} free)"
+        f"{human_bytes(nbytes)} ({human_bytes(count * nbytes)}; "
+        f"{human_bytes(free_bytes() or 0)} free)"
     )
 
 
