@@ -229,7 +229,7 @@ def test_no_per_item_finding_without_a_faster_batched_path(demo):
 
 
 def test_the_per_item_threshold():
-    assert per_item_is_slow(41e-6, 0.3e-6) and not per_item_is_slow(4e-6, 1e-6)
+    assert per_item_is_slow(41e-6, 0.3e-6) and not per_item_is_slow(2.5e-6, 1e-6)
     assert per_item_is_slow(25e-6, None) and not per_item_is_slow(5e-6, None)
 
 
