@@ -168,7 +168,7 @@ def drop_caches() -> None:
 def median_of(
     make: Callable[[], Iterable[Any]],
     *,
-    runs: int = 3,
+    runs: int | None = None,
     seconds: float,
     warmup_s: float = 1.5,
     max_batches: int | None = None,
@@ -180,7 +180,10 @@ def median_of(
     ``cold``: the page cache is dropped before each run; ``make`` must open a new mapping. Cold
     rates count from the start, the first batch included: with the device's read-ahead
     (``read_ahead_kb``, 8 MiB on this VM's disk) the first batch of a shuffled order can fault in
-    most of a file, and a rate from the first batch on would leave that read out."""
+    most of a file, and a rate from the first batch on would leave that read out.
+    ``runs`` defaults to ``WB_BENCH_RUNS`` (3): loaders.py sets 1 and repeats the child in
+    interleaved rounds instead."""
+    runs = runs or int(os.environ.get("WB_BENCH_RUNS", "3"))
     if not cold and warmup_s > 0:
         timed(make, seconds=warmup_s, max_batches=max_batches, rows_per_batch=rows_per_batch)
     results = []

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from workbench.bench.comparison import quartiles
+
 try:
     from . import _loadmeasure as lm
     from . import _measure, _peers
@@ -156,7 +158,8 @@ def limit_random_gather(
     ``method="take"``, np.take on one core: the better gather when the cores are oversubscribed
     and an OpenMP team waits for a descheduled thread; with ``method="native"``, our compiled
     ``take_rows`` kernel on every core, called directly on the one array), summed. The goal takes
-    the best of the three."""
+    the best of the three. ``method="ram"``: torch.index_select over an in-memory copy (anonymous
+    memory, no page-cache mapping): the in-RAM gather limit, which a RAM tier is judged by."""
     import os
 
     import torch
@@ -164,6 +167,9 @@ def limit_random_gather(
     p = _paths(root)
     x = torch.from_numpy(np.asarray(np.load(p["features"], mmap_mode="r")))  # read-only view
     y = torch.from_numpy(np.asarray(np.load(p["labels"], mmap_mode="r")))
+    note = ""
+    if method == "ram":  # the ceiling from anonymous memory: what an in-RAM copy allows
+        x, y, method, note = x.clone(), y.clone(), "torch", ", from an in-memory copy"
     order = torch.from_numpy(_full_order(len(x)))
     bx, by = torch.empty((batch, x.shape[1]), dtype=x.dtype), torch.empty(batch, dtype=y.dtype)
     every, consumer = len(os.sched_getaffinity(0)), torch.get_num_threads()
@@ -213,8 +219,13 @@ def limit_random_gather(
 
     return {
         **lm.median_of(make, seconds=seconds),
-        "note": f"torch.index_select, {every} intra-op threads",
+        "note": f"torch.index_select, {every} intra-op threads{note}",
     }
+
+
+def limit_ram_gather(root: str, batch: int, seconds: float) -> dict[str, Any]:
+    """:func:`limit_random_gather` over an in-memory copy: the in-RAM gather limit."""
+    return limit_random_gather(root, batch, seconds, method="ram")
 
 
 def cold_read(root: str, seconds: float) -> dict[str, Any]:
@@ -265,6 +276,7 @@ def ours(
     False turns off the read-ahead advice on the sampler's next window (the "before" of cold)."""
     import workbench
     from workbench.datasets import gather
+    from workbench.loading.orders import shuffle_quality
 
     if numpy_gather:
         gather._CORES, gather.native = 1, None
@@ -291,8 +303,23 @@ def ours(
             return iter(dl)
         return _watched(dl, workbench.Monitor(dl, interval=monitor))
 
+    # how well its batches mix (1.0: a full shuffle), from the sampler alone: no rows are read
+    probe = workbench.loader(
+        warm or workbench.open_dataset(store),
+        batch_size=batch,
+        shuffle=order,
+        seed=0,
+        run_rows=run_rows,
+        num_workers=0,
+    )
+    batches = [b for _, b in zip(range(200), probe.sampler)]
+    quality = shuffle_quality(batches, len(probe.dataset))
+    probe.close()
     try:
-        return lm.median_of(make, seconds=seconds, cold=cold)
+        return {
+            **lm.median_of(make, seconds=seconds, cold=cold),
+            "note": f"shuffle quality {quality:.2f}",
+        }
     finally:
         _stop_watching()
 
@@ -478,22 +505,33 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
             )
         )
     for w in (0, 2):  # contiguous runs inside block-order batches
-        out.append(
-            _row(
-                "workbench loader, run_rows=256",
-                "ours",
-                "block",
-                f"thread {w}",
-                b,
-                order="block",
-                workers=w,
-                worker_type="thread",
-                run_rows=256,
-                **common,
+        for runs in (32, 256):
+            out.append(
+                _row(
+                    f"workbench loader, run_rows={runs}",
+                    "ours",
+                    "block",
+                    f"thread {w}",
+                    b,
+                    order="block",
+                    workers=w,
+                    worker_type="thread",
+                    run_rows=runs,
+                    **common,
+                )
             )
-        )
     for bsz in (b, 1024) if b != 1024 else (b,):  # the gather's before/after, same run
         c = {**common, "batch": bsz}
+        out.append(
+            _row(
+                "limit: random gather from RAM, every core",
+                "limit_ram_gather",
+                "full",
+                "-",
+                bsz,
+                **c,
+            )
+        )
         if bsz != b:
             out.append(
                 _row(
@@ -768,31 +806,82 @@ def cold_plan(args: argparse.Namespace, root: str) -> list[dict[str, Any]]:
     return out
 
 
-def execute(rows_plan: list[dict[str, Any]], log: Any) -> None:
+def execute(rows_plan: list[dict[str, Any]], log: Any, rounds: int) -> None:
+    """Every contender once per round, each in a fresh process (one timed run after its warm-up),
+    the rounds interleaved and each round starting one contender later, so a slow spell of the
+    machine lands on different contenders and on both sides of a ratio alike. ``r["rounds"]``:
+    each round's result (None where it failed); ``r["res"]``: the medians over them."""
+    live = [r for r in rows_plan if r["func"]]
     for r in rows_plan:
+        r["rounds"], r["res"] = [], None
         if not r["func"]:
-            r["res"] = None
             log(f"  {r['name']:<48} {r['order']:<10} skipped (not installed: make bench)")
-            continue
-        t = time.perf_counter()
-        try:
-            r["res"] = _measure.run_child(SCRIPT, r["func"], r["kw"], sample_every=0.5, timeout=900)
-        except RuntimeError as e:
-            r["res"], r["error"] = None, str(e).strip().splitlines()[-1][:160]
-        res = r["res"]
-        got = f"{res['samples_per_s']:>12,.0f} samples/s" if res else f"FAILED: {r.get('error')}"
-        log(
-            f"  {r['name']:<48} {r['order']:<10} {r['workers']:<9} bs={r['batch']:<5} {got}"
-            f"  ({time.perf_counter() - t:.0f} s)"
-        )
+    os.environ["WB_BENCH_RUNS"] = "1"
+    for rnd in range(rounds):
+        log(f" round {rnd + 1} of {rounds}:")
+        shift = rnd % max(1, len(live))
+        for r in live[shift:] + live[:shift]:
+            t = time.perf_counter()
+            try:
+                res = _measure.run_child(SCRIPT, r["func"], r["kw"], sample_every=0.5, timeout=900)
+            except RuntimeError as e:
+                res, r["error"] = None, str(e).strip().splitlines()[-1][:160]
+            if res is not None and "error" in res:
+                res, r["error"] = None, res["error"]
+            r["rounds"].append(res)
+            got = f"{res['samples_per_s']:>12,.0f} samples/s" if res else f"FAILED: {r['error']}"
+            log(
+                f"  {r['name']:<48} {r['order']:<10} {r['workers']:<9} bs={r['batch']:<5} {got}"
+                f"  ({time.perf_counter() - t:.0f} s)"
+            )
+    for r in live:
+        r["res"] = over_rounds(r["rounds"])
+
+
+def over_rounds(results: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One contender's rounds: medians of its rates, peaks of its memory; ``runs`` in round order
+    (NaN where a round failed, so rounds stay paired with other contenders')."""
+    done = [x for x in results if x]
+    if not done:
+        return None
+    med = quartiles([x["samples_per_s"] for x in done])[1]
+    return {
+        **min(done, key=lambda x: abs(x["samples_per_s"] - med)),
+        "samples_per_s": med,
+        "mb_per_s": quartiles([x["mb_per_s"] for x in done])[1],
+        "runs": [x["samples_per_s"] if x else float("nan") for x in results],
+        "peak_anon": max(x["peak_anon"] for x in done),
+        "peak_rss": max(x["peak_rss"] for x in done),
+        "anon_growth": max(x["anon_growth"] for x in done),
+        "first_batch_s": quartiles([x["first_batch_s"] for x in done])[1],
+    }
+
+
+def per_round(a: dict[str, Any], b: dict[str, Any]) -> list[float]:
+    """``a``'s rate over ``b``'s, round by round, where both ran."""
+    return [
+        x / y
+        for x, y in zip(a["res"]["runs"], b["res"]["runs"])
+        if x == x and y == y and y > 0  # NaN: a failed round
+    ]
+
+
+def ratio_of(a: dict[str, Any], b: dict[str, Any]) -> tuple[float, float, float]:
+    """(lower quartile, median, upper quartile) of :func:`per_round`."""
+    got = per_round(a, b)
+    return quartiles(got) if got else (0.0, 0.0, 0.0)
 
 
 def fmt_table(
-    rows_plan: list[dict[str, Any]], zc: float, mc: float, ref_name: str = "zero-copy"
+    rows_plan: list[dict[str, Any]],
+    zc: dict[str, Any] | None,
+    mc: dict[str, Any] | None,
+    ref_name: str = "zero-copy",
 ) -> str:
+    """Medians over the rounds; each ratio is the median of the per-round ratios."""
     head = (
         f"| contender | order | workers | batch | samples/s | MB/s | ÷ {ref_name} | ÷ memcpy | "
-        "1st batch s | Σ anon peak GiB | anon growth GiB | Σ RSS peak GiB | runs (samples/s) "
+        "1st batch s | Σ anon peak GiB | anon growth GiB | Σ RSS peak GiB | rounds (samples/s) "
         "| note |"
     )
     lines = [head, "|" + "---|" * 14]
@@ -806,9 +895,11 @@ def fmt_table(
             continue
         sps = res["samples_per_s"]
         runs = ", ".join(f"{v:,.0f}" for v in res["runs"])
+        to_zc = f"{ratio_of(r, zc)[1]:.2f}" if zc else "-"
+        to_mc = f"{ratio_of(r, mc)[1]:.2f}" if mc else "-"
         lines.append(
             f"| {r['name']} | {r['order']} | {r['workers']} | {r['batch']} | {sps:,.0f} | "
-            f"{res['mb_per_s']:,.0f} | {sps / zc if zc else 0:.2f} | {sps / mc if mc else 0:.2f} | "
+            f"{res['mb_per_s']:,.0f} | {to_zc} | {to_mc} | "
             f"{res['first_batch_s']:.2f} | {res['peak_anon'] / lm.GIB:.2f} | "
             f"{res['anon_growth'] / lm.GIB:.2f} | {res['peak_rss'] / lm.GIB:.2f} | {runs} | "
             f"{res.get('note', '')} |"
@@ -860,10 +951,12 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
         if not a or not b:
             out.append(f"- n/a  {goal}: not measured")
             return
-        ok = a >= need * b
+        lo, mid, hi = ratio_of(ours_r, ref_r)
+        ok = lo >= need  # met only when its lower quartile meets it
         out.append(
-            f"- {'PASS' if ok else 'MISS'} {goal}: {a / b:.2f}× (need ≥ {need}×) — "
-            f"{label(ours_r)} {a:,.0f} vs {label(ref_r)} {b:,.0f} samples/s"
+            f"- {'PASS' if ok else 'MISS'} {goal}: {mid:.2f}× [quartiles {lo:.2f}–{hi:.2f}] "
+            f"(need ≥ {need}× on the lower quartile) — {label(ours_r)} {a:,.0f} vs "
+            f"{label(ref_r)} {b:,.0f} samples/s (medians)"
         )
 
     zc = _best(_get(warm, "limit_zero_copy"))
@@ -877,8 +970,15 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
     blk = _best([r for r in ours_bs if r["order"] == "block"])
     full = _best([r for r in ours_bs if r["order"] == "full"])
     out.append("Ours = the best of our configurations at batch %d for that order." % batch)
-    check("sequential ≥ 0.9× zero-copy read", seq, zc, 0.9)
+    check("sequential ≥ 0.95× zero-copy read", seq, zc, 0.95)
     check("block ≥ 0.8× memcpy, with run_rows", blk, mc, 0.8)
+    r32 = _best([r for r in ours_bs if r["order"] == "block" and "run_rows=32" in r["name"]])
+    check(
+        f"block ≥ 0.8× memcpy at run_rows=32 ({r32['res'].get('note', '') if r32 else ''})",
+        r32,
+        mc,
+        0.8,
+    )
     check(
         "  block without run_rows",
         _best([r for r in ours_bs if r["order"] == "block" and "run_rows" not in r["name"]]),
@@ -889,6 +989,12 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
     for bsz in sorted({r["batch"] for r in _get(warm, "limit_random_gather")}):
         gl = _best(_get(warm, "limit_random_gather", batch=bsz))
         mine_full = [r for r in _get(warm, "ours", "full", batch=bsz) if "Monitor" not in r["name"]]
+        check(
+            f"full shuffle ≥ 0.9× the in-RAM gather limit (bs {bsz})",
+            _best([r for r in mine_full if "gather" not in r["name"]]),
+            _best(_get(warm, "limit_ram_gather", batch=bsz)),
+            0.9,
+        )
         check(
             f"full shuffle ≥ 0.8× the random-gather limit, best of its three (bs {bsz})",
             _best([r for r in mine_full if "(" not in r["name"]]),
@@ -964,10 +1070,10 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
         40,
     )
     check(
-        "full ≥ 40× HF datasets + DataLoader (full order, best)",
+        "full ≥ 50× HF datasets + DataLoader (full order, best)",
         full,
         _best(_get(warm, "hf", "full")),
-        40,
+        50,
     )
     check(
         "full ≥ 10× MosaicML Streaming (shuffle on, best of its configs)",
@@ -976,10 +1082,10 @@ def goals(warm: list[dict[str, Any]], cold: list[dict[str, Any]] | None, batch: 
         10,
     )
     check(
-        "full ≥ 10× litdata (shuffle on, best of its configs)",
+        "full ≥ 50× litdata (shuffle on, best of its configs)",
         full,
         _best(_get(warm, "litdata_peer", "full")),
-        10,
+        50,
     )
     check(
         "block ≥ 1× seed MemoryMappedDataset (its shuffled batches, best)",
@@ -1055,6 +1161,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--skip-warm", action="store_true", help="only the cold section")
     ap.add_argument("--quick", action="store_true", help="64 MiB, 1 s runs: a smoke run")
     ap.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved rounds, a fresh process per contender each (≥ 5 for figures)",
+    )
+    ap.add_argument(
         "--torch-threads",
         type=int,
         default=1,
@@ -1082,7 +1194,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg = (
         f"`benchmarks/loaders.py --gib {args.gib:g} --batch {args.batch} --seconds {args.seconds:g}"
         f"{' --cold' if args.cold else ''}`: {rows:,} rows, {os.cpu_count()} cores, "
-        f"torch threads {args.torch_threads}, load average {os.getloadavg()[0]:.1f} at start, "
+        f"torch threads {args.torch_threads}, {args.rounds} interleaved rounds (medians; a goal "
+        f"is met when the lower quartile of its per-round ratio is), load average "
+        f"{os.getloadavg()[0]:.1f} at start, "
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}"
     )
     report.append(f"# Loader benchmark\n\n{cfg}\n")
@@ -1097,28 +1211,26 @@ def main(argv: list[str] | None = None) -> None:
                 if r["func"] in keep or r["func"] in ("limit_zero_copy", "limit_memcpy")
             ]
         log("\nwarm page cache:")
-        execute(warm, log)
+        execute(warm, log, args.rounds)
         zc = _best(_get(warm, "limit_zero_copy"))
         mc = _best(_get(warm, "limit_memcpy"))
-        table = fmt_table(
-            warm, zc["res"]["samples_per_s"] if zc else 0, mc["res"]["samples_per_s"] if mc else 0
-        )
+        table = fmt_table(warm, zc, mc)
         report += ["## Warm page cache\n", table, ""]
     cold = None
     if args.cold:
         cold = cold_plan(args, str(root))
         log("\ncold (page cache dropped before every run, new mapping per run):")
-        execute(cold, log)
+        execute(cold, log, args.rounds)
         cs = _best(_get(cold, "cold_read"))
         cm = _best(_get(cold, "limit_zero_copy"))
-        table = fmt_table(cold, cs["res"]["samples_per_s"] if cs else 0, 0, ref_name="cold dd")
+        table = fmt_table(cold, cs, None, ref_name="cold dd")
         table = table.replace("÷ memcpy", "÷ cold memmap seq")
         if cm:  # second ratio column: against the cold zero-copy memmap read
             fixed = []
             for line, r in zip(table.splitlines()[2:], cold):
                 if r.get("res"):
                     cells = line.split(" | ")
-                    cells[7] = f"{r['res']['samples_per_s'] / cm['res']['samples_per_s']:.2f}"
+                    cells[7] = f"{ratio_of(r, cm)[1]:.2f}"
                     line = " | ".join(cells)
                 fixed.append(line)
             table = "\n".join(table.splitlines()[:2] + fixed)

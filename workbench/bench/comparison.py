@@ -1,16 +1,24 @@
 """What :func:`~workbench.bench.limits.compare_orders` measured, and the words it prints: each
-reader's best round (:class:`Reading`), and :class:`OrderComparison`, which sets every order
-beside its limit and the naive Datasets (the ratios, the table, one verdict per order).
+reader's rounds (:class:`Reading`), and :class:`OrderComparison`, which sets every order beside
+its limit and the naive Datasets (the ratios, the table, one verdict per order).
+
+A ratio is the median of per-round ratios: the readers take turns, so round ``i`` of two readers
+ran under the same load, and a busy moment slows both sides of one ratio rather than one reader.
+Its quartiles are the spread a claim must survive (a goal holds when its lower quartile does).
+
+>>> quartiles([1.0, 2.0, 3.0, 4.0, 5.0])
+(2.0, 3.0, 4.0)
 """
 
 from __future__ import annotations
 
+import statistics
 import textwrap
 from dataclasses import dataclass
 
 from ..units import human_bytes
 
-__all__ = ["OrderComparison"]
+__all__ = ["OrderComparison", "quartiles"]
 
 COMPARED = ("sequential", "block", "full")
 LIMITS = {
@@ -23,8 +31,8 @@ LABELS = {"sequential": "sequential", "block": "block", "full": "full shuffle"}
 
 @dataclass(frozen=True)
 class Reading:
-    """One reader's best round: ``kind`` is "limit", "workbench" or "naive"; ``runs`` holds the
-    rows/s of every round, ``rows_per_s`` and ``mb_per_s`` the best."""
+    """One reader's rounds: ``kind`` is "limit", "workbench" or "naive"; ``runs`` holds the
+    rows/s of every round in round order, ``rows_per_s`` and ``mb_per_s`` their median."""
 
     name: str
     kind: str
@@ -54,7 +62,7 @@ class OrderComparison:
     rounds : int
         Rounds each reader ran (after a warm-up round that is not kept).
     readings : tuple of Reading
-        Every reader's best round: the limits, workbench's loader in each order, the naive
+        Every reader's rounds: the limits, workbench's loader in each order, the naive
         Datasets.
     """
 
@@ -79,25 +87,36 @@ class OrderComparison:
     def naive(self, order: str) -> list[Reading]:
         return self._of("naive", order)
 
+    def ratios(self, order: str, against: Reading | None = None) -> tuple[float, ...]:
+        """workbench's rows/s in ``order`` over ``against`` (default: the order's limit), round
+        by round."""
+        return paired(self.ours(order), against or self.limit(order))
+
     def ratio(self, order: str, against: Reading | None = None) -> float:
-        """workbench's rows/s in ``order`` over ``against`` (default: the order's limit)."""
-        ref = against or self.limit(order)
-        return self.ours(order).rows_per_s / ref.rows_per_s if ref.rows_per_s else float("inf")
+        """The median of :meth:`ratios`."""
+        return quartiles(list(self.ratios(order, against)))[1]
+
+    def spread(self, order: str, against: Reading | None = None) -> tuple[float, float]:
+        """The lower and upper quartile of :meth:`ratios`."""
+        lo, _, hi = quartiles(list(self.ratios(order, against)))
+        return lo, hi
 
     def header(self) -> str:
         return (
             f"{self.rows:,} rows x {self.row_bytes:,} B ({human_bytes(self.rows * self.row_bytes)})"
             f" of {self.source}, batch {self.batch_size:,}, warm page cache; the naive Datasets"
-            f" through DataLoader(num_workers=0); every reader sums each batch; best of"
-            f" {self.rounds} interleaved rounds of {self.seconds:g} s each"
+            f" through DataLoader(num_workers=0); every reader sums each batch; medians of"
+            f" {self.rounds} interleaved rounds of {self.seconds:g} s each, ratios taken round by"
+            f" round (their quartiles in brackets)"
         )
 
     def table(self) -> str:
-        lines = [f"{'reader':<59}{'order':<11}{'rows/s':>11}{'MB/s':>8}{'worst':>7}"]
-        for r in self.readings:
-            worst = min(r.runs) / r.rows_per_s if r.rows_per_s else 0.0
+        lines = [f"{'reader':<59}{'order':<11}{'rows/s':>11}{'MB/s':>8}{'IQR':>7}"]
+        for r in self.readings:  # the spread of its rounds, as a share of their median
+            lo, mid, hi = quartiles(list(r.runs))
+            iqr = f"{(hi - lo) / mid:.0%}" if mid else "-"
             lines.append(
-                f"{r.name:<59}{r.order:<11}{r.rows_per_s:>11,.0f}{r.mb_per_s:>8,.0f}{worst:>7.2f}"
+                f"{r.name:<59}{r.order:<11}{r.rows_per_s:>11,.0f}{r.mb_per_s:>8,.0f}{iqr:>7}"
             )
         return "\n".join(lines)
 
@@ -108,17 +127,18 @@ class OrderComparison:
             lim = self.limit(order)
             words = (
                 f"{LABELS[order]}: {_rate(self.ours(order).rows_per_s)} rows/s = "
-                f"{_times(self.ratio(order))} {LIMITS[order]} ({_rate(lim.rows_per_s)} rows/s"
+                f"{self._ratio_words(order)} {LIMITS[order]} ({_rate(lim.rows_per_s)} rows/s"
                 f"{', ' + lim.name.split(', ', 1)[1] if order == 'full' else ''})"
             )
             naive = [
-                f"{_times(self.ratio(order, r))} {r.name.removeprefix('naive: ')}"
+                f"{self._ratio_words(order, r)} {r.name.removeprefix('naive: ')}"
                 for r in self.naive(order)
             ]
             for r in self._of("runs", order):  # the option that trades mixing for copy speed
                 rows = r.name.split("run_rows=")[1].rstrip(")")
+                lo, mid, hi = quartiles(list(paired(r, lim)))
                 words += (
-                    f"; with run_rows={rows}: {_times(r.rows_per_s / lim.rows_per_s)} "
+                    f"; with run_rows={rows}: {_times(mid)} [{_times(lo)}-{_times(hi)}] "
                     f"{LIMITS[order]}"
                 )
             out.append(
@@ -131,10 +151,38 @@ class OrderComparison:
             )
         return out
 
+    def _ratio_words(self, order: str, against: Reading | None = None) -> str:
+        lo, hi = self.spread(order, against)
+        return f"{_times(self.ratio(order, against))} [{_times(lo)}-{_times(hi)}]"
+
     def text(self) -> str:
         """The header, the table and the verdicts: what the demo and the notebook print."""
         head = textwrap.fill(self.header(), 96, break_on_hyphens=False)
         return "\n".join([head, "", self.table(), "", *self.verdicts()])
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """The lower quartile, the median and the upper quartile of ``values`` (inclusive method:
+    one value is all three).
+
+    Parameters
+    ----------
+    values : list of float
+        At least one.
+
+    Returns
+    -------
+    tuple of float
+    """
+    if len(values) == 1:
+        return values[0], values[0], values[0]
+    lo, mid, hi = statistics.quantiles(values, n=4, method="inclusive")
+    return lo, mid, hi
+
+
+def paired(a: Reading, b: Reading) -> tuple[float, ...]:
+    """``a``'s rows/s over ``b``'s, round by round (they took turns in each round)."""
+    return tuple(x / y if y else float("inf") for x, y in zip(a.runs, b.runs))
 
 
 def _rate(x: float) -> str:

@@ -14,9 +14,9 @@ the fastest way to get the same rows from the same bytes, measured in the same r
 and beside the seeds' naive Dataset classes (:mod:`workbench.bench.naive`) read through a plain
 ``DataLoader`` on the same data, in the order each one offers. Every reader consumes each batch
 the same way (a sum over every tensor, :func:`workbench.bench.throughput.consume`), on a warm page
-cache; the readers take turns, ``rounds`` times ``seconds`` each, and each keeps its best round,
-so a busy machine slows them alike (the table's "worst" column is the worst round over the best:
-how noisy the run was). Memory stays at a few batches: nothing is loaded whole. The limits are
+cache; the readers take turns, ``rounds`` times ``seconds`` each; a reader's rate is the median
+of its rounds and a ratio the median of the per-round ratios, with their quartiles, so a busy
+machine slows both sides of a ratio alike (the table's "IQR" column: how noisy a reader was). Memory stays at a few batches: nothing is loaded whole. The limits are
 serial (read, then sum, on one core); a loader that reads ahead on another core while this one
 sums can pass 1.0x.
 
@@ -32,7 +32,7 @@ import torch
 
 from ..errors import InvalidInputError
 from ..format.catalog import read_manifest
-from .comparison import OrderComparison, Reading
+from .comparison import OrderComparison, Reading, quartiles
 from .readers import every_reader
 from .throughput import measure
 
@@ -44,7 +44,7 @@ def compare_orders(
     *,
     batch_size: int = 1024,
     seconds: float = 0.5,
-    rounds: int = 3,
+    rounds: int = 5,
     features: str = "features",
     target: str | None = None,
     hdf5: str | os.PathLike[str] | None = None,
@@ -64,8 +64,9 @@ def compare_orders(
         Rows per batch, for every reader.
     seconds : float, default 0.5
         The length of one round of one reader.
-    rounds : int, default 3
-        Interleaved rounds per reader; each keeps its best.
+    rounds : int, default 5
+        Interleaved rounds per reader: rates are their medians, ratios the medians of the
+        per-round ratios.
     features : str, default "features"
         The dense column read as the inputs.
     target : str, optional
@@ -77,7 +78,7 @@ def compare_orders(
     Returns
     -------
     OrderComparison
-        Every reader's best round; ``text()`` prints the table and one verdict per order.
+        Every reader's rounds; ``text()`` prints the table and one verdict per order.
 
     Raises
     ------
@@ -94,7 +95,7 @@ def compare_orders(
     >>> all(c.limit(o).rows_per_s > 0 and c.ratio(o) > 0 for o in orders)
     True
     >>> words = " ".join(c.verdicts()[2].split())   # one sentence per order, wrapped at 96
-    >>> words.startswith("full shuffle: "), "x the random-gather limit (" in words
+    >>> words.startswith("full shuffle: "), "] the random-gather limit (" in words
     (True, True)
     """
     if batch_size < 1 or seconds <= 0 or rounds < 1:
@@ -114,7 +115,6 @@ def compare_orders(
         )
     ds = open_dataset(store, columns=[features, target])
     readers = every_reader(ds, files[features], files[target], batch_size, hdf5, (features, target))
-    best: dict[str, tuple[float, float]] = {}
     runs: dict[str, list[float]] = {name: [] for name, *_ in readers}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the consumer's sum on one thread everywhere, as the benchmark does
@@ -130,14 +130,13 @@ def compare_orders(
                         it.close()
                     if rnd:
                         runs[name].append(t.samples_per_s)
-                        if t.samples_per_s >= best.get(name, (-1.0, 0.0))[0]:
-                            best[name] = (t.samples_per_s, t.mb_per_s)
     finally:
         torch.set_num_threads(threads)
-    got = tuple(
-        Reading(name, kind, order, *best[name], tuple(runs[name]))
-        for name, kind, order, _ in readers
-    )
+    row_bytes = ds.row_nbytes
+    got = []
+    for name, kind, order, _ in readers:
+        mid = quartiles(runs[name])[1]
+        got.append(Reading(name, kind, order, mid, mid * row_bytes / 1e6, tuple(runs[name])))
     return OrderComparison(
-        str(store), m.shards[0].rows, ds.row_nbytes, batch_size, seconds, rounds, got
+        str(store), m.shards[0].rows, row_bytes, batch_size, seconds, rounds, tuple(got)
     )
