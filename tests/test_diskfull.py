@@ -211,3 +211,51 @@ def test_a_shard_bigger_than_the_cache_disk_raises_disk_full_and_leaves_no_part_
     assert "2,097," in msg and "are free" in msg and "cache_dir=" in msg, msg
     assert out["debris"] == [] and out["files"] == [] and out["held"] == 0, out
     assert out["seconds"] < 1.0, out  # not retried with backoff: the disk is ours, not the server's
+
+
+def test_a_disk_that_fills_up_at_commit_raises_and_leaves_the_old_version(tmp_path):
+    """Every shard is written, then another writer takes the last free byte before the commit
+    writes its manifest: DiskFullError, the old version still current, no partial folder left."""
+    out = in_tmpfs(
+        tmp_path,
+        "8m",
+        """
+        d = MNT / "d.store"
+        old = np.arange(4000, dtype="float32").reshape(1000, 4)
+        wb.convert(old, d, progress=False)
+
+        def rows():
+            for i in range(4):
+                yield {"x": np.full((1024, 64), i, "float32")}
+            import time
+            t0 = time.monotonic()  # read ahead on a thread: wait for the writer to catch up
+            while len(list(d.glob("*.partial/*/x.npy"))) < 4 and time.monotonic() - t0 < 30:
+                time.sleep(0.01)
+            fd = os.open(MNT / "filler", os.O_WRONLY | os.O_CREAT)  # the shards are written
+            try:
+                while True:  # take every byte left
+                    os.write(fd, b"\\0" * 4096)
+            except OSError:
+                os.close(fd)
+
+        r = {}
+        try:
+            wb.convert(rows(), d, overwrite=True, progress=False, shard_bytes=256 << 10,
+                       chunk_rows=1024)
+            r["error"] = None
+        except DiskFullError as e:
+            r["error"] = str(e)
+        r["free_after"] = free()
+        ds = wb.open_dataset(d)
+        r["old_ok"] = bool(np.array_equal(ds.read_chunk(0, len(ds))["x"], old))
+        r["debris"], r["names"] = debris(d), sorted(os.listdir(d))
+        print(json.dumps(r))
+        """,
+    )
+    msg = out["error"]
+    assert msg is not None, "the commit found room on a full disk?"
+    assert str(tmp_path / "mnt" / "d.store") in msg and "Nothing was committed" in msg, msg
+    assert "1,049,088 bytes (1.0 MiB) of finished shards and about 0 bytes" in msg, msg  # all 4
+    assert out["free_after"] >= 1 << 20, out  # the finished shards were removed
+    assert out["old_ok"] and out["debris"] == [], out
+    assert len(out["names"]) == 2, out  # CURRENT and the old version
