@@ -259,3 +259,61 @@ def test_a_disk_that_fills_up_at_commit_raises_and_leaves_the_old_version(tmp_pa
     assert out["free_after"] >= 1 << 20, out  # the finished shards were removed
     assert out["old_ok"] and out["debris"] == [], out
     assert len(out["names"]) == 2, out  # CURRENT and the old version
+
+
+def test_a_disk_that_fills_up_under_dask_workers_raises_disk_full_in_the_client(tmp_path):
+    """The shards are written by two Dask worker processes while another writer fills the disk
+    (the room check up front passed): their ENOSPC reaches the caller as DiskFullError, not a
+    worker's wrapped error, and the old version stays current with nothing half-written."""
+    out = in_tmpfs(
+        tmp_path,
+        "12m",
+        """
+        import threading, time
+
+        def fill(d, stop):
+            while not list(d.glob("*.partial")) and not stop.is_set():
+                time.sleep(0.005)
+            fd = os.open(MNT / "filler", os.O_WRONLY | os.O_CREAT)
+            for size in (1 << 20, 4096):  # fast, then to the last page
+                try:
+                    while True:
+                        os.write(fd, b"\\0" * size)
+                except OSError:
+                    pass
+            os.close(fd)
+
+        def main():
+            d = MNT / "d.store"
+            old = np.arange(4000, dtype="float32").reshape(1000, 4)
+            wb.convert(old, d, progress=False)
+            src = Path(sys.argv[1]).parent / "big.npy"  # on the real disk: the workers read it
+            np.save(src, np.ones((8192, 256), "float32"))  # 8 MiB: fits the 12 MiB disk
+            client = wb.local_client(2, processes=True)
+            stop = threading.Event()
+            filler = threading.Thread(target=fill, args=(d, stop), daemon=True)
+            filler.start()
+            r = {}
+            try:
+                wb.convert(str(src), d, overwrite=True, progress=False, shard_bytes=1 << 20,
+                           client=client)
+                r["error"] = None
+            except Exception as e:
+                r["error"], r["type"] = str(e), type(e).__name__
+            finally:
+                stop.set()
+                wb.close_client(client)
+            ds = wb.open_dataset(d)
+            r["old_ok"] = bool(np.array_equal(ds.read_chunk(0, len(ds))["x"], old))
+            r["debris"] = debris(d)
+            r["names"] = sorted(n for n in os.listdir(d))
+            print(json.dumps(r))
+
+        if __name__ == "__main__":  # the Dask workers are spawned: they import this file
+            main()
+        """,
+    )
+    assert out["type"] == "DiskFullError", out
+    assert str(tmp_path / "mnt" / "d.store") in out["error"], out
+    assert out["old_ok"] and out["debris"] == [], out
+    assert len(out["names"]) == 2, out  # CURRENT and the old version
