@@ -268,6 +268,7 @@ def ours(tmp_path_factory):
         wb.open_dataset(str(tmp / "m.npy")),
         wb.open_dataset(da.from_array(data["x"], chunks=50)),
     ]
+    found.append(wb.mix({"a": found[0], "b": found[4]}))
     return {type(ds).__name__: ds for ds in found}
 
 

@@ -34,6 +34,7 @@ _EXPORTS = {
     # load
     "open_dataset": "datasets",
     "as_dask": "datasets",
+    "mix": "datasets",
     "loader": "loading",
     "Loader": "loading",
     "LoaderConfig": "loading",

@@ -19,6 +19,7 @@ _EXPORTS = {
     "measure_h2d": "..loading.device",
     "memcpy_mb_per_s": ".throughput",
     "sequential_mb_per_s": ".throughput",
+    "quartiles": ".comparison",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = attach(__name__, _EXPORTS)

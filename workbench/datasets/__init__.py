@@ -25,8 +25,11 @@ from .base import BaseDataset
 if TYPE_CHECKING:
     from ..inputs.kinds import Kind
 
-__all__ = ["as_dask", "open_dataset"]
-__getattr__, __dir__ = attach(__name__, {"as_dask": ".daskarray", "open_dataset": "."})
+__all__ = ["Mixture", "as_dask", "mix", "open_dataset"]
+__getattr__, __dir__ = attach(
+    __name__,
+    {"Mixture": ".mixture", "as_dask": ".daskarray", "mix": ".mixture", "open_dataset": "."},
+)
 
 
 def open_dataset(

@@ -46,6 +46,14 @@ class HasShards(Protocol):
 
 
 @runtime_checkable
+class NumbersEpochs(Protocol):
+    """Numbers its rows across epochs: the loader asks for row ``v`` of epoch ``e`` as
+    ``e * epoch_rows + v`` (a mixture reads its larger sources through over the epochs)."""
+
+    epoch_rows: int
+
+
+@runtime_checkable
 class WillNeed(Protocol):
     """Asks the storage to read runs of rows ahead without waiting; returns the bytes asked for
     (0: nothing to ask, the data is resident)."""

@@ -61,6 +61,7 @@ def sampler_for(num_rows: int, cfg: LoaderConfig, can: Capabilities) -> tuple[Ba
         drop_last=cfg.drop_last,
         shard_rows=can.shard_rows,
         run_rows=cfg.run_rows,
+        epoch_stride=can.epoch_rows,
     )
     if can.will_need is not None:  # cold windows read ahead
         sampler.advise = Advisor(can.will_need)

@@ -28,6 +28,7 @@ from ..datasets.protocols import (
     HasBlocks,
     HasRowBytes,
     HasShards,
+    NumbersEpochs,
     PlansReads,
     ReadsAhead,
     ReadsBatches,
@@ -68,6 +69,7 @@ class Capabilities:
     shard_rows: list[int] | None = None
     will_need: Callable[..., int] | None = None
     plans_reads: bool = False
+    epoch_rows: int = 0  # rows numbered across epochs (wb.mix): the sampler offsets each epoch
 
     @classmethod
     def of(cls, dataset: Any) -> Capabilities:
@@ -79,6 +81,7 @@ class Capabilities:
             dataset.shard_rows if isinstance(dataset, HasShards) else None,
             dataset.will_need if isinstance(dataset, WillNeed) else None,
             isinstance(dataset, PlansReads),
+            int(dataset.epoch_rows) if isinstance(dataset, NumbersEpochs) else 0,
         )
 
 

@@ -4,19 +4,13 @@
 >>> [b.tolist() for b in s]   # one window of blocks 0-1 (rows 0..7), then the short last block
 [[1, 2, 3, 5], [0, 4, 6, 7], [8, 9]]
 
-Orders (``ORDERS``):
-
-- ``"sequential"``: rows ``0..n-1``.
-- ``"full"``: a uniform permutation per epoch, seeded from ``(seed, epoch)``; materialises n int64.
-- ``"block"``: FFCV-style quasi-random: storage-aligned blocks ``[k*block_rows, (k+1)*block_rows)``
-  are permuted, and rows shuffled within windows of about ``window`` blocks.
-- ``"shard"``: for streamed data (WebDataset's / Mosaic's idea): shards are permuted and rows
-  shuffled within windows of ``window`` shards' rows. Without shard sizes it is ``"block"``.
-
-How windows and ranks cut an epoch (``run_rows``, ``reconfigure``, ``drop_last``):
-``workbench.loading.splits``. Within a batch indices are sorted ascending: the order of rows
-inside a batch does not change the gradient, and sorted indices let the reader coalesce
-neighbouring rows into range reads.
+Orders (``ORDERS``): ``"sequential"`` (rows ``0..n-1``); ``"full"`` (a uniform permutation per
+epoch, from ``(seed, epoch)``; n int64); ``"block"`` (FFCV-style: storage-aligned blocks permuted,
+rows shuffled within windows of about ``window`` blocks); ``"shard"`` (WebDataset's and Mosaic's
+idea for streamed data: shards permuted, rows shuffled within windows of ``window`` shards;
+``"block"`` without shard sizes). How windows and ranks cut an epoch: ``loading.splits``. A
+batch's indices are sorted: row order inside a batch does not change the gradient, and sorted
+indices let the reader coalesce neighbouring rows into range reads.
 """
 
 from __future__ import annotations
@@ -58,6 +52,9 @@ class BatchSampler:
         Rows in each shard, in storage order (summing to ``num_rows``): the shard order's unit.
     run_rows : int, default 1
         Block and shard orders: a window is shuffled in runs of this many consecutive rows.
+    epoch_stride : int, default 0
+        Epoch ``e``'s indices are offset by ``e * epoch_stride``: for a dataset that numbers its
+        rows across epochs (``epoch_rows``, as ``wb.mix`` does); 0: none.
 
     Raises
     ------
@@ -90,8 +87,10 @@ class BatchSampler:
         drop_last: bool = False,
         shard_rows: Any = None,
         run_rows: int = 1,
+        epoch_stride: int = 0,
     ) -> None:
         self.order = self._next_order = known_order(order)
+        self.epoch_stride = int(epoch_stride)
         self.run_rows = setting("run_rows", run_rows)
         self.num_rows = setting("num_rows", num_rows)
         self.batch_size = setting("batch_size", batch_size)
@@ -201,6 +200,8 @@ class BatchSampler:
         if self.advise is not None:
             for runs in order.ahead(start, start + size):
                 self.advise(*runs)
+        if self.epoch_stride:
+            return order.batch(start, size) + order.key[1] * self.epoch_stride
         return order.batch(start, size)
 
     def __iter__(self) -> Iterator[np.ndarray]:
