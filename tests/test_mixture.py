@@ -90,7 +90,7 @@ def test_the_epoch_modes_and_what_the_repr_says(ab):
     assert len(m) == 4000 and m.plan.take == (3000, 1000)
     got = rows_of(wb.loader(m, batch_size=500))
     assert sorted(r for s, r in got if s == 1) == sorted(list(range(100)) * 10)  # 10 passes
-    assert "a fixed number of rows" in repr(m) and "a 75% (3,000 of 900 rows" in repr(m)
+    assert "a fixed number of rows" in repr(m) and "  a: 75% (3,000 of 900 rows" in repr(m)
     assert "until a source runs out" in repr(mix(ab))
     assert len(mix(ab)) == 1000  # default weights: the sizes, so one epoch is every row once
 

@@ -166,14 +166,15 @@ class Mixture(Dataset):
             if p.replacement
             else "a fixed number of rows, sources begun again as needed"
         )
-        parts = ", ".join(
-            f"{n} {w:.0%} ({t:,} of {size:,} rows an epoch)"
+        lines = [
+            f"Mixture({len(self.names)} sources; an epoch: {p.rows:,} rows, {said}; seed "
+            f"{p.seed}; {human_bytes(self.row_nbytes)} a row)"
+        ]
+        lines += [
+            f"  {n}: {w:.0%} ({t:,} of {size:,} rows an epoch)"
             for n, w, t, size in zip(self.names, p.weights, p.take, p.sizes)
-        )
-        return (
-            f"Mixture({parts}; an epoch: {p.rows:,} rows, {said}; seed {p.seed}; "
-            f"{human_bytes(self.row_nbytes)} a row)"
-        )
+        ]
+        return "\n".join(lines)
 
 
 def _mismatch(first: str, want: dict[str, Any], name: str, got: dict[str, Any]) -> str:
