@@ -26,11 +26,14 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "no chromium: browser tests will skip (as root: apt-get install -y chromium)"; fi; }
 
+# --wb-notebooks: nbval's full output comparison through workbench's sanitizers (docs/NOTEBOOKS.md),
+# --wb-browser: each notebook once more in JupyterLab in chromium. tests/notebooks/ holds the
+# plugin's own test notebooks, which tests/test_plugin.py runs in copies.
 test: $(STAMP) browser
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest tests workbench notebooks --doctest-modules --nbval-lax --nbval-current-env --nbval-cell-timeout=300 -p no:cacheprovider
+	$(PY) -m pytest tests workbench notebooks --doctest-modules --wb-notebooks --wb-browser --wb-cell-timeout=300 --ignore=tests/notebooks -p no:cacheprovider
 
 # The loader benchmark's real peers, without their declared dependencies (pyproject.toml's bench
 # extra holds what they import): their metadata would replace the local torch and numpy.

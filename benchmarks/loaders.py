@@ -268,12 +268,14 @@ def ours(
     run_rows: int = 1,
     gather_threads: int = 0,
     advise: bool = True,
+    cache: str | None = None,
 ) -> dict[str, Any]:
     """``workbench.loader(workbench.open_dataset(store), ...)``; with ``monitor`` > 0, watched by a
     ``workbench.Monitor`` sampling every ``monitor`` seconds; ``numpy_gather``: without the compiled
     gather, np.take per shard (what ``WB_NATIVE_GATHER=0`` sets at import); ``gather_threads``:
     cap the compiled gather's threads (what ``WB_GATHER_THREADS`` sets at import); ``advise``:
-    False turns off the read-ahead advice on the sampler's next window (the "before" of cold)."""
+    False turns off the read-ahead advice on the sampler's next window (the "before" of cold);
+    ``cache="ram"``: the RAM tier, its copy complete before the timing (the steady state)."""
     import workbench
     from workbench.datasets import gather
     from workbench.loading.orders import shuffle_quality
@@ -284,7 +286,9 @@ def ours(
         gather._NATIVE_CORES = gather_threads
 
     store = str(_paths(root)["store"])
-    warm = None if cold else workbench.open_dataset(store)
+    warm = None if cold else workbench.open_dataset(store, cache=cache)
+    if warm is not None and cache:
+        warm.ram_tier.wait()
 
     def make() -> Any:
         ds = warm if warm is not None else workbench.open_dataset(store)  # cold: new mapping
@@ -573,6 +577,20 @@ def plan(args: argparse.Namespace, root: str, rows: int, have_hf: bool) -> list[
                     **c,
                 )
             )
+        out.append(
+            _row(
+                "workbench loader, cache='ram'",
+                "ours",
+                "full",
+                "thread 0",
+                bsz,
+                order="full",
+                workers=0,
+                worker_type="thread",
+                cache="ram",
+                **c,
+            )
+        )
         out.append(
             _row(
                 "workbench loader (numpy gather)",

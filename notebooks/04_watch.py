@@ -32,7 +32,8 @@ wb.convert(
     progress=False,
 )
 wb.evict(store)  # start cold: watch the page cache fill in as the loader reads
-print(f"{wb.residency(store).fraction:.0%} of {store.name} is in the page cache")
+cold = wb.residency(store).fraction
+print(f"{cold:.0%} of {store.name} is in the page cache")
 
 # %% [markdown]
 # ## A cluster whose dashboard has our pages
@@ -89,13 +90,7 @@ kinds = Counter(p["name"].rsplit(" ", 1)[0] for p in latest["memory"]["processes
 print("rows read:", rows)
 print("processes watched:", dict(sorted(kinds.items())))
 print("every process has a positive PSS:", all(p["pss"] > 0 for p in latest["memory"]["processes"]))
-cache = [v for _, v in history["page_cache_bytes"]]
-print(
-    "page cache filled as the loader read:",
-    cache[0] < cache[-1],
-    "| now",
-    "warm" if latest["page_cache"]["fraction"] > 0.9 else "not yet warm",
-)
+print("page cache filled as the loader read:", cold < 0.5 < wb.residency(store).fraction)
 print("GPU:", "present" if latest["gpu"]["available"] else "none here")
 
 # %% tags=["nbval-ignore-output"]
@@ -111,6 +106,78 @@ print(
     )
 )
 
+# %% [markdown]
+# ## Why is it slow: three loaders with a known cause
+# The loader times each batch's stages where they run (choosing the rows, reading, the transform,
+# collation, the hand-over, the copy to the device) beside the consumer's wait and its own step.
+# `wb.bottleneck` turns them into a verdict: input- or compute-bound, the stage that dominates,
+# the evidence, and the change that moves it (`verdict.change`, options for `reconfigure`).
+# Three deliberately slow loaders: a pure-Python transform, tiny batches, and cold data (the
+# files evicted from the page cache, read in a full shuffle).
+
+# %%
+def heavy(batch):
+    """A per-row pure-Python transform: it holds the GIL for every row."""
+    x = batch["x"]
+    batch["norm"] = x.new_tensor([sum(v * v for v in row) ** 0.5 for row in x.tolist()])
+    return batch
+
+
+def consume(dl, batches=60):
+    for k, batch in enumerate(dl):
+        batch["x"].sum()
+        if k + 1 == batches:
+            break
+    return wb.bottleneck(dl)
+
+
+# a store no process maps yet: pages a process maps stay cached whatever evict asks
+cold_store = DATA / "cold.store"
+wb.convert(
+    {"x": rng.random((400_000, 64), dtype="float32")}, cold_store, overwrite=True, progress=False
+)
+wb.evict(cold_store)
+slow = {
+    "a pure-Python transform": wb.loader(ds, batch_size=512, transform=heavy, num_workers=0),
+    "tiny batches": wb.loader(ds, batch_size=8, num_workers=0),
+    "cold data": wb.loader(wb.open_dataset(cold_store), batch_size=1024, shuffle="full"),
+}
+verdicts = {name: consume(loader) for name, loader in slow.items()}
+
+# %% tags=["nbval-ignore-output"]
+for name, v in verdicts.items():
+    print(f"{name}: {v}\n  change: {v.change}\n")
+
+# %% [markdown]
+# ## The fix, applied live with the tuner
+# `wb.tune` trains on a background thread with the heavy transform; its chart shows where the
+# time goes. `tuner.apply(**verdict.change)` reconfigures the running loader at the next batch
+# (the controls follow), and the trials table shows the rate before and after, each with its own
+# stage split.
+
+# %% tags=["nbval-ignore-output"]
+import time
+
+tuner = wb.tune(ds, batch_size=512, num_workers=0, transform=heavy, seed=0)
+time.sleep(4)
+before = wb.bottleneck(tuner.watch.monitor)
+tuner.apply(**before.change)
+time.sleep(6)
+tuner.pause()
+tuner
+
+# %% tags=["nbval-ignore-output"]
+from workbench.tuning.trials import stage_text
+
+for t in tuner.trials:
+    c = t["config"]
+    readers = f"{c['num_workers']} {c['worker_type']} workers" if c["num_workers"] else "in-process"
+    went = stage_text(t["stages"])
+    print(f"{t['samples_per_s']:>10,.0f} samples/s  {readers}; time goes to {went}")
+tuner.close()
+
 # %%
 dl.close()
+for loader in slow.values():
+    loader.close()
 wb.close_client(client)

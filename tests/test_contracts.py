@@ -44,6 +44,9 @@ ALLOWED = {
     + ": our workers leave torch's SIGCHLD registry before the first index",
     ("loading/workers/pool.py", "_profiler_enabled"): TORCH_WORKERS
     + ": __next__ skips the profiler range (57 us a batch) unless a profiler runs",
+    ("loading/workers/ranges.py", "_is_profiler_enabled"): TORCH_WORKERS
+    + ": whether any thread runs torch's profiler (torch.autograd._profiler_enabled() is "
+    "thread-local), read once a batch",
     ("loading/workers/pool.py", "_iterator"): TORCH_WORKERS
     + ": a persistent DataLoader's live iterator, to stop or list kept workers",
     ("loading/workers/pool.py", "_workers"): TORCH_WORKERS
@@ -269,6 +272,12 @@ def ours(tmp_path_factory):
         wb.open_dataset(da.from_array(data["x"], chunks=50)),
     ]
     found.append(wb.mix({"a": found[0], "b": found[4]}))
+    zarr = pytest.importorskip("zarr")
+    xr = pytest.importorskip("xarray")
+    z = zarr.open_array(tmp / "z.zarr", mode="w", shape=(200, 2), chunks=(50, 2), dtype="f4")
+    z[:] = data["x"]
+    found.append(wb.open_dataset(str(tmp / "z.zarr")))
+    found.append(wb.open_dataset(xr.DataArray(data["x"], dims=("row", "col"))))
     return {type(ds).__name__: ds for ds in found}
 
 

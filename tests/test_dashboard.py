@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import workbench as wb
 from workbench import dashboard
@@ -31,6 +32,7 @@ OURS = {
     "/individual-workbench-throughput",
     "/individual-workbench-memory",
     "/individual-workbench-gpu",
+    "/individual-workbench-stages",
 }
 
 
@@ -54,17 +56,12 @@ def _wait(predicate, timeout: float = 30.0, what: str = "condition"):
 
 
 @contextlib.contextmanager
-def running_loader(client, *, workers: int = 2, interval: float = 0.2):
-    """A loader with worker processes reading epochs on a thread, its Monitor publishing."""
+def running_loader(client, *, workers: int = 2, interval: float = 0.2, **options):
+    """A loader with worker processes (or ``options``) reading epochs on a thread, its Monitor
+    publishing."""
     ds = wb.open_dataset({"x": np.random.default_rng(0).random((100_000, 64), dtype="float32")})
-    dl = wb.loader(
-        ds,
-        batch_size=500,
-        shuffle=True,
-        num_workers=workers,
-        worker_type="process",
-        persistent_workers=True,
-    )
+    options = {"worker_type": "process", "persistent_workers": True, **options}
+    dl = wb.loader(ds, batch_size=500, shuffle=True, num_workers=workers, **options)
     stop = threading.Event()
 
     def run() -> None:
@@ -304,6 +301,60 @@ def test_the_pages_draw_a_running_loader_in_a_real_browser(chromium, path, serie
         wb.close_client(client)
 
 
+def busy(batch):
+    """A pure-Python transform that holds the GIL for 2 ms a batch."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.002:
+        pass
+    return batch
+
+
+# the columns of the page's workbench-stages source
+STAGE_COLUMNS = """() => { for (const d of window.Bokeh.documents)
+  for (const m of d._all_models.values()) if (m.name === 'workbench-stages') {
+    const out = {}; for (const k of ['t', 'transform', 'read', 'wait'])
+      out[k] = Array.from(m.data.get ? m.data.get(k) : m.data[k]);
+    return out; }
+  return null; }"""
+TEXTS = """() => { const out = []; for (const d of window.Bokeh.documents)
+  for (const m of d._all_models.values()) if (typeof m.text === 'string') out.push(m.text);
+  return out; }"""
+
+
+@pytest.mark.parametrize("path", ["/individual-workbench-stages", "/workbench"])
+def test_the_stages_page_draws_where_the_time_goes_in_a_real_browser(chromium, path):
+    """A slow pure-Python transform on one thread: its stage is most of every batch on the page,
+    the verdict says so, and (without a GPU) the page says what it cannot measure."""
+    page = chromium
+    page.errors.clear()
+    client = wb.local_client(1)
+    try:
+        with running_loader(client, workers=0, transform=busy, persistent_workers=False):
+            page.goto(_base(client) + path)
+            page.locator("canvas").first.wait_for(state="visible", timeout=30_000)
+            first = _wait(
+                lambda: (c := page.evaluate(STAGE_COLUMNS)) and len(c["t"]) >= 2 and c,
+                what="the stages drawn",
+            )
+            time.sleep(2.0)
+            later = page.evaluate(STAGE_COLUMNS)
+            texts = page.evaluate(TEXTS)
+        assert len(later["t"]) > len(first["t"]) and later["t"] == sorted(later["t"])
+        # ms a batch: the 2 ms transform dominates what the reader does
+        # (the first samples average few batches: a cold first read may outweigh them there)
+        assert min(later["transform"]) >= 1.8
+        assert np.median(later["read"]) < 0.5 * np.median(later["transform"])
+        assert max(later["wait"]) > 0
+        [line] = [t for t in texts if f"pid {os.getpid()}" in t and "input-bound" in t]
+        assert "transform" in line, line
+        if not torch.cuda.is_available():
+            assert "no GPU: host-to-device not measured" in line, line
+        assert not [e for e in page.errors if "favicon" not in e], page.errors
+    finally:
+        page.goto("about:blank")
+        wb.close_client(client)
+
+
 def test_jupyterlabs_dask_sidebar_lists_our_pages_and_opens_one(chromium, tmp_path):
     """dask-labextension (installed with workbench) reads /individual-plots.json: our pages are
     buttons, and one opens in a JupyterLab tab that draws the running loader."""
@@ -325,7 +376,12 @@ def test_jupyterlabs_dask_sidebar_lists_our_pages_and_opens_one(chromium, tmp_pa
             button.wait_for(timeout=60_000)
             items = page.locator(".dask-DashboardListing-item").all_text_contents()
             listed = {t.strip().lower() for t in items}  # the sidebar shows them in capitals
-            assert {"workbench throughput", "workbench memory", "workbench gpu"} <= listed, listed
+            assert {
+                "workbench throughput",
+                "workbench memory",
+                "workbench gpu",
+                "workbench stages",
+            } <= listed, listed
             button.click()
             frame = page.locator(".lm-DockPanel iframe").first
             frame.wait_for(timeout=60_000)

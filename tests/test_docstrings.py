@@ -191,7 +191,7 @@ def test_the_walk_finds_the_public_callables():
     assert {t for t in MAIN_TYPES} <= {n.split(".")[-2] for n in METHODS}
     assert "InvalidInputError" in ERRORS
     assert _raised_errors(_public_objects) == set()
-    assert _raised_errors(importlib.import_module("workbench.datasets").open_dataset) == {
+    assert _raised_errors(importlib.import_module("workbench.datasets")._open) == {
         "InvalidInputError"
     }
 

@@ -57,6 +57,31 @@ def _dataset(t):
     return str(t / "ds.store")
 
 
+def _zarr(t, fmt=3, name="a.zarr"):
+    zarr = pytest.importorskip("zarr")
+    g = zarr.open_group(str(t / name), mode="w", zarr_format=fmt)
+    g.create_array("x", shape=(N, 2), chunks=(16, 2), dtype="float32")[:] = np.ones((N, 2))
+    g.create_array("y", shape=(N,), chunks=(25,), dtype="int64")[:] = np.arange(N)
+    return g
+
+
+def _zarr_zip(t):
+    zarr = pytest.importorskip("zarr")
+    store = zarr.storage.ZipStore(str(t / "z.zarr.zip"), mode="w")
+    zarr.create_array(store, shape=(N, 3), chunks=(20, 3), dtype="float32")[:] = 1
+    store.close()
+    return str(t / "z.zarr.zip")
+
+
+def _xarray(t, array=False):
+    xr = pytest.importorskip("xarray")
+    ds = xr.Dataset(
+        {"t": (("time", "lat"), np.ones((N, 3), "float32")), "y": ("time", np.arange(N))},
+        coords={"time": np.arange(N) * 10, "lat": [1.0, 2.0, 3.0]},
+    )
+    return ds["t"] if array else ds
+
+
 def _csv_gz(t):
     with gzip.open(t / "d.tsv.gz", "wt") as f:
         f.write("a\tb\n" + "".join(f"{i}\t{i * 2}\n" for i in range(N)))
@@ -80,6 +105,21 @@ INPUTS = {
     "nc": (lambda t: _h5(t / "f.nc"), "hdf5"),
     "hdf-no-suffix": (lambda t: _h5(t / "hdfdata"), "hdf5"),
     "workbench-dataset": (_dataset, "dataset"),
+    "zarr-v3-group-folder": (lambda t: _zarr(t) and str(t / "a.zarr"), "zarr"),
+    "zarr-v2-group-folder": (lambda t: _zarr(t, 2) and str(t / "a.zarr"), "zarr"),
+    "zarr-array-no-suffix": (lambda t: _zarr(t, 3, "plain") and str(t / "plain" / "x"), "zarr"),
+    "zarr-zip": (_zarr_zip, "zarr"),
+    "zarr-group-object": (lambda t: _zarr(t, 2), "zarr"),
+    "zarr-array-object": (lambda t: _zarr(t)["x"], "zarr"),
+    "xarray-dataset": (_xarray, "xarray"),
+    "xarray-dataarray": (lambda t: _xarray(t, array=True), "xarray"),
+    "xarray-over-zarr": (
+        lambda t: (
+            _xarray(t).to_zarr(str(t / "x.zarr"), mode="w", consolidated=False)
+            and pytest.importorskip("xarray").open_zarr(str(t / "x.zarr"), consolidated=False)
+        ),
+        "xarray",
+    ),
     "ndarray": (lambda t: np.zeros((N, 3), "float32"), "array"),
     "memmap": (_memmap, "array"),
     "tensor": (lambda t: torch.zeros(N, 2), "tensor"),
@@ -244,7 +284,7 @@ INSPECTED = sorted(name for name, (_, kind) in INPUTS.items() if KINDS[kind].ins
 
 def test_every_inspect_reference_resolves_to_a_path_or_obj_key_reader():
     refs = {name: k.inspect for name, k in KINDS.items() if k.inspect is not None}
-    assert {"dataset", "npy", "hdf5", "parquet"} <= set(refs)
+    assert {"dataset", "npy", "hdf5", "parquet", "zarr", "xarray"} <= set(refs)
     for name, ref in refs.items():
         assert list(inspect.signature(resolve(ref)).parameters)[1:] == ["key"], (name, ref)
 

@@ -36,14 +36,19 @@ PURE = {
     "datasets.plan",
     "datasets.protocols",
     "datasets.mixplan",
+    "datasets.predicates",
     "monitoring.metrics",
     "monitoring.stages",
+    "monitoring.remedies",
     "tuning.trials",
     "bench.comparison",
     "explore.facts",
     "explore.moments",
     "explore.layout_rules",
     "explore.findings",
+    "explore.chunk_rules",
+    "notebooks.bounds",
+    "notebooks.sanitizers",
 }
 SHELLS = {
     "cli",
@@ -52,6 +57,7 @@ SHELLS = {
     "cluster",
     "dashboard",
     "ui",
+    "notebooks",
 }  # a name covers the package below it
 UI_LIBS = {
     "ipywidgets",

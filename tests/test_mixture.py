@@ -184,3 +184,20 @@ def test_a_plain_torch_dataset_of_dict_items_mixes_too():
     b = next(iter(wb.loader(m, batch_size=100)))
     assert sorted(b["x"][b["from"] == 1][:, 0].long().tolist()) == list(range(50))
     assert set(b) == {"x", "y", "from"}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_each_sources_rows_are_counted_for_the_monitor_and_the_watch(ab, workers):
+    from workbench.ui.charts import header
+
+    m = mix(ab, weights={"a": 0.7, "b": 0.3})
+    kw = {"num_workers": workers, "worker_type": "process"} if workers else {}
+    dl = wb.loader(m, batch_size=37, shuffle="full", **kw)
+    with wb.Monitor(dl, interval=0.05) as mon:
+        for _ in dl:
+            pass
+    dl.close()
+    assert dl.stats.sources == {"a": 233, "b": 100}
+    assert mon.latest()["loader"]["sources"] == {"a": 233, "b": 100}
+    assert "a 70%, b 30%" in header(mon.latest(), markup=False)
+    assert "sources" not in wb.Monitor(wb.loader(ab["a"])).sample()["loader"]

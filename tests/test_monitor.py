@@ -4,6 +4,9 @@ store, their PSS, the tree's sum, the page cache filling in, a real Dask cluster
 from __future__ import annotations
 
 import os
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -14,6 +17,11 @@ import workbench as wb
 from workbench.monitoring.gpu import gpu_metrics
 from workbench.monitoring.memory import memory_tree, process_memory
 from workbench.monitoring.metrics import SERIES, BatchEvent, BatchWindow, scalars
+from workbench.monitoring.stages import STAGES
+from workbench.monitoring.verdicts import bottleneck
+
+sys.path.insert(0, str(Path(__file__).parent))
+import browser  # noqa: E402  (its until(): poll for what a thread will show soon)
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +142,46 @@ def test_read_ahead_depth_in_threads():
     assert 1 <= dl.read_ahead() <= 6
     list(it)
     assert dl.read_ahead() == 0 and wb.loader(ds, num_workers=0).read_ahead() == 0
+
+
+def _busy_transform(batch):
+    """A pure-Python transform that holds the GIL for 2 ms a batch."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.002:
+        pass
+    return batch
+
+
+def test_the_stage_series_are_sampled_with_the_rest_and_exposed_to_prometheus():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
+    dl = wb.loader(ds, batch_size=200, num_workers=0, transform=_busy_transform)
+    with wb.Monitor(dl, interval=0.05) as mon:
+        assert browser.until(lambda: bool(mon.latest()))
+        assert not any(k.startswith("stage_") for k in mon.history())  # nothing timed yet
+        assert "verdict" not in mon.latest()["loader"]
+        for _ in dl:
+            pass
+    names = [f"stage_{s}_s" for s in STAGES]
+    assert set(names) <= set(SERIES) and all(SERIES[n].unit == "s" for n in names)
+    hist = mon.history()
+    assert set(names) <= set(hist)
+    # every stage series is sampled at the same times as the throughput
+    times = {n: [t for t, _ in hist[n]] for n in names}
+    assert all(ts == times["stage_read_s"] for ts in times.values())
+    assert set(times["stage_read_s"]) <= {t for t, _ in hist["samples_per_s"]}
+    # the last sample (taken at stop) holds the loader's own window: 2 ms of transform a batch
+    last = {n: hist[n][-1][1] for n in names}
+    means = dl.stages.means()
+    assert last == {f"stage_{s}_s": pytest.approx(means[s]) for s in STAGES}
+    assert last["stage_transform_s"] >= 0.0018 and last["stage_transform_s"] > last["stage_read_s"]
+    loader = mon.latest()["loader"]
+    assert "transform" in loader["verdict"] and loader["verdict"] == str(bottleneck(dl))
+    families = {f.name: f for f in text_string_to_metric_families(mon.to_prometheus())}
+    stage = families["workbench_stage_seconds"]
+    assert stage.type == "gauge" and "each stage" in stage.documentation
+    by_label = {s.labels["stage"]: s.value for s in stage.samples}
+    assert set(by_label) == set(STAGES)
+    assert by_label["transform"] == pytest.approx(means["transform"])
+    assert not any(name.startswith("workbench_stage_") and name != stage.name for name in families)

@@ -1,6 +1,6 @@
 """The notebooks: each .ipynb has its py:percent twin with the same cells, and what is saved in the
-.ipynb is fit for a reader and for nbval (see docs/NOTEBOOKS.md). Nothing here runs a notebook:
-`pytest notebooks --nbval-lax ...` does that."""
+.ipynb is fit for a reader and for the comparison (see docs/NOTEBOOKS.md). Nothing here runs a
+notebook: `pytest notebooks --wb-notebooks ...` does that (tests/test_plugin.py tests it)."""
 
 from __future__ import annotations
 

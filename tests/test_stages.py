@@ -1,7 +1,7 @@
 """workbench.monitoring.stages: the stage window and the verdict on built cases of known cause.
 
-The loader does not time its stages yet (issue 26's next step); these cases give the verdict the
-stage means each cause produces and check it names the cause and the change that moves it.
+These cases give the verdict the stage means each cause produces and check it names the cause and
+the change that moves it (tests/test_bottleneck.py builds the causes for real).
 """
 
 from __future__ import annotations
@@ -108,3 +108,57 @@ def test_a_warm_read_on_one_thread_adds_readers_and_saturated_ones_say_so():
     assert v.change == {"worker_type": "thread", "num_workers": 2}
     v = verdict(_means(read=5.0, wait=4.0, step=1.0), workers=2, worker_type="thread", cores=2)
     assert v.change == {} and "saturated" in v.advice
+
+
+def test_to_device_records_join_the_means_and_leave_the_step():
+    w = StageWindow()
+    w.push(((0.001, 0.002, 0.0, 0.0, 0.0005), 0.003, 0.010, None))
+    w.push_device((5.0, 0.002, 0.001))  # started, host seconds, seconds the copy took on a GPU
+    m = w.means()
+    assert m["to_device"] == pytest.approx(0.003) and m["step"] == pytest.approx(0.008)
+    assert m["handoff"] == 0.0005 and len(w.records()) == 1 and len(w.device_records()) == 1
+    w.clear()
+    assert w.means()["to_device"] == 0.0 and w.device_records() == []
+
+
+def test_tiny_batches_that_cost_little_are_overhead_whatever_stage_leads():
+    v = verdict(_means(sample=0.01, read=0.03, wait=0.05, step=0.001), **_ONE, batch_rows=8)
+    assert v.change == {"batch_size": 256} and "batches of 8 rows take 40 us" in v.evidence
+
+
+def test_worker_processes_whose_handoff_dominates_go_to_threads():
+    v = verdict(
+        _means(read=0.05, handoff=0.2, wait=0.2, step=0.5),
+        workers=2,
+        worker_type="process",
+        cores=2,
+        batch_rows=1024,
+    )
+    assert v.stage == "handoff" and v.change == {"worker_type": "thread", "num_workers": 2}
+
+
+def test_a_transform_on_threads_is_blamed_for_the_gil_the_reads_wait_on():
+    v = verdict(
+        _means(read=0.5, transform=0.35, wait=0.6, step=0.1),
+        workers=2,
+        worker_type="thread",
+        cores=2,
+    )
+    assert v.stage == "transform" and v.change["worker_type"] == "process"
+
+
+def test_what_was_not_measured_is_said():
+    v = verdict(
+        _means(read=1.0, wait=1.0, step=1.0), **_ONE, note="no GPU: host-to-device not measured"
+    )
+    assert str(v).endswith("(no GPU: host-to-device not measured)")
+    v = verdict(_means(wait=1.0, step=1.0), workers=2, worker_type="process", cores=2)
+    assert v.bound == "input" and v.stage == "" and "WB_STAGE_TIMES=1" in v.advice
+
+
+_ONE = {"workers": 0, "worker_type": "thread", "cores": 2}
+
+
+def test_choosing_rows_that_costs_more_than_reading_them_grows_the_batches():
+    v = verdict(_means(sample=0.6, read=0.1, wait=0.7, step=0.01), **_ONE, batch_rows=256)
+    assert v.stage == "sample" and v.change == {"batch_size": 1024}

@@ -4,6 +4,7 @@ batch-size slider and clicks autotune, and checks the page and the kernel."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import threading
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 import workbench as wb
+from workbench.monitoring.stages import PRODUCER
 from workbench.ui.tables import trials_table
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -90,6 +92,20 @@ def test_moving_a_control_reconfigures_the_running_loader_and_keeps_coverage(ds,
     assert not t.run.alive and "stopped" in t.label.value
     out, err = capfd.readouterr()
     assert out == "", out  # a thread that prints lands in the wrong notebook cell
+
+
+def test_apply_reconfigures_the_running_loader_and_moves_the_controls(ds):
+    rec = Recorder()
+    rec.loader = wb.loader(ds, batch_size=100, shuffle="block", block_rows=256)
+    t = wb.tune(rec.loader, rec, refresh=0.05)
+    try:
+        assert browser.until(lambda: len(rec.seen) >= 3)
+        config = t.apply(batch_size=256, num_workers=2, worker_type="thread")
+        assert (config.batch_size, config.num_workers, config.worker_type) == (256, 2, "thread")
+        assert t.controls["batch_size"].value == 256 and t.controls["num_workers"].value == 2
+        assert browser.until(lambda: 256 in rec.sizes())
+    finally:
+        t.close()
 
 
 def test_buttons_pause_autotune_and_show_the_code(ds):
@@ -207,10 +223,41 @@ def test_the_trials_table_marks_the_best():
         }
         for s, c in ((10.0, ""), (30.0, ""), (99.0, "cut at 900 MiB"))
     ]
+    trials[1]["stages"] = {"read": 0.001, "transform": 0.003, "wait": 0.01, "step": 0.02}
     html = trials_table(trials)
     assert html.count("<tr") == 4 and "cut at 900 MiB" in html
+    assert ">transform 75%</td>" in html and "title='read 25% · transform 75%'" in html
     bold = [row for row in html.split("<tr") if "font-weight:bold" in row]
     assert len(bold) == 1 and "30" in bold[0]
+
+
+def _busy(batch):
+    """A pure-Python transform that holds the GIL for 2 ms a batch."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 0.002:
+        pass
+    return batch
+
+
+def test_the_trials_table_shows_where_each_trials_time_went(ds):
+    t = wb.tune(ds, batch_size=256, num_workers=0, transform=_busy, refresh=0.05)
+    try:
+        assert browser.until(lambda: t.trials[0]["stages"].get("transform", 0) > 0, 30)
+        assert browser.until(lambda: "workbench-trial-stage" in t.table.value)
+        t.pause()  # no more batches: the trial's stages hold still
+        time.sleep(0.2)
+        t.refresh()
+        stages = t.trials[0]["stages"]
+        assert stages["transform"] >= 0.0018  # 2 ms a batch, measured in the reader
+        head = t.table.value.split("</thead>")[0]
+        assert head.index("time goes to") < head.index("note")
+        cell = t.table.value.split("workbench-trial-stage")[1].split("</td>")[0]
+        total = sum(stages[s] for s in PRODUCER)
+        top = max(PRODUCER, key=stages.__getitem__)  # the cell names the trial's dominant stage
+        assert cell.endswith(f">{top} {stages[top] / total:.0%}"), (cell, stages)
+        assert f"transform {stages['transform'] / total:.0%}" in cell.split("title='")[1]
+    finally:
+        t.close()
 
 
 # -- in a real browser ----------------------------------------------------------------------
@@ -219,6 +266,11 @@ SAMPLES = """() => { const p = document.querySelector('.workbench-watch-samples 
   + ' .workbench-watch-samples path.line'); if (!p) return -1;
   return ((p.getAttribute('d') || '').match(/[ML]/g) || []).length; }"""
 ROWS = "() => document.querySelectorAll('.workbench-tune-trials tbody tr').length"
+# the trials table's stage column: its header, and each row's cell and the split on hover
+STAGE_CELLS = """() => ({head: Array.from(document.querySelectorAll('.workbench-tune-trials th'))
+    .map(e => e.textContent),
+  cells: Array.from(document.querySelectorAll('.workbench-tune-trials td.workbench-trial-stage'))
+    .map(e => [e.textContent, e.getAttribute('title')])})"""
 LABEL = "() => (document.querySelector('.workbench-tune-label') || {}).textContent || ''"
 
 
@@ -292,6 +344,12 @@ def test_drag_the_batch_size_and_autotune_in_jupyterlab(lab, tmp_path):
             )
             assert page.evaluate(SAMPLES) > points  # the chart kept growing
             assert "autotune: AutotuneResult" in page.locator(".workbench-tune-status").inner_text()
+            table = page.evaluate(STAGE_CELLS)
+            assert table["head"][-2:] == ["time goes to", "note"], table["head"]
+            # the first trial (in-process, the notebook's augment transform) was timed per stage
+            text, split = table["cells"][0]
+            assert re.fullmatch(r"(sample|read|transform|collate|handoff|to_device) \d+%", text)
+            assert text.split()[0] in split and split.count("%") >= 2, (text, split)
             kernel_size = int(page.evaluate(LABEL).split("batch_size=")[1].split(",")[0])
 
             page.keyboard.press("Escape")

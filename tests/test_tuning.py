@@ -17,7 +17,7 @@ import torch
 import workbench as wb
 from workbench.loading.config import LoaderConfig
 from workbench.tuning.search import autotune, budget_bytes, default_space
-from workbench.tuning.training import tree_pss
+from workbench.tuning.training import TrainingRun, tree_pss
 
 
 class Records(torch.utils.data.Dataset):
@@ -159,3 +159,46 @@ def test_nothing_outlives_autotune_even_when_the_step_fails(arrays):
     with pytest.raises(RuntimeError, match="blew up"):
         autotune(arrays, step=step, time_budget_s=2, space=space, batch_size=256)
     assert _settled(threads, children) == (threads, children)
+
+
+def _busy(batch):
+    """A pure-Python transform that holds the GIL for 4 us a row (2 ms a batch of 500)."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < 4e-6 * len(batch["y"]):
+        pass
+    return batch
+
+
+def test_each_trial_carries_the_stage_split_of_its_own_batches(arrays):
+    from workbench.monitoring.stages import STAGES
+    from workbench.tuning.trials import stage_shares, stage_text, trials_text
+
+    dl = wb.loader(arrays, batch_size=500, num_workers=0, transform=_busy)
+    run = TrainingRun(dl, lambda batch: time.sleep(0.004))  # a 4 ms step: the reader keeps up
+    try:
+        assert _until(lambda: run.holding()[-1].batches >= 20)
+        dl.reconfigure(batch_size=100)  # a new trial: a fifth of the transform a batch
+        assert _until(lambda: len(run.holding()) == 2 and run.holding()[-1].batches >= 20)
+    finally:
+        run.close()
+    slow, fast = run.log.trials[:2]
+    assert set(slow.stages) == set(STAGES) and set(fast.stages) == set(STAGES)
+    # each trial's own batches: 2 ms of transform a batch in the first, 0.4 ms in the second
+    assert slow.config["batch_size"] == 500 and fast.config["batch_size"] == 100
+    assert slow.stages["transform"] >= 0.0018 and fast.stages["transform"] < 0.001
+    assert (
+        stage_text(slow.stages).startswith("transform ")
+        and stage_shares(slow.stages)["transform"] > 0.5
+    )
+    assert slow.stages["step"] >= 0.0035  # the consumer's 4 ms step, measured beside them
+    assert slow.as_dict()["stages"] == slow.stages
+    assert "setting" in trials_text(run.log.trials)  # the CLI's table is unchanged by them
+
+
+def _until(predicate, timeout: float = 30.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False

@@ -4,13 +4,15 @@
     python tools/notebooks.py execute [NAME ...]  # sync, run top to bottom in a fresh kernel, strip
     python tools/notebooks.py check   [NAME ...]  # exit 1 if a pair differs or an .ipynb is dirty
 
-NAME is a notebook stem such as ``01_convert``; without one, every notebook in notebooks/.
+NAME is a notebook stem such as ``01_convert``; without one, every notebook in notebooks/. A
+path to an .ipynb elsewhere (``tests/notebooks/user.ipynb``, which has no .py twin) is executed
+and checked on its own, in its own folder.
 
 Each ``notebooks/NAME.ipynb`` is paired with ``notebooks/NAME.py`` (py:percent) by the jupytext.toml
-at the repository root. The .ipynb keeps the outputs (nbval compares those of the cells tagged
-``nbval-check-output``); stripping removes what changes from run to run or from machine to machine
-without being content: widget state, execution timing, the Python version, other cell metadata,
-and widget views whose saved text fallback is a frozen progress bar.
+at the repository root. The .ipynb keeps the outputs (``pytest --wb-notebooks`` compares those of
+every cell not tagged ``nbval-ignore-output``); stripping removes what changes from run to run or
+from machine to machine without being content: widget state, execution timing, the Python version,
+other cell metadata, and widget views whose saved text fallback is a frozen progress bar.
 """
 
 from __future__ import annotations
@@ -48,11 +50,17 @@ def stems(names: list[str]) -> list[str]:
     found |= {p.stem for p in NOTEBOOKS.glob("*.py") if is_percent_script(p)}
     if not names:
         return sorted(found)
-    wanted = [Path(n).stem for n in names]
-    unknown = [n for n in wanted if n not in found]
+    wanted = [n if standalone(n) else Path(n).stem for n in names]
+    unknown = [n for n in wanted if n not in found and not standalone(n)]
     if unknown:
         sys.exit(f"no such notebook in {NOTEBOOKS}: {', '.join(unknown)}")
     return wanted
+
+
+def standalone(name: str) -> bool:
+    """Whether ``name`` is a path to an .ipynb outside notebooks/ (no .py twin)."""
+    path = Path(name)
+    return path.suffix == ".ipynb" and path.exists() and path.resolve().parent != NOTEBOOKS
 
 
 def is_percent_script(path: Path) -> bool:
@@ -60,6 +68,8 @@ def is_percent_script(path: Path) -> bool:
 
 
 def pair(stem: str) -> tuple[Path, Path]:
+    if standalone(stem):
+        return Path(stem).resolve(), Path(stem).resolve().with_suffix(".py")
     return NOTEBOOKS / f"{stem}.ipynb", NOTEBOOKS / f"{stem}.py"
 
 
@@ -78,6 +88,8 @@ def cells_of(path: Path) -> list[tuple[str, str, list[str]]]:
 def pair_differences(stem: str) -> list[str]:
     """Why the .ipynb and the .py of ``stem`` do not hold the same cells (empty when they do)."""
     ipynb, py = pair(stem)
+    if standalone(stem):
+        return []
     missing = [p.name for p in (ipynb, py) if not p.exists()]
     if missing:
         return [f"{', '.join(missing)} missing: run `python tools/notebooks.py sync {stem}`"]
@@ -171,7 +183,8 @@ def execute(stem: str) -> None:
                 **ipykernel.kernelspec.get_kernel_dict(),
             )
 
-    sync(stem)
+    if not standalone(stem):
+        sync(stem)
     ipynb, _ = pair(stem)
     nb = read(ipynb)
     km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
@@ -183,7 +196,7 @@ def execute(stem: str) -> None:
         record_timing=False,
         store_widget_state=False,
         coalesce_streams=True,
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        resources={"metadata": {"path": str(ipynb.parent)}},
     )
     print(f"executing {ipynb.relative_to(ROOT)} ...", flush=True)
     try:

@@ -64,6 +64,8 @@ _EXPORTS = {
     # scale
     "local_client": "cluster",
     "close_client": "cluster",
+    # validate notebooks in CI
+    "expect": "notebooks",
 }
 # Sub-namespaces listed beside the face: every error, every result type, the benchmark helpers.
 _NAMESPACES = ("bench", "errors", "results")
@@ -83,6 +85,7 @@ _PACKAGES = (
     "dashboard",
     "cluster",
     "testing",
+    "notebooks",
 )
 # Names that moved into a sub-namespace in 0.x: still resolved here, so old code keeps working,
 # but left out of dir() and tab completion.

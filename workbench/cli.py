@@ -155,6 +155,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--rows", type=int, default=20_000)
     d.add_argument("--out", default="demo_data")
     d.add_argument("--no-progress", action="store_true")
+
+    from .notebooks.command import add_parser as add_notebooks
+
+    add_notebooks(sub)  # notebooks check PATHS: pytest --wb-notebooks
+    from .loading.profiling import add_parser as add_profile
+
+    add_profile(sub)  # profile PATH --step module:function: the verdict and the stage table
     return p
 
 
@@ -254,6 +261,14 @@ def _run(args: argparse.Namespace) -> int:
 
         run_tour(args.out, rows=args.rows, progress=not args.no_progress, echo=print)
         return 0
+    if args.cmd == "profile":
+        from .loading.profiling import run as profile
+
+        return profile(args)
+    if args.cmd == "notebooks":
+        from .notebooks.command import run as check_notebooks
+
+        return check_notebooks(args)
     return 2
 
 

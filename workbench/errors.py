@@ -42,10 +42,12 @@ __all__ = [
     "DatasetExistsError",
     "DatasetNotFoundError",
     "DiskFullError",
+    "ExpectationError",
     "IncompatibleResumeError",
     "InvalidInputError",
     "LoaderError",
     "LoaderTimeoutError",
+    "MemoryMapError",
     "MemoryBudgetWarning",
     "PerformanceWarning",
     "RemoteError",
@@ -93,6 +95,14 @@ class CorruptDatasetError(WorkbenchError, OSError):
 
 class DiskFullError(WorkbenchError, OSError):
     """The disk filled up (ENOSPC) or would: names the folder, the bytes needed and those free."""
+
+
+class ExpectationError(WorkbenchError, AssertionError):
+    """A figure measured in a notebook missed its ``wb.expect`` bound; the message has both."""
+
+
+class MemoryMapError(WorkbenchError, OSError):
+    """Memory for a RAM tier could not be mapped or advised (the kernel's errno is kept)."""
 
 
 class IncompatibleResumeError(WorkbenchError, ValueError):

@@ -13,12 +13,12 @@ the fastest way to get the same rows from the same bytes, measured in the same r
 
 and beside the seeds' naive Dataset classes (:mod:`workbench.bench.naive`) read through a plain
 ``DataLoader`` on the same data, in the order each one offers. Every reader consumes each batch
-the same way (a sum over every tensor, :func:`workbench.bench.throughput.consume`), on a warm page
-cache; the readers take turns, ``rounds`` times ``seconds`` each; a reader's rate is the median
-of its rounds and a ratio the median of the per-round ratios, with their quartiles, so a busy
-machine slows both sides of a ratio alike (the table's "IQR" column: how noisy a reader was). Memory stays at a few batches: nothing is loaded whole. The limits are
-serial (read, then sum, on one core); a loader that reads ahead on another core while this one
-sums can pass 1.0x.
+the same way (a sum over every tensor, :func:`workbench.bench.throughput.consume`), on a warm
+page cache; the readers take turns, ``rounds`` times ``seconds`` each; a reader's rate is the
+median of its rounds and a ratio the median of the per-round ratios, with their quartiles, so a
+busy machine slows both sides of a ratio alike (the table's "IQR" column: how noisy a reader
+was). Memory stays at a few batches: nothing is loaded whole. The limits are serial (read, then
+sum, on one core); a loader that reads ahead on another core while this one sums can pass 1.0x.
 
 ``print(wb.compare_orders(store).text())`` prints the table; ``workbench demo`` does.
 """

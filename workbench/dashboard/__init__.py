@@ -1,5 +1,6 @@
 """The workbench pages of the Dask dashboard: ``/individual-workbench-throughput``,
-``/individual-workbench-memory``, ``/individual-workbench-gpu`` and the combined ``/workbench``.
+``/individual-workbench-memory``, ``/individual-workbench-gpu``, ``/individual-workbench-stages``
+(where each batch's time goes, and the verdict) and the combined ``/workbench``.
 
 They are listed in the dashboard's "More..." menu and in ``/individual-plots.json``, so the
 dask-labextension sidebar in JupyterLab shows them as buttons. A notebook's
@@ -14,7 +15,7 @@ pages.
 
 >>> installed()  # doctest: +NORMALIZE_WHITESPACE
 ['/individual-workbench-throughput', '/individual-workbench-memory',
- '/individual-workbench-gpu', '/workbench']
+ '/individual-workbench-gpu', '/individual-workbench-stages', '/workbench']
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ from bokeh.layouts import column, row
 from bokeh.models import ColumnDataSource, Div, FactorRange, NumeralTickFormatter
 from bokeh.plotting import figure
 
-from ..monitoring.metrics import SERIES, Timeline
+from ..monitoring.metrics import SERIES, Timeline, stage_note
 from .plugin import Collector, collector
+from .stagechart import Stages, stages_text
 
 __all__: list[str] = []
 
@@ -117,7 +118,7 @@ class Panel:
 
     def __init__(
         self,
-        lines: list[Lines],
+        lines: list[Lines | Stages],
         extra: Any = None,
         text: Callable[[Collector, dict[str, Any]], str] = lambda c, s: "",
     ) -> None:
@@ -160,7 +161,9 @@ def _throughput_text(plugin: Collector, snap: dict[str, Any]) -> str:
     config = snap.get("config")
     if not config:
         return "watches no loader"
-    return "loader: " + html.escape(", ".join(f"{k}={v}" for k, v in config.items()))
+    note = stage_note(snap)  # without a GPU every page says what it cannot show
+    text = "loader: " + html.escape(", ".join(f"{k}={v}" for k, v in config.items()))
+    return text + (f" · {html.escape(note)}" if note else "")
 
 
 def _memory_text(plugin: Collector, snap: dict[str, Any]) -> str:
@@ -235,6 +238,10 @@ def gpu_panel() -> Panel:
     )
 
 
+def stages_panel() -> Panel:
+    return Panel([Stages()], text=stages_text)
+
+
 def page(*panels: Callable[[], Panel], title: str) -> Callable[[Any, Any, Any], None]:
     """A dashboard application: ``doc_fn(scheduler, extra, doc)`` as ``applications`` wants."""
 
@@ -259,5 +266,6 @@ PAGES: dict[str, Callable[[Any, Any, Any], None]] = {
     "/individual-workbench-throughput": page(throughput_panel, title="Workbench Throughput"),
     "/individual-workbench-memory": page(memory_panel, title="Workbench Memory"),
     "/individual-workbench-gpu": page(gpu_panel, title="Workbench GPU"),
-    "/workbench": page(throughput_panel, memory_panel, gpu_panel, title="Workbench"),
+    "/individual-workbench-stages": page(stages_panel, title="Workbench Stages"),
+    "/workbench": page(throughput_panel, memory_panel, gpu_panel, stages_panel, title="Workbench"),
 }

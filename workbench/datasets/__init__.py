@@ -43,6 +43,9 @@ def open_dataset(
     cache_dir: Any = None,
     cache_bytes: int | None = None,
     timeout: float = 30.0,
+    cache: str | None = None,
+    memory_budget: int | str | None = None,
+    where: Any = None,
 ) -> BaseDataset:
     """Open ``source`` for reading batches of rows as torch tensors.
 
@@ -73,6 +76,24 @@ def open_dataset(
         A URL source only: seconds a connection or a read may stall before the fetch is retried
         (then :class:`~workbench.errors.RemoteError` names the URL and shard), so a stalled
         server fails the epoch in bounded time instead of hanging it.
+    cache : {None, "ram"}, optional
+        ``"ram"``: copy the selected dense columns once, on a background thread while the first
+        epoch reads, into huge-page memory shared with forked loader workers; a full shuffle
+        then gathers from RAM. Reads go to the source until the copy is complete, and for good
+        where it does not fit ``memory_budget`` (a
+        :class:`~workbench.errors.MemoryBudgetWarning` names both sizes). ``ds.ram_tier`` says
+        where it is (:mod:`workbench.datasets.ramtier`). Off by default: it takes the memory
+        the copy needs, and only a random order gains from it.
+    memory_budget : int or str, optional
+        With ``cache="ram"``: the most bytes the copy may take (``"4GiB"``); default half of
+        what this container leaves now.
+    where : tuple, list or callable, optional
+        Keep only the rows a filter passes, evaluated once, a chunk at a time: pyarrow's
+        ``filters`` form (``("label", "in", [1, 3])``, a list of such terms that must all hold,
+        or a list of lists, any of which may) on one-value-a-row columns (read or not), or a
+        callable taking a batch (column -> tensor) and returning one bool a row. The loader's
+        orders run over the kept rows; ``len(ds)`` counts them, ``ds.kept_fraction`` says the
+        share (:mod:`workbench.datasets.filtered`).
 
     Returns
     -------
@@ -96,13 +117,33 @@ def open_dataset(
     >>> ds.get_batch([0, 5])["x"].tolist()
     [[0.0, 1.0], [10.0, 11.0]]
     """
+    from .filtered import with_filter
+    from .tiered import with_cache
+
+    def opened(cols: Any) -> BaseDataset:
+        return _open(source, cols, sparse, key, dtype, sparse_dims, cache_dir, cache_bytes, timeout)
+
+    return with_cache(with_filter(opened(columns), where, opened), cache, memory_budget)
+
+
+def _open(
+    source: Any,
+    columns: Any,
+    sparse: str,
+    key: Any,
+    dtype: Any,
+    sparse_dims: Any,
+    cache_dir: Any,
+    cache_bytes: int | None,
+    timeout: float,
+) -> BaseDataset:
     from ..inputs.kinds import KINDS, kind_of, resolve
 
     kw: dict[str, Any] = {"sparse": sparse, "dtype": dtype}
     if isinstance(source, str) and "://" in source:
         from .remote import is_url, open_remote
 
-        if is_url(source):
+        if is_url(source) and not source.rstrip("/").lower().endswith(".zarr"):  # zarr: a kind
             return open_remote(
                 source,
                 cache_dir=cache_dir,

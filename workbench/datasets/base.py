@@ -70,10 +70,12 @@ class BaseDataset(Dataset):
 
     Attributes: ``columns`` (and ``column_specs``, their :class:`Column` s), ``block_rows``,
     ``row_nbytes``, ``manifest`` and ``version_dir`` (None for foreign sources), ``stats``
-    (:class:`ReadStats`, per process), ``sparse``, ``dtype``.
+    (:class:`ReadStats`, per process), ``sparse``, ``dtype``, ``ram_tier`` (None, or the
+    :class:`~.ramtier.RamTier` of ``open_dataset(..., cache="ram")``: ``describe()``, ``info()``).
     """
 
     kind = "base"
+    ram_tier: Any = None  # the RAM tier (datasets.ramtier.RamTier) of open_dataset(cache="ram")
 
     def __init__(
         self,

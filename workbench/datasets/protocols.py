@@ -54,6 +54,15 @@ class NumbersEpochs(Protocol):
 
 
 @runtime_checkable
+class MixesSources(Protocol):
+    """Draws its rows from several named sources and says which in ``source_column`` (None: it
+    does not): the loader counts each source's rows delivered (``loader.stats.sources``)."""
+
+    names: tuple[str, ...]
+    source_column: str | None
+
+
+@runtime_checkable
 class WillNeed(Protocol):
     """Asks the storage to read runs of rows ahead without waiting; returns the bytes asked for
     (0: nothing to ask, the data is resident)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..monitoring.container import container_limits
+from .chunk_rules import Grid, grid_issues
 from .inspection import inspect
 from .layout_rules import Recommendation, Situation, recommend
 from .shown import Shown
@@ -139,10 +140,38 @@ def advise(
         is_ours=ins.kind == "dataset",
         convert_call=_convert_call(str(ins.source), ins.kind),
     )
-    advice = Advice(str(ins.source), {**sit.__dict__, "fits": sit.fits}, recommend(sit))
+    recs = recommend(sit) + chunk_recommendations(ins, batch_size, shuffle)
+    advice = Advice(str(ins.source), {**sit.__dict__, "fits": sit.fits}, recs)
     if measure:
         _measure(obj, ins, sit, advice)
     return advice
+
+
+def chunk_recommendations(ins: Any, batch_size: int, shuffle: str) -> list[Recommendation]:
+    """What the Zarr chunk grid of each array costs these batches (``chunk_rules``)."""
+    out, seen = [], set()
+    for a in ins.arrays:
+        chunks = a.storage.get("chunks") if a.unit == "zarr chunk" else None
+        if not chunks or not a.shape:
+            continue
+        compressors = ", ".join(
+            t for t in (a.storage.get("filters"), a.storage.get("compressors")) if t
+        )
+        grid = Grid(
+            a.name,
+            a.rows,
+            a.shape[1:],
+            tuple(chunks),
+            a.row_bytes,
+            bool(a.storage.get("compressed")),
+            compressors,
+            str(ins.source),
+        )
+        for issue in grid_issues(grid, batch_size, shuffle):
+            if issue.id not in seen:
+                seen.add(issue.id)
+                out.append(Recommendation("zarr chunks", issue.id, issue.evidence, issue.fix))
+    return out
 
 
 def _convert_call(source: str, kind: str) -> str:

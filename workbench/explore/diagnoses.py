@@ -18,7 +18,7 @@ import torch
 
 from ..errors import InvalidInputError
 from ..monitoring.container import container_limits
-from . import pitfalls, probes
+from . import pitfalls, probes, zarrpitfalls
 from .findings import KINDS, Finding, Setup, ordered, settings_findings, subject
 from .shown import Shown
 
@@ -90,6 +90,7 @@ def doctor(obj: Any, *, measure: bool = True) -> Diagnosis:
     notes: list[str] = []
     found: list[Finding | None] = [
         pitfalls.h5py_before_fork(s),
+        zarrpitfalls.zarr_before_fork(s),
         pitfalls.objects_copy_on_read(s, hs),
         pitfalls.memmap_workers(s, hs),
     ]
@@ -103,6 +104,7 @@ def doctor(obj: Any, *, measure: bool = True) -> Diagnosis:
             found += [batching, dask, per_item]
         except Exception as e:  # a Dataset whose items fail: say so, keep the other findings
             notes.append(f"probing items stopped: {type(e).__name__}: {e}")
+    found += zarrpitfalls.chunk_findings(s)
     found += settings_findings(
         s, torch.cuda.is_available(), container_limits().cores, torch.__version__
     )
@@ -119,6 +121,7 @@ def _setup(obj: Any) -> Setup:
             obj.dataset,
             obj.batch_size,
             shuffled=obj.order != "sequential",
+            order=obj.order,
             workers=obj.num_workers,
             processes=procs,
             start=probes.start_method(obj.multiprocessing_context) if procs else "",
@@ -132,6 +135,7 @@ def _setup(obj: Any) -> Setup:
             obj.dataset,
             obj.batch_size,
             shuffled=isinstance(obj.sampler, torch.utils.data.RandomSampler),
+            order="full" if isinstance(obj.sampler, torch.utils.data.RandomSampler) else "",
             workers=n,
             processes=n > 0,
             start=probes.start_method(obj.multiprocessing_context) if n else "",

@@ -26,6 +26,7 @@ SEVERITIES = ("error", "warning", "info")  # most urgent first: the order findin
 # whose workers are not known yet, gets the fork-related ones as "info" (see doctor).
 KINDS: dict[str, tuple[str, str]] = {
     "h5py-before-fork": ("error", "h5py file opened before the workers start"),
+    "zarr-store-before-fork": ("error", "Zarr store opened before the workers start"),
     "python-objects-copy-on-read": ("warning", "many Python objects: workers copy them on read"),
     "per-item-reads": ("warning", "one read per row where one read per batch is possible"),
     "dask-per-item": ("warning", "a Dask computation per item"),
@@ -34,6 +35,9 @@ KINDS: dict[str, tuple[str, str]] = {
         ("the Dataset batches itself: shuffle=True only reorders whole batches"),
     ),
     "process-workers-over-memmap": ("warning", "worker processes over memory-mapped data"),
+    "zarr-random-rows-decode-chunks": ("warning", "each random row decodes a whole Zarr chunk"),
+    "zarr-chunks-split-rows": ("warning", "the Zarr chunk grid cuts rows across their width"),
+    "zarr-chunks-below-batch": ("info", "Zarr chunks smaller than a batch"),
     "pin-memory-without-gpu": ("info", "pin_memory=True without a GPU"),
     "workers-above-cores": ("warning", "more workers than CPU cores"),
     "no-timeout": ("info", "no timeout: a hung worker stalls training forever"),
@@ -159,6 +163,7 @@ class Setup:
     pin_memory: bool = False
     timeout: float | None = None
     own_batch_size: int | None = None  # a batch_size attribute of the Dataset itself
+    order: str = ""  # the loader's order ("full" for a DataLoader's random sampler)
 
     @property
     def bare(self) -> bool:

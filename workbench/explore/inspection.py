@@ -33,7 +33,8 @@ class Inspection(Shown):
     source : str
         The input inspected (a path, or a short name for an in-memory one).
     kind : str
-        "dataset", "npy", "hdf5", "parquet", "array", "memmap", "dask" or "arrays".
+        "dataset", "npy", "hdf5", "parquet", "zarr", "xarray", "array", "memmap", "dask" or
+        "arrays".
     arrays : list of ArrayFacts
         Each array or column: shape, dtype, bytes in memory and on disk, its read units.
     batch_size, block_rows : int
@@ -93,8 +94,10 @@ def inspect(obj: Any, batch_size: int | None = None) -> Inspection:
     Parameters
     ----------
     obj : path, array, h5py object, Dask array, dataset or loader
-        A workbench dataset folder, a ``.npy``, HDF5 (``"file.h5:key"``) or Parquet path, a
-        NumPy array or memmap, an h5py File, Group or Dataset, a Dask array, a Dataset from
+        A workbench dataset folder, a ``.npy``, HDF5 (``"file.h5:key"``), Parquet or Zarr path
+        (a folder, zip store or URL; ``"store.zarr:key"``), a NumPy array or memmap, an h5py
+        File, Group or Dataset, a zarr Array or Group, an xarray DataArray or Dataset, a Dask
+        array (with the Zarr storage beneath one from ``da.from_zarr``), a Dataset from
         ``wb.open_dataset``, or a ``wb.loader`` (its dataset, with its batch size and blocks).
     batch_size : int, optional
         Rows a batch for the costs.

@@ -72,7 +72,7 @@ def recommend(s: Situation) -> list[Recommendation]:
                 f'ds = wb.open_dataset("{s.source}")',
             )
         )
-    elif s.layout in ("hdf5 chunk", "row group", "dask chunk") and full > 2:
+    elif s.layout in ("hdf5 chunk", "row group", "dask chunk", "zarr chunk") and full > 2:
         out.append(
             Recommendation(
                 "layout",
@@ -142,7 +142,7 @@ def recommend(s: Situation) -> list[Recommendation]:
             "block rows",
             f"{block_rows:,}",
             f"{human_bytes(block_rows * s.row_bytes)} blocks: each is one sequential "
-            "read, and the HDF5 chunk or Parquet row group should be this many "
+            "read, and the HDF5 or Zarr chunk or Parquet row group should be this many "
             "rows (or divide it) so a block never decodes a unit twice",
             f"block_rows={block_rows}",
         )

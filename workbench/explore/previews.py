@@ -10,7 +10,7 @@ shows each row's nonzero indices.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,13 +34,17 @@ class Preview(Shown):
     columns : dict of str to list of numpy.ndarray
         ``columns[name][i]`` is row ``indices[i]`` (a sparse column: its nonzero indices).
     kinds : dict of str to str
-        ``kinds[name]`` is one of "scalar", "vector", "image", "sparse".
+        ``kinds[name]`` is one of "scalar", "vector", "image", "sparse", or "coordinate" (an
+        xarray coordinate that labels the rows, shown beside the columns).
+    dims : dict of str to tuple of str
+        An xarray input's dimension names of each column (empty for other inputs).
     """
 
     source: str
     indices: list[int]
     columns: dict[str, list[np.ndarray]]
     kinds: dict[str, str]
+    dims: dict[str, tuple[str, ...]] = field(default_factory=dict)
     view = "preview"  # drawn by the shell's views (explore.shown)
 
     def to_dict(self) -> dict[str, Any]:
@@ -48,6 +52,7 @@ class Preview(Shown):
             "source": self.source,
             "indices": self.indices,
             "kinds": self.kinds,
+            "dims": {k: list(v) for k, v in self.dims.items()},
             "columns": {
                 k: [np.asarray(v).tolist() for v in rows] for k, rows in self.columns.items()
             },
@@ -132,5 +137,13 @@ def preview(
         cols[name] = list(a)
         row_shape = tuple(a.shape[1:])
         kinds[name] = "scalar" if not row_shape else "image" if image_kind(row_shape) else "vector"
-    source = os.fspath(obj) if isinstance(obj, (str, os.PathLike)) else type(obj).__name__
-    return Preview(source, [int(i) for i in idx], cols, kinds)
+    labels = getattr(ds, "coordinates", None)  # xarray: the coordinates along the rows
+    for name, values in (labels(idx) if callable(labels) else {}).items():
+        cols.setdefault(name, list(values))
+        kinds.setdefault(name, "coordinate")
+    dims = dict(getattr(ds, "dims", None) or {})
+    if isinstance(obj, (str, os.PathLike)):
+        source = os.fspath(obj)
+    else:
+        source = ds.where if dims or ds.kind == "zarr" else type(obj).__name__
+    return Preview(source, [int(i) for i in idx], cols, kinds, dims)

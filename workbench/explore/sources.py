@@ -28,6 +28,7 @@ Described = tuple[str, str, str, list[ArrayFacts], dict[str, Any]]
 ACCEPTS = (
     "a workbench dataset folder, a .npy path, a NumPy array or memmap, an HDF5 path "
     '("file.h5" or "file.h5:key") or h5py File/Group/Dataset, a Parquet file or folder, '
+    "a Zarr folder, zip store or URL (or a zarr Array/Group), an xarray DataArray/Dataset, "
     "a Dask array, a Dataset from wb.open_dataset, or a wb.loader"
 )
 
@@ -37,6 +38,9 @@ def describe(obj: Any) -> Described:
     from ..inputs.kinds import KINDS, is_dask_array, kind_of, resolve
     from . import metadata as gather
 
+    own = getattr(obj, "inspected", None)  # a Zarr or xarray Dataset: the object beneath
+    if hasattr(obj, "get_batch") and callable(own):
+        obj = own()
     if hasattr(obj, "get_batch") and hasattr(obj, "where"):  # a Dataset from open_dataset
         where = str(obj.where)
         if os.path.exists(where) or os.path.exists(where.rsplit(":", 1)[0]):
@@ -80,6 +84,8 @@ def describe_path(path: str) -> Described:
     from ..inputs.kinds import KINDS, kind_of, resolve
 
     key = None
+    if "://" in path:  # a URL (a Zarr store's): nothing on disk to find
+        return resolve(str(KINDS[kind_of(path)].inspect))(path, None)
     if not os.path.exists(path) and ":" in path:
         path, key = path.rsplit(":", 1)
     if not os.path.exists(path):
@@ -156,8 +162,15 @@ def numpy_array(obj: np.ndarray, key: str | None) -> Described:
 
 
 def dask_array(obj: Any, key: str | None) -> Described:
-    """A Dask array; ``key`` is unused."""
+    """A Dask array, and the Zarr storage beneath one built with ``da.from_zarr``; ``key`` is
+    unused."""
     from . import metadata as gather
+    from .zarrfacts import zarr_facts, zarr_under
 
     name = getattr(obj, "name", "dask")[:40]
-    return name, "dask", "Dask array", [gather.dask_facts(obj, "array")], {}
+    facts = [gather.dask_facts(obj, "array")]
+    beneath = zarr_under(obj)
+    if not beneath:
+        return name, "dask", "Dask array", facts, {}
+    facts += [zarr_facts(z, f"zarr {z.path or 'array'}") for z in beneath]
+    return name, "dask", f"Dask array over {len(beneath)} Zarr array(s)", facts, {}

@@ -111,6 +111,10 @@ def _is_dataset_folder(p: Path) -> bool:
     return is_dataset_dir(p) or any(p.glob("v-*.partial"))
 
 
+def _lazy(ref: str) -> Callable[[Any], bool]:  # a test in the kind's module, imported when asked
+    return lambda obj: bool(resolve(ref)(obj))
+
+
 def _is_parquet_folder(p: Path) -> bool:
     return any(f.is_file() for f in p.rglob("*.parquet"))
 
@@ -128,6 +132,25 @@ KINDS: dict[str, Kind] = {
             _IN + "dataset:folder_dataset",
             inspect=_EX + "dataset_folder",
             folder=_is_dataset_folder,
+        ),
+        Kind(
+            "zarr",
+            _IN + "zarrs:zarr_source",
+            "workbench.datasets.zarrreader:zarr_dataset",
+            inspect="workbench.explore.zarrfacts:zarr_input",
+            suffixes=(".zarr", ".zarr.zip", ".zip"),  # a folder, a zip store
+            folder=_lazy(_IN + "zarrs:is_zarr_folder"),
+            test=_lazy(_IN + "zarrs:is_zarr"),
+            label="Zarr array or group",
+            accepts_key=True,
+        ),
+        Kind(
+            "xarray",
+            _IN + "xarrays:xarray_source",
+            "workbench.datasets.xarrayreader:xarray_dataset",
+            inspect="workbench.explore.xarrayfacts:xarray_input",
+            test=_lazy(_IN + "xarrays:is_xarray"),
+            label="xarray object",
         ),
         Kind(
             "parquet",
@@ -206,9 +229,11 @@ RANDOM_ACCESS = tuple(name for name, k in KINDS.items() if k.dataset is not None
 STREAM_ONLY = tuple(name for name, k in KINDS.items() if k.dataset is None)
 READS = (
     "a workbench dataset folder; CSV/TSV (.csv, .tsv, optionally .gz), Parquet (.parquet, .pq, "
-    "or a folder of them), NumPy (.npy) and HDF5 (.h5, .hdf5, .hdf, .he5, .nc) files; a NumPy "
-    "array or memmap, a torch tensor, a Dask array, a CSR or scipy.sparse matrix, a pyarrow "
-    "Table or pandas DataFrame, a dict of arrays (columns), or an iterable of rows/batches"
+    "or a folder of them), NumPy (.npy) and HDF5 (.h5, .hdf5, .hdf, .he5, .nc) files; a Zarr "
+    "folder, zip store (.zarr.zip, .zip) or URL (.zarr); a NumPy array or memmap, a torch "
+    "tensor, a Dask array, a zarr Array or Group, an xarray DataArray or Dataset, a CSR or "
+    "scipy.sparse matrix, a pyarrow Table or pandas DataFrame, a dict of arrays (columns), or an "
+    "iterable of rows/batches"
 )
 
 
@@ -222,6 +247,8 @@ def kind_of(
     obj: Any, *, missing: type[Exception] = SourceNotFoundError, must_exist: bool = True
 ) -> str:
     """One of :data:`KINDS` for ``obj``; a path that does not exist raises ``missing``."""
+    if isinstance(obj, str) and "://" in obj:
+        return _url_kind(obj, missing)
     if isinstance(obj, (str, os.PathLike)):
         return _path_kind(Path(obj), missing, must_exist)
     if is_dask_frame(obj):  # no kind's test takes it, but it is iterable
@@ -249,8 +276,8 @@ def _path_kind(p: Path, missing: type[Exception], must_exist: bool) -> str:
         if found:
             return found
         raise missing(
-            f"{p}: the folder holds no workbench dataset and no .parquet files; point at "
-            "a dataset, a file, or a folder of .parquet files"
+            f"{p}: the folder holds no workbench dataset, no Zarr metadata and no .parquet "
+            "files; point at a dataset, a Zarr store, a file, or a folder of .parquet files"
         )
     if by_suffix:
         return by_suffix
@@ -263,3 +290,9 @@ def _path_kind(p: Path, missing: type[Exception], must_exist: bool) -> str:
         f"{p}: unknown file type {p.suffix or '(no suffix)'!r}; workbench reads "
         f"{READS} (rename the file if it is one of those)"
     )
+
+
+def _url_kind(url: str, missing: type[Exception]) -> str:
+    if url.rstrip("/").lower().endswith(".zarr"):  # a URL's suffix names its kind: none is read
+        return "zarr"
+    raise missing(f"{url}: only a Zarr store URL (ending .zarr) is read as a URL here; check it")

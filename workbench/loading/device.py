@@ -12,11 +12,13 @@ reused too early.
 from __future__ import annotations
 
 import time
+from time import perf_counter
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
 from .batches import map_tensors
+from .workers.ranges import profiling, stage_range
 
 __all__ = ["measure_h2d", "to_device"]
 
@@ -36,7 +38,12 @@ class _Staging:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.buffers: dict[tuple, torch.Tensor] = {}
-        self.event = torch.cuda.Event()
+        # the copy's start and end on the side stream: its device time from CUDA events
+        self.began, self.event = (
+            torch.cuda.Event(enable_timing=True),
+            torch.cuda.Event(enable_timing=True),
+        )
+        self.timed: tuple[float, float] | None = None  # (started, host seconds) of its last copy
         self.copies: list[torch.Tensor] = []
         self.held: list[torch.Tensor] = []  # already-pinned sources copied directly: keep alive
 
@@ -71,10 +78,19 @@ class _Staging:
         """Start copying ``batch`` on ``stream``; its device tensors are not safe to read yet."""
         self.event.synchronize()  # the copy that last read these buffers has finished
         self.copies, self.held = [], []
+        self.began.record(stream)
         with torch.cuda.stream(stream):
             moved = map_tensors(batch, self._move, paths=True)
         self.event.record(stream)
         return moved
+
+    def copied(self, push: Callable[[tuple[float, float, float]], None]) -> None:
+        """Report the last copy's (started, host seconds, device seconds), once it finished."""
+        if self.timed is not None:
+            self.event.synchronize()
+            started, host = self.timed
+            push((started, host, self.began.elapsed_time(self.event) / 1e3))
+            self.timed = None
 
     def hand_off(self, moved: Any) -> Any:
         """Make the consumer's current stream wait for the copy, then give the batch out."""
@@ -85,24 +101,50 @@ class _Staging:
         return map_tensors(moved, lambda x: x.tensor.to(self.device), leaf=_Sparse)
 
 
-def _cuda_batches(batches: Iterable[Any], device: torch.device) -> Iterator[Any]:
+def _cuda_batches(
+    batches: Iterable[Any], device: torch.device, push: Callable[..., None] | None
+) -> Iterator[Any]:
     stream = torch.cuda.Stream(device)
     slots = [_Staging(device), _Staging(device)]  # two, so staging batch i+1 never waits on batch i
     pending: tuple[_Staging, Any] | None = None
     for i, batch in enumerate(batches):
         slot = slots[i % 2]
-        moved = slot.stage(batch, stream)
+        if push is not None:
+            slot.copied(push)  # its previous copy (two batches ago) is done by now
+        t0 = perf_counter()
+        if profiling():  # once a batch: no range costs without a profiler
+            with stage_range("workbench.to_device"):
+                moved = slot.stage(batch, stream)
+        else:
+            moved = slot.stage(batch, stream)
+        slot.timed = (t0, perf_counter() - t0)
         if pending is not None:
             yield pending[0].hand_off(pending[1])
         pending = (slot, moved)
     if pending is not None:
         yield pending[0].hand_off(pending[1])
+    if push is not None:
+        for slot in sorted(slots, key=lambda s: s.timed[0] if s.timed else 0.0):
+            slot.copied(push)
+
+
+def _other_batches(
+    batches: Iterable[Any], device: torch.device, push: Callable[..., None] | None
+) -> Iterator[Any]:
+    for batch in batches:
+        t0 = perf_counter()
+        moved = map_tensors(batch, lambda x: x.to(device))
+        if push is not None:
+            push((t0, perf_counter() - t0, 0.0))
+        yield moved
 
 
 def to_device(batches: Iterable[Any], device: str | torch.device = "cuda") -> Iterator[Any]:
     """Yield each batch (tensor, or dict/list/tuple of them) on ``device``, copying one batch ahead.
 
     On a CPU device, or when CUDA is not available, batches pass through unchanged (same objects).
+    Given a loader, each copy's time joins its stages (``loader.stages``' ``to_device``: host
+    seconds, plus the copy's device seconds from CUDA events).
 
     Parameters
     ----------
@@ -126,13 +168,15 @@ def to_device(batches: Iterable[Any], device: str | torch.device = "cuda") -> It
     device(type='cuda', index=0)
     """
     dev = torch.device(device)
+    # a loader's stage window gets each copy's seconds (its stages' to_device)
+    push = getattr(getattr(batches, "stages", None), "push_device", None)
     if dev.type == "cuda" and torch.cuda.is_available():
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
-        return _cuda_batches(batches, dev)
+        return _cuda_batches(batches, dev, push)
     if dev.type in ("cpu", "cuda"):
         return iter(batches)
-    return (map_tensors(b, lambda x: x.to(dev)) for b in batches)
+    return _other_batches(batches, dev, push)
 
 
 def measure_h2d(

@@ -12,8 +12,10 @@ from typing import Any
 import torch
 
 from .fetch import Fetch
-from .passes import FetchSpec, Key, OnBatch, Pass, SyncPass, ThreadPass
-from .workers.pool import KeptWorkers, ProcessPass
+from .passes import FetchSpec, Key, OnBatch, Pass, SyncPass
+from .threads import ThreadPass
+from .workers.pool import KeptWorkers
+from .workers.processes import ProcessPass
 
 __all__: list[str] = []
 

@@ -5,13 +5,16 @@ progress) and the count, stats, stage times and subscribers of the batches they 
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ..datasets.protocols import PlansReads
+from ..datasets.protocols import MixesSources, PlansReads
+from ..errors import WorkbenchError
 from ..monitoring.metrics import BatchEvent, LoaderStats
+from ..monitoring.pagecache import residency
 from ..monitoring.stages import StageWindow
 from .advice import Advisor
 from .automatic import shards_at_once
@@ -19,7 +22,7 @@ from .batches import batch_nbytes
 from .config import LoaderConfig
 from .epochs import EpochIterator, start_pass
 from .fetch import Capabilities, Fetch
-from .passes import Pass
+from .passes import Pass, Span
 from .ranks import resolve
 from .sampling import BatchSampler
 from .workers.pool import KeptWorkers
@@ -36,6 +39,18 @@ def shard_cache(dataset: Any) -> tuple[int, int] | None:
     cache = dataset.cache if isinstance(dataset, PlansReads) else None
     held, biggest = getattr(cache, "cache_bytes", None), getattr(cache, "biggest", None)
     return (int(held), int(biggest)) if held and biggest else None
+
+
+def resident(dataset: Any) -> float | None:
+    """The page-cache fraction of a local dataset's files now (one ``mincore`` pass over them:
+    ~1 ms for 1 GiB), None for one in memory or streamed from a URL."""
+    where = getattr(dataset, "where", None)
+    if not isinstance(where, str) or "://" in where or not os.path.exists(where):
+        return None
+    try:
+        return residency(where).fraction
+    except (WorkbenchError, OSError):
+        return None
 
 
 def sampler_for(num_rows: int, cfg: LoaderConfig, can: Capabilities) -> tuple[BatchSampler, str]:
@@ -68,6 +83,12 @@ def sampler_for(num_rows: int, cfg: LoaderConfig, can: Capabilities) -> tuple[Ba
     return sampler, block_rows_from
 
 
+def count_sources(counts: dict[str, int], column: Any, names: tuple[str, ...]) -> None:
+    """Add a mixture's batch to ``counts``: its ``column`` holds each row's source number."""
+    for name, n in zip(names, column.bincount(minlength=len(names)).tolist()):
+        counts[name] = counts.get(name, 0) + n
+
+
 class Feed:
     """The passes over one loader's ``dataset`` and what they delivered: ``position`` (batches
     of the epoch delivered), ``stats``, ``stages`` (each batch's seconds per stage: the
@@ -83,6 +104,8 @@ class Feed:
         self.fetch: Fetch | None = None
         self.subscribers: tuple[Callable[[BatchEvent], None], ...] = ()
         self._current: weakref.ref | None = None
+        mixes = isinstance(dataset, MixesSources) and dataset.source_column
+        self._mix = (dataset.source_column, dataset.names) if mixes else None
 
     def start(
         self,
@@ -100,6 +123,7 @@ class Feed:
                 sampler.shard_plan(), shards_at_once(sampler.order, sampler.window)
             )
         self.position = start = sampler.batches_done
+        self.stages.resident = resident(self.dataset)  # cold or warm, as this pass begins
         keys = ((idx, epoch, k) for k, idx in enumerate(batches, start))
         # sequential on one rank: every batch is one ascending run (padding only wraps with W > 1)
         contiguous = sampler.order == "sequential" and sampler.world_size == 1
@@ -129,13 +153,17 @@ class Feed:
         wait_s: float,
         since_last_s: float,
         times: tuple[float, ...] | None = None,
+        span: Span | None = None,
     ) -> None:
         """Count a batch the consumer received, time its stages (``times``: the producer's, in
-        ``monitoring.stages.PRODUCER``'s order; None: not timed), and tell the subscribers."""
+        ``monitoring.stages.PRODUCER``'s order; None: not timed; ``span``: where and when they
+        ran, for the trace), and tell the subscribers."""
         nbytes = rows * self.fetch.row_bytes or batch_nbytes(batch)  # type: ignore[union-attr]
         self.stats.add(rows, nbytes, wait_s, since_last_s)
+        if self._mix is not None and isinstance(batch, dict) and self._mix[0] in batch:
+            count_sources(self.stats.sources, batch[self._mix[0]], self._mix[1])
         if times is not None:  # the step: the consumer's time between its calls for a batch
-            self.stages.push((times, wait_s, since_last_s - wait_s))
+            self.stages.push((times, wait_s, since_last_s - wait_s, span))
         self.position += 1
         if self.subscribers:  # the hot path pays one check when nobody watches
             event = BatchEvent(time.perf_counter(), rows, nbytes, wait_s, since_last_s)

@@ -35,6 +35,7 @@ from ..datasets.protocols import (
     WillNeed,
 )
 from ..errors import InvalidInputError, LoaderTimeoutError, WorkerError, in_worker
+from .workers.ranges import profiling, stage_range
 
 __all__: list[str] = []
 
@@ -154,10 +155,13 @@ class Fetch:
 
     def timed(
         self, idx: np.ndarray, epoch: int, k: int, started: Any = None, t0: float = 0.0
-    ) -> tuple[Any, float, float, float]:
-        """The batch (:meth:`__call__`, or :meth:`finish` of ``started``) and the seconds its
-        read, transform and collate took here since ``t0`` (``perf_counter()``; 0: now; of a
-        started read: the part waited for)."""
+    ) -> tuple[Any, float, float, float, float]:
+        """The batch (:meth:`__call__`, or :meth:`finish` of ``started``) and when its stages
+        ran here: ``(batch, t0, read end, collate end, transform end)`` (``perf_counter()``
+        seconds; ``t0`` 0: now; of a started read: the part waited for). Inside ``workbench.*``
+        profiler ranges while a profiler runs."""
+        if profiling():
+            return self._ranged(idx, epoch, k, started, t0)
         t0 = t0 or perf_counter()
         if started is not None:
             batch = self.dataset.finish_batch(started)
@@ -171,9 +175,31 @@ class Fetch:
             batch = self.collate(data)
             t2 = perf_counter()
         if self.transform is None:
-            return batch, t1 - t0, 0.0, t2 - t1
-        batch = self._transformed(batch, idx, epoch, k)
-        return batch, t1 - t0, perf_counter() - t2, t2 - t1
+            return batch, t0, t1, t2, t2
+        return self._transformed(batch, idx, epoch, k), t0, t1, t2, perf_counter()
+
+    def _ranged(
+        self, idx: np.ndarray, epoch: int, k: int, started: Any, t0: float
+    ) -> tuple[Any, float, float, float, float]:
+        """:meth:`timed` with each stage in its profiler range."""
+        t0 = t0 or perf_counter()
+        with stage_range("workbench.read"):
+            if started is not None:
+                batch = self.dataset.finish_batch(started)
+            elif self.ours:
+                batch = self.dataset.get_batch(self._rows(idx))
+            else:
+                batch = self._items(idx)
+        t1 = t2 = perf_counter()
+        if started is None and not self.ours:
+            with stage_range("workbench.collate"):
+                batch = self.collate(batch)
+            t2 = perf_counter()
+        if self.transform is None:
+            return batch, t0, t1, t2, t2
+        with stage_range("workbench.transform"):
+            batch = self._transformed(batch, idx, epoch, k)
+        return batch, t0, t1, t2, perf_counter()
 
     def _transformed(self, batch: Any, idx: np.ndarray, epoch: int, k: int) -> Any:
         if self.transform is None:

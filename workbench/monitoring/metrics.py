@@ -14,10 +14,12 @@ samples into it; the notebook widget, the dashboard pages and ``to_prometheus`` 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from .stages import STAGES
 
 __all__ = ["LoaderStats"]
 
@@ -64,6 +66,34 @@ SERIES: dict[str, Spec] = {
     ),
     "gpu_pcie_tx_bytes_per_s": Spec("bytes/s", "PCIe bytes the GPU sent (NVML, whole device)"),
 }
+LOADER_SERIES = tuple(SERIES)[:7]  # the ones a Monitor sample's "loader" part holds
+STAGE_HELP = {  # what each of monitoring.stages.STAGES times, for the stage_<name>_s series
+    "sample": "choosing the rows (the sampler)",
+    "read": "reading (I/O and the gather)",
+    "transform": "the transform",
+    "collate": "collate_fn",
+    "handoff": "the hand-over to the consumer (a queue or a shared-memory slot)",
+    "to_device": "the host-to-device copy",
+    "wait": "the consumer's wait for the batch",
+    "step": "the consumer's own step between batches",
+}
+STAGE_SERIES = {f"stage_{s}_s": s for s in STAGES}
+SERIES.update(
+    (name, Spec("s", f"seconds a batch spent in {STAGE_HELP[s]}, mean of the last 200 batches"))
+    for name, s in STAGE_SERIES.items()
+)
+# what a page or chart of the stages says where there is no GPU (torch sees no CUDA device)
+NO_GPU = "no GPU: host-to-device not measured"
+
+
+def stage_note(sample: dict[str, Any]) -> str:
+    """What a chart of the stages says beside them: :data:`NO_GPU` where ``sample`` (a Monitor
+    sample or its :func:`snapshot`) saw no CUDA device, else "".
+
+    >>> stage_note({"pinned": {"available": False}})
+    'no GPU: host-to-device not measured'
+    """
+    return "" if (sample.get("pinned") or {}).get("available") else NO_GPU
 
 
 class BatchEvent(NamedTuple):
@@ -89,14 +119,7 @@ class BatchWindow:
     def summary(self) -> dict[str, float]:
         events, self._events = self._events, []
         if not events:
-            return {
-                "samples_per_s": 0.0,
-                "mb_per_s": 0.0,
-                "batches_per_s": 0.0,
-                "wait_fraction": 0.0,
-                "step_p50_s": 0.0,
-                "step_p95_s": 0.0,
-            }
+            return dict.fromkeys(LOADER_SERIES[:6], 0.0)
         steps = np.array([e.step_s for e in events])
         span = float(steps.sum()) or 1e-9
         return {
@@ -169,7 +192,7 @@ PROCESS_FIELDS = ("name", "pid", "pss", "uss", "rss", "shared", "swap", "real")
 def snapshot(sample: dict[str, Any], source: str = "") -> dict[str, Any]:
     """What of one Monitor sample a dashboard draws, small and msgpack-able: the series values,
     each process's memory, page cache, pinned memory, the GPU (or why there is none), the
-    machine (the container's limits), the config.
+    machine (the container's limits), the config and the verdict on the stages.
 
     >>> snap = snapshot({"time": 1.0,
     ...                  "loader": {"samples_per_s": 5.0, "config": {"batch_size": 8}}})
@@ -189,25 +212,16 @@ def snapshot(sample: dict[str, Any], source: str = "") -> dict[str, Any]:
         "gpu": sample.get("gpu"),
         "machine": sample.get("machine"),
         "config": (sample.get("loader") or {}).get("config"),
+        "verdict": (sample.get("loader") or {}).get("verdict"),
     }
 
 
 def scalars(sample: dict[str, Any]) -> dict[str, float]:
     """The :data:`SERIES` values found in one Monitor sample (absent ones are left out)."""
     loader = sample.get("loader") or {}
-    out = {
-        k: loader[k]
-        for k in (
-            "samples_per_s",
-            "mb_per_s",
-            "batches_per_s",
-            "wait_fraction",
-            "step_p50_s",
-            "step_p95_s",
-            "read_ahead",
-        )
-        if k in loader
-    }
+    out = {k: loader[k] for k in LOADER_SERIES if k in loader}
+    stages = loader.get("stages") or {}  # absent until the loader timed a batch
+    out.update((name, stages[s]) for name, s in STAGE_SERIES.items() if s in stages)
     total = (sample.get("memory") or {}).get("total") or {}
     for key, name in (
         ("pss", "memory_pss_bytes"),
@@ -242,6 +256,8 @@ class LoaderStats:
         Batches, rows and bytes delivered.
     wait_s, total_s : float, default 0.0
         Seconds the consumer waited for data, and wall seconds of the passes.
+    sources : dict of str to int
+        Rows delivered from each source of a mixture (``wb.mix``); empty otherwise.
     """
 
     batches: int = 0
@@ -249,6 +265,7 @@ class LoaderStats:
     bytes: int = 0
     wait_s: float = 0.0
     total_s: float = 0.0
+    sources: dict[str, int] = field(default_factory=dict)
 
     def _per_s(self, amount: float) -> float:
         return amount / self.total_s if self.total_s else 0.0
@@ -275,3 +292,4 @@ class LoaderStats:
     def reset(self) -> None:
         self.batches = self.samples = self.bytes = 0
         self.wait_s = self.total_s = 0.0
+        self.sources.clear()

@@ -1,9 +1,7 @@
 """``Monitor``: samples a loader's throughput, the memory of every process that reads for it, the
-dataset's page cache, the machine, pinned memory and the GPU, on a background thread.
-
-The loader reports each batch to the monitor's subscription (its hot path pays one check when
-nobody watches); everything else is read every ``interval`` seconds. ``latest()`` and ``history()``
-are JSON-able; ``to_prometheus()`` is the text exposition format for scrapers.
+dataset's page cache, the machine, pinned memory and the GPU, on a background thread. The loader
+reports each batch to its subscription (one check on the hot path when nobody watches); the rest
+is read every ``interval`` s. ``latest()``, ``history()`` are JSON; ``to_prometheus()`` is text.
 
 >>> ds = wb.open_dataset({"x": np.zeros((20_000, 16), "float32")})
 >>> with Monitor(wb.loader(ds, batch_size=500), interval=0.05) as mon:
@@ -21,8 +19,11 @@ import time
 from typing import Any
 
 from .container import container_limits
+from .exposition import prometheus_text
 from .gpu import gpu_metrics, pinned
-from .metrics import SERIES, TOPIC, BatchWindow, Timeline, scalars, snapshot
+from .metrics import TOPIC, BatchWindow, Timeline, scalars, snapshot
+from .trace import export_trace as write_trace
+from .verdicts import bottleneck
 
 __all__ = ["Monitor"]
 
@@ -42,8 +43,7 @@ class Monitor:
         settings, its worker processes' memory, its dataset's page cache.
     client : distributed.Client, optional
         Also read every Dask worker's memory, and publish each sample to the scheduler
-        (``client.log_event`` on ``"workbench-metrics"``), where the dashboard's workbench pages
-        draw it.
+        (``client.log_event`` on ``"workbench-metrics"``) for the dashboard's workbench pages.
     interval : float, default 0.5
         Seconds between samples.
     keep : int, default 600
@@ -125,9 +125,10 @@ class Monitor:
         Returns
         -------
         dict
-            JSON-able: ``time`` (unix), ``loader`` (rates, read-ahead, epoch, settings; None
-            without one), ``memory`` (:func:`~workbench.monitoring.memory.memory_tree`),
-            ``page_cache``, ``machine``, ``pinned`` and ``gpu``.
+            JSON-able: ``time`` (unix), ``loader`` (rates, read-ahead, epoch, settings, the
+            stages' means and verdict once a batch was timed; None without one), ``memory``
+            (:func:`~workbench.monitoring.memory.memory_tree`), ``page_cache``, ``machine``,
+            ``pinned`` and ``gpu``.
         """
         now = time.time()
         full = time.monotonic() - self._full_at >= FULL_EVERY_S
@@ -194,30 +195,41 @@ class Monitor:
         with self._lock:
             return self._timeline.since(t0)
 
+    def export_trace(self, path: str | os.PathLike[str]) -> str:
+        """The watched loader's last batches as Chrome Trace JSON (:func:`~.trace.export_trace`).
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The ``.json`` file to write.
+
+        Returns
+        -------
+        str
+            ``path``.
+        """
+        return write_trace(self.loader, path)
+
     def to_prometheus(self) -> str:
-        """The latest values as Prometheus gauges (``workbench_<series>``), text exposition format.
+        """The latest values as Prometheus gauges (``workbench_<series>``), text exposition format;
+        the stages as one gauge, ``workbench_stage_seconds{stage="read"}``.
 
         Returns
         -------
         str
             One ``# HELP``, ``# TYPE`` and value per series (needs ``prometheus_client``).
         """
-        from prometheus_client import CollectorRegistry, Gauge, generate_latest
+        return prometheus_text(scalars(self.latest()))
 
-        registry = CollectorRegistry()
-        for name, value in scalars(self.latest()).items():
-            spec = SERIES[name]
-            Gauge(f"workbench_{name}", f"{spec.help} ({spec.unit})", registry=registry).set(value)
-        return generate_latest(registry).decode()
-
-    # -- parts -----------------------------------------------------------------------------
     def _loader_part(self) -> dict[str, Any] | None:
         if self.loader is None:
             return None
-        dl = self.loader
-        state = dl.state_dict()
+        dl, state = self.loader, self.loader.state_dict()
+        timed = len(dl.stages) > 0  # none yet, or since the last reconfigure
         return {
             **self._window.summary(),
+            **({"stages": dl.stages.means(), "verdict": str(bottleneck(dl))} if timed else {}),
+            **({"sources": dict(dl.stats.sources)} if dl.stats.sources else {}),  # wb.mix
             "read_ahead": dl.read_ahead(),
             "epoch": state["epoch"],
             "batches_done": state["batches_done"],
@@ -247,10 +259,8 @@ class Monitor:
             if not full and self._dask:
                 workers = self._dask
             else:
-                try:
-                    workers = self._dask = self.client.run(
-                        process_memory
-                    )  # {address: ProcessMemory}
+                try:  # {address: ProcessMemory}
+                    workers = self._dask = self.client.run(process_memory)
                 except Exception as exc:  # a closing cluster must not stop the sampling
                     tree["dask_error"] = f"{type(exc).__name__}: {exc}"
                     workers = {}

@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .remedies import Facts, remedy
+
 __all__ = ["StageWindow", "Verdict", "verdict"]
 
 # Producer stages in the order a batch passes them, then the consumer's two.
@@ -34,10 +36,18 @@ STAGES = (
 )
 PRODUCER = STAGES[:6]
 WAITS_LITTLE = 0.05  # a consumer waiting under this share of its time is not held up by data
+GIL_SHARE = 0.3  # a transform this much of a batch on threads holds the GIL the others wait on
 
 
 class StageWindow:
     """The last ``size`` batches' stage seconds; :meth:`means` per stage over them.
+
+    Each batch is one record (the ring ``monitoring.trace`` draws): the producer's seconds in
+    ``PRODUCER``'s order up to ``handoff`` (as many as were timed), the consumer's wait and step,
+    and the batch's span (where and when its stages ran; None where not known). ``to_device``
+    records (start, host seconds, copy seconds) on its own ring: it runs after the batch left.
+    ``resident``: the page-cache fraction of the dataset's files as the loader's pass began
+    (None: not local files).
 
     Parameters
     ----------
@@ -46,42 +56,64 @@ class StageWindow:
     """
 
     def __init__(self, size: int = 200) -> None:
-        # per batch: (producer seconds in PRODUCER's order, as many as were timed, wait, step)
-        self._batches: deque[tuple[tuple[float, ...], float, float]] = deque(maxlen=size)
-        # the loader's hot path, without a Python call: push((producer, wait, step)), the
-        # producer's seconds in PRODUCER's order (the first ones only, or none, where the rest
-        # were not timed)
-        self.push: Callable[[tuple[tuple[float, ...], float, float]], None] = self._batches.append
+        self._batches: deque[tuple[tuple[float, ...], float, float, Any]] = deque(maxlen=size)
+        self._devices: deque[tuple[float, float, float]] = deque(maxlen=size)
+        # the loader's hot path, without a Python call: push((producer, wait, step, span))
+        self.push: Callable[[tuple[tuple[float, ...], float, float, Any]], None] = (
+            self._batches.append
+        )
+        # to_device's: push_device((started, host seconds, copy seconds on the device))
+        self.push_device: Callable[[tuple[float, float, float]], None] = self._devices.append
+        self.resident: float | None = None  # page-cache fraction of the files as the pass began
 
     def add(self, times: dict[str, float]) -> None:
         """One batch's seconds per stage (stages it did not pass are left out)."""
-        producer = tuple(float(times.get(s, 0.0)) for s in PRODUCER)
-        self._batches.append(
-            (producer, float(times.get("wait", 0.0)), float(times.get("step", 0.0)))
-        )
+        producer = tuple(float(times.get(s, 0.0)) for s in PRODUCER[:5])
+        step = float(times.get("step", 0.0))
+        self._batches.append((producer, float(times.get("wait", 0.0)), step, None))
+        if "to_device" in times:
+            self._devices.append((0.0, 0.0, float(times["to_device"])))
 
     def clear(self) -> None:
         """Forget every batch (the loader's settings changed)."""
         self._batches.clear()
+        self._devices.clear()
 
     def __len__(self) -> int:
         return len(self._batches)
 
+    def records(self) -> list[tuple[tuple[float, ...], float, float, Any]]:
+        """The batches' records, oldest first (a copy: the loader adds as it runs)."""
+        return list(self._batches)
+
+    def device_records(self) -> list[tuple[float, float, float]]:
+        """``to_device``'s records (started, host seconds, copy seconds), oldest first."""
+        return list(self._devices)
+
     def means(self) -> dict[str, float]:
         """Mean seconds a batch per stage over the window (0.0 for a stage never timed).
+
+        ``to_device`` is host and device copy time a batch; ``step`` leaves out the host part,
+        which runs between the consumer's calls for batches.
 
         Returns
         -------
         dict of str to float
         """
         sums, batches = [0.0] * len(STAGES), list(self._batches)  # a copy: the loader adds
-        for producer, wait, step in batches:
+        for producer, wait, step, _ in batches:
             for i, t in enumerate(producer):
                 sums[i] += t
             sums[-2] += wait
             sums[-1] += step
         n = len(batches) or 1
-        return {s: t / n for s, t in zip(STAGES, sums)}
+        out = {s: t / n for s, t in zip(STAGES, sums)}
+        devices = list(self._devices)
+        if devices:
+            host = sum(d[1] for d in devices) / len(devices)
+            out["to_device"] = host + sum(d[2] for d in devices) / len(devices)
+            out["step"] = max(0.0, out["step"] - host)
+        return out
 
     def shares(self) -> dict[str, float]:
         """Each producer stage's share of the producer's time a batch (sums to 1 when timed).
@@ -114,6 +146,8 @@ class Verdict:
     change : dict
         Loader options that apply the advice (``loader.reconfigure(**change)``); empty when the
         fix is outside the loader (leave it, a faster disk, a cheaper transform).
+    note : str
+        What was not measured, and why (e.g. "no GPU: host-to-device not measured").
     """
 
     bound: str
@@ -122,9 +156,11 @@ class Verdict:
     evidence: str
     advice: str
     change: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
 
     def __str__(self) -> str:
-        return f"{self.bound}-bound: {self.evidence}. {self.advice}"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.bound}-bound: {self.evidence}. {self.advice}{note}"
 
 
 def verdict(
@@ -136,6 +172,7 @@ def verdict(
     batch_rows: int = 0,
     resident: float | None = None,
     remote: bool = False,
+    note: str = "",
 ) -> Verdict:
     """The verdict on one window of stage means (seconds a batch).
 
@@ -153,6 +190,8 @@ def verdict(
         Page-cache fraction of the dataset's files (reads from cold storage when low).
     remote : bool, default False
         The dataset streams from a URL.
+    note : str, optional
+        What was not measured (the verdict's ``note``).
 
     Returns
     -------
@@ -162,15 +201,16 @@ def verdict(
     waiting = wait / (wait + step) if wait + step > 0 else 0.0
     producer = {s: means.get(s, 0.0) for s in PRODUCER}
     total = sum(producer.values())
-    if total == 0.0 and waiting >= WAITS_LITTLE:  # worker processes: no stage timed there yet
+    if total == 0.0 and waiting >= WAITS_LITTLE:  # stages not timed (WB_STAGE_TIMES=0)
         return Verdict(
             "input",
             "",
             0.0,
             f"the consumer waits {waiting:.0%} of its time ({wait * 1e3:.2f} ms a batch); the "
             f"readers' stages were not timed ({workers} {worker_type} readers)",
-            "The loader holds the step back: try more readers, or worker_type='thread' to see "
-            "which stage it is.",
+            "The loader holds the step back: try more readers, or time the stages "
+            "(WB_STAGE_TIMES=1) to see which one.",
+            note=note,
         )
     if waiting < WAITS_LITTLE or total == 0.0:
         return Verdict(
@@ -180,8 +220,11 @@ def verdict(
             f"the consumer waits {waiting:.0%} of its time ({wait * 1e3:.2f} ms a batch against "
             f"a {step * 1e3:.2f} ms step)",
             "The loader is not the bottleneck: leave it, or make the step faster.",
+            note=note,
         )
     stage = max(producer, key=producer.__getitem__)
+    if worker_type == "thread" and workers and producer["transform"] >= GIL_SHARE * total:
+        stage = "transform"  # its GIL stretches the other threads' stages: the cause is it
     share = producer[stage] / total
     ms = producer[stage] * 1e3
     readers = "one thread" if workers == 0 else f"{workers} {worker_type} readers"
@@ -189,92 +232,6 @@ def verdict(
         f"the consumer waits {waiting:.0%} of its time; {stage} is {share:.0%} of each batch "
         f"({ms:.2f} ms) on {readers}"
     )
-    return _advise(
-        stage, evidence, share, workers, worker_type, cores, batch_rows, resident, remote
-    )
-
-
-def _advise(
-    stage: str,
-    evidence: str,
-    share: float,
-    workers: int,
-    worker_type: str,
-    cores: int,
-    batch_rows: int,
-    resident: float | None,
-    remote: bool,
-) -> Verdict:
-    """The change that moves the dominant stage."""
-    more = max(2, cores)
-    if stage == "transform":
-        if worker_type != "process" or workers < more:
-            return Verdict(
-                "input",
-                stage,
-                share,
-                evidence,
-                "A Python transform holds the GIL: run it in worker processes.",
-                {"worker_type": "process", "num_workers": more},
-            )
-        return Verdict(
-            "input", stage, share, evidence, "Make the transform cheaper, or batch it (vectorise)."
-        )
-    if stage == "read" and remote:
-        return Verdict(
-            "input",
-            stage,
-            share,
-            evidence,
-            "Shards arrive from the URL slower than batches leave: raise cache_bytes so more "
-            "shards are fetched ahead, or keep a local copy.",
-        )
-    if stage == "read" and resident is not None and resident < 0.5:
-        return Verdict(
-            "input",
-            stage,
-            share,
-            evidence + f"; {resident:.0%} of the files are in the page cache",
-            "Reads wait on storage: read in block order (contiguous runs), or warm the files "
-            "first (wb.warm) if they fit in memory.",
-            {"shuffle": "block"},
-        )
-    if stage in ("handoff", "sample") and batch_rows and batch_rows < 128:
-        return Verdict(
-            "input",
-            stage,
-            share,
-            evidence + f"; batches of {batch_rows} rows",
-            "Per-batch overhead dominates tiny batches: use larger batches.",
-            {"batch_size": max(256, batch_rows * 8)},
-        )
-    if stage == "to_device":
-        return Verdict(
-            "input",
-            stage,
-            share,
-            evidence,
-            "The host-to-device copy dominates: pin_memory=True copies asynchronously.",
-            {"pin_memory": True},
-        )
-    if stage == "collate":
-        return Verdict(
-            "input",
-            stage,
-            share,
-            evidence,
-            "collate_fn works row by row: use the dataset's batched reads (collate_fn=None).",
-            {"collate_fn": None},
-        )
-    if workers < more:
-        return Verdict(
-            "input",
-            stage,
-            share,
-            evidence,
-            f"Read with more readers: {more} threads share the work.",
-            {"worker_type": "thread", "num_workers": more},
-        )
-    return Verdict(
-        "input", stage, share, evidence, "The readers are saturated: storage is the limit."
-    )
+    facts = Facts(workers, worker_type, cores, batch_rows, total, resident, remote)
+    more, advice, change = remedy(stage, facts)
+    return Verdict("input", stage, share, evidence + more, advice, change, note)

@@ -29,7 +29,7 @@ from .trials import Trial, TrialLog
 
 __all__: list[str] = []
 
-SAMPLE_S = 0.1  # memory sampling period while tuning
+SAMPLE_S = 0.1  # memory sampling period while tuning, and how often a trial's stages are read
 FULL_S = 1.0  # a full PSS reading this often; cheap estimates in between
 
 
@@ -97,6 +97,7 @@ class TrainingRun:
         self._stop, self._running = threading.Event(), threading.Event()
         self._running.set()
         self._config = dl.config
+        self._stages_at = 0.0  # when the open trial last took the loader's stage means
         self.log.start(knobs(dl), time.perf_counter())
         self._unsubscribe = dl.subscribe(self._batch)
         self._threads = [
@@ -109,9 +110,14 @@ class TrainingRun:
     def _batch(self, event: Any) -> None:
         with self.lock:
             if self.loader.config is not self._config:  # a new setting took effect with this batch
-                self._config = self.loader.config
+                self._config, self._stages_at = self.loader.config, 0.0
                 self.log.start(knobs(self.loader), event.t)
             self.log.batch(event.t, event.rows, event.nbytes, event.wait_s, event.step_s)
+            # here, on the consumer's thread, the loader's window holds only this trial's batches
+            # (cleared at the change): read it a few times a second, not every batch
+            if event.t - self._stages_at >= SAMPLE_S:
+                self._stages_at = event.t
+                self.log.stage_means(self.loader.stages.means())
 
     def _train(self) -> None:
         try:

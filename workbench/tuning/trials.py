@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..monitoring.stages import PRODUCER
+
 __all__ = ["Trial"]
 
 WARMUP_BATCHES = 2  # after a change: workers start, read-ahead refills
@@ -45,6 +47,9 @@ class Trial:
         Peak PSS of the process tree above the run's start.
     cut : str, default ""
         Why it was stopped or refused ("" if it was not).
+    stages : dict, default {}
+        Seconds a batch per stage (``monitoring.stages.STAGES``), the loader's means over the
+        trial's last batches (at most 200); empty before its first.
     """
 
     config: dict[str, Any]
@@ -56,6 +61,7 @@ class Trial:
     wait_fraction: float = 0.0
     peak_bytes: int = 0
     cut: str = ""
+    stages: dict[str, float] = field(default_factory=dict)
     _rows: int = field(default=0, repr=False)
     _bytes: int = field(default=0, repr=False)
     _wait: float = field(default=0.0, repr=False)
@@ -112,6 +118,11 @@ class TrialLog:
             return
         trial.add(rows, nbytes, wait_s, since_s)
 
+    def stage_means(self, means: dict[str, float]) -> None:
+        """The loader's stage means now (its window holds only this setting's batches)."""
+        if self._open is not None:
+            self._open.stages = dict(means)
+
     def memory(self, t: float, pss: int) -> None:
         if self._open is not None:
             self._open.peak_bytes = max(self._open.peak_bytes, int(pss) - self.base_pss)
@@ -150,6 +161,30 @@ def best(trials: list[Trial]) -> Trial | None:
 
 # the trials table, one set of columns and cells for every renderer (the CLI's text, wb.tune's HTML)
 TRIAL_COLUMNS = ("setting", "samples/s", "MB/s", "wait", "peak MiB", "note")
+STAGE_COLUMN = "time goes to"  # wb.tune's table adds it before the note: stage_text's cell
+
+
+def stage_shares(stages: dict[str, float]) -> dict[str, float]:
+    """Each reader stage's share of a batch's time in the readers (empty where none was timed).
+
+    >>> stage_shares({"read": 0.001, "transform": 0.003, "wait": 0.5})
+    {'read': 0.25, 'transform': 0.75}
+    """
+    total = sum(stages.get(s, 0.0) for s in PRODUCER)
+    return {s: stages[s] / total for s in PRODUCER if stages.get(s)} if total > 0 else {}
+
+
+def stage_text(stages: dict[str, float]) -> str:
+    """A trial's stage split in a cell: the stage that dominates and its share.
+
+    >>> stage_text({"read": 0.001, "transform": 0.003}), stage_text({"wait": 0.1}), stage_text({})
+    ('transform 75%', 'not timed', '')
+    """
+    shares = stage_shares(stages)
+    if not shares:
+        return "not timed" if stages else ""
+    top = max(shares, key=shares.__getitem__)
+    return f"{top} {shares[top]:.0%}"
 
 
 def setting_text(config: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
-"""``wb.watch``: a loader's throughput, the memory of each of its processes, the page cache and the
-GPU as live charts in JupyterLab, drawn with bqplot from a background thread.
+"""``wb.watch``: a loader's throughput, the memory of each of its processes, the page cache, where
+each batch's time goes (``ui.stagechart``) and the GPU as live charts in JupyterLab, drawn with
+bqplot from a background thread.
 
 The thread only sets widget traits (inside ``hold_sync``: one message per chart); it never prints
 or displays, so other cells run while it draws and nbval sees no stray output. Series names and
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..monitoring.metrics import SERIES
 from ..monitoring.monitor import Monitor
+from .stagechart import StageChart
 
 __all__ = ["Watch", "watch"]
 
@@ -104,6 +106,7 @@ class Watch:
         figures = {key: self._chart(key, *spec) for key, spec in CHARTS.items()}
         self.processes, proc_fig = self._bars()
         self.gpu_note = widgets.HTML()
+        self.stages = StageChart()  # where a batch's time goes, and the verdict
         # the GPU chart joins the page once a GPU is seen (a hidden bqplot figure draws at size 0)
         self._gpu_fig, self._gpu_box = figures["gpu"], widgets.Box([])
         self.widget = widgets.VBox(
@@ -111,6 +114,7 @@ class Watch:
                 self.header,
                 widgets.HBox([figures["samples"], figures["mb"], figures["wait"]]),
                 widgets.HBox([figures["memory"], proc_fig]),
+                *([self.stages.widget] if self.monitor.loader is not None else []),
                 self.gpu_note,
                 self._gpu_box,
             ]
@@ -209,6 +213,7 @@ class Watch:
                     [p["uss"] / MIB for p in procs],
                     [max(0, p["pss"] - p["uss"]) / MIB for p in procs],
                 ]
+        self.stages.refresh(history, latest, self._t0)
         gpu = latest.get("gpu") or {}
         if gpu.get("available") and not self._gpu_box.children:
             self._gpu_box.children = (self._gpu_fig,)
@@ -262,6 +267,9 @@ def header(latest: dict[str, Any], markup: bool = True) -> str:
             f"wait {loader['wait_fraction']:.0%}",
             f"read-ahead {loader['read_ahead']}",
         ]
+        if loader.get("sources"):  # a mixture (wb.mix): each source's share of the rows so far
+            n = sum(loader["sources"].values()) or 1
+            parts.append(", ".join(f"{k} {v / n:.0%}" for k, v in loader["sources"].items()))
     memory = latest.get("memory") or {}
     total = memory.get("total") or {}
     if total:

@@ -198,6 +198,23 @@ class Tuner:
         return LoaderConfig.build(**options).code_line()
 
     # -- actions ---------------------------------------------------------------------------
+    def apply(self, **changes: Any) -> LoaderConfig:
+        """Reconfigure the running loader and the controls: ``tuner.apply(**verdict.change)``.
+
+        Parameters
+        ----------
+        **changes
+            Live loader options (``batch_size=``, ``num_workers=``, ``worker_type=``, ...).
+
+        Returns
+        -------
+        LoaderConfig
+            The settings now in force.
+        """
+        config = self._loader.reconfigure(**changes)
+        self._knobs.sync(config)
+        return config
+
     def pause(self) -> None:
         self.run.pause()
         self.buttons["pause"].description, self.buttons["pause"].icon = "resume", "play"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
@@ -64,7 +65,18 @@ def inspection_text(ins: Any) -> str:
         (n, *(f"{by[o].amplification:,.1f}" for o in ORDERS)) for n, by in ins.costs.items()
     ]
     lines += ["  " + line for line in _table(amp)]
-    lines += [f"  {a.name}: {_storage(a)}" for a in ins.arrays if _storage(a)]
+    for a in ins.arrays:  # wrapped: a notebook shows 100 columns
+        if _storage(a):
+            lines.append(
+                textwrap.fill(
+                    _storage(a),
+                    98,
+                    initial_indent=f"  {a.name}: ",
+                    subsequent_indent="      ",
+                    break_on_hyphens=False,
+                    break_long_words=False,
+                )
+            )
     if ins.shards:
         lines.append(
             f"  {len(ins.shards)} shards; rows {ins.shards[0]['rows']:,} (first) "

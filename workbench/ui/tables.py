@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tuning.trials import TRIAL_COLUMNS, trial_rows
+from ..tuning.trials import STAGE_COLUMN, TRIAL_COLUMNS, stage_shares, stage_text, trial_rows
 from ..units import human_bytes
 
 __all__: list[str] = []
@@ -260,18 +260,25 @@ def advice_html(a: Any) -> str:
 
 
 def trials_table(trials: list[dict[str, Any]]) -> str:
-    """An HTML table of trials (the cells of :func:`~workbench.tuning.trials.trial_rows`); the
-    fastest measured one in bold."""
+    """An HTML table of trials (the cells of :func:`~workbench.tuning.trials.trial_rows`, and
+    where each one's time went before the note: the dominant stage, the whole split on hover);
+    the fastest measured one in bold."""
     rows, top = trial_rows(trials)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in TRIAL_COLUMNS)
+    columns = (*TRIAL_COLUMNS[:-1], STAGE_COLUMN, TRIAL_COLUMNS[-1])
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in columns)
     bold = '<tr style="font-weight:bold;background:#e6f4ea">'
-    body = "".join(
-        (bold if i == top else "<tr>")
-        + "".join(f"<td>{html.escape(c)}</td>" for c in row)
-        + "</tr>"
-        for i, row in enumerate(rows)
-    )
+    body = []
+    for i, (row, trial) in enumerate(zip(rows, trials)):
+        stages = trial.get("stages") or {}
+        split = " · ".join(f"{s} {v:.0%}" for s, v in stage_shares(stages).items())
+        cells = [f"<td>{html.escape(c)}</td>" for c in row]
+        cells.insert(
+            -1,
+            f"<td class='workbench-trial-stage' title='{html.escape(split)}'>"
+            f"{html.escape(stage_text(stages))}</td>",
+        )
+        body.append((bold if i == top else "<tr>") + "".join(cells) + "</tr>")
     return (
         f"<table class='workbench-trials'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table>"
+        f"<tbody>{''.join(body)}</tbody></table>"
     )

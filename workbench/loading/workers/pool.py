@@ -1,33 +1,28 @@
-"""Batches from torch DataLoader worker processes, handed over through reused shared-memory
-slots (``_slots``) rather than a new shared tensor per batch; and stopping those workers.
+"""torch DataLoader worker processes for :class:`~.processes.ProcessPass`: the DataLoader that
+starts them (batches handed over through reused shared-memory slots, ``slots``, rather than a
+new shared tensor per batch), the workers a loader keeps between passes, and stopping them.
 
 Measured why (1 KiB rows, 2-core VM): torch's default path shm_opens, maps and page-faults a
 fresh segment for every batch on both sides, which put process workers at 0.02x the thread path.
 Then each request through torch's queues still cost ~150 us of CPU on each side, so one request
-carries a group of small batches, read in the worker straight into its slots (``_requests``).
+carries a group of small batches, read in the worker straight into its slots (``requests``).
 """
 
 from __future__ import annotations
 
-import collections
 import functools
-import itertools
 import os
 import signal
 import time
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import torch
 import torch.utils.data
 from torch.utils.data import dataloader as _torch_dl
 
-from ...errors import LoaderTimeoutError
-from ..batches import pin as _pin
-from ..fetch import read_error, timeout_error
-from ..passes import FetchSpec, Key, Pass, ThreadPass
+from ..passes import FetchSpec
 from . import shm
-from .requests import Feed, FetchDataset, InSlot, group_size, worker_init
+from .requests import Feed, FetchDataset, group_size, worker_init
 from .slots import LEND, Slots
 
 __all__: list[str] = []
@@ -126,145 +121,26 @@ class KeptWorkers:
             shutdown_workers(it)
 
 
-class ProcessPass(Pass):
-    """Batches from torch DataLoader worker processes; with ``persistent_workers`` the
-    DataLoader (and its workers) is kept in ``kept`` and reused by the next pass."""
-
-    def __init__(
-        self, spec: FetchSpec, batches: Iterator[Key], *args: Any, kept: KeptWorkers | None = None
-    ) -> None:
-        super().__init__(spec, batches, *args)
-        kept = kept if kept is not None else KeptWorkers()
-        self._threads: Pass | None = None  # /dev/shm too small: the batches are read on these
-        self._kept = kept
-        dl = kept.dl if spec.persistent_workers and kept.spec == spec else None
-        first = next(batches, None)  # its size sets how many batches a request carries
-        if first is not None:
-            batches = itertools.chain([first], batches)
-        fetch = spec.fetch
-        row = max(fetch.row_bytes, fetch.dataset.row_nbytes) if fetch.ours else 0
-        batch_bytes = len(first[0]) * row if first is not None else 0
-        if dl is not None and batch_bytes > kept.batch_bytes:  # their rings would grow
-            if kept.shm_plan(spec, batch_bytes)[:3] != (*kept.spec_plan, True):
-                dl = None  # not beside the rings they hold as they are: start over
-            else:
-                kept.batch_bytes = batch_bytes
-        if dl is None:
-            kept.release()  # kept workers built for other settings
-            plan = kept.check_shm(spec, batch_bytes)
-            if not plan.fits:
-                self._read_on_threads(batches)
-                return
-            # prefetch_factor counts batches in flight per worker, as in torch; what travels
-            # is requests of `size` of them
-            size, requests = plan.size, plan.requests
-            feed = Feed(size)
-            dl = _DataLoader(  # slots: pinned after the copy out, not before
-                FetchDataset(spec.fetch, requests + 1 if SLOTS else 0),
-                batch_sampler=feed,
-                collate_fn=_identity,
-                num_workers=spec.num_workers,
-                pin_memory=spec.pin and not SLOTS,
-                pin_memory_device=spec.pin_memory_device,
-                prefetch_factor=requests,
-                timeout=spec.timeout or 0,
-                persistent_workers=spec.persistent_workers,
-                multiprocessing_context=spec.multiprocessing_context,
-                worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn),
-            )
-            kept.dl, kept.spec, kept.rings, kept.batch_bytes = dl, spec, {}, batch_bytes
-            kept.spec_plan = (size, requests)
-        self._rings = kept.rings  # worker pid -> its slot ring
-        self._feed: Feed = dl.batch_sampler
-        self._feed.start(batches)
-        self._ready: collections.deque = collections.deque()
-        self._persistent = spec.persistent_workers
-        try:  # starting the workers already feeds them: one may die before the first batch
-            self._it: Any = iter(dl)
-        except Exception as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: Exception) -> Exception:
-        msg = str(exc) if isinstance(exc, RuntimeError) else ""
-        if msg.startswith("DataLoader timed out"):
-            return timeout_error(self._head(), self._spec.timeout, "a worker process")
-        if "DataLoader worker (pid" in msg:  # torch noticed a dead worker (SIGCHLD or its poll)
-            how = _deaths(getattr(self, "_it", None)) or msg  # _it is unset if iter() failed
-            return LoaderTimeoutError(
-                f"a loader worker process died ({how}); something killed it, often the "
-                "out-of-memory killer: use a smaller batch_size, fewer workers or "
-                "worker_type='thread'"
-            )
-        return read_error(exc, self._head(), "in a worker process")
-
-    def _fetch(self) -> tuple[Any, int]:
-        if self._threads is not None:
-            return next(self._threads), self._rows[0]
-        if not self._ready:
-            try:
-                self._ready.extend(next(self._it))  # one request's group of batches
-            except StopIteration:
-                raise
-            except shm.NoRoom as exc:  # a batch of a size not known before: on threads
-                return self._on_threads(exc)
-            except Exception as exc:
-                raise self._error(exc) from exc
-        batch = self._ready.popleft()
-        if type(batch) is InSlot:
-            if batch.ring is not None and not batch.ring.same(self._rings.get(batch.pid)):
-                self._rings[batch.pid] = batch.ring  # new, or sent again: keep the one lending
-            batch = self._rings[batch.pid].read(batch.ref)
-            if self._spec.pin:
-                batch = _pin(batch)
-        return batch, len(self._feed.sent.popleft()[0])
-
-    def _on_threads(self, exc: Exception) -> tuple[Any, int]:
-        spec, kept = self._spec, self._kept
-        it, self._it = self._it, None
-        shutdown_workers(it, force=True)
-        kept.release()
-        said = shm.worker_said(exc)
-        if kept.no_room != spec:  # once a loader and settings
-            shm.warn(shm.on_threads(said, spec.num_workers))
-        kept.no_room, kept.shm = spec, f"threads: {said}"
-        keys = itertools.chain(list(self._feed.sent), self._feed.batches)  # the undelivered
-        self._read_on_threads(keys)
-        return self._fetch()
-
-    def _read_on_threads(self, keys: Iterator[Key]) -> None:
-        """Read ``keys`` on threads from now on; this pass reports the batches they deliver."""
-        rows = self._rows = [0]
-        self._threads = ThreadPass(
-            self._spec, keys, lambda n, *_: rows.__setitem__(0, n), lambda: None
-        )
-
-    def in_flight(self) -> int:
-        return self._threads.in_flight() if self._threads is not None else len(self._feed.sent)
-
-    def pids(self) -> list[int]:
-        return [] if self._threads is not None else live_pids(self._it)
-
-    def _head(self) -> np.ndarray:
-        # torch delivers in order, so the batch that failed is the oldest one not yet delivered
-        return self._feed.sent[0][0] if self._feed.sent else np.empty(0, np.int64)
-
-    def __del__(self) -> None:
-        # a dropped pass (a loop left early) must not force-stop persistent workers that the
-        # loader keeps for its next pass; force is for a hung or dead worker
-        self.close()
-
-    def close(self, force: bool = False) -> None:
-        self._done = True
-        threads = getattr(self, "_threads", None)
-        if threads is not None:
-            threads.close(force)
-        it, self._it = getattr(self, "_it", None), None
-        if it is None or (self._persistent and not force):
-            return  # persistent workers outlive the pass; Loader.close() shuts them down
-        shutdown_workers(it, force)
+def worker_loader(spec: FetchSpec, size: int, requests: int, timed: bool) -> Any:
+    """The DataLoader whose workers read ``spec``'s batches, ``size`` a request, ``requests``
+    requests in flight per worker (into slots unless ``WB_WORKER_SLOTS=0``), timing their
+    stages when ``timed``; its batch sampler is the :class:`Feed` a pass points at its keys."""
+    return _DataLoader(  # slots: pinned after the copy out, not before
+        FetchDataset(spec.fetch, requests + 1 if SLOTS else 0, timed),
+        batch_sampler=Feed(size, timed),
+        collate_fn=_identity,
+        num_workers=spec.num_workers,
+        pin_memory=spec.pin and not SLOTS,
+        pin_memory_device=spec.pin_memory_device,
+        prefetch_factor=requests,
+        timeout=spec.timeout or 0,
+        persistent_workers=spec.persistent_workers,
+        multiprocessing_context=spec.multiprocessing_context,
+        worker_init_fn=functools.partial(worker_init, user_init=spec.worker_init_fn),
+    )
 
 
-def _deaths(it: Any) -> str:
+def deaths(it: Any) -> str:
     """How the worker processes of ``it`` that are gone ended, e.g. ``pid 7 killed by SIGKILL``."""
     out = []
     for w in getattr(it, "_workers", ()):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, Iterator, NamedTuple
 
 import numpy as np
@@ -89,30 +90,58 @@ class WorkerState:
 _WORKER = WorkerState()  # this process's (each worker process has its own)
 
 
+class Timed(NamedTuple):
+    """Worker -> main process, when stages are timed: a request's batches (as they would travel
+    untimed), when each one's stages ended here (``Fetch.timed``'s four ``perf_counter()``
+    stamps), when the group was done and this worker's pid."""
+
+    batches: list[Any]
+    stamps: list[tuple[float, float, float, float]]
+    done: float
+    pid: int
+
+
 class FetchDataset(torch.utils.data.Dataset):
     """What worker processes read: ``__getitems__`` of a list of :class:`BatchRequest` is one
-    whole batch each, put in this worker's slot ring when ``slots`` (how many per worker)."""
+    whole batch each, put in this worker's slot ring when ``slots`` (how many per worker); a
+    :class:`Timed` group when ``timed``."""
 
-    def __init__(self, fetch: Fetch, slots: int = 0) -> None:
-        self.fetch, self.slots = fetch, slots
+    def __init__(self, fetch: Fetch, slots: int = 0, timed: bool = False) -> None:
+        self.fetch, self.slots, self.timed = fetch, slots, timed
 
-    def __getitems__(self, group: list[BatchRequest]) -> list[Any]:
-        if not self.slots:
-            return [self.fetch(req.idx, req.epoch, req.k) for req in group]
+    def __getitems__(self, group: list[BatchRequest]) -> Any:
         count = self.slots * len(group) + LEND
         state = _WORKER
-        if state.ring is not None and state.ring.count < count:
+        if self.slots and state.ring is not None and state.ring.count < count:
             state.ring = None  # sized by a short group (an epoch's last): a new one for full groups
-        return [_one(self.fetch, req, count, state) for req in group]
+        if not self.timed:
+            return [self._one(req, count, state) for req in group]
+        got = [self._timed(req, count, state) for req in group]
+        return Timed([g[0] for g in got], [g[1:] for g in got], perf_counter(), os.getpid())
 
+    def _one(self, req: BatchRequest, count: int, state: WorkerState) -> Any:
+        fetch = self.fetch
+        if not self.slots:
+            return fetch(req.idx, req.epoch, req.k)
+        got = _fill_ring(fetch, req, state) if fetch.fills else None
+        if got is not None:
+            return got
+        return _to_ring(fetch(req.idx, req.epoch, req.k), count, req.pass_no, state)
 
-def _one(fetch: Fetch, req: BatchRequest, count: int, state: WorkerState) -> Any:
-    got = _fill_ring(fetch, req, state) if fetch.fills else None
-    return (
-        got
-        if got is not None
-        else _to_ring(fetch(req.idx, req.epoch, req.k), count, req.pass_no, state)
-    )
+    def _timed(
+        self, req: BatchRequest, count: int, state: WorkerState
+    ) -> tuple[Any, float, float, float, float]:
+        fetch = self.fetch
+        if self.slots and fetch.fills:  # read straight into a slot: all of it is the read
+            t0 = perf_counter()
+            got = _fill_ring(fetch, req, state)
+            if got is not None:
+                t1 = perf_counter()
+                return got, t0, t1, t1, t1
+        batch, t0, t1, t2, t3 = fetch.timed(req.idx, req.epoch, req.k)
+        if self.slots:  # writing the slot is hand-over: the consumer sees it in the group's end
+            batch = _to_ring(batch, count, req.pass_no, state)
+        return batch, t0, t1, t2, t3
 
 
 def _fill_ring(fetch: Fetch, req: BatchRequest, state: WorkerState) -> InSlot | None:
@@ -181,21 +210,30 @@ def group_size(batch_bytes: int) -> int:
 class Feed:
     """A batch sampler torch can iterate again each epoch (persistent workers): each pass
     points it at its own batches and records what was sent and not yet delivered (its keys),
-    oldest first, for error messages and for threads to read on from."""
+    oldest first, for error messages and for threads to read on from; and, when ``timed``, when
+    choosing each one's rows began and how long it took (``sampled``, in the same order)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, timed: bool = False) -> None:
         self.batches: Iterator[Key] = iter(())
         self.sent: collections.deque = collections.deque()
-        self.passes, self.size = 0, size  # size: batches a request
+        self.sampled: collections.deque = collections.deque()
+        self.passes, self.size, self.timed = 0, size, timed  # size: batches a request
 
     def start(self, batches: Iterator[Key]) -> None:
-        self.batches, self.sent = batches, collections.deque()
+        self.batches, self.sent, self.sampled = batches, collections.deque(), collections.deque()
         self.passes += 1
 
     def __iter__(self) -> Iterator[list[BatchRequest]]:
-        n, group, size = self.passes, [], self.size
-        for key in self.batches:
-            self.sent.append(key)
+        n, group, size, batches = self.passes, [], self.size, iter(self.batches)
+        sent, sampled, timed = self.sent, self.sampled, self.timed
+        while True:
+            t0 = perf_counter() if timed else 0.0
+            key = next(batches, None)
+            if key is None:
+                break
+            if timed:
+                sampled.append((t0, perf_counter() - t0))
+            sent.append(key)
             group.append(BatchRequest(*key, n))
             if len(group) == size:
                 yield group
