@@ -15,6 +15,7 @@
 # reclaimable page cache.
 
 # %%
+import textwrap
 from collections import Counter
 from pathlib import Path
 
@@ -146,7 +147,7 @@ verdicts = {name: consume(loader) for name, loader in slow.items()}
 
 # %% tags=["nbval-ignore-output"]
 for name, v in verdicts.items():
-    print(f"{name}: {v}\n  change: {v.change}\n")
+    print(textwrap.fill(f"{name}: {v}", 96, subsequent_indent="    "), f"\n  change: {v.change}\n")
 
 # %% [markdown]
 # ## The fix, applied live with the tuner
