@@ -81,6 +81,18 @@ def test_batches_too_big_for_a_16_mib_dev_shm_are_read_on_threads_with_a_warning
     _left_nothing(foreign)
 
 
+def test_batches_torch_shares_itself_that_find_no_room_are_read_on_threads_not_waited_for():
+    # lists of tensors of different lengths (10 MiB a batch) fit no slot ring: torch moves them
+    # to /dev/shm as it sends them, where a failure used to leave the loader waiting for timeout
+    (ragged,) = _in_small_shm("ragged:20000:2560:2:2")
+    assert ragged["rows_once"] == [True, True] and ragged["processes"] == 0
+    (said,) = ragged["warnings"]
+    assert "no room on /dev/shm for a batch torch shares" in said
+    assert "No space left on device" in said and "reading on 2 threads" in said
+    assert "--shm-size=1g" in said and ragged["state"].startswith("threads: ")
+    _left_nothing(ragged)
+
+
 def test_a_16_mib_dev_shm_shrinks_the_groups_or_fits_small_batches_as_they_are():
     shrunk, small = _in_small_shm("ours:20000:256:0:1", "ours:20000:32:2:1")
     assert shrunk["rows_once"] == [True] and shrunk["processes"] == 2  # still processes

@@ -114,10 +114,18 @@ class FetchDataset(torch.utils.data.Dataset):
         state = _WORKER
         if self.slots and state.ring is not None and state.ring.count < count:
             state.ring = None  # sized by a short group (an epoch's last): a new one for full groups
-        if not self.timed:
-            return [self._one(req, count, state) for req in group]
-        got = [self._timed(req, count, state) for req in group]
-        return Timed([g[0] for g in got], [g[1:] for g in got], perf_counter(), os.getpid())
+        try:
+            if not self.timed:
+                return [_shared(self._one(req, count, state)) for req in group]
+            got = [self._timed(req, count, state) for req in group]
+            batches = [_shared(g[0]) for g in got]
+        except RuntimeError as exc:  # torch's collate in a worker allocates on /dev/shm too
+            if "shared memory" not in str(exc):
+                raise
+            if torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
+                shm.drop_leftovers(os.getpid())
+            raise shm.no_room_sharing(exc) from exc
+        return Timed(batches, [g[1:] for g in got], perf_counter(), os.getpid())
 
     def _one(self, req: BatchRequest, count: int, state: WorkerState) -> Any:
         fetch = self.fetch
@@ -142,6 +150,22 @@ class FetchDataset(torch.utils.data.Dataset):
         if self.slots:  # writing the slot is hand-over: the consumer sees it in the group's end
             batch = _to_ring(batch, count, req.pass_no, state)
         return batch, t0, t1, t2, t3
+
+
+def _shared(batch: Any) -> Any:
+    """A batch that travels torch's own way, its CPU tensors moved to /dev/shm here and not as
+    torch's queue pickles them: there a failure is printed by the queue's thread and the batch
+    never arrives (the loader would wait for its timeout)."""
+    if isinstance(batch, torch.Tensor):
+        if batch.device.type == "cpu" and not batch.is_shared():
+            batch.share_memory_()
+    elif isinstance(batch, dict):
+        for v in batch.values():
+            _shared(v)
+    elif isinstance(batch, (list, tuple)) and type(batch) is not InSlot:
+        for v in batch:
+            _shared(v)
+    return batch
 
 
 def _fill_ring(fetch: Fetch, req: BatchRequest, state: WorkerState) -> InSlot | None:

@@ -166,6 +166,15 @@ def no_room(count: int, batch: Any) -> NoRoom:
     )
 
 
+def no_room_sharing(exc: BaseException) -> NoRoom:
+    """The error of a worker whose batch, sent torch's own way, found no room on /dev/shm."""
+    said = str(exc).split(": ", 1)[-1] if "(shm)" in str(exc) else str(exc)
+    return NoRoom(
+        f"a loader worker process found no room on {SHM} for a batch torch shares "
+        f"({human_bytes(free_bytes() or 0)} free; torch: {said})"
+    )
+
+
 def drop_leftovers(pid: int) -> None:
     """Remove the names a failed allocation of process ``pid`` left on /dev/shm: torch names a
     segment ``torch_<pid>_...`` and unlinks it once mapped, but not when the allocation failed
