@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 USER = ROOT / "tests" / "notebooks" / "user.ipynb"
@@ -174,3 +177,37 @@ def test_in_jupyterlab_widgets_render_and_a_broken_one_fails(tmp_path):
         "bad.ipynb",
         "good.ipynb",
     ]  # the copies Run All used are gone
+
+
+WORKFLOW = ROOT / "examples" / "ci" / "notebooks.yml"
+
+
+def test_the_example_ci_workflow_runs_and_its_command_passes_on_a_users_notebooks(tmp_path):
+    """examples/ci/notebooks.yml installs what the command needs, caches the baselines where
+    the plugin keeps them, and its command, run here as written, passes on a user's folder of
+    notebooks and fails when a saved output no longer matches."""
+    from browser import require
+
+    require()  # the command runs each notebook in JupyterLab too
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["notebooks"]["steps"]
+    runs = [s["run"] for s in steps if "run" in s]
+    (check,) = [r for r in runs if r.startswith("workbench notebooks check")]
+    assert any('"workbench[notebooks]"' in r for r in runs)  # the extra the command needs
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert {"nbval", "pytest-xdist", "playwright"} <= {
+        re.split(r"[<>=\[ ]", d)[0] for d in extras["optional-dependencies"]["notebooks"]
+    }
+    (cache,) = [s for s in steps if s.get("uses", "").startswith("actions/cache")]
+    folder = Path(cache["with"]["path"])  # where wb.expect's "last run" baselines are kept
+    (tmp_path / folder.parent).mkdir()
+    shutil.copy(USER, tmp_path / folder.parent / USER.name)
+    cmd = [sys.executable, "-m", "workbench", *shlex.split(check)[1:]]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    cells = sum(c.cell_type == "code" for c in nbformat.read(USER, as_version=4).cells)
+    assert f" {cells + 1} passed" in r.stdout  # each cell, and the run in JupyterLab
+    assert "2 workers" in r.stdout  # -n 2
+    assert (tmp_path / folder / "user.expect.json").exists()  # what the cache step keeps
+    changed_output(USER, tmp_path / folder.parent / USER.name, "[7, 0, 9]", "[7, 0, 8]")
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "Cell outputs differ" in r.stdout, r.stdout[-3000:]

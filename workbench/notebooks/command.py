@@ -36,7 +36,12 @@ def add_parser(sub: Any) -> None:
     )
     c.add_argument("--baseline", default=None, metavar="DIR", help="wb.expect's baselines")
     c.add_argument("--compare-html", action="store_true", help="compare text/html outputs too")
-    c.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: more pytest arguments")
+    c.add_argument(
+        "--browser",
+        action="store_true",
+        help="also run each notebook in JupyterLab in headless chromium: widgets must render",
+    )
+    c.epilog = "Arguments after -- go to pytest as they are: ... -- -x -k 02_load"
 
 
 def pytest_args(args: argparse.Namespace) -> list[str]:
@@ -59,9 +64,11 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         out += ["--wb-baseline", args.baseline]
     if args.compare_html:
         out.append("--wb-compare-html")
+    if args.browser:
+        out.append("--wb-browser")
     if args.workers:
         out += ["-n", str(args.workers), "--dist", "loadfile"]
-    return out + [a for a in args.pytest_args if a != "--"]
+    return out + list(getattr(args, "pytest_args", []))
 
 
 def run(args: argparse.Namespace) -> int:
