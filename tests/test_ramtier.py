@@ -19,6 +19,7 @@ import workbench as wb
 from workbench.datasets import hugepages, ramtier
 from workbench.datasets.tiered import TieredDataset
 from workbench.errors import InvalidInputError, MemoryBudgetWarning
+from workbench.monitoring.container import container_limits, promise, promised_bytes
 
 ROWS, WIDTH = 6000, 64  # 256 B float32 rows + an int64 label
 
@@ -103,14 +104,18 @@ def test_reads_while_the_copy_runs_are_correct(
 ) -> None:
     ds, gate = _tiered(store, monkeypatch)
     ds.ram_tier.start()
-    assert ds.ram_tier.state == "copying" and ramtier.pending_bytes() > 0
+    assert ds.ram_tier.state == "copying" and promised_bytes() > 0
     assert "copying" in ds.ram_tier.describe()
+    assert "ram tier copying: row 0 of" in str(wb.inspect(ds))
     reference = wb.open_dataset(store)
     _checked_everywhere(ds, reference)  # all before the copy has any row: from the source
     first = list(wb.loader(ds, batch_size=256, shuffle="full", seed=0, num_workers=0))
     gate.set()  # the copy goes on while the epoch is read
     second = list(wb.loader(ds, batch_size=256, shuffle="full", seed=0, num_workers=0))
-    assert ds.ram_tier.wait().state == "ready" and ramtier.pending_bytes() == 0
+    assert ds.ram_tier.wait().state == "ready" and promised_bytes() == 0
+    assert "ram tier ready" in str(wb.inspect(ds)) and "rows are read from there" in str(
+        wb.inspect(ds)
+    )
     assert all(_same(a, b) for a, b in zip(first, second)) and len(first) == len(second)
     _checked_everywhere(ds, reference)
 
@@ -121,7 +126,7 @@ def test_a_failed_copy_leaves_reads_correct(store: Path, monkeypatch: pytest.Mon
     gate.set()
     tier = ds.ram_tier.wait()
     assert tier.state == "failed" and "disk gone" in tier.message and "row" in tier.message
-    assert tier.arrays == {} and ramtier.pending_bytes() == 0
+    assert tier.arrays == {} and promised_bytes() == 0
     _checked_everywhere(ds, wb.open_dataset(store))
 
 
@@ -277,3 +282,28 @@ def test_the_kernel_settings_are_read(tmp_path: Path) -> None:
     (tmp_path / "hugepages-2048kB" / "shmem_enabled").write_text("always inherit [advise]\n")
     assert hugepages.huge_shared(tmp_path)
     assert hugepages.setting("missing", tmp_path) == ""
+
+
+def test_default_budgets_leave_out_what_a_copy_still_takes() -> None:
+    from workbench.tuning.budget import budget_bytes
+
+    copy = object()  # a tier about to copy four times the memory left
+    promise(copy, 4 * container_limits().available)
+    try:
+        assert budget_bytes(None) == 0 and ramtier.budget_of(None) == 0
+    finally:
+        promise(copy, 0)
+    assert budget_bytes(None) > 0 and ramtier.budget_of(None) > 0
+
+
+def test_the_monitor_and_watchs_header_show_the_tier(store: Path) -> None:
+    from workbench.ui.charts import header
+
+    ds = wb.open_dataset(store, cache="ram")
+    ds.ram_tier.wait()
+    dl = wb.loader(ds, batch_size=256, shuffle="full", seed=0)
+    with wb.Monitor(dl, interval=0.05) as mon:
+        rows = sum(len(b["y"]) for b in dl)
+    got = mon.latest()["loader"]["ram_tier"]
+    assert rows == ROWS and got["state"] == "ready" and got["nbytes"] == ds.ram_tier.nbytes
+    assert got["text"].startswith("ram tier ready") and got["text"] in header(mon.latest())

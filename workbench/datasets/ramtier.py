@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import MemoryBudgetWarning
 from ..format.manifest import Column
-from ..monitoring.container import container_limits
+from ..monitoring.container import container_limits, promise, promised_bytes
 from ..units import human_bytes
 from .hugepages import HUGE, Region, backing
 
@@ -40,8 +40,6 @@ __all__: list[str] = []
 BUDGET_FRACTION = 0.5  # the default budget: this share of what the container leaves (as autotune)
 CHUNK_BYTES = 64 << 20  # rows copied between checks of the memory left
 _READY = 1
-_copying: dict[int, int] = {}  # id(tier) -> bytes it has still to write (this process)
-_lock = threading.Lock()
 
 
 def budget_of(memory_budget: int | str | None) -> int:
@@ -53,14 +51,7 @@ def budget_of(memory_budget: int | str | None) -> int:
 
             return int(parse_bytes(memory_budget))
         return int(memory_budget)
-    return max(0, int(BUDGET_FRACTION * container_limits().available) - pending_bytes())
-
-
-def pending_bytes() -> int:
-    """Bytes the RAM tiers of this process have still to write: memory already promised, which
-    any other budget computed now must leave out."""
-    with _lock:
-        return sum(_copying.values())
+    return max(0, int(BUDGET_FRACTION * container_limits().available) - promised_bytes())
 
 
 def _aligned(n: int) -> int:
@@ -133,8 +124,7 @@ class RamTier:
                 self._end("failed", f"no memory mapped for the copy: {e!r}")
                 return self
             self.huge = self._region.huge
-            with _lock:
-                _copying[id(self)] = self.nbytes
+            promise(self, self.nbytes)
             self._thread = threading.Thread(target=self._run, name="wb-ram-tier", daemon=True)
             self._thread.start()
         return self
@@ -161,8 +151,7 @@ class RamTier:
             self._end("failed", f"the copy failed at row {self.copied_rows:,}: {e!r}")
         finally:
             self.seconds = time.perf_counter() - t0
-            with _lock:
-                _copying.pop(id(self), None)
+            promise(self, 0)
             self._done.set()
 
     def _copy(self) -> None:
@@ -183,8 +172,7 @@ class RamTier:
             for name, dst in out.items():
                 np.copyto(dst[a:b], chunk[name], casting="no")
             self.copied_rows = b
-            with _lock:
-                _copying[id(self)] = left
+            promise(self, left)
         region.seal()
         self.arrays = _columns(region, self._cols, self.rows)
         self.state = "ready"  # after the arrays: a reader that sees it finds them

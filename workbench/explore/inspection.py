@@ -145,6 +145,10 @@ def inspect(obj: Any, batch_size: int | None = None) -> Inspection:
                 "on tmpfs: its pages are memory, always resident; evict cannot drop "
                 "them, so cold reads cannot be measured here"
             )
+    tier = getattr(obj, "ram_tier", None)  # open_dataset(cache="ram")
+    if tier is not None:
+        where = "read from there" if tier.ready else "read from the files until it is ready"
+        ins.notes.append(f"{tier.describe()}; rows are {where}")
     if ins.shards:
         by_file = {r["path"]: r for r in ins.residency}
         for s in ins.shards:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +30,32 @@ import psutil
 
 from ..units import human_bytes
 
-__all__ = ["ContainerLimits", "container_limits"]
+__all__ = ["ContainerLimits", "container_limits", "promise", "promised_bytes"]
 
 _UNLIMITED_V1 = 1 << 60  # v1 writes "no limit" as PAGE_COUNTER_MAX pages: any figure this large
+_promised: dict[int, int] = {}  # owner -> bytes it will still take (this process)
+_promised_lock = threading.Lock()
+
+
+def promise(owner: object, nbytes: int) -> None:
+    """Say that ``owner`` (a RAM tier copying) will still take ``nbytes`` of memory; 0 withdraws.
+    Every default budget computed meanwhile leaves them out (:func:`promised_bytes`).
+
+    >>> key = object(); promise(key, 1 << 20); promised_bytes() >= 1 << 20
+    True
+    >>> promise(key, 0)
+    """
+    with _promised_lock:
+        if nbytes > 0:
+            _promised[id(owner)] = nbytes
+        else:
+            _promised.pop(id(owner), None)
+
+
+def promised_bytes() -> int:
+    """Bytes promised in this process and not taken yet (:func:`promise`)."""
+    with _promised_lock:
+        return sum(_promised.values())
 
 
 @dataclass(frozen=True)

@@ -226,10 +226,12 @@ class Monitor:
             return None
         dl, state = self.loader, self.loader.state_dict()
         timed = len(dl.stages) > 0  # none yet, or since the last reconfigure
+        tier = getattr(dl.dataset, "ram_tier", None)  # open_dataset(cache="ram")
         return {
             **self._window.summary(),
             **({"stages": dl.stages.means(), "verdict": str(bottleneck(dl))} if timed else {}),
             **({"sources": dict(dl.stats.sources)} if dl.stats.sources else {}),  # wb.mix
+            **({"ram_tier": {**tier.info(), "text": tier.describe()}} if tier else {}),
             "read_ahead": dl.read_ahead(),
             "epoch": state["epoch"],
             "batches_done": state["batches_done"],
@@ -281,11 +283,9 @@ class Monitor:
         if self._files is None:
             self._files = files_of(version)
         r = residency(self._files)
-        self._cache = {
-            "resident_bytes": r.resident_bytes,
-            "total_bytes": r.total_bytes,
-            "fraction": r.fraction,
-        }
+        self._cache = dict(
+            resident_bytes=r.resident_bytes, total_bytes=r.total_bytes, fraction=r.fraction
+        )
         return self._cache
 
 

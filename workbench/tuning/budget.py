@@ -17,7 +17,7 @@ from typing import Any
 
 from dask.utils import parse_bytes
 
-from ..monitoring.container import container_limits
+from ..monitoring.container import container_limits, promised_bytes
 from ..monitoring.memory import process_memory
 from .training import SAMPLE_S, TrainingRun
 
@@ -29,9 +29,10 @@ GUARD = 0.9  # cut a trial when it reaches this fraction of the budget
 
 def budget_bytes(memory_budget: int | str | None) -> int:
     """Bytes of a budget given as bytes or text ("2GiB"); None: ``BUDGET_FRACTION`` of what is
-    available now to this process: its container's room under the cgroup limit, not the host's."""
+    available now to this process (its container's room under the cgroup limit, not the
+    host's), less what a RAM tier still copying will take."""
     if memory_budget is None:
-        return int(BUDGET_FRACTION * container_limits().available)
+        return max(0, int(BUDGET_FRACTION * container_limits().available) - promised_bytes())
     return int(parse_bytes(memory_budget) if isinstance(memory_budget, str) else memory_budget)
 
 

@@ -270,6 +270,8 @@ def header(latest: dict[str, Any], markup: bool = True) -> str:
         if loader.get("sources"):  # a mixture (wb.mix): each source's share of the rows so far
             n = sum(loader["sources"].values()) or 1
             parts.append(", ".join(f"{k} {v / n:.0%}" for k, v in loader["sources"].items()))
+        if loader.get("ram_tier"):  # open_dataset(cache="ram"): copying, ready, or why not
+            parts.append(loader["ram_tier"]["text"])
     memory = latest.get("memory") or {}
     total = memory.get("total") or {}
     if total:
