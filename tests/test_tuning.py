@@ -202,3 +202,30 @@ def _until(predicate, timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_each_trial_counts_the_rows_of_each_source_of_a_mixture():
+    from workbench.tuning.trials import WARMUP_BATCHES, trials_text
+
+    srcs = {
+        k: wb.open_dataset({"x": np.full((n, 4), i, "float32")})
+        for i, (k, n) in enumerate((("a", 7000), ("b", 3000)))
+    }
+    dl = wb.loader(wb.mix(srcs, weights={"a": 0.7, "b": 0.3}), batch_size=100, shuffle="full")
+    run = TrainingRun(dl, lambda batch: time.sleep(0.002))
+    try:
+        assert _until(lambda: sum(run.holding()[-1].sources.values()) >= 3000)
+        dl.reconfigure(batch_size=50)
+        assert _until(lambda: len(run.holding()) == 2 and run.holding()[-1].batches >= 40)
+        time.sleep(0.3)  # a few more counts of the open trial
+    finally:
+        run.close()
+    first, second = run.log.trials[:2]
+    for trial in (first, second):  # each trial its own rows, in the mixture's proportions
+        n = sum(trial.sources.values())
+        assert set(trial.sources) == {"a", "b"} and abs(trial.sources["a"] / n - 0.7) < 0.05
+    # the second trial's own rows, not the loader's running total (the first had 3,000+)
+    assert sum(second.sources.values()) <= (second.batches + WARMUP_BATCHES + 5) * 50
+    n = sum(first.sources.values())
+    shares = f"a {first.sources['a'] / n:.0%}, b {first.sources['b'] / n:.0%}"
+    assert shares in trials_text(run.log.trials)

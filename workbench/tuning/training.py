@@ -99,6 +99,7 @@ class TrainingRun:
         self._config = dl.config
         self._stages_at = 0.0  # when the open trial last took the loader's stage means
         self.log.start(knobs(dl), time.perf_counter())
+        self.log.source_counts(dl.stats.sources, start=True)
         self._unsubscribe = dl.subscribe(self._batch)
         self._threads = [
             threading.Thread(target=self._train, name="workbench-tune", daemon=True),
@@ -112,12 +113,14 @@ class TrainingRun:
             if self.loader.config is not self._config:  # a new setting took effect with this batch
                 self._config, self._stages_at = self.loader.config, 0.0
                 self.log.start(knobs(self.loader), event.t)
+                self.log.source_counts(self.loader.stats.sources, start=True)
             self.log.batch(event.t, event.rows, event.nbytes, event.wait_s, event.step_s)
             # here, on the consumer's thread, the loader's window holds only this trial's batches
             # (cleared at the change): read it a few times a second, not every batch
             if event.t - self._stages_at >= SAMPLE_S:
                 self._stages_at = event.t
                 self.log.stage_means(self.loader.stages.means())
+                self.log.source_counts(self.loader.stats.sources)
 
     def _train(self) -> None:
         try:

@@ -50,6 +50,8 @@ class Trial:
     stages : dict, default {}
         Seconds a batch per stage (``monitoring.stages.STAGES``), the loader's means over the
         trial's last batches (at most 200); empty before its first.
+    sources : dict, default {}
+        Rows from each source of a mixture (``wb.mix``) during the trial; empty otherwise.
     """
 
     config: dict[str, Any]
@@ -62,6 +64,7 @@ class Trial:
     peak_bytes: int = 0
     cut: str = ""
     stages: dict[str, float] = field(default_factory=dict)
+    sources: dict[str, int] = field(default_factory=dict)
     _rows: int = field(default=0, repr=False)
     _bytes: int = field(default=0, repr=False)
     _wait: float = field(default=0.0, repr=False)
@@ -99,6 +102,7 @@ class TrialLog:
         self.trials: list[Trial] = []
         self._open: Trial | None = None
         self._seen = 0
+        self._source_base: dict[str, int] = {}  # the loader's source counts at the trial's start
 
     @property
     def current(self) -> Trial | None:
@@ -106,8 +110,17 @@ class TrialLog:
 
     def start(self, config: dict[str, Any], t: float) -> Trial:
         self.finish(t)
-        self._open, self._seen = Trial(dict(config), started=t), 0
+        self._open, self._seen, self._source_base = Trial(dict(config), started=t), 0, {}
         return self._open
+
+    def source_counts(self, counts: dict[str, int], start: bool = False) -> None:
+        """The loader's running rows per source of a mixture (``stats.sources``): the open
+        trial counts those since it began (``start``: the counts as it begins)."""
+        if start or any(v < self._source_base.get(k, 0) for k, v in counts.items()):
+            self._source_base = dict(counts)  # this trial's start, or the counts restarted
+        if self._open is not None and counts:
+            base = self._source_base
+            self._open.sources = {k: v - base.get(k, 0) for k, v in counts.items()}
 
     def batch(self, t: float, rows: int, nbytes: int, wait_s: float, since_s: float) -> None:
         trial = self._open
@@ -229,6 +242,7 @@ def trial_rows(trials: list[Any]) -> tuple[list[tuple[str, ...]], int | None]:
     ('batch 64', '10,000', '4.1', '0.00', '3', 'best')
     """
     ts = [t.as_dict() if isinstance(t, Trial) else t for t in trials]
+    mixed = [t.get("sources") or {} for t in ts]
     measured = [i for i, t in enumerate(ts) if t["measured"]]
     top = max(measured, key=lambda i: ts[i]["samples_per_s"]) if measured else None
     rows: list[tuple[str, ...]] = []
@@ -242,6 +256,10 @@ def trial_rows(trials: list[Any]) -> tuple[list[tuple[str, ...]], int | None]:
             if t.get("seconds")
             else "measuring"
         )
+        if sum(mixed[i].values()):  # wb.mix: each source's share of the trial's rows
+            n = sum(mixed[i].values())
+            shares = ", ".join(f"{k} {v / n:.0%}" for k, v in mixed[i].items())
+            note = f"{note}; {shares}" if note else shares
         rows.append(
             (
                 setting_text(t["config"]),

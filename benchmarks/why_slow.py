@@ -1,9 +1,9 @@
 """Why is it slow (issue 26): what timing every batch's stages costs, and the built cases of known
 cause, each with ``wb.bottleneck``'s verdict and the rate before and after applying its advice.
 
-    .venv/bin/python benchmarks/bottleneck.py                 # both sections (~1 min)
-    .venv/bin/python benchmarks/bottleneck.py --overhead      # what timing costs only
-    .venv/bin/python benchmarks/bottleneck.py --cases         # the built cases only
+    .venv/bin/python benchmarks/why_slow.py                 # both sections (~1 min)
+    .venv/bin/python benchmarks/why_slow.py --overhead      # what timing costs only
+    .venv/bin/python benchmarks/why_slow.py --cases         # the built cases only
 
 Overhead: the loader with its stages timed (``WB_STAGE_TIMES=1``, the default) against untimed,
 in-process, on 2 threads and on 2 worker processes; bs 256 of 1 KiB rows (+ an int64 label, the
