@@ -156,22 +156,37 @@ class Broken(ipywidgets.DOMWidget):
 Broken()"""
 
 
+LIVE = """import ipywidgets
+from workbench.ui.controls import live, updated
+out = live(ipywidgets.HTML("waiting"))  # as wb.watch's header: a live output that must update
+out"""
+
+
 def test_in_jupyterlab_widgets_render_and_a_broken_one_fails(tmp_path):
-    """--wb-browser: the notebook once more in JupyterLab in headless chromium (Run All)."""
+    """--wb-browser: the notebook once more in JupyterLab in headless chromium (Run All): widgets
+    render, and live outputs update (one that never does fails)."""
     from browser import require
 
     require()
-    small_notebook(tmp_path / "good.ipynb", "import ipywidgets\nw = ipywidgets.IntSlider(3)", "w")
-    small_notebook(tmp_path / "bad.ipynb", "ok = True", BROKEN_WIDGET)
+    small_notebook(
+        tmp_path / "good.ipynb",
+        "import ipywidgets, time\nw = ipywidgets.IntSlider(3)",
+        LIVE,
+        "out.value = 'updated'\nupdated(out)",  # a later cell updates it, as wb.watch does
+        "w",
+    )
+    small_notebook(tmp_path / "bad.ipynb", "ok = True", LIVE, BROKEN_WIDGET)
     for name in ("good.ipynb", "bad.ipynb"):  # the kernel-side comparison skips widget views
         nb = nbformat.read(tmp_path / name, as_version=4)
-        nb.cells[-1].metadata["tags"] = ["nbval-ignore-output"]
+        for cell in nb.cells[1:]:
+            cell.metadata["tags"] = ["nbval-ignore-output"]
         nbformat.write(nb, tmp_path / name)
     r = run_pytest("--wb-notebooks", "--wb-browser", "good.ipynb", "bad.ipynb", cwd=tmp_path)
     got = outcomes(r.stdout)
     assert got["good.ipynb::JupyterLab"] == "PASSED", r.stdout[-3000:]
     assert got["bad.ipynb::JupyterLab"] == "FAILED", r.stdout[-3000:]
-    assert "cell 1: a widget failed to render" in r.stdout
+    assert "cell 2: a widget failed to render" in r.stdout
+    assert "cell 1: a live output never updated (it shows 'waiting')" in r.stdout
     assert all(v == "PASSED" for k, v in got.items() if "Cell" in k), got
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".ipynb") == [
         "bad.ipynb",

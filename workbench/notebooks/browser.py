@@ -1,7 +1,8 @@
 """``--wb-browser``: a notebook run as a reader runs it, in JupyterLab in headless chromium
 (Debian's ``/usr/bin/chromium`` driven by Playwright): Run All, then every code cell must have
-run, in order, no cell may show an error it is not tagged to raise, and no widget may fail to
-render.
+run, in order, no cell may show an error it is not tagged to raise, no widget may fail to
+render, and no live output may still wait for its first update (classes ``workbench-live``
+and ``workbench-waiting``, which the kernel removes as it first updates it: wb.watch's header).
 
 One browser serves the whole pytest session, and one JupyterLab each folder of notebooks (its
 own config, runtime and settings folders, bound to port 0 on 127.0.0.1).
@@ -37,6 +38,8 @@ CELLS = """() => Array.from(document.querySelectorAll(
     errors: Array.from(c.querySelectorAll(
       "[data-mime-type='application/vnd.jupyter.error']")).map(e => e.textContent.slice(0, 300)),
     widgets: c.querySelectorAll('.jupyter-widgets').length,
+    waiting: Array.from(c.querySelectorAll('.workbench-live.workbench-waiting'))
+      .map(e => e.textContent.trim().slice(0, 80)),
     broken: Array.from(c.querySelectorAll('.jp-OutputArea-output')).map(o => o.textContent)
       .filter(t => /Error displaying widget|Failed to load model|model not found|javascript error/
         .test(t))
@@ -166,8 +169,8 @@ def run_in_lab(session: Session, notebook: Path, timeout_s: float) -> list[str]:
     Returns
     -------
     list of str
-        One line per problem: a cell that did not run, ran out of order, showed an error or a
-        widget that failed to render.
+        One line per problem: a cell that did not run, ran out of order, showed an error, a
+        widget that failed to render or a live output that never updated.
     """
     lab, page = session.page(notebook.resolve().parent)
     nb = nbformat.read(notebook, as_version=4)
@@ -219,7 +222,8 @@ def problems(cells: list[dict[str, Any]], raises: list[bool]) -> list[str]:
     Parameters
     ----------
     cells : list of dict
-        ``prompt``, ``errors``, ``widgets``, ``broken`` of each code cell, in order.
+        ``prompt``, ``errors``, ``widgets``, ``waiting``, ``broken`` of each code cell, in order
+        (``waiting``: the text of each live output still waiting for its first update).
     raises : list of bool
         Whether each code cell is tagged ``raises-exception``.
 
@@ -238,6 +242,7 @@ def problems(cells: list[dict[str, Any]], raises: list[bool]) -> list[str]:
         if c["errors"] and not (i < len(raises) and raises[i]):
             out.append(f"cell {i} shows an error: {c['errors'][0]}")
         out += [f"cell {i}: a widget failed to render: {b}" for b in c["broken"]]
+        out += [f"cell {i}: a live output never updated (it shows {w!r})" for w in c["waiting"]]
     if counts != sorted(counts):
         out.append(f"the cells ran out of order: {counts}")
     return out

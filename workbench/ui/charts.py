@@ -27,6 +27,7 @@ import numpy as np
 
 from ..monitoring.metrics import SERIES
 from ..monitoring.monitor import Monitor
+from .controls import live, updated
 from .stagechart import StageChart
 
 __all__ = ["Watch", "watch"]
@@ -102,6 +103,7 @@ class Watch:
         self._t0 = time.time()
         self.header = widgets.HTML("waiting for the first sample ...")
         self.header.add_class("workbench-watch-header")
+        live(self.header)
         self.lines: dict[str, list[tuple[str, bq.Lines]]] = {}
         figures = {key: self._chart(key, *spec) for key, spec in CHARTS.items()}
         self.processes, proc_fig = self._bars()
@@ -189,6 +191,7 @@ class Watch:
                 self.refresh()
             except Exception as exc:  # a widget closed under us: say it in the header, stop
                 self.header.value = html.escape(f"watch stopped: {type(exc).__name__}: {exc}")
+                updated(self.header)
                 return
 
     def refresh(self) -> None:
@@ -219,6 +222,8 @@ class Watch:
             self._gpu_box.children = (self._gpu_fig,)
         self.gpu_note.value = html.escape(gpu.get("reason", gpu.get("name", "")))
         self.header.value = header(latest)
+        if latest:  # its first figures
+            updated(self.header)
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:

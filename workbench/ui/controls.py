@@ -140,3 +140,23 @@ def layout(
     )
     box.add_class("workbench-tune")
     return box
+
+
+LIVE, WAITING = (
+    "workbench-live",
+    "workbench-waiting",
+)  # the notebook plugin's --wb-browser reads them
+
+
+def live(w: widgets.DOMWidget) -> widgets.DOMWidget:
+    """Mark ``w`` a live output, waiting until :func:`updated`: a notebook run in JupyterLab by
+    the plugin fails where one still waits once every cell ran (its updates never arrived)."""
+    w.add_class(LIVE)
+    w.add_class(WAITING)
+    return w
+
+
+def updated(w: widgets.DOMWidget) -> None:
+    """``w`` showed its first figures (see :func:`live`)."""
+    if WAITING in w._dom_classes:
+        w.remove_class(WAITING)
