@@ -287,5 +287,7 @@ def test_dask_workers_each_open_the_store_and_read_their_own_chunk_range(http, t
     finally:
         close_client(client)
     assert len(remote.shards) == len(local.shards) >= 4
+    # 166 rows of shard_bytes=4000, cut to whole 100-row chunks: no chunk is fetched twice
+    assert {s.rows for s in remote.shards} == {100}
     assert [s.files for s in remote.shards] == [s.files for s in local.shards]  # same bytes
     np.testing.assert_array_equal(_all(wb.open_dataset(tmp_path / "dask"), "x"), X)

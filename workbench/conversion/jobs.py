@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import PerformanceWarning
 from ..format.chunks import chunk_rows, slice_chunk
 from ..format.files import file_digest
@@ -168,3 +170,21 @@ def _chain_first(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     yield first
     yield from rest
+
+
+def whole_blocks(rows: int, offsets: np.ndarray | None) -> int:
+    """``rows`` a shard, rounded down to whole blocks of the source's regular block grid (a
+    Zarr or HDF5 chunk, a Dask block), so that no block is decoded by two shards' jobs; as it is
+    where there is no grid, the grid is irregular or one block is larger.
+
+    >>> grid = np.array([0, 100, 200, 300, 350])
+    >>> whole_blocks(166, grid), whole_blocks(50, grid), whole_blocks(166, None)
+    (100, 50, 166)
+    """
+    if offsets is None or len(offsets) < 3:
+        return rows
+    steps = np.diff(offsets[:-1])  # the last block may be short
+    step = int(steps[0])
+    if step <= 0 or step > rows or not (steps == step).all():
+        return rows
+    return rows // step * step

@@ -33,7 +33,7 @@ from ..inputs import open_source
 from ..layouts import writer_options
 from . import commit as _commit
 from . import space
-from .jobs import Transform, reusable, shard_jobs
+from .jobs import Transform, reusable, shard_jobs, whole_blocks
 from .shards import apply_transform, run_jobs
 
 __all__ = ["convert"]
@@ -156,7 +156,7 @@ def convert(
     row_bytes = est_row_bytes(cols, first)
     if chunk_rows is None and fingerprint is not None:
         rows_per_chunk = max(64, min(1 << 20, DEFAULT_CHUNK_BYTES // row_bytes))
-    shard_rows = max(1, shard_bytes // row_bytes)
+    shard_rows = whole_blocks(max(1, shard_bytes // row_bytes), src.block_offsets)
     expect = src.num_rows or src.estimated_rows
     if (client is not None or workers) and expect and expect <= shard_rows:
         warnings.warn(
