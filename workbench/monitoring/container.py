@@ -30,7 +30,7 @@ import psutil
 
 from ..units import human_bytes
 
-__all__ = ["ContainerLimits", "container_limits", "promise", "promised_bytes"]
+__all__ = ["ContainerLimits", "container_limits"]
 
 _UNLIMITED_V1 = 1 << 60  # v1 writes "no limit" as PAGE_COUNTER_MAX pages: any figure this large
 _promised: dict[int, int] = {}  # owner -> bytes it will still take (this process)

@@ -227,10 +227,19 @@ class Watch:
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Stop drawing (the charts keep their last state) and the Monitor if this watch made it."""
+        """Draw the last state and stop drawing (the charts keep it), and the Monitor if this
+        watch made it."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
+            if self._shown_at is not None:  # a run shorter than the settling is drawn too
+                time.sleep(max(0.0, SETTLE_S - (time.monotonic() - self._shown_at)))
+            try:
+                self.refresh()
+            except Exception:  # the widgets were closed: nothing left to draw on
+                pass
         if self._own:
             self.monitor.stop()
 

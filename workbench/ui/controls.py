@@ -158,5 +158,4 @@ def live(w: widgets.DOMWidget) -> widgets.DOMWidget:
 
 def updated(w: widgets.DOMWidget) -> None:
     """``w`` showed its first figures (see :func:`live`)."""
-    if WAITING in w._dom_classes:
-        w.remove_class(WAITING)
+    w.remove_class(WAITING)  # a no-op once removed
