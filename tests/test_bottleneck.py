@@ -229,7 +229,10 @@ def test_process_readers_time_their_stages_in_the_worker(ds, monkeypatch, slots)
     from workbench.loading.workers import pool
 
     monkeypatch.setattr(pool, "SLOTS", slots)
-    with wb.loader(ds, batch_size=64, num_workers=2, worker_type="process", transform=_busy) as dl:
+    # ~3 ms of transform: without slots torch's queue hands a batch over in ~0.8 ms here, which
+    # a loaded machine stretched past a 1 ms transform
+    busy = functools.partial(_busy, loops=90_000)
+    with wb.loader(ds, batch_size=64, num_workers=2, worker_type="process", transform=busy) as dl:
         _drain(dl)
         m, pids = dl.stages.means(), {r[3][6] for r in dl.stages.records()}
     assert len(dl.stages) == len(dl)

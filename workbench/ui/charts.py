@@ -16,6 +16,7 @@ units come from :data:`workbench.monitoring.metrics.SERIES`, as on the dashboard
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 import time
@@ -227,8 +228,7 @@ class Watch:
 
     # -- lifecycle -------------------------------------------------------------------------
     def stop(self) -> None:
-        """Draw the last state and stop drawing (the charts keep it), and the Monitor if this
-        watch made it."""
+        """Draw the last state, stop drawing (the charts keep it) and the Monitor it made."""
         if self._stop.is_set():
             return
         self._stop.set()
@@ -236,10 +236,8 @@ class Watch:
             self._thread.join()
             if self._shown_at is not None:  # a run shorter than the settling is drawn too
                 time.sleep(max(0.0, SETTLE_S - (time.monotonic() - self._shown_at)))
-            try:
+            with contextlib.suppress(Exception):  # closed widgets: nothing left to draw on
                 self.refresh()
-            except Exception:  # the widgets were closed: nothing left to draw on
-                pass
         if self._own:
             self.monitor.stop()
 
@@ -249,8 +247,7 @@ class Watch:
         self.widget.close()
 
     def shown(self) -> None:
-        """Say that the charts were just put on a page (this watch's or a panel around it):
-        drawing waits ``SETTLE_S`` for bqplot's views to build their scales."""
+        """The charts were just put on a page: drawing waits ``SETTLE_S`` (bqplot's scales)."""
         self._shown_at = time.monotonic()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
