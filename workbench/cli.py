@@ -167,12 +167,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    cut = argv.index("--") if "--" in argv else len(argv)
-    parser = _parser()
-    args = parser.parse_args(argv[:cut])
-    args.pytest_args = argv[cut + 1 :]  # after --: pytest's own arguments (notebooks check)
-    if args.pytest_args and args.cmd != "notebooks":
-        parser.error(f"arguments after -- are for 'notebooks check' only, not {args.cmd!r}")
+    # notebooks check: what follows -- is pytest's (other commands keep argparse's own --)
+    cut = argv.index("--") if argv[:1] == ["notebooks"] and "--" in argv else len(argv)
+    args = _parser().parse_args(argv[:cut])
+    args.pytest_args = argv[cut + 1 :]
     try:
         return _run(args)
     except WorkbenchError as e:

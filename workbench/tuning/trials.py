@@ -200,6 +200,16 @@ def stage_text(stages: dict[str, float]) -> str:
     return f"{top} {shares[top]:.0%}"
 
 
+def shares_text(counts: dict[str, int]) -> str:
+    """Each source's share of the rows of a mixture, "" where none was counted.
+
+    >>> shares_text({"a": 700, "b": 300}), shares_text({})
+    ('a 70%, b 30%', '')
+    """
+    n = sum(counts.values())
+    return ", ".join(f"{k} {v / n:.0%}" for k, v in counts.items()) if n else ""
+
+
 def setting_text(config: dict[str, Any]) -> str:
     """A trial's setting in words, from the options it has (run rows and pinning only when set).
 
@@ -242,7 +252,6 @@ def trial_rows(trials: list[Any]) -> tuple[list[tuple[str, ...]], int | None]:
     ('batch 64', '10,000', '4.1', '0.00', '3', 'best')
     """
     ts = [t.as_dict() if isinstance(t, Trial) else t for t in trials]
-    mixed = [t.get("sources") or {} for t in ts]
     measured = [i for i, t in enumerate(ts) if t["measured"]]
     top = max(measured, key=lambda i: ts[i]["samples_per_s"]) if measured else None
     rows: list[tuple[str, ...]] = []
@@ -256,10 +265,8 @@ def trial_rows(trials: list[Any]) -> tuple[list[tuple[str, ...]], int | None]:
             if t.get("seconds")
             else "measuring"
         )
-        if sum(mixed[i].values()):  # wb.mix: each source's share of the trial's rows
-            n = sum(mixed[i].values())
-            shares = ", ".join(f"{k} {v / n:.0%}" for k, v in mixed[i].items())
-            note = f"{note}; {shares}" if note else shares
+        shares = shares_text(t.get("sources") or {})  # wb.mix: of the trial's rows
+        note = "; ".join(x for x in (note, shares) if x)
         rows.append(
             (
                 setting_text(t["config"]),

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..monitoring.metrics import SERIES
 from ..monitoring.monitor import Monitor
+from ..tuning.trials import shares_text
 from .controls import live, updated
 from .stagechart import StageChart
 
@@ -278,9 +279,8 @@ def header(latest: dict[str, Any], markup: bool = True) -> str:
             f"wait {loader['wait_fraction']:.0%}",
             f"read-ahead {loader['read_ahead']}",
         ]
-        if loader.get("sources"):  # a mixture (wb.mix): each source's share of the rows so far
-            n = sum(loader["sources"].values()) or 1
-            parts.append(", ".join(f"{k} {v / n:.0%}" for k, v in loader["sources"].items()))
+        shares = shares_text(loader.get("sources") or {})  # wb.mix: of the rows so far
+        parts += [shares] if shares else []
         if loader.get("ram_tier"):  # open_dataset(cache="ram"): copying, ready, or why not
             parts.append(loader["ram_tier"]["text"])
     memory = latest.get("memory") or {}

@@ -142,10 +142,8 @@ def layout(
     return box
 
 
-LIVE, WAITING = (
-    "workbench-live",
-    "workbench-waiting",
-)  # the notebook plugin's --wb-browser reads them
+# the classes the notebook plugin's --wb-browser looks for
+LIVE, WAITING = "workbench-live", "workbench-waiting"
 
 
 def live(w: widgets.DOMWidget) -> widgets.DOMWidget:

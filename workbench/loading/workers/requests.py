@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from ..batches import keep_batch_memory
+from ..batches import keep_batch_memory, map_tensors
 from ..fetch import Fetch
 from ..passes import Key
 from . import shm
@@ -122,8 +122,7 @@ class FetchDataset(torch.utils.data.Dataset):
         except RuntimeError as exc:  # torch's collate in a worker allocates on /dev/shm too
             if "shared memory" not in str(exc):
                 raise
-            if torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
-                shm.drop_leftovers(os.getpid())
+            shm.drop_leftovers(os.getpid())
             raise shm.no_room_sharing(exc) from exc
         return Timed(batches, [g[1:] for g in got], perf_counter(), os.getpid())
 
@@ -156,16 +155,13 @@ def _shared(batch: Any) -> Any:
     """A batch that travels torch's own way, its CPU tensors moved to /dev/shm here and not as
     torch's queue pickles them: there a failure is printed by the queue's thread and the batch
     never arrives (the loader would wait for its timeout)."""
-    if isinstance(batch, torch.Tensor):
-        if batch.device.type == "cpu" and not batch.is_shared():
-            batch.share_memory_()
-    elif isinstance(batch, dict):
-        for v in batch.values():
-            _shared(v)
-    elif isinstance(batch, (list, tuple)) and type(batch) is not InSlot:
-        for v in batch:
-            _shared(v)
-    return batch
+    return batch if type(batch) is InSlot else map_tensors(batch, _to_shm)
+
+
+def _to_shm(t: torch.Tensor) -> torch.Tensor:
+    if t.device.type == "cpu" and not t.is_shared():
+        t.share_memory_()
+    return t
 
 
 def _fill_ring(fetch: Fetch, req: BatchRequest, state: WorkerState) -> InSlot | None:
@@ -203,8 +199,7 @@ def _to_ring(batch: Any, count: int, pass_no: int, state: WorkerState) -> Any:
     except RuntimeError as exc:  # /dev/shm full: a batch of unknown size is not checked before
         if "shared memory" not in str(exc):
             raise
-        if torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
-            shm.drop_leftovers(os.getpid())
+        shm.drop_leftovers(os.getpid())
         raise shm.no_room(count, batch) from exc
     ref = ring.write(0, batch) if ring is not None else None
     if ref is None:

@@ -21,6 +21,8 @@ import os
 import warnings
 from typing import Any, NamedTuple
 
+import torch.multiprocessing
+
 from ...errors import LoaderError, SharedMemoryWarning
 from ...units import human_bytes
 
@@ -179,6 +181,8 @@ def drop_leftovers(pid: int) -> None:
     """Remove the names a failed allocation of process ``pid`` left on /dev/shm: torch names a
     segment ``torch_<pid>_...`` and unlinks it once mapped, but not when the allocation failed
     (torch 2.x, the ``file_descriptor`` strategy: a mapped one has no name left to remove)."""
+    if torch.multiprocessing.get_sharing_strategy() != "file_descriptor":
+        return  # file_system segments are torch's own to track
     try:
         names = os.listdir(SHM)
     except OSError:
