@@ -180,7 +180,8 @@ def no_room_sharing(exc: BaseException) -> NoRoom:
 def drop_leftovers(pid: int) -> None:
     """Remove the names a failed allocation of process ``pid`` left on /dev/shm: torch names a
     segment ``torch_<pid>_...`` and unlinks it once mapped, but not when the allocation failed
-    (torch 2.x, the ``file_descriptor`` strategy: a mapped one has no name left to remove)."""
+    (torch 2.x, the ``file_descriptor`` strategy: a mapped one has no name left to remove), or
+    when the process was stopped between the two."""
     if torch.multiprocessing.get_sharing_strategy() != "file_descriptor":
         return  # file_system segments are torch's own to track
     try:
