@@ -172,6 +172,5 @@ def shutdown_workers(it: Any, force: bool = False) -> None:
     shutdown = getattr(it, "_shutdown_workers", None)
     if shutdown is not None:
         shutdown()
-    for w in getattr(it, "_workers", ()):
-        if not w.is_alive():  # stopped mid-allocation, a worker leaves its segment's name
-            shm.drop_leftovers(w.pid)
+    # stopped mid-allocation, a worker leaves its segment's name
+    shm.drop_leftovers(*(w.pid for w in getattr(it, "_workers", ()) if not w.is_alive()))

@@ -177,19 +177,20 @@ def no_room_sharing(exc: BaseException) -> NoRoom:
     )
 
 
-def drop_leftovers(pid: int) -> None:
-    """Remove the names a failed allocation of process ``pid`` left on /dev/shm: torch names a
+def drop_leftovers(*pids: int) -> None:
+    """Remove the names failed allocations of processes ``pids`` left on /dev/shm: torch names a
     segment ``torch_<pid>_...`` and unlinks it once mapped, but not when the allocation failed
     (torch 2.x, the ``file_descriptor`` strategy: a mapped one has no name left to remove), or
     when the process was stopped between the two."""
-    if torch.multiprocessing.get_sharing_strategy() != "file_descriptor":
+    if not pids or torch.multiprocessing.get_sharing_strategy() != "file_descriptor":
         return  # file_system segments are torch's own to track
     try:
         names = os.listdir(SHM)
     except OSError:
         return
+    prefixes = tuple(f"torch_{pid}_" for pid in pids)
     for name in names:
-        if name.startswith(f"torch_{pid}_"):
+        if name.startswith(prefixes):
             try:
                 os.unlink(os.path.join(SHM, name))
             except OSError:
